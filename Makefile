@@ -1,0 +1,78 @@
+# Outrider developer Makefile. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= .venv/bin/python
+VENV_BIN := .venv/bin
+PYTEST_ARGS ?=
+
+##@ General
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+.PHONY: setup
+setup: ## Create .venv and install the locked dependencies (uv) plus Outrider in editable mode.
+	bash hack/setup-venv.sh
+
+.PHONY: lock
+lock: ## Re-resolve requirements.lock from pyproject.toml.
+	uv pip compile pyproject.toml --all-extras --python 3.11 -o requirements.lock -q
+
+.PHONY: lint
+lint: ## ruff and mypy --strict over all sources.
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy operator scheduler runtime hack
+
+.PHONY: fmt
+fmt: ## Format and auto-fix with ruff.
+	$(VENV_BIN)/ruff format .
+	$(VENV_BIN)/ruff check --fix .
+
+.PHONY: manifests
+manifests: ## Regenerate the CRD, chart CRD copy and rendered manifests from the typed models.
+	$(PY) -m outrider_operator.manifests.generate
+
+.PHONY: verify
+verify: manifests ## Regenerate everything and fail on drift.
+	git diff --exit-code -- crds charts manifests docs
+	@test -z "$$(git status --porcelain -- crds charts manifests docs)" || { git status --porcelain -- crds charts manifests docs; echo "generated files are not committed"; exit 1; }
+
+.PHONY: test
+test: ## Run unit, component and e2e tests (e2e starts its own local cluster).
+	$(PY) -m pytest tests e2e $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no control plane.
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+##@ Local cluster
+.PHONY: binaries
+binaries: ## Build (once) or locate etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, kubectl, helm.
+	$(PY) -m outrider_devcluster binaries
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane with simulated GPU nodes (kubeconfig: .cluster/kubeconfig).
+	$(PY) -m outrider_devcluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop every process the local cluster started.
+	$(PY) -m outrider_devcluster down
+
+.PHONY: demo
+demo: ## The main job: local cluster + operator + sample InferenceDeployment, and what happens.
+	bash hack/demo.sh
+
+##@ Benchmarks
+.PHONY: bench-cluster
+bench-cluster: ## Cluster start time and memory; writes bench/results/cluster.json.
+	$(PY) bench/cluster_bench.py
+
+.PHONY: bench-runtime
+bench-runtime: ## Runtime throughput/latency vs peers; writes bench/results/runtime.json.
+	$(PY) bench/runtime_bench.py
+
+.PHONY: bench-forecast
+bench-forecast: ## Forecaster backtests on every shared trace; writes bench/results/forecast/.
+	$(PY) bench/forecast_bench.py

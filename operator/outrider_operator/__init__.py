@@ -1,0 +1,1 @@
+"""Outrider operator: the InferenceDeployment API, its reconciliation and the kopf handlers."""

@@ -1,0 +1,1 @@
+"""Outrider scheduler service: the scheduler extender, the load forecaster and the scale-up planner."""
