@@ -36,10 +36,30 @@ def _condition(ctype: str) -> str:
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Ready", "type": "string", "jsonPath": _condition("Ready"), "description": "Ready condition."},
-    {"name": "Active", "type": "integer", "jsonPath": ".status.pools.active.ready", "description": "Ready active."},
-    {"name": "Warm", "type": "integer", "jsonPath": ".status.pools.warm.ready", "description": "Ready warm standby."},
-    {"name": "Cold", "type": "integer", "jsonPath": ".status.pools.cold.ready", "description": "Ready cold standby."},
-    {"name": "Batch", "type": "integer", "jsonPath": ".status.batchSize", "description": "Current batch size."},
+    {
+        "name": "Active",
+        "type": "integer",
+        "jsonPath": ".status.pools.active.ready",
+        "description": "Ready active.",
+    },
+    {
+        "name": "Warm",
+        "type": "integer",
+        "jsonPath": ".status.pools.warm.ready",
+        "description": "Ready warm standby.",
+    },
+    {
+        "name": "Cold",
+        "type": "integer",
+        "jsonPath": ".status.pools.cold.ready",
+        "description": "Ready cold standby.",
+    },
+    {
+        "name": "Batch",
+        "type": "integer",
+        "jsonPath": ".status.batchSize",
+        "description": "Current batch size.",
+    },
     {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpusAttached", "description": "GPUs attached."},
     {
         "name": "Forecast",

@@ -162,7 +162,10 @@ class RuntimeSpec(ApiModel):
 
     engine: Engine = Field(default=Engine.OUTRIDER, description="Model server: outrider (ours) or triton.")
     image: str = Field(
-        default=DEFAULT_IMAGE, min_length=1, max_length=512, description="Container image of the model server."
+        default=DEFAULT_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="Container image of the model server.",
     )
     resources: ResourceSpec = Field(default_factory=ResourceSpec, description="CPU and memory per replica.")
     gpus_per_replica: int = Field(
@@ -233,7 +236,8 @@ class ShardGroup(ApiModel):
     name: str = Field(pattern=DNS_LABEL, max_length=63, description="Shard group name, unique in the list.")
     layers: list[Layer] = Field(min_length=1, max_length=5, description="Layer families this group holds.")
     device_preference: DevicePreference = Field(
-        default=DevicePreference.COMPUTE, description="memoryBandwidth (e.g. attention) or compute (e.g. FFN)."
+        default=DevicePreference.COMPUTE,
+        description="memoryBandwidth (e.g. attention) or compute (e.g. FFN).",
     )
     max_batch_size: int = Field(default=32, ge=1, le=4096, description="Largest micro-batch this shard runs.")
     gpus: int = Field(default=1, ge=1, le=8, description="GPUs this shard group occupies in each replica.")
@@ -253,7 +257,8 @@ class ShardingSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
             (
-                "self.groups.all(g, g.layers.all(l, self.groups.filter(h, h.layers.exists(m, m == l)).size() == 1))",
+                "self.groups.all(g, g.layers.all(l, "
+                "self.groups.filter(h, h.layers.exists(m, m == l)).size() == 1))",
                 "each layer family may appear in only one shard group",
                 ".groups",
             ),
@@ -299,7 +304,9 @@ class ShardingSpec(ApiModel):
 class PrecisionSpec(ApiModel):
     """Numeric precision of execution."""
 
-    policy: PrecisionPolicy = Field(default=PrecisionPolicy.FP32, description="fp32, fp16, bf16, int8 or adaptive.")
+    policy: PrecisionPolicy = Field(
+        default=PrecisionPolicy.FP32, description="fp32, fp16, bf16, int8 or adaptive."
+    )
     accuracy_floor: str = Field(
         default="0.99",
         pattern=DECIMAL_0_1,
@@ -351,7 +358,9 @@ class ScalingSpec(ApiModel):
 class AlertThresholds(ApiModel):
     """Thresholds rendered into the deployment's alert rules."""
 
-    latency_p99_ms: int = Field(default=200, ge=1, le=600000, description="Alert when p99 latency exceeds this.")
+    latency_p99_ms: int = Field(
+        default=200, ge=1, le=600000, description="Alert when p99 latency exceeds this."
+    )
     error_rate_percent: int = Field(
         default=5, ge=0, le=100, description="Alert when the failed request share exceeds this percentage."
     )
@@ -424,8 +433,13 @@ class InferenceDeploymentSpec(ApiModel):
         if self.replicas.min == 0 and self.standby.cold + self.standby.warm == 0:
             raise ValueError("replicas.min 0 needs a warm or cold standby pool to scale up from")
         gpus = self.sharding.total_gpus()
-        if self.runtime.gpus_per_replica > 0 and self.sharding.groups and gpus > self.runtime.gpus_per_replica:
+        if (
+            self.runtime.gpus_per_replica > 0
+            and self.sharding.groups
+            and gpus > self.runtime.gpus_per_replica
+        ):
             raise ValueError(
-                f"the shard groups need {gpus} GPUs but runtime.gpusPerReplica is {self.runtime.gpus_per_replica}"
+                f"the shard groups need {gpus} GPUs but runtime.gpusPerReplica is "
+                f"{self.runtime.gpus_per_replica}"
             )
         return self

@@ -77,7 +77,9 @@ class ForecastSummary(ApiModel):
     p50_rps: str = Field(description="Median forecast mean request rate (requests/s, decimal string).")
     p90_rps: str = Field(description="90th percentile forecast mean request rate (decimal string).")
     p90_peak_rps: str = Field(description="90th percentile of the peak rate in the horizon (decimal string).")
-    recommended_replicas: int | None = Field(default=None, ge=0, description="Replicas the planner recommends.")
+    recommended_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the planner recommends."
+    )
     generated_at: datetime = Field(description="When the forecast was made.")
 
 
@@ -90,11 +92,15 @@ class ScalingAction(ApiModel):
     to_replicas: int = Field(ge=0, description="Active replicas after.")
     reason: str = Field(default="", max_length=1024, description="Why.")
     decision_seconds: str | None = Field(default=None, description="Time to decide (decimal seconds).")
-    ready_seconds: str | None = Field(default=None, description="Time until the new capacity served (seconds).")
+    ready_seconds: str | None = Field(
+        default=None, description="Time until the new capacity served (seconds)."
+    )
 
 
 class InferenceDeploymentStatus(ApiModel):
     """Observed state of an InferenceDeployment."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
 
     observed_generation: int | None = Field(default=None, ge=0, description="Last generation reconciled.")
     conditions: list[Condition] = Field(

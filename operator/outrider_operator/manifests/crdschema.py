@@ -25,7 +25,7 @@ class SchemaError(ValueError):
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     """Return the structural OpenAPI v3 schema of ``model`` (camelCase, defaults included)."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw: dict[str, Any] = model.model_json_schema(by_alias=True, mode="validation")
     defs: dict[str, Any] = raw.get("$defs", {})
     out = _convert(raw, defs, path="")
     _apply_factory_defaults(model, out)
@@ -40,7 +40,7 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     name = ref.rsplit("/", 1)[-1]
     if name not in defs:
         raise SchemaError(f"unresolvable reference {ref}")
-    merged = copy.deepcopy(defs[name])
+    merged: dict[str, Any] = copy.deepcopy(defs[name])
     for key, value in node.items():
         if key != "$ref":
             merged[key] = value
@@ -116,7 +116,9 @@ def _apply_factory_defaults(model: type[BaseModel], schema: dict[str, Any]) -> N
             continue
         if field.default_factory is not None:
             value = field.default_factory()  # type: ignore[call-arg]
-            sub["default"] = {} if isinstance(value, BaseModel) else TypeAdapter(Any).dump_python(value, mode="json")
+            sub["default"] = (
+                {} if isinstance(value, BaseModel) else TypeAdapter(Any).dump_python(value, mode="json")
+            )
         for nested in _models_in(field.annotation):
             target = sub.get("items", sub) if sub.get("type") == "array" else sub
             _apply_factory_defaults(nested, target)

@@ -1,0 +1,29 @@
+"""Settings of the operator process: one dataclass, a docstring and a default on every field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["OperatorConfig"]
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """How the operator runs."""
+
+    namespaces: tuple[str, ...] = field(default=())
+    """Namespaces to watch; empty means all namespaces (cluster-wide)."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; None means $KUBECONFIG or the in-cluster service account."""
+    resync_seconds: float = 30.0
+    """Period of the drift-repair pass for every InferenceDeployment."""
+    metrics_port: int = 8080
+    """Port of the Prometheus /metrics endpoint (0 disables it)."""
+    health_port: int = 8081
+    """Port of the liveness endpoint /healthz (0 disables it)."""
+    log_format: str = "text"
+    """Log format: text or json."""
+    verbose: bool = False
+    """Log at DEBUG level."""
+    retry_delay_seconds: float = 5.0
+    """Delay before retrying a failed reconciliation."""

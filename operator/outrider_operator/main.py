@@ -1,0 +1,106 @@
+"""The operator process: ``outrider-operator`` (or ``python -m outrider_operator.main``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from outrider_operator.config import OperatorConfig
+from outrider_operator.handlers import register_handlers
+from outrider_operator.kube.events import EventRecorder
+from outrider_operator.kube.rest import KubeRest, load_api_client
+from outrider_operator.metrics import OperatorMetrics
+from outrider_operator.reconciler import Reconciler
+
+__all__ = ["build_operator", "parse_args", "run"]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
+    """Parse command-line flags into an :class:`OperatorConfig` (environment variables as defaults)."""
+    defaults = OperatorConfig()
+    parser = argparse.ArgumentParser(prog="outrider-operator", description="Reconcile InferenceDeployments.")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[ns for ns in os.environ.get("OUTRIDER_NAMESPACES", "").split(",") if ns],
+        help="namespace to watch (repeatable; default: all namespaces)",
+    )
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig file")
+    parser.add_argument(
+        "--resync-seconds", type=float, default=defaults.resync_seconds, help="drift-repair period"
+    )
+    parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
+    parser.add_argument("--health-port", type=int, default=defaults.health_port, help="0 disables /healthz")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("OUTRIDER_LOG_FORMAT", defaults.log_format),
+        help="log format",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if args.resync_seconds <= 0:
+        parser.error("--resync-seconds must be > 0")
+    return OperatorConfig(
+        namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        resync_seconds=args.resync_seconds,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        log_format=args.log_format,
+        verbose=args.verbose,
+    )
+
+
+def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = None) -> kopf.OperatorRegistry:
+    """Build the kopf registry with every handler wired to a fresh :class:`Reconciler`."""
+    rest = KubeRest(load_api_client(config.kubeconfig))
+    reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest))
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, reconciler, config)
+
+    @kopf.on.startup(registry=registry, id="settings")
+    def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.outrider.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="kopf.outrider.dev", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+
+    return registry
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the operator until interrupted; returns the exit code."""
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    if config.kubeconfig:
+        os.environ["KUBECONFIG"] = config.kubeconfig
+    kopf.configure(
+        verbose=config.verbose,
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    metrics = OperatorMetrics.create()
+    if config.metrics_port:
+        start_http_server(config.metrics_port, registry=metrics.registry)
+    registry = build_operator(config, metrics)
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,272 @@
+"""Desired child objects of an InferenceDeployment, as plain Kubernetes manifests.
+
+Children: a ConfigMap with the runtime config, one Deployment per pool (active, warm, cold),
+a Service that selects only active (serving) pods, and a PodDisruptionBudget for the active
+pool. Every child carries an owner reference (deletion cascades) and Outrider's labels.
+The functions are pure: the same inputs always give the same objects, which is what makes
+server-side apply of them idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from outrider_operator.api import labels
+from outrider_operator.api.spec import Engine, InferenceDeploymentSpec
+from outrider_operator.reconcile.quantities import parse_quantity_mib
+from outrider_operator.reconcile.runtimeconfig import GRPC_PORT, HTTP_PORT, config_key, runtime_config_files
+
+__all__ = [
+    "POOLS",
+    "Owner",
+    "child_names",
+    "pool_deployment_name",
+    "render_children",
+    "shard_plan_annotation",
+]
+
+POOLS = (labels.POOL_ACTIVE, labels.POOL_WARM, labels.POOL_COLD)
+"""The pools, in the order they are rendered."""
+
+CONFIG_MOUNT = "/etc/outrider"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The identity of the InferenceDeployment that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        """Owner reference with controller=true, so garbage collection cascades."""
+        return {
+            "apiVersion": f"{labels.API_GROUP}/{labels.API_VERSION}",
+            "kind": labels.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def pool_deployment_name(name: str, pool: str) -> str:
+    """Name of the Deployment of ``pool``: the active pool takes the InferenceDeployment's name."""
+    return name if pool == labels.POOL_ACTIVE else f"{name}-{pool}"
+
+
+def child_names(name: str) -> dict[str, list[str]]:
+    """Names of every child, by kind."""
+    return {
+        "ConfigMap": [f"{name}-runtime"],
+        "Deployment": [pool_deployment_name(name, p) for p in POOLS],
+        "Service": [name],
+        "PodDisruptionBudget": [name],
+    }
+
+
+def _labels(owner: Owner, component: str) -> dict[str, str]:
+    return {
+        labels.LABEL_MANAGED_BY: labels.MANAGED_BY,
+        labels.LABEL_DEPLOYMENT: owner.name,
+        labels.LABEL_COMPONENT: component,
+        "app.kubernetes.io/part-of": "outrider",
+    }
+
+
+def _meta(owner: Owner, name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": _labels(owner, component),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def pool_selector(owner_name: str, pool: str) -> dict[str, str]:
+    """Label selector of one pool's pods (immutable in the Deployment, so only stable values)."""
+    return {labels.LABEL_DEPLOYMENT: owner_name, labels.LABEL_POOL: pool}
+
+
+def shard_plan_annotation(spec: InferenceDeploymentSpec) -> str:
+    """JSON shard plan for the scheduler extender (one group holding everything when unsharded)."""
+    groups = [
+        {
+            "name": g.name,
+            "layers": [str(x) for x in g.layers],
+            "devicePreference": str(g.device_preference),
+            "maxBatchSize": g.max_batch_size,
+            "gpus": g.gpus,
+        }
+        for g in spec.sharding.groups
+    ]
+    if not groups:
+        groups = [
+            {
+                "name": "all",
+                "layers": ["all"],
+                "devicePreference": "compute",
+                "maxBatchSize": spec.batching.max_batch_size,
+                "gpus": max(spec.runtime.gpus_per_replica, 0),
+            }
+        ]
+    return json.dumps(groups, separators=(",", ":"), sort_keys=True)
+
+
+def _config_hash(files: dict[str, str]) -> str:
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "requests": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
+        "limits": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
+    }
+    if spec.runtime.gpus_per_replica > 0:
+        gpus = str(spec.runtime.gpus_per_replica)
+        resources["requests"][labels.GPU_RESOURCE] = gpus
+        resources["limits"][labels.GPU_RESOURCE] = gpus
+    if spec.runtime.engine == Engine.TRITON.value:
+        args = ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit"]
+        ready_path = "/v2/health/ready"
+    else:
+        args = ["outrider", "runtime", "serve", "--config", f"{CONFIG_MOUNT}/{config_key(pool)}"]
+        ready_path = "/v2/health/ready" if pool == labels.POOL_ACTIVE else "/v2/health/live"
+    return {
+        "name": "server",
+        "image": spec.runtime.image,
+        "args": args,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
+        "env": [
+            {"name": "OUTRIDER_POOL", "value": pool},
+            {"name": "OUTRIDER_MAX_WORKERS", "value": str(spec.runtime.max_workers)},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "resources": resources,
+        "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 2},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10},
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 120,
+        },
+        "volumeMounts": [{"name": "runtime-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def _pod_annotations(spec: InferenceDeploymentSpec, config_hash: str) -> dict[str, str]:
+    annotations = {
+        labels.ANNOTATION_SHARD_PLAN: shard_plan_annotation(spec),
+        labels.ANNOTATION_PRECISION: str(spec.precision.policy),
+        "outrider.dev/config-hash": config_hash,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(HTTP_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    if spec.runtime.min_gpu_memory:
+        annotations[labels.ANNOTATION_MIN_GPU_MEMORY] = str(parse_quantity_mib(spec.runtime.min_gpu_memory))
+    return annotations
+
+
+def _deployment(
+    owner: Owner, spec: InferenceDeploymentSpec, pool: str, replicas: int, config_hash: str
+) -> dict[str, Any]:
+    pod_labels = {
+        **_labels(owner, "serving" if pool == labels.POOL_ACTIVE else "standby"),
+        labels.LABEL_POOL: pool,
+        labels.LABEL_MODEL: spec.model.name,
+    }
+    pod_spec: dict[str, Any] = {
+        "schedulerName": labels.SCHEDULER_NAME,
+        "containers": [_container(spec, pool)],
+        "volumes": [{"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}}],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        "terminationGracePeriodSeconds": 30,
+    }
+    if spec.placement.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.placement.node_selector)
+    if spec.placement.tolerations:
+        pod_spec["tolerations"] = list(spec.placement.tolerations)
+    if spec.placement.priority_class_name:
+        pod_spec["priorityClassName"] = spec.placement.priority_class_name
+    component = "serving" if pool == labels.POOL_ACTIVE else "standby"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            **_meta(owner, pool_deployment_name(owner.name, pool), component),
+            "labels": {**_labels(owner, component), labels.LABEL_POOL: pool},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": pool_selector(owner.name, pool)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": _pod_annotations(spec, config_hash)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_children(
+    owner: Owner, spec: InferenceDeploymentSpec, active_replicas: int
+) -> list[dict[str, Any]]:
+    """Return every desired child object, in apply order (config first, then workloads)."""
+    files = runtime_config_files(spec)
+    config_hash = _config_hash(files)
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(owner, f"{owner.name}-runtime", "config"),
+            "data": files,
+        }
+    ]
+    sizes = {
+        labels.POOL_ACTIVE: active_replicas,
+        labels.POOL_WARM: spec.standby.warm,
+        labels.POOL_COLD: spec.standby.cold,
+    }
+    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash) for pool in POOLS]
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(owner, owner.name, "serving"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": pool_selector(owner.name, labels.POOL_ACTIVE),
+                "ports": [
+                    {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                ],
+            },
+        }
+    )
+    objects.append(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _meta(owner, owner.name, "serving"),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": pool_selector(owner.name, labels.POOL_ACTIVE)},
+            },
+        }
+    )
+    return objects

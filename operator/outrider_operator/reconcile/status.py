@@ -1,0 +1,191 @@
+"""Compute the InferenceDeployment status from what was observed of its children.
+
+All conditions are recomputed on every pass; a condition keeps its ``lastTransitionTime``
+while its status is unchanged. Ready describes the current generation only: it is True when
+the active pool's Deployment has observed its latest template and every desired replica is
+updated and ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from outrider_operator.api import labels
+from outrider_operator.api.spec import InferenceDeploymentSpec
+from outrider_operator.api.status import (
+    Condition,
+    ConditionType,
+    InferenceDeploymentStatus,
+    PoolsStatus,
+    PoolStatus,
+)
+from outrider_operator.reconcile.semantics import SpecProblem
+
+__all__ = ["ObservedPool", "compute_status", "invalid_spec_status", "observe_deployment", "set_condition"]
+
+REASON_INVALID_SPEC = "InvalidSpec"
+
+
+@dataclass(frozen=True)
+class ObservedPool:
+    """What a pool's Deployment reports."""
+
+    exists: bool
+    desired: int = 0
+    ready: int = 0
+    updated: int = 0
+    available: int = 0
+    generation: int = 0
+    observed_generation: int = 0
+
+    @property
+    def rolled_out(self) -> bool:
+        """True when the Deployment has seen its spec and all replicas run the new template."""
+        return (
+            self.exists
+            and self.observed_generation >= self.generation
+            and self.updated == self.desired
+            and self.ready >= self.desired
+        )
+
+
+def observe_deployment(obj: dict[str, Any] | None) -> ObservedPool:
+    """Summarise a Deployment object (or None when it does not exist)."""
+    if obj is None:
+        return ObservedPool(exists=False)
+    spec = obj.get("spec") or {}
+    st = obj.get("status") or {}
+    meta = obj.get("metadata") or {}
+    return ObservedPool(
+        exists=True,
+        desired=int(spec.get("replicas", 0) or 0),
+        ready=int(st.get("readyReplicas", 0) or 0),
+        updated=int(st.get("updatedReplicas", 0) or 0),
+        available=int(st.get("availableReplicas", 0) or 0),
+        generation=int(meta.get("generation", 0) or 0),
+        observed_generation=int(st.get("observedGeneration", 0) or 0),
+    )
+
+
+def set_condition(
+    conditions: list[Condition],
+    ctype: ConditionType,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Return ``conditions`` with ``ctype`` set, keeping lastTransitionTime when status is unchanged."""
+    text = "True" if status else "False"
+    previous = next((c for c in conditions if c.type == ctype.value), None)
+    transition = previous.last_transition_time if previous is not None and previous.status == text else now
+    new = Condition(
+        type=ctype.value,
+        status=text,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    return [c for c in conditions if c.type != ctype.value] + [new]
+
+
+def _selector(name: str) -> str:
+    return f"{labels.LABEL_DEPLOYMENT}={name},{labels.LABEL_POOL}={labels.POOL_ACTIVE}"
+
+
+def compute_status(
+    name: str,
+    spec: InferenceDeploymentSpec,
+    generation: int,
+    previous: InferenceDeploymentStatus,
+    pools: dict[str, ObservedPool],
+    now: datetime,
+) -> InferenceDeploymentStatus:
+    """Return the new status for a successfully applied spec."""
+    active = pools[labels.POOL_ACTIVE]
+    warm = pools[labels.POOL_WARM]
+    cold = pools[labels.POOL_COLD]
+    conditions = list(previous.conditions)
+    missing = [pool for pool, obs in pools.items() if not obs.exists]
+    if missing:
+        ready, ready_reason = False, "ChildrenMissing"
+        ready_msg = f"Deployments for pools {', '.join(missing)} do not exist yet"
+    elif not active.rolled_out:
+        ready, ready_reason = False, "PodsNotReady"
+        ready_msg = f"{active.ready}/{active.desired} active pods ready, {active.updated} updated"
+    else:
+        ready, ready_reason = True, "Available"
+        ready_msg = f"{active.ready} active pods serving"
+    conditions = set_condition(
+        conditions, ConditionType.READY, ready, ready_reason, ready_msg, generation, now
+    )
+    progressing = not all(p.rolled_out for p in pools.values())
+    conditions = set_condition(
+        conditions,
+        ConditionType.PROGRESSING,
+        progressing,
+        "RollingOut" if progressing else "Complete",
+        "pools are being created, updated or scaled" if progressing else "all pools match the spec",
+        generation,
+        now,
+    )
+    short = [p for p, obs in pools.items() if obs.exists and obs.ready < obs.desired]
+    if active.exists and active.ready < spec.replicas.min and active.observed_generation >= active.generation:
+        degraded, d_reason = True, "BelowMinimum"
+        d_msg = f"{active.ready} active pods ready, fewer than replicas.min={spec.replicas.min}"
+    elif short and not progressing:
+        degraded, d_reason, d_msg = True, "PoolsShort", f"pools below their size: {', '.join(short)}"
+    else:
+        degraded, d_reason, d_msg = False, "AsExpected", "all pools are at their size"
+    conditions = set_condition(conditions, ConditionType.DEGRADED, degraded, d_reason, d_msg, generation, now)
+    order = [t.value for t in ConditionType]
+    conditions.sort(key=lambda c: order.index(c.type) if c.type in order else len(order))
+    gpus = spec.runtime.gpus_per_replica * (active.desired + warm.desired + cold.desired)
+    return previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": conditions,
+            "replicas": active.desired,
+            "ready_replicas": active.ready,
+            "selector": _selector(name),
+            "pools": PoolsStatus(
+                active=PoolStatus(desired=active.desired, ready=active.ready, updated=active.updated),
+                warm=PoolStatus(desired=warm.desired, ready=warm.ready, updated=warm.updated),
+                cold=PoolStatus(desired=cold.desired, ready=cold.ready, updated=cold.updated),
+            ),
+            "batch_size": previous.batch_size
+            if previous.batch_size is not None
+            else spec.batching.max_batch_size,
+            "gpus_attached": gpus,
+            "precision": str(spec.precision.policy),
+        }
+    )
+
+
+def invalid_spec_status(
+    previous: InferenceDeploymentStatus, problems: list[SpecProblem], generation: int, now: datetime
+) -> InferenceDeploymentStatus:
+    """Status for a spec that cannot be served: Ready=False/InvalidSpec naming the fields; counts kept."""
+    message = "; ".join(str(p) for p in problems)[:1024]
+    conditions = set_condition(
+        list(previous.conditions), ConditionType.READY, False, REASON_INVALID_SPEC, message, generation, now
+    )
+    conditions = set_condition(
+        conditions,
+        ConditionType.PROGRESSING,
+        False,
+        REASON_INVALID_SPEC,
+        "waiting for a valid spec",
+        generation,
+        now,
+    )
+    conditions = set_condition(
+        conditions, ConditionType.DEGRADED, True, REASON_INVALID_SPEC, message, generation, now
+    )
+    order = [t.value for t in ConditionType]
+    conditions.sort(key=lambda c: order.index(c.type) if c.type in order else len(order))
+    return previous.model_copy(update={"observed_generation": generation, "conditions": conditions})

@@ -1,0 +1,209 @@
+"""One reconciliation pass for one InferenceDeployment: read, decide (pure), apply, report.
+
+The pass is level-based: it reads the current object and its children, renders the desired
+children with pure functions, server-side applies them (a no-op when nothing drifted) and
+writes status only when it changed. Running it twice in a row changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from outrider_operator.api import labels
+from outrider_operator.api.resource import parse_spec
+from outrider_operator.api.spec import InferenceDeploymentSpec
+from outrider_operator.api.status import InferenceDeploymentStatus
+from outrider_operator.kube.events import EventRecorder
+from outrider_operator.kube.rest import KubeRest, object_path
+from outrider_operator.metrics import OperatorMetrics
+from outrider_operator.reconcile.children import POOLS, Owner, pool_deployment_name, render_children
+from outrider_operator.reconcile.scaling import desired_active_replicas
+from outrider_operator.reconcile.semantics import (
+    ClusterFacts,
+    SpecProblem,
+    check_semantics,
+    problems_from_validation_error,
+)
+from outrider_operator.reconcile.status import compute_status, invalid_spec_status, observe_deployment
+
+__all__ = ["ReconcileResult", "Reconciler"]
+
+log = logging.getLogger(__name__)
+
+IDF_API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
+
+
+@dataclass
+class ReconcileResult:
+    """What one pass did."""
+
+    found: bool = True
+    changed_children: list[str] = field(default_factory=list)
+    status_written: bool = False
+    problems: list[SpecProblem] = field(default_factory=list)
+
+
+class Reconciler:
+    """Reconciles InferenceDeployments; safe to call from several threads (one pass per object at a time)."""
+
+    def __init__(
+        self,
+        rest: KubeRest,
+        metrics: OperatorMetrics | None = None,
+        events: EventRecorder | None = None,
+        facts_ttl_seconds: float = 15.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
+    ) -> None:
+        self.rest = rest
+        self.metrics = metrics or OperatorMetrics.create()
+        self.events = events or EventRecorder(rest)
+        self.facts_ttl_seconds = facts_ttl_seconds
+        self.clock = clock
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._facts: tuple[float, ClusterFacts] | None = None
+        self._invalid: set[tuple[str, str]] = set()
+
+    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def cluster_facts(self) -> ClusterFacts:
+        """Summary of the nodes, cached for ``facts_ttl_seconds``."""
+        now = time.monotonic()
+        if self._facts is not None and now - self._facts[0] < self.facts_ttl_seconds:
+            return self._facts[1]
+        nodes = self.rest.list("/api/v1/nodes")
+        facts = ClusterFacts.from_nodes(nodes, labels.GPU_RESOURCE, labels.LABEL_GPU_PRODUCT)
+        self._facts = (now, facts)
+        return facts
+
+    def reconcile(self, namespace: str, name: str) -> ReconcileResult:
+        """Run one pass for ``namespace/name``; raises KubeApiError on API failures."""
+        with self._lock((namespace, name)):
+            started = time.perf_counter()
+            try:
+                result = self._reconcile(namespace, name)
+            except Exception:
+                self.metrics.reconciles.labels(result="error").inc()
+                raise
+            finally:
+                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            self.metrics.reconciles.labels(result="invalid_spec" if result.problems else "ok").inc()
+            return result
+
+    def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
+        path = object_path(IDF_API_VERSION, labels.KIND, namespace, name)
+        body = self.rest.get(path)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._invalid.discard((namespace, name))
+            self.metrics.invalid_specs.set(len(self._invalid))
+            return ReconcileResult(found=False)
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0))
+        previous = _parse_status(body.get("status"))
+        spec, problems = self._validated_spec(body.get("spec") or {})
+        if spec is None:
+            return self._report_invalid(body, path, previous, problems, generation)
+        self._invalid.discard((namespace, name))
+        self.metrics.invalid_specs.set(len(self._invalid))
+        owner = Owner(name=name, namespace=namespace, uid=str(meta["uid"]))
+        active = desired_active_replicas(spec, previous)
+        result = ReconcileResult()
+        for obj in render_children(owner, spec, active):
+            changed = self._apply(obj)
+            if changed is not None:
+                result.changed_children.append(changed)
+                self.metrics.children_applied.labels(kind=obj["kind"]).inc()
+        if result.changed_children:
+            self.events.record(
+                body, "Normal", "ChildrenApplied", f"created or updated: {', '.join(result.changed_children)}"
+            )
+        pools = {
+            pool: observe_deployment(
+                self.rest.get(
+                    object_path("apps/v1", "Deployment", namespace, pool_deployment_name(name, pool))
+                )
+            )
+            for pool in POOLS
+        }
+        status = compute_status(name, spec, generation, previous, pools, self.clock())
+        result.status_written = self._write_status(path, body, previous, status)
+        return result
+
+    def _validated_spec(
+        self, raw: dict[str, Any]
+    ) -> tuple[InferenceDeploymentSpec | None, list[SpecProblem]]:
+        """Parse and check the spec: (spec, []) when servable, else (None, problems naming fields)."""
+        try:
+            spec = parse_spec(raw)
+        except ValidationError as exc:
+            return None, problems_from_validation_error(exc)
+        problems = check_semantics(spec, self.cluster_facts())
+        return (None, problems) if problems else (spec, [])
+
+    def _report_invalid(
+        self,
+        body: dict[str, Any],
+        path: str,
+        previous: InferenceDeploymentStatus,
+        problems: list[SpecProblem],
+        generation: int,
+    ) -> ReconcileResult:
+        meta = body["metadata"]
+        self._invalid.add((meta["namespace"], meta["name"]))
+        self.metrics.invalid_specs.set(len(self._invalid))
+        message = "; ".join(str(p) for p in problems)
+        log.warning("InvalidSpec for %s/%s: %s", meta["namespace"], meta["name"], message)
+        self.events.record(body, "Warning", "InvalidSpec", message)
+        status = invalid_spec_status(previous, problems, generation, self.clock())
+        written = self._write_status(path, body, previous, status)
+        return ReconcileResult(status_written=written, problems=problems)
+
+    def _apply(self, obj: dict[str, Any]) -> str | None:
+        """Apply one child; return 'Kind/name' when the apiserver changed it (created or repaired)."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        before = self.rest.get(path)
+        after = self.rest.apply(obj)
+        before_rv = (before or {}).get("metadata", {}).get("resourceVersion")
+        if before_rv != after.get("metadata", {}).get("resourceVersion"):
+            verb = "created" if before is None else "updated"
+            log.info("%s %s/%s", verb, obj["kind"], meta["name"])
+            return f"{obj['kind']}/{meta['name']}"
+        return None
+
+    def _write_status(
+        self,
+        path: str,
+        body: dict[str, Any],
+        previous: InferenceDeploymentStatus,
+        status: InferenceDeploymentStatus,
+    ) -> bool:
+        if status == previous and body.get("status"):
+            return False
+        wire = status.to_wire()
+        self.rest.merge_patch(f"{path}/status", {"status": wire})
+        return True
+
+
+def _parse_status(raw: dict[str, Any] | None) -> InferenceDeploymentStatus:
+    """Parse the stored status; an unreadable one (another version, hand edits) starts fresh."""
+    if not raw:
+        return InferenceDeploymentStatus()
+    try:
+        return InferenceDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        known = {k: v for k, v in raw.items() if k in {"conditions", "observedGeneration"}}
+        try:
+            return InferenceDeploymentStatus.model_validate(known)
+        except ValidationError:
+            return InferenceDeploymentStatus()
