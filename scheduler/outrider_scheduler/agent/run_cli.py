@@ -1,0 +1,92 @@
+"""``outrider agent run`` (or ``python -m outrider_scheduler.agent``): the node agent DaemonSet process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the agent options to ``parser``."""
+    parser.add_argument(
+        "--node-name", default=os.environ.get("NODE_NAME"), help="This Node's name ($NODE_NAME)."
+    )
+    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster credentials).")
+    parser.add_argument("--interval", type=float, default=10.0, help="Seconds between discoveries.")
+    parser.add_argument(
+        "--min-publish-interval", type=float, default=30.0, help="Seconds between Node patches."
+    )
+    parser.add_argument(
+        "--max-publish-interval", type=float, default=300.0, help="Heartbeat re-publish period."
+    )
+    parser.add_argument("--metrics-port", type=int, default=9402, help="Prometheus port (0 disables).")
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="Prometheus listen address.")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="Model cache folder (default /var/cache/outrider/models)."
+    )
+    parser.add_argument("--recorded", help="Replay a recorded inventory instead of NVML (testing).")
+    parser.add_argument("--once", action="store_true", help="Discover and publish once, then exit.")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent loop until SIGTERM/SIGINT."""
+    from prometheus_client import start_http_server
+
+    from .discovery import DEFAULT_MODEL_CACHE
+    from .errors import AgentError
+    from .metrics import AgentMetrics
+    from .nvml import GpuBackend, PynvmlBackend, RecordedBackend
+    from .publishing import KubernetesNodePatcher, NodePublisher
+    from .runner import AgentLoop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.node_name:
+        print("outrider agent: --node-name (or $NODE_NAME) is required", file=sys.stderr)
+        return 2
+    from kubernetes import client
+    from kubernetes import config as k8s_config
+
+    kube_config: Any = k8s_config
+    if args.kubeconfig:
+        api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+    else:
+        kube_config.load_incluster_config()
+        api_client = client.ApiClient()
+    try:
+        backend: GpuBackend = RecordedBackend(args.recorded) if args.recorded else PynvmlBackend()
+    except AgentError as exc:
+        print(f"outrider agent: {exc}", file=sys.stderr)
+        return 2
+    metrics = AgentMetrics()
+    publisher = NodePublisher(
+        args.node_name,
+        KubernetesNodePatcher(api_client),
+        min_interval_s=args.min_publish_interval,
+        max_interval_s=args.max_publish_interval,
+    )
+    loop = AgentLoop(
+        backend, publisher, metrics, interval_s=args.interval, cache_dir=args.cache_dir or DEFAULT_MODEL_CACHE
+    )
+    if args.once:
+        return 0 if loop.step() == "patched" else 1
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        loop.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    loop.run()
+    return 0

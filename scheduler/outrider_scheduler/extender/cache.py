@@ -1,0 +1,343 @@
+"""The extender's own cache of nodes, bound pods and InferenceDeployments.
+
+kube-scheduler sends only node names to a node-cache-capable extender, so the extender keeps
+its own copy of the cluster. :class:`ClusterCache` is fed with plain JSON dicts (``upsert_*`` /
+``delete_*``) — by :class:`CacheWatcher` (list + watch through the kubernetes client, one thread
+per resource) in production, or directly by tests and benchmarks.
+
+Writers serialise on a lock; readers (the HTTP handlers) read without it, which is safe because
+every update replaces whole values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from outrider_operator.api.labels import API_GROUP, API_VERSION, PLURAL, POOL_COLD, POOL_WARM
+
+from .errors import BadRequestError
+from .nodes import NodeShape, NodeState, node_from_object
+from .requirements import PodRequirements
+
+__all__ = ["CacheWatcher", "ClusterCache", "PodRecord"]
+
+log = logging.getLogger(__name__)
+
+_DONE_PHASES = {"Succeeded", "Failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    """What the cache keeps of a pod bound to a node."""
+
+    node: str
+    gpus: int
+    model: str | None
+    pool: str | None
+    deployment: str | None
+
+
+class ClusterCache:
+    """Nodes, bound pods and InferenceDeployments, with interned node shapes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nodes: dict[str, NodeState] = {}
+        self._pods: dict[str, PodRecord] = {}
+        self._pods_by_node: dict[str, dict[str, PodRecord]] = {}
+        self._deployments: dict[str, dict[str, Any]] = {}
+        self._shape_ids: dict[NodeShape, int] = {}
+        self._shapes: list[NodeShape] = []
+        self.generation = 0
+        """Bumped on every change; lets callers notice that the cache moved."""
+
+    # ---- reads -------------------------------------------------------------------------------
+    def node(self, name: str) -> NodeState | None:
+        """The node called ``name``, or None."""
+        return self._nodes.get(name)
+
+    def node_names(self) -> list[str]:
+        """Names of every cached node."""
+        return list(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def lookup(self, names: Iterable[str]) -> tuple[list[NodeState], list[str]]:
+        """Resolve names to nodes; returns (known nodes in order, unknown names)."""
+        nodes = self._nodes
+        found: list[NodeState] = []
+        unknown: list[str] = []
+        for name in names:
+            state = nodes.get(name)
+            if state is None:
+                unknown.append(name)
+            else:
+                found.append(state)
+        return found, unknown
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A cached InferenceDeployment as a plain dict, or None."""
+        return self._deployments.get(f"{namespace}/{name}")
+
+    @property
+    def shape_count(self) -> int:
+        """How many distinct node shapes are interned."""
+        return len(self._shapes)
+
+    def transient_node(self, obj: Mapping[str, Any]) -> NodeState:
+        """A NodeState for a Node sent whole in a request (not stored), with the cache's pods applied."""
+        state = node_from_object(obj)
+        with self._lock:
+            self._apply_pods(state)
+        return state
+
+    # ---- writes ------------------------------------------------------------------------------
+    def upsert_node(self, obj: Mapping[str, Any]) -> NodeState:
+        """Insert or replace a node from its v1 Node dict; raises MalformedRequestError if invalid."""
+        state = node_from_object(obj)
+        if state.inventory_problem:
+            log.debug("node %s: %s", state.name, state.inventory_problem)
+        with self._lock:
+            self._apply_pods(state)
+            self._nodes[state.name] = state
+            self.generation += 1
+        return state
+
+    def delete_node(self, name: str) -> None:
+        """Forget a node (its pods stay recorded until they are deleted)."""
+        with self._lock:
+            self._nodes.pop(name, None)
+            self.generation += 1
+
+    def upsert_pod(self, obj: Mapping[str, Any]) -> None:
+        """Record a pod; only pods bound to a node and not finished count against the node."""
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        node = spec.get("nodeName")
+        if not node or phase in _DONE_PHASES:
+            self.delete_pod_key(key)
+            return
+        try:
+            req = PodRequirements.from_pod(obj)
+        except BadRequestError as exc:
+            log.debug("pod %s ignored by the cache: %s", key, exc)
+            req = None
+        record = PodRecord(
+            node=str(node),
+            gpus=req.gpus if req else 0,
+            model=req.model if req else None,
+            pool=req.pool if req else None,
+            deployment=req.deployment if req else None,
+        )
+        with self._lock:
+            old = self._pods.get(key)
+            if old == record:
+                return
+            self._pods[key] = record
+            if old is not None and old.node != record.node:
+                self._pods_by_node.get(old.node, {}).pop(key, None)
+                self._refresh(old.node)
+            self._pods_by_node.setdefault(record.node, {})[key] = record
+            self._refresh(record.node)
+
+    def delete_pod(self, obj: Mapping[str, Any]) -> None:
+        """Forget a pod given as its dict."""
+        meta = obj.get("metadata") or {}
+        self.delete_pod_key(f"{meta.get('namespace', 'default')}/{meta.get('name')}")
+
+    def delete_pod_key(self, key: str) -> None:
+        """Forget a pod by ``namespace/name``."""
+        with self._lock:
+            old = self._pods.pop(key, None)
+            if old is None:
+                return
+            self._pods_by_node.get(old.node, {}).pop(key, None)
+            self._refresh(old.node)
+
+    def upsert_deployment(self, obj: Mapping[str, Any]) -> None:
+        """Record an InferenceDeployment (kept as a plain dict; optional input)."""
+        meta = obj.get("metadata") or {}
+        with self._lock:
+            self._deployments[f"{meta.get('namespace', 'default')}/{meta.get('name')}"] = dict(obj)
+
+    def delete_deployment(self, obj: Mapping[str, Any]) -> None:
+        """Forget an InferenceDeployment."""
+        meta = obj.get("metadata") or {}
+        with self._lock:
+            self._deployments.pop(f"{meta.get('namespace', 'default')}/{meta.get('name')}", None)
+
+    # ---- internals (call with the lock held) -------------------------------------------------
+    def _refresh(self, node_name: str) -> None:
+        state = self._nodes.get(node_name)
+        if state is None:
+            return
+        fresh = NodeState(
+            name=state.name,
+            allocatable_gpus=state.allocatable_gpus,
+            labels=state.labels,
+            inventory=state.inventory,
+            inventory_problem=state.inventory_problem,
+            cached_models=state.cached_models,
+        )
+        self._apply_pods(fresh)
+        self._nodes[node_name] = fresh
+        self.generation += 1
+
+    def _apply_pods(self, state: NodeState) -> None:
+        pods = self._pods_by_node.get(state.name, {})
+        state.requested_gpus = sum(p.gpus for p in pods.values())
+        standby: dict[str, int] = {}
+        cached = set(state.cached_models)
+        for p in pods.values():
+            if not p.model:
+                continue
+            if p.pool in (POOL_WARM, POOL_COLD):
+                standby[p.model] = standby.get(p.model, 0) + 1
+            else:
+                cached.add(p.model)
+        state.standby_models = standby
+        state.cached_models = frozenset(cached)
+        state.shape = state.compute_shape()
+        state.shape_id = self._intern(state.shape)
+
+    def _intern(self, shape: NodeShape) -> int:
+        found = self._shape_ids.get(shape)
+        if found is not None:
+            return found
+        if len(self._shapes) > 4 * len(self._nodes) + 4096:
+            self._compact()
+        self._shape_ids[shape] = len(self._shapes)
+        self._shapes.append(shape)
+        return len(self._shapes) - 1
+
+    def _compact(self) -> None:
+        self._shape_ids.clear()
+        self._shapes.clear()
+        for state in self._nodes.values():
+            state.shape_id = self._shape_ids.setdefault(state.shape, len(self._shapes))
+            if state.shape_id == len(self._shapes):
+                self._shapes.append(state.shape)
+
+
+class CacheWatcher:
+    """Keeps a ClusterCache in step with the apiserver: list, then watch, per resource, in threads."""
+
+    def __init__(self, cache: ClusterCache, api_client: Any, *, watch_deployments: bool = True) -> None:
+        self.cache = cache
+        self.api_client = api_client
+        self.watch_deployments = watch_deployments
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._synced: dict[str, threading.Event] = {}
+
+    def start(self) -> None:
+        """Start one daemon thread per watched resource."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api_client)
+        custom = client.CustomObjectsApi(self.api_client)
+        sources: list[
+            tuple[str, Callable[..., Any], Callable[[Mapping[str, Any]], None], Callable[..., None]]
+        ]
+        sources = [
+            ("nodes", core.list_node, self._upsert_node, self._delete_node),
+            ("pods", core.list_pod_for_all_namespaces, self.cache.upsert_pod, self.cache.delete_pod),
+        ]
+        if self.watch_deployments:
+
+            def list_deployments(**kw: Any) -> Any:
+                return custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, **kw)
+
+            sources.append(
+                (
+                    "inferencedeployments",
+                    list_deployments,
+                    self.cache.upsert_deployment,
+                    self.cache.delete_deployment,
+                )
+            )
+        for name, lister, upsert, delete in sources:
+            self._synced[name] = threading.Event()
+            t = threading.Thread(
+                target=self._run, args=(name, lister, upsert, delete), name=f"watch-{name}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
+
+    def _upsert_node(self, obj: Mapping[str, Any]) -> None:
+        self.cache.upsert_node(obj)
+
+    def _delete_node(self, obj: Mapping[str, Any]) -> None:
+        self.cache.delete_node(str((obj.get("metadata") or {}).get("name")))
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until nodes and pods were listed once (deployments are optional)."""
+        required = [e for n, e in self._synced.items() if n != "inferencedeployments"]
+        return all(e.wait(timeout) for e in required)
+
+    def stop(self) -> None:
+        """Ask the threads to stop (they exit at their next watch timeout)."""
+        self._stop.set()
+
+    def _run(
+        self,
+        name: str,
+        lister: Callable[..., Any],
+        upsert: Callable[[Mapping[str, Any]], None],
+        delete: Callable[[Mapping[str, Any]], None],
+    ) -> None:
+        import json
+
+        from kubernetes import watch as k8s_watch
+        from kubernetes.client.exceptions import ApiException
+
+        watch: Any = k8s_watch
+
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                listing = lister(_preload_content=False)
+                body = json.loads(listing.data)
+                for item in body.get("items", []):
+                    self._safe(upsert, item, name)
+                self._synced[name].set()
+                version = body.get("metadata", {}).get("resourceVersion")
+                w = watch.Watch()
+                for event in w.stream(lister, resource_version=version, timeout_seconds=30):
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                    obj = event.get("raw_object") or {}
+                    kind = event.get("type")
+                    if kind == "DELETED":
+                        self._safe(delete, obj, name)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self._safe(upsert, obj, name)
+                backoff = 1.0
+            except ApiException as exc:
+                if exc.status == 404 and name == "inferencedeployments":
+                    log.info("InferenceDeployment CRD not installed; cache-locality uses pods and nodes only")
+                    self._synced[name].set()
+                    self._stop.wait(60)
+                    continue
+                log.warning("watch %s failed (HTTP %s); relisting in %.0fs", name, exc.status, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:
+                log.warning("watch %s failed (%s); relisting in %.0fs", name, exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    @staticmethod
+    def _safe(fn: Callable[[Mapping[str, Any]], None], obj: Mapping[str, Any], name: str) -> None:
+        try:
+            fn(obj)
+        except BadRequestError as exc:
+            log.warning("ignoring malformed %s object: %s", name, exc)

@@ -1,0 +1,125 @@
+"""``outrider extender ...``: run the kube-scheduler extender service.
+
+``outrider extender serve`` watches the cluster (kubeconfig, or in-cluster credentials) and
+serves the extender protocol; ``--static-cluster FILE`` serves a fixed set of nodes and pods
+from a JSON file instead (``{"nodes": [...], "pods": [...]}``), for demos and benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``extender`` subcommands to ``parser``."""
+    sub = parser.add_subparsers(dest="extender_command", metavar="ACTION", required=True)
+    sp = sub.add_parser("serve", help="Serve filter/prioritize for kube-scheduler.")
+    sp.add_argument("--config", type=Path, help="YAML config (see docs/scheduler-extender.md).")
+    sp.add_argument("--host", help="Listen address (overrides the config; default 127.0.0.1).")
+    sp.add_argument("--port", type=int, help="Listen port (overrides the config; default 8765).")
+    sp.add_argument("--budget-ms", type=float, help="Per-request time budget in ms (overrides the config).")
+    sp.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig to watch the cluster with (default: in-cluster)."
+    )
+    sp.add_argument("--static-cluster", type=Path, help="JSON file with nodes and pods; no cluster access.")
+    sp.add_argument("--log-format", choices=["text", "json"], default="text", help="Log line format.")
+    sp.add_argument("--log-level", default="INFO", help="Log level (DEBUG, INFO, WARNING, ...).")
+    sp.set_defaults(func=serve)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def _setup_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def _load_static(cache: Any, path: Path) -> None:
+    data = json.loads(path.read_text())
+    for node in data.get("nodes", []):
+        cache.upsert_node(node)
+    for pod in data.get("pods", []):
+        cache.upsert_pod(pod)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the extender until interrupted; returns the exit code."""
+    from dataclasses import replace
+
+    from aiohttp import web
+
+    from .cache import CacheWatcher, ClusterCache
+    from .config import ExtenderConfig
+    from .errors import ExtenderError
+    from .server import ExtenderService, create_app
+
+    _setup_logging(args.log_format, args.log_level)
+    try:
+        config = ExtenderConfig.from_file(args.config) if args.config else ExtenderConfig()
+        overrides: dict[str, Any] = {}
+        if args.host:
+            overrides["host"] = args.host
+        if args.port is not None:
+            overrides["port"] = args.port
+        if args.budget_ms is not None:
+            overrides["budget_ms"] = args.budget_ms
+        config = replace(config, **overrides)
+    except ExtenderError as exc:
+        print(f"outrider extender: {exc}", file=sys.stderr)
+        return 2
+    cache = ClusterCache()
+    service = ExtenderService(config, cache)
+    watcher: CacheWatcher | None = None
+    if args.static_cluster:
+        try:
+            _load_static(cache, args.static_cluster)
+        except (OSError, ValueError, ExtenderError) as exc:
+            print(f"outrider extender: cannot load {args.static_cluster}: {exc}", file=sys.stderr)
+            return 2
+        log.info("serving a static cluster of %d nodes from %s", len(cache), args.static_cluster)
+    else:
+        from kubernetes import config as k8s_config
+
+        kube_config: Any = k8s_config
+
+        if args.kubeconfig:
+            api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+        else:
+            kube_config.load_incluster_config()
+            from kubernetes import client
+
+            api_client = client.ApiClient()
+        watcher = CacheWatcher(cache, api_client, watch_deployments=config.watch_deployments)
+        watcher.start()
+        active = watcher
+        service.ready = lambda: active.wait_synced(0)
+    log.info("extender listening on http://%s:%d/scheduler", config.host, config.port)
+    try:
+        web.run_app(create_app(service), host=config.host, port=config.port, access_log=None, print=None)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return 0

@@ -1,0 +1,67 @@
+"""Cache locality: prefer nodes that already hold the model's weights.
+
+A node scales up in seconds instead of minutes when the weights are already there: listed in the
+node agent's ``cachedModels``, held by a running pod of the same model, or — best — by a warm or
+cold standby pod of the model (``outrider.dev/pool`` warm|cold) on that node.
+
+Arguments (``strategies.cacheLocality.args``):
+
+- ``cachedScore`` (default 0.8): score when the weights are cached on the node.
+- ``standbyScore`` (default 1.0): score when a standby pod of the model runs on the node.
+
+Pods without an ``outrider.dev/model`` label score 0 everywhere (the strategy is neutral).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..nodes import NodeState
+from ..requirements import PodRequirements
+from .base import Strategy, args_from_mapping
+
+__all__ = ["CacheLocality", "CacheLocalityArgs"]
+
+
+@dataclass(frozen=True)
+class CacheLocalityArgs:
+    """Typed arguments of the cache-locality strategy."""
+
+    cached_score: float = 0.8
+    """Score of a node whose model cache (or a running replica) holds the weights."""
+    standby_score: float = 1.0
+    """Score of a node running a warm or cold standby pod of the model."""
+
+    def __post_init__(self) -> None:
+        for key, value in (("cachedScore", self.cached_score), ("standbyScore", self.standby_score)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"cacheLocality.{key} must be within 0..1, got {value}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> CacheLocalityArgs:
+        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
+        return args_from_mapping(cls, "cacheLocality", data)
+
+
+class CacheLocality(Strategy):
+    """Scores nodes by whether the pod's model weights are already there."""
+
+    name: ClassVar[str] = "cacheLocality"
+    shape_only: ClassVar[bool] = False
+
+    def __init__(self, args: CacheLocalityArgs | None = None) -> None:
+        self.args = args or CacheLocalityArgs()
+
+    def score(self, pod: PodRequirements, node: NodeState) -> float:
+        """standbyScore, cachedScore or 0."""
+        model = pod.model
+        if not model:
+            return 0.0
+        if node.standby_models.get(model):
+            return self.args.standby_score
+        if model in node.cached_models:
+            return self.args.cached_score
+        return 0.0

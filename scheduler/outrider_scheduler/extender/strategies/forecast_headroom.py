@@ -1,0 +1,126 @@
+"""Forecast headroom: keep spare GPUs where the forecast says a deployment will need them.
+
+The forecaster decides how many GPUs to hold back on which node for which deployment, and how
+many extra replicas each deployment will need soon. This strategy reads that through the small
+:class:`HeadroomSource` interface and
+
+- lowers the score of nodes where the pod would eat into GPUs reserved for *other* deployments,
+- raises it for nodes reserved for the pod's own deployment, and
+- prefers nodes with room for the deployment's expected extra replicas next to this one.
+
+:class:`StaticHeadroomSource` serves fixed numbers from configuration. Wiring it to the live
+forecaster (``outrider_scheduler.forecast``) is left for when that exists.
+
+Arguments (``strategies.forecastHeadroom.args``): ``reservations`` (node → deployment → GPUs)
+and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to build a static source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ..errors import ConfigError
+from ..nodes import NodeState
+from ..requirements import PodRequirements
+from .base import Strategy, args_from_mapping
+
+__all__ = ["ForecastHeadroom", "ForecastHeadroomArgs", "HeadroomSource", "StaticHeadroomSource"]
+
+
+class HeadroomSource(Protocol):
+    """Where the forecast's reservations come from."""
+
+    def reserved_gpus(self, node: str) -> Mapping[str, int]:
+        """GPUs to keep free on ``node``, per deployment name."""
+        ...
+
+    def expected_extra_replicas(self, deployment: str) -> int:
+        """How many more replicas ``deployment`` is forecast to need soon."""
+        ...
+
+
+class StaticHeadroomSource:
+    """A HeadroomSource with fixed numbers (from configuration or tests)."""
+
+    def __init__(
+        self,
+        reservations: Mapping[str, Mapping[str, int]] | None = None,
+        expected: Mapping[str, int] | None = None,
+    ) -> None:
+        self._reservations = {n: dict(r) for n, r in (reservations or {}).items()}
+        self._expected = dict(expected or {})
+
+    def reserved_gpus(self, node: str) -> Mapping[str, int]:
+        """GPUs reserved on ``node`` per deployment (empty when none)."""
+        return self._reservations.get(node, {})
+
+    def expected_extra_replicas(self, deployment: str) -> int:
+        """Forecast extra replicas of ``deployment`` (0 when unknown)."""
+        return self._expected.get(deployment, 0)
+
+
+@dataclass(frozen=True)
+class ForecastHeadroomArgs:
+    """Typed arguments of the forecast-headroom strategy (a static source)."""
+
+    reservations: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Node name -> deployment name -> GPUs to keep free for it."""
+    expected_extra_replicas: dict[str, int] = field(default_factory=dict)
+    """Deployment name -> extra replicas the forecast expects."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reservations, Mapping):
+            raise ConfigError("forecastHeadroom.reservations must be a mapping of node -> deployment -> GPUs")
+        if not isinstance(self.expected_extra_replicas, Mapping):
+            raise ConfigError(
+                "forecastHeadroom.expectedExtraReplicas must be a mapping of deployment -> replicas"
+            )
+        for node, per in self.reservations.items():
+            if not isinstance(per, Mapping):
+                raise ConfigError(f"forecastHeadroom.reservations[{node!r}] must be a mapping")
+            for dep, gpus in per.items():
+                if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+                    raise ConfigError(f"forecastHeadroom.reservations[{node!r}][{dep!r}] must be an int >= 0")
+        for dep, n in self.expected_extra_replicas.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(f"forecastHeadroom.expectedExtraReplicas[{dep!r}] must be an int >= 0")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> ForecastHeadroomArgs:
+        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
+        return args_from_mapping(cls, "forecastHeadroom", data)
+
+
+class ForecastHeadroom(Strategy):
+    """Protects forecast reservations and leaves room for expected scale-ups."""
+
+    name: ClassVar[str] = "forecastHeadroom"
+    shape_only: ClassVar[bool] = False
+
+    def __init__(
+        self, args: ForecastHeadroomArgs | None = None, source: HeadroomSource | None = None
+    ) -> None:
+        self.args = args or ForecastHeadroomArgs()
+        self.source: HeadroomSource = source or StaticHeadroomSource(
+            self.args.reservations, self.args.expected_extra_replicas
+        )
+
+    def score(self, pod: PodRequirements, node: NodeState) -> float:
+        """1.0 when nothing reserved for others is touched; less the more it is."""
+        free = node.shape.free_gpus
+        if pod.gpus <= 0 or pod.gpus > free:
+            return 0.0
+        leftover = free - pod.gpus
+        reserved = self.source.reserved_gpus(node.name)
+        own = reserved.get(pod.deployment, 0) if pod.deployment else 0
+        others = sum(reserved.values()) - own
+        protect = 1.0 if leftover >= others else leftover / others
+        if own > 0:
+            protect = 1.0
+        expected = self.source.expected_extra_replicas(pod.deployment) if pod.deployment else 0
+        if expected <= 0:
+            return protect
+        room = min(1.0, (max(0, leftover - others) // pod.gpus) / expected)
+        return 0.5 * protect + 0.5 * room
