@@ -1,0 +1,107 @@
+"""``outrider runtime ...``: serve a model, build a builtin model, render a Triton repository."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from outrider_runtime.config import RuntimeConfig, load_config
+from outrider_runtime.errors import RuntimeError_
+
+__all__ = ["register", "serve"]
+
+log = logging.getLogger("outrider_runtime")
+
+
+async def serve(config: RuntimeConfig, port: int | None = None, ready_file: Path | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT, then drain in-flight requests and exit."""
+    from aiohttp import web
+
+    from outrider_runtime.server import RuntimeServer, build_app
+
+    server = RuntimeServer(config)
+    app = build_app(server)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    http_port = config.server.http_port if port is None else port
+    site = web.TCPSite(runner, config.server.host, http_port)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else http_port
+    log.info("listening on %s:%s", config.server.host, bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loader = asyncio.create_task(server.start_models())
+    if ready_file is not None:
+        ready_file.write_text(json.dumps({"port": bound}))
+    await stop.wait()
+    log.info("signal received: draining")
+    await server.drain()
+    if not loader.done():
+        loader.cancel()
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config) if args.config else RuntimeConfig()
+        return asyncio.run(serve(config, args.port, Path(args.ready_file) if args.ready_file else None))
+    except RuntimeError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _build(args: argparse.Namespace) -> int:
+    from outrider_runtime.model_build import ensure_builtin
+
+    print(ensure_builtin(args.name))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from outrider_runtime.triton_repo import render_repository
+
+    config = load_config(args.config)
+    files = render_repository(config, Path(args.output))
+    for f in files:
+        print(f)
+    return 0
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``runtime`` subcommands to ``parser``."""
+    sub = parser.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
+    p = sub.add_parser("serve", help="Serve the configured model over KServe V2 / Triton HTTP.")
+    p.add_argument("--config", help="RuntimeConfig YAML/JSON file (default: builtin MiniLM, fp32).")
+    p.add_argument("--port", type=int, help="Override server.httpPort (0 = any free port).")
+    p.add_argument("--ready-file", help="Write {'port': N} here once the socket is bound.")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=_serve)
+    b = sub.add_parser("build-model", help="Build (and cache) a builtin ONNX model; prints its directory.")
+    b.add_argument("name", choices=["all-minilm-l6-v2", "tiny-bert"])
+    b.set_defaults(func=_build)
+    t = sub.add_parser("render-triton", help="Render a Triton model repository for engine=triton.")
+    t.add_argument("--config", required=True)
+    t.add_argument("--output", required=True)
+    t.set_defaults(func=_render)
+
+
+def main() -> int:
+    """``python -m outrider_runtime.cli``."""
+    parser = argparse.ArgumentParser(prog="outrider runtime")
+    register(parser)
+    args = parser.parse_args()
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

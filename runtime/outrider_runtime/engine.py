@@ -1,0 +1,200 @@
+"""Execution of a (possibly sharded, mixed-precision) model with ONNX Runtime.
+
+A :class:`Pipeline` is one precision variant of a model: the segments from
+:mod:`outrider_runtime.sharding`, each converted to its shard's precision and loaded into its own
+``InferenceSession`` on the shard's device. Every shard owns a single-thread executor (one device
+runs one thing at a time). A batch is split into micro-batches of the smallest shard batch size and
+each micro-batch walks the segments in order, so micro-batch *k* runs on shard B while *k+1* runs
+on shard A: a pipeline. Device selection is behind :func:`providers_for`, the only place that knows
+about CUDA; the CPU path is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from outrider_runtime.config import Layer, PrecisionPolicy, ShardConfig
+from outrider_runtime.errors import ModelBuildError
+from outrider_runtime.precision import convert
+from outrider_runtime.sharding import DEFAULT_SHARD, Segment, assign_layers, cut_model
+
+__all__ = ["Pipeline", "ShardPlan", "build_pipeline", "pad_rows", "providers_for"]
+
+log = logging.getLogger(__name__)
+
+Feeds = dict[str, np.ndarray]
+
+
+def providers_for(device: str) -> list[Any]:
+    """ONNX Runtime execution providers for ``cpu`` or ``cuda:N`` (CUDA needs onnxruntime-gpu)."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda:"):
+        available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise ModelBuildError(
+                f"device {device!r} requested but this onnxruntime build has no CUDAExecutionProvider "
+                f"(available: {available}); install onnxruntime-gpu on GPU nodes"
+            )
+        return [("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}), "CPUExecutionProvider"]
+    raise ModelBuildError(f"unknown device {device!r}; expected cpu or cuda:N")
+
+
+def default_device() -> str:
+    """``cuda:0`` when the CUDA provider is available, else ``cpu``."""
+    return "cuda:0" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
+@dataclass
+class ShardPlan:
+    """Resolved settings of one shard: device, precision, micro-batch size and its executor."""
+
+    name: str
+    device: str
+    precision: PrecisionPolicy
+    max_batch_size: int
+    executor: ThreadPoolExecutor = field(repr=False)
+
+
+@dataclass
+class _Stage:
+    segment: Segment
+    shard: ShardPlan
+    session: ort.InferenceSession
+
+
+class Pipeline:
+    """One precision variant of a model, runnable synchronously or as an async micro-batch pipeline."""
+
+    def __init__(self, stages: list[_Stage], precision: PrecisionPolicy, output: str) -> None:
+        self._stages = stages
+        self.precision = precision
+        self.output = output
+        self.micro_batch = min(s.shard.max_batch_size for s in stages)
+
+    @property
+    def shards(self) -> list[ShardPlan]:
+        """Distinct shard plans in first-use order."""
+        seen: dict[str, ShardPlan] = {}
+        for st in self._stages:
+            seen.setdefault(st.shard.name, st.shard)
+        return list(seen.values())
+
+    @property
+    def segment_count(self) -> int:
+        """Number of subgraphs (sessions) in this pipeline."""
+        return len(self._stages)
+
+    def _run_micro(self, feeds: Feeds) -> np.ndarray:
+        env = dict(feeds)
+        for st in self._stages:
+            seg = st.segment
+            outs = st.session.run(list(seg.outputs), {k: env[k] for k in seg.inputs})
+            env.update(zip(seg.outputs, outs, strict=True))
+        return env[self.output]
+
+    def _split(self, feeds: Feeds) -> list[Feeds]:
+        n = next(iter(feeds.values())).shape[0]
+        step = max(1, self.micro_batch)
+        return [{k: v[i : i + step] for k, v in feeds.items()} for i in range(0, n, step)]
+
+    def run(self, feeds: Feeds) -> np.ndarray:
+        """Run a batch synchronously (micro-batch by micro-batch, no overlap)."""
+        parts = [self._run_micro(f) for f in self._split(feeds)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    async def run_async(self, feeds: Feeds) -> np.ndarray:
+        """Run a batch as a pipeline: each stage on its shard's executor, micro-batches overlapping."""
+        loop = asyncio.get_running_loop()
+
+        async def walk(micro: Feeds) -> np.ndarray:
+            env = dict(micro)
+            for st in self._stages:
+                seg = st.segment
+                sub = {k: env[k] for k in seg.inputs}
+                outs = await loop.run_in_executor(st.shard.executor, st.session.run, list(seg.outputs), sub)
+                env.update(zip(seg.outputs, outs, strict=True))
+            return env[self.output]
+
+        parts = await asyncio.gather(*(walk(m) for m in self._split(feeds)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def close(self) -> None:
+        """Shut down the shard executors."""
+        for shard in self.shards:
+            shard.executor.shutdown(wait=False)
+
+
+def _session(model: onnx.ModelProto, providers: list[Any], threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+
+
+def build_pipeline(
+    model_path: Path,
+    shards: Sequence[ShardConfig],
+    precision: PrecisionPolicy,
+    *,
+    threads: int = 0,
+    default_batch: int = 1 << 30,
+    output: str = "embeddings",
+    base_model: onnx.ModelProto | None = None,
+) -> Pipeline:
+    """Cut, convert and load a model; ``precision`` applies to shards that set none of their own."""
+    model = base_model if base_model is not None else onnx.load(str(model_path))
+    if not shards:
+        shards = [ShardConfig(name=DEFAULT_SHARD, layers=[Layer.ALL], maxBatchSize=4096)]  # type: ignore[call-arg]
+        default_batch_for = {DEFAULT_SHARD: default_batch}
+    else:
+        default_batch_for = {}
+    segments = cut_model(model, assign_layers(shards))
+    plans: dict[str, ShardPlan] = {}
+    for sc in shards:
+        prec = sc.precision or precision
+        plans[sc.name] = ShardPlan(
+            name=sc.name,
+            device=sc.device or default_device(),
+            precision=prec,
+            max_batch_size=default_batch_for.get(sc.name, sc.max_batch_size),
+            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shard-{sc.name}"),
+        )
+    stages = []
+    for seg in segments:
+        plan = plans[seg.shard]
+        converted = convert(seg.model, plan.precision)
+        stages.append(_Stage(seg, plan, _session(converted, providers_for(plan.device), threads)))
+    log.info(
+        "built %s pipeline: %d segments over shards %s",
+        precision.value,
+        len(stages),
+        [f"{p.name}:{p.device}:{p.precision.value}:mb{p.max_batch_size}" for p in plans.values()],
+    )
+    return Pipeline(stages, precision, output)
+
+
+def pad_rows(rows: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> Feeds:
+    """Right-pad variable-length token-id rows into ``input_ids`` and ``attention_mask`` feeds."""
+    width = max(int(r.shape[0]) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : r.shape[0]] = r
+        if masks is None:
+            mask[i, : r.shape[0]] = 1
+        else:
+            mask[i, : r.shape[0]] = masks[i]
+    return {"input_ids": ids, "attention_mask": mask}

@@ -1,0 +1,383 @@
+"""A served model: its lifecycle (cold, warm, serving), precision variants, batchers and statistics.
+
+* **cold**: files on local disk, nothing built (``load`` takes it further);
+* **warm**: sessions built, calibrated and warmed up with real inferences, not taking traffic;
+* **serving**: taking traffic. Only this state makes ``/v2/health/ready`` answer 200.
+
+Loading (cutting into shards, converting precisions, building sessions, calibrating adaptive
+precision, warming up) runs in a worker thread so health checks stay responsive meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
+from outrider_runtime.calibration import calibration_texts
+from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, RuntimeConfig
+from outrider_runtime.engine import Pipeline, build_pipeline, pad_rows
+from outrider_runtime.errors import BadRequestError, NotServingError, StateError
+from outrider_runtime.metrics import RuntimeMetrics
+from outrider_runtime.model_build import DESCRIPTOR, resolve_model_dir
+from outrider_runtime.precision import AdaptivePolicy, cosine_rows
+
+__all__ = ["LoadOverride", "ModelHandle", "Stats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadOverride:
+    """Settings a repository ``load`` request may override (from a Triton-style config JSON)."""
+
+    max_batch_size: int | None = None
+    min_batch_delay_ms: float | None = None
+    precision: PrecisionPolicy | None = None
+
+    @classmethod
+    def from_triton_config(cls, text: str) -> LoadOverride:
+        """Parse the ``config`` parameter of a load request (Triton model config as JSON)."""
+        try:
+            cfg = json.loads(text)
+        except ValueError as exc:
+            raise BadRequestError(f"load config override is not valid JSON: {exc}") from exc
+        if not isinstance(cfg, dict):
+            raise BadRequestError("load config override must be a JSON object")
+        known = {"name", "platform", "backend", "input", "output", "instance_group", "version_policy",
+                 "max_batch_size", "dynamic_batching", "parameters", "optimization"}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise BadRequestError(f"load config override has unsupported fields: {unknown}")
+        mbs = cfg.get("max_batch_size")
+        if mbs is not None and (not isinstance(mbs, int) or mbs < 1):
+            raise BadRequestError(f"max_batch_size must be a positive integer, got {mbs!r}")
+        delay = None
+        dyn = cfg.get("dynamic_batching")
+        if isinstance(dyn, dict) and "max_queue_delay_microseconds" in dyn:
+            delay = float(dyn["max_queue_delay_microseconds"]) / 1000.0
+        prec = None
+        params = cfg.get("parameters") or {}
+        if "precision" in params:
+            raw = params["precision"]
+            value = raw.get("string_value") if isinstance(raw, dict) else raw
+            try:
+                prec = PrecisionPolicy(value)
+            except ValueError as exc:
+                raise BadRequestError(f"parameters.precision must be one of fp32|fp16|bf16|int8|adaptive, "
+                                      f"got {value!r}") from exc
+        return cls(max_batch_size=mbs, min_batch_delay_ms=delay, precision=prec)
+
+
+@dataclass
+class _Acc:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, seconds: float, n: int = 1) -> None:
+        self.count += n
+        self.ns += int(seconds * 1e9)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass
+class Stats:
+    """Triton-style inference statistics of one model."""
+
+    success: _Acc = field(default_factory=_Acc)
+    fail: _Acc = field(default_factory=_Acc)
+    queue: _Acc = field(default_factory=_Acc)
+    compute: _Acc = field(default_factory=_Acc)
+    inference_count: int = 0
+    execution_count: int = 0
+    last_inference_ms: int = 0
+    batches: dict[int, _Acc] = field(default_factory=lambda: defaultdict(_Acc))
+
+    def as_triton(self, name: str) -> dict[str, Any]:
+        """The ``model_stats`` entry of Triton's statistics extension."""
+        zero = {"count": 0, "ns": 0}
+        return {
+            "name": name,
+            "version": "1",
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {
+                "success": self.success.as_dict(),
+                "fail": self.fail.as_dict(),
+                "queue": self.queue.as_dict(),
+                "compute_input": zero,
+                "compute_infer": self.compute.as_dict(),
+                "compute_output": zero,
+                "cache_hit": zero,
+                "cache_miss": zero,
+            },
+            "batch_stats": [
+                {"batch_size": size, "compute_input": zero, "compute_infer": acc.as_dict(), "compute_output": zero}
+                for size, acc in sorted(self.batches.items())
+            ],
+        }
+
+
+class _Tokenizer:
+    def __init__(self, path: Path, max_len: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_len)
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.asarray(e.ids, dtype=np.int64) for e in self._tok.encode_batch(texts)]
+
+
+class ModelHandle:
+    """One model of the runtime with its state machine, pipelines and batchers."""
+
+    def __init__(self, config: RuntimeConfig, metrics: RuntimeMetrics) -> None:
+        self.config = config
+        self.name = config.model.name
+        self.metrics = metrics
+        self.state = ModelState.COLD
+        self.settings = BatchSettings(
+            max_batch_size=config.batching.max_batch_size,
+            min_batch_delay_ms=config.batching.min_batch_delay_ms,
+            lookahead_window=config.batching.lookahead_window,
+            dynamic=config.batching.dynamic is DynamicMode.ENABLED,
+        )
+        self.precision = config.precision.policy
+        self.pipelines: dict[PrecisionPolicy, Pipeline] = {}
+        self.batchers: dict[PrecisionPolicy, DynamicBatcher] = {}
+        self.policy: AdaptivePolicy | None = None
+        self.agreement: dict[str, float] = {}
+        self.hidden = 0
+        self.max_len = 256
+        self.tokenizer: _Tokenizer | None = None
+        self.stats = Stats()
+        self.load_seconds = 0.0
+        self._lock = asyncio.Lock()
+        metrics.set_state(self.name, self.state)
+        metrics.max_batch.labels(self.name).set(self.settings.max_batch_size)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def accepts_text(self) -> bool:
+        """Whether the model has a tokenizer (BYTES ``text`` input accepted)."""
+        return self.tokenizer is not None
+
+    def _build(self, precision: PrecisionPolicy) -> None:
+        t0 = time.perf_counter()
+        model_dir = resolve_model_dir(self.config.model.uri)
+        desc_path = model_dir / DESCRIPTOR
+        desc = json.loads(desc_path.read_text()) if desc_path.exists() else {}
+        self.max_len = int(desc.get("maxSequenceLength", 256))
+        tok = model_dir / "tokenizer.json"
+        self.tokenizer = _Tokenizer(tok, self.max_len) if tok.exists() else None
+        base = onnx.load(str(model_dir / "model.onnx"))
+        out_dims = base.graph.output[0].type.tensor_type.shape.dim
+        self.hidden = int(out_dims[-1].dim_value) if out_dims else 0
+        variants = [PrecisionPolicy.FP32, PrecisionPolicy.INT8] if precision is PrecisionPolicy.ADAPTIVE \
+            else [precision]
+        threads = self.config.server.intra_op_threads
+        pipelines = {
+            p: build_pipeline(model_dir / "model.onnx", self.config.shards, p, threads=threads, base_model=base,
+                              output=base.graph.output[0].name)
+            for p in variants
+        }
+        self._calibrate(pipelines, precision)
+        for pipe in pipelines.values():  # warm-up with real inferences at two lengths
+            for n in (8, 32):
+                pipe.run(pad_rows([np.full(n, 1000 + i, dtype=np.int64) for i in range(2)]))
+        old = self.pipelines
+        self.pipelines = pipelines
+        self.precision = precision
+        for pipe in old.values():
+            pipe.close()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _calibration_rows(self) -> list[np.ndarray]:
+        if self.tokenizer is not None:
+            return self.tokenizer.encode(calibration_texts())
+        rng = np.random.default_rng(0)
+        return [rng.integers(1000, 2000, size=int(n)).astype(np.int64) for n in (4, 8, 16, 32, 64, 128)]
+
+    def _calibrate(self, pipelines: dict[PrecisionPolicy, Pipeline], precision: PrecisionPolicy) -> None:
+        """Measure each variant's cosine agreement with fp32 on the calibration set; fit adaptive."""
+        self.agreement = {}
+        self.policy = None
+        low = [p for p in pipelines if p is not PrecisionPolicy.FP32]
+        if not low:
+            self.agreement["fp32"] = 1.0
+            return
+        rows = self._calibration_rows()
+        ref_pipe = pipelines.get(PrecisionPolicy.FP32)
+        if ref_pipe is None:  # a single low-precision variant: build an fp32 reference just for this
+            model_dir = resolve_model_dir(self.config.model.uri)
+            ref_pipe = build_pipeline(model_dir / "model.onnx", [], PrecisionPolicy.FP32)
+        ref = np.concatenate([ref_pipe.run(pad_rows([r])) for r in rows])
+        lengths = [int(r.shape[0]) for r in rows]
+        for p in low:
+            got = np.concatenate([pipelines[p].run(pad_rows([r])) for r in rows])
+            cos = cosine_rows(got, ref)
+            self.agreement[p.value] = float(cos.mean())
+            self.metrics.agreement.labels(self.name, p.value).set(float(cos.mean()))
+            if precision is PrecisionPolicy.ADAPTIVE:
+                self.policy = AdaptivePolicy.calibrate(self.config.precision.floor, lengths, list(cos), p)
+                self.agreement["adaptive"] = self.policy.agreement()
+                self.metrics.agreement.labels(self.name, "adaptive").set(self.policy.agreement())
+                log.info("adaptive precision: <= %d tokens -> %s (int8 mean cosine %.4f, floor %.4f)",
+                         self.policy.max_length, p.value, cos.mean(), self.config.precision.floor)
+        if ref_pipe is not pipelines.get(PrecisionPolicy.FP32):
+            ref_pipe.close()
+
+    def _set_state(self, state: ModelState) -> None:
+        self.state = state
+        self.metrics.set_state(self.name, state)
+        log.info("model %s is now %s", self.name, state.value)
+
+    async def load(self, target: ModelState = ModelState.SERVING, override: LoadOverride | None = None) -> None:
+        """Build (or rebuild) the model and move it to ``target`` (warm or serving)."""
+        if target is ModelState.COLD:
+            await self.unload()
+            return
+        async with self._lock:
+            if override is not None:
+                changes: dict[str, Any] = {}
+                if override.max_batch_size is not None:
+                    changes["max_batch_size"] = override.max_batch_size
+                if override.min_batch_delay_ms is not None:
+                    changes["min_batch_delay_ms"] = override.min_batch_delay_ms
+                if changes:
+                    self.resize(**changes)
+            precision = override.precision if override and override.precision else self.precision
+            if not self.pipelines or precision is not self.precision:
+                await self._stop_batchers(drain=True)
+                await asyncio.to_thread(self._build, precision)
+                self.metrics.load_seconds.labels(self.name).set(self.load_seconds)
+                self._start_batchers()
+            self._set_state(target)
+
+    def _start_batchers(self) -> None:
+        for p in self.pipelines:
+            b = DynamicBatcher(self._runner(p), self.settings, self.config.server.max_queue_size)
+            b.start()
+            self.batchers[p] = b
+
+    async def _stop_batchers(self, drain: bool) -> None:
+        for b in list(self.batchers.values()):
+            await (b.drain() if drain else b.cancel())
+        self.batchers.clear()
+
+    async def unload(self) -> None:
+        """Drop sessions and go back to cold (queued requests are finished first)."""
+        async with self._lock:
+            await self._stop_batchers(drain=True)
+            for pipe in self.pipelines.values():
+                pipe.close()
+            self.pipelines = {}
+            self._set_state(ModelState.COLD)
+
+    async def set_state(self, state: ModelState) -> None:
+        """Admin transition: warm <-> serving directly, cold via unload, warm/serving from cold via load."""
+        if state is self.state:
+            return
+        if state is ModelState.COLD:
+            await self.unload()
+        elif self.state is ModelState.COLD:
+            await self.load(state)
+        else:
+            if not self.pipelines:
+                raise StateError(f"model {self.name} has no sessions; cannot become {state.value}")
+            self._set_state(state)
+
+    def resize(self, **changes: Any) -> BatchSettings:
+        """Change batching live on every batcher: no reload, nothing dropped."""
+        from dataclasses import replace
+
+        self.settings = replace(self.settings, **changes)
+        for b in self.batchers.values():
+            b.resize(**changes)
+        self.metrics.max_batch.labels(self.name).set(self.settings.max_batch_size)
+        return self.settings
+
+    async def drain(self) -> None:
+        """Finish queued and in-flight requests and refuse new ones (SIGTERM)."""
+        await self._stop_batchers(drain=True)
+
+    # ------------------------------------------------------------------ inference
+    def _runner(self, precision: PrecisionPolicy) -> Any:
+        pipe_getter = self.pipelines
+
+        async def run(batch: list[Pending]) -> None:
+            start = time.perf_counter()
+            rows: list[np.ndarray] = []
+            masks: list[np.ndarray] | None = [] if any(p.masks is not None for p in batch) else None
+            for p in batch:
+                self.metrics.latency.labels(self.name, "queue").observe(start - p.enqueued)
+                self.stats.queue.add(start - p.enqueued)
+                rows.extend(p.rows)
+                if masks is not None:
+                    masks.extend(p.masks if p.masks is not None else [np.ones_like(r) for r in p.rows])
+            self.metrics.batch_size.labels(self.name, precision.value).observe(len(rows))
+            self.metrics.queue_depth.labels(self.name, precision.value).set(self.batchers[precision].depth)
+            out = await pipe_getter[precision].run_async(pad_rows(rows, masks))
+            elapsed = time.perf_counter() - start
+            self.metrics.latency.labels(self.name, "compute").observe(elapsed)
+            self.stats.compute.add(elapsed, len(batch))
+            self.stats.execution_count += 1
+            self.stats.batches[len(rows)].add(elapsed)
+            i = 0
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(out[i : i + p.size])
+                i += p.size
+
+        return run
+
+    def choose_precision(self, rows: list[np.ndarray], masks: list[np.ndarray] | None) -> PrecisionPolicy:
+        """The precision variant a request runs at (adaptive: by its longest row's token count)."""
+        if self.precision is not PrecisionPolicy.ADAPTIVE:
+            return self.precision
+        assert self.policy is not None
+        length = max(int(m.sum()) for m in masks) if masks is not None else max(int(r.shape[0]) for r in rows)
+        return self.policy.choose(length)
+
+    def tokenize(self, texts: list[str]) -> list[np.ndarray]:
+        """Tokenize texts server-side (BYTES input)."""
+        if self.tokenizer is None:
+            raise BadRequestError(f"model {self.name} has no tokenizer; send input_ids instead of text")
+        return self.tokenizer.encode(texts)
+
+    async def infer(self, rows: list[np.ndarray], masks: list[np.ndarray] | None) -> tuple[np.ndarray, str]:
+        """Queue token rows for batched execution; returns their embeddings and the precision used."""
+        if self.state is not ModelState.SERVING:
+            raise NotServingError(f"model {self.name} is {self.state.value}, not serving")
+        for r in rows:
+            if r.shape[0] == 0:
+                raise BadRequestError("a sequence has zero tokens")
+            if r.shape[0] > self.max_len:
+                raise BadRequestError(f"a sequence has {r.shape[0]} tokens; this model takes at most {self.max_len}")
+        precision = self.choose_precision(rows, masks)
+        batcher = self.batchers.get(precision)
+        if batcher is None:
+            raise NotServingError(f"model {self.name} is reloading")
+        fut = batcher.submit(rows, masks)
+        self.metrics.queue_depth.labels(self.name, precision.value).set(batcher.depth)
+        self.metrics.precision_chosen.labels(self.name, precision.value).inc(len(rows))
+        out = await fut
+        return out, precision.value
+
+    def queue_retry_after(self) -> float:
+        """Retry-After for an overloaded response."""
+        return max((b.retry_after_s() for b in self.batchers.values()), default=1.0)

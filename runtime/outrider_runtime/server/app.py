@@ -1,0 +1,429 @@
+"""aiohttp application speaking KServe V2 / Triton HTTP, plus Outrider's admin endpoints.
+
+Routes (``{m}`` = model name; every ``/v2/models/{m}/...`` route also exists under
+``/v2/models/{m}/versions/{v}/...``):
+
+=========================================  =====================================================
+``GET  /v2/health/live``                   200 while the process runs
+``GET  /v2/health/ready``                  200 only when every model is ``serving`` (Kubernetes)
+``GET  /v2``                               server metadata and extensions
+``GET  /v2/models/{m}``                    model metadata (inputs, outputs)
+``GET  /v2/models/{m}/ready``              200 when the model is ``serving``
+``GET  /v2/models/{m}/config``             Triton-style model config (JSON)
+``POST /v2/models/{m}/infer``              inference: JSON or binary tensor data
+``GET  /v2/models/[{m}/]stats``            Triton inference statistics
+``POST /v2/repository/index``              repository index (empty body accepted)
+``POST /v2/repository/models/{m}/load``    load; ``parameters.config`` overrides (Triton JSON)
+``POST /v2/repository/models/{m}/unload``  unload (back to cold)
+``POST /v2/admin/state``                   ``{"state": "cold|warm|serving"}`` (model: optional)
+``POST /v2/admin/batching``                ``{"maxBatchSize": 32, ...}`` live, no reload
+``GET  /metrics``                          Prometheus
+=========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from outrider_runtime.config import ModelState, RuntimeConfig
+from outrider_runtime.errors import (
+    BadRequestError,
+    InferenceError,
+    ModelNotFoundError,
+    NotServingError,
+    OverloadedError,
+    RuntimeError_,
+    StateError,
+)
+from outrider_runtime.metrics import GpuTelemetry, RuntimeMetrics
+from outrider_runtime.models import LoadOverride, ModelHandle
+from outrider_runtime.server.codec import HEADER, decode_request, encode_response
+
+__all__ = ["RuntimeServer", "build_app"]
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "outrider"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "outrider_admin"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, retry_after: float | None = None) -> web.Response:
+    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class RuntimeServer:
+    """The runtime's models plus the HTTP handlers over them."""
+
+    def __init__(self, config: RuntimeConfig, metrics: RuntimeMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or RuntimeMetrics()
+        self.gpu = GpuTelemetry()
+        if self.gpu.available:
+            self.metrics.registry.register(self.gpu)
+        self.models: dict[str, ModelHandle] = {config.model.name: ModelHandle(config, self.metrics)}
+        self.draining = False
+        self.inflight = 0
+        self._idle = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start_models(self) -> None:
+        """Bring every model to the configured ``startState``."""
+        target = self.config.server.start_state
+        if target is not ModelState.COLD:
+            for m in self.models.values():
+                await m.load(target)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """SIGTERM path: stop taking requests, finish queued and in-flight ones, within the timeout."""
+        self.draining = True
+        timeout = self.config.server.drain_timeout_s if timeout_s is None else timeout_s
+
+        async def _all() -> None:
+            await asyncio.gather(*(m.drain() for m in self.models.values()))
+            while self.inflight:
+                self._idle.clear()
+                await self._idle.wait()
+
+        try:
+            await asyncio.wait_for(_all(), timeout)
+        except TimeoutError:
+            log.warning("drain timed out after %.1fs with %d requests in flight", timeout, self.inflight)
+
+    def model(self, name: str) -> ModelHandle:
+        """Look a model up by name (404 if unknown)."""
+        m = self.models.get(name)
+        if m is None:
+            raise ModelNotFoundError(f"unknown model {name!r}; this server has {sorted(self.models)}")
+        return m
+
+    # ------------------------------------------------------------------ handlers
+    async def live(self, request: web.Request) -> web.Response:
+        """Liveness."""
+        return web.json_response({"live": True})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """Readiness for Kubernetes: 200 only if all models serve and the server is not draining."""
+        states = {n: m.state.value for n, m in self.models.items()}
+        ok = not self.draining and all(m.state is ModelState.SERVING for m in self.models.values())
+        return web.json_response({"ready": ok, "models": states, "draining": self.draining},
+                                 status=200 if ok else 503)
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        """Server metadata."""
+        return web.json_response({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
+
+    def _io(self, m: ModelHandle) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        inputs = [
+            {"name": "input_ids", "datatype": "INT64", "shape": [-1, -1]},
+            {"name": "attention_mask", "datatype": "INT64", "shape": [-1, -1], "optional": True},
+        ]
+        if m.accepts_text or m.state is ModelState.COLD:
+            inputs.insert(0, {"name": "text", "datatype": "BYTES", "shape": [-1]})
+        outputs = [{"name": "embeddings", "datatype": "FP32", "shape": [-1, m.hidden or -1]}]
+        return inputs, outputs
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        """Model metadata (V2)."""
+        m = self.model(request.match_info["model"])
+        inputs, outputs = self._io(m)
+        return web.json_response({
+            "name": m.name, "versions": ["1"], "platform": "onnxruntime_onnx",
+            "inputs": inputs, "outputs": outputs,
+            "parameters": {"state": m.state.value, "precision": m.precision.value},
+        })
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        """Model readiness: 200 when serving."""
+        m = self.model(request.match_info["model"])
+        ok = m.state is ModelState.SERVING and not self.draining
+        return web.json_response({"name": m.name, "ready": ok, "state": m.state.value}, status=200 if ok else 400)
+
+    async def model_config(self, request: web.Request) -> web.Response:
+        """Triton-style model config of what is loaded."""
+        m = self.model(request.match_info["model"])
+        s = m.settings
+        inputs, outputs = self._io(m)
+        tmap = {"INT64": "TYPE_INT64", "BYTES": "TYPE_STRING", "FP32": "TYPE_FP32"}
+        return web.json_response({
+            "name": m.name,
+            "platform": "onnxruntime_onnx",
+            "backend": "onnxruntime",
+            "max_batch_size": s.max_batch_size if s.dynamic else 0,
+            "input": [{"name": i["name"], "data_type": tmap[i["datatype"]], "dims": [-1],
+                       "optional": bool(i.get("optional", False))} for i in inputs],
+            "output": [{"name": o["name"], "data_type": tmap[o["datatype"]], "dims": [m.hidden or -1]}
+                       for o in outputs],
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": int(s.min_batch_delay_ms * 1000),
+                "default_queue_policy": {"max_queue_size": self.config.server.max_queue_size},
+            } if s.dynamic else None,
+            "instance_group": [
+                {"name": sh.name, "kind": "KIND_GPU" if sh.device.startswith("cuda") else "KIND_CPU",
+                 "count": 1, "gpus": [int(sh.device.split(":")[1])] if sh.device.startswith("cuda") else []}
+                for sh in (next(iter(m.pipelines.values())).shards if m.pipelines else [])
+            ],
+            "parameters": {
+                "precision": {"string_value": m.precision.value},
+                "lookahead_window": {"string_value": str(s.lookahead_window)},
+                "state": {"string_value": m.state.value},
+                "agreement": {"string_value": json.dumps(m.agreement)},
+                "adaptive_max_length": {"string_value": str(m.policy.max_length if m.policy else "")},
+            },
+        })
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """Inference statistics (Triton statistics extension)."""
+        name = request.match_info.get("model")
+        models = [self.model(name)] if name else list(self.models.values())
+        return web.json_response({"model_stats": [m.stats.as_triton(m.name) for m in models]})
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        """Repository index; tritonclient posts an empty body."""
+        raw = await request.read()
+        ready_only = False
+        if raw.strip():
+            try:
+                ready_only = bool(json.loads(raw).get("ready", False))
+            except (ValueError, AttributeError) as exc:
+                raise BadRequestError(f"repository index body is not a JSON object: {exc}") from exc
+        out = []
+        for m in self.models.values():
+            if ready_only and m.state is not ModelState.SERVING:
+                continue
+            state = {"serving": "READY", "warm": "WARM", "cold": "UNAVAILABLE"}[m.state.value]
+            out.append({"name": m.name, "version": "1", "state": state, "reason": m.state.value})
+        return web.json_response(out)
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequestError("body must be a JSON object")
+        return body
+
+    async def load(self, request: web.Request) -> web.Response:
+        """Repository load, with an optional Triton config override in ``parameters.config``."""
+        m = self.model(request.match_info["model"])
+        body = await self._json_body(request)
+        params = body.get("parameters") or {}
+        override = LoadOverride.from_triton_config(params["config"]) if "config" in params else None
+        await m.load(ModelState.SERVING, override)
+        return web.json_response({})
+
+    async def unload(self, request: web.Request) -> web.Response:
+        """Repository unload: back to cold."""
+        m = self.model(request.match_info["model"])
+        await m.unload()
+        return web.json_response({})
+
+    async def admin_state(self, request: web.Request) -> web.Response:
+        """Move a model between cold, warm and serving."""
+        body = await self._json_body(request)
+        try:
+            state = ModelState(body.get("state"))
+        except ValueError as exc:
+            raise BadRequestError(f"'state' must be one of cold|warm|serving, got {body.get('state')!r}") from exc
+        m = self.model(body.get("model", self.config.model.name))
+        await m.set_state(state)
+        return web.json_response({"model": m.name, "state": m.state.value})
+
+    async def admin_batching(self, request: web.Request) -> web.Response:
+        """Resize dynamic batching live."""
+        body = await self._json_body(request)
+        m = self.model(body.pop("model", self.config.model.name))
+        fields = {"maxBatchSize": ("max_batch_size", int, 1, 4096),
+                  "minBatchDelayMs": ("min_batch_delay_ms", float, 0, 10_000),
+                  "lookaheadWindow": ("lookahead_window", int, 0, 64)}
+        changes: dict[str, Any] = {}
+        for key, value in body.items():
+            if key == "dynamic":
+                if value not in ("Enabled", "Disabled"):
+                    raise BadRequestError(f"'dynamic' must be Enabled or Disabled, got {value!r}")
+                changes["dynamic"] = value == "Enabled"
+                continue
+            if key not in fields:
+                raise BadRequestError(f"unknown batching field {key!r}; known: {sorted([*fields, 'dynamic'])}")
+            attr, typ, lo, hi = fields[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                raise BadRequestError(f"{key} must be a number in [{lo}, {hi}], got {value!r}")
+            changes[attr] = typ(value)
+        s = m.resize(**changes)
+        return web.json_response({"model": m.name, "maxBatchSize": s.max_batch_size,
+                                  "minBatchDelayMs": s.min_batch_delay_ms, "lookaheadWindow": s.lookahead_window,
+                                  "dynamic": "Enabled" if s.dynamic else "Disabled"})
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        """Prometheus exposition."""
+        for m in self.models.values():
+            for p, b in m.batchers.items():
+                self.metrics.queue_depth.labels(m.name, p.value).set(b.depth)
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # ------------------------------------------------------------------ inference
+    def _rows(self, m: ModelHandle, tensors: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        allowed = {"text", "input_ids", "attention_mask"}
+        unknown = sorted(set(tensors) - allowed)
+        if unknown:
+            raise BadRequestError(f"unknown input(s) {unknown}; model {m.name} takes text, or input_ids "
+                                  f"with optional attention_mask")
+        if "text" in tensors:
+            if len(tensors) > 1:
+                raise BadRequestError("send either 'text' or 'input_ids', not both")
+            t = tensors["text"]
+            if t.dtype != np.object_:
+                raise BadRequestError("input 'text' must have datatype BYTES")
+            if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[1] != 1):
+                raise BadRequestError(f"input 'text' must have shape [N] or [N, 1], got {list(t.shape)}")
+            try:
+                texts = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in t.reshape(-1)]
+            except UnicodeDecodeError as exc:
+                raise BadRequestError(f"input 'text' is not valid UTF-8: {exc}") from exc
+            if not texts:
+                raise BadRequestError("input 'text' is empty")
+            return m.tokenize(texts), None
+        if "input_ids" not in tensors:
+            raise BadRequestError("missing input 'input_ids' (or 'text')")
+        ids = tensors["input_ids"]
+        if ids.dtype not in (np.int64, np.int32):
+            raise BadRequestError(f"input 'input_ids' must be INT64 (or INT32), got {ids.dtype}")
+        if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+            raise BadRequestError(f"input 'input_ids' must have shape [batch, seq] with both > 0, got {list(ids.shape)}")
+        ids = ids.astype(np.int64)
+        vocab_hi = 30522
+        if ids.min() < 0 or ids.max() >= vocab_hi:
+            raise BadRequestError(f"input 'input_ids' has token ids outside [0, {vocab_hi})")
+        if "attention_mask" in tensors:
+            mask = tensors["attention_mask"]
+            if mask.dtype not in (np.int64, np.int32):
+                raise BadRequestError(f"input 'attention_mask' must be INT64 (or INT32), got {mask.dtype}")
+            if mask.shape != ids.shape:
+                raise BadRequestError(f"input 'attention_mask' shape {list(mask.shape)} != input_ids shape "
+                                      f"{list(ids.shape)}")
+            mask = mask.astype(np.int64)
+            lengths = mask.sum(axis=1)
+            if (lengths == 0).any():
+                raise BadRequestError("a row of 'attention_mask' is all zeros")
+            return [ids[i, : lengths[i]] for i in range(ids.shape[0])], [mask[i, : lengths[i]] for i in range(ids.shape[0])]
+        return [ids[i] for i in range(ids.shape[0])], None
+
+    async def infer(self, request: web.Request) -> web.Response:
+        """V2 inference with JSON or binary tensors."""
+        t0 = time.perf_counter()
+        name = request.match_info["model"]
+        m = self.model(name)
+        if self.draining:
+            raise NotServingError("server is shutting down", retry_after_s=1.0)
+        self.inflight += 1
+        try:
+            try:
+                limit = self.config.server.max_request_bytes
+                if request.content_length is not None and request.content_length > limit:
+                    raise BadRequestError(f"request body of {request.content_length} bytes exceeds the limit of "
+                                          f"{limit} bytes (server.maxRequestBytes)")
+                body = await request.read()
+                hl = request.headers.get(HEADER)
+                try:
+                    header_length = int(hl) if hl is not None else None
+                except ValueError as exc:
+                    raise BadRequestError(f"{HEADER} must be an integer, got {hl!r}") from exc
+                header, tensors = decode_request(body, header_length)
+                rows, masks = self._rows(m, tensors)
+                out, precision = await m.infer(rows, masks)
+            except InferenceError as exc:
+                m.metrics.failures.labels(m.name, str(exc.status)).inc()
+                m.metrics.requests.labels(m.name, "failure").inc()
+                m.stats.fail.add(time.perf_counter() - t0)
+                raise
+            requested = header.get("outputs")
+            params = header.get("parameters") or {}
+            binary: set[str] = set()
+            if requested:
+                for o in requested:
+                    if o.get("name") != "embeddings":
+                        raise BadRequestError(f"unknown output {o.get('name')!r}; model has 'embeddings'")
+                    if (o.get("parameters") or {}).get("binary_data", False):
+                        binary.add("embeddings")
+            elif params.get("binary_data_output", False):
+                binary.add("embeddings")
+            header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
+            if "id" in header:
+                header_out["id"] = header["id"]
+            payload, hlen = encode_response(header_out, {"embeddings": ("FP32", out.astype(np.float32))}, binary)
+            elapsed = time.perf_counter() - t0
+            m.metrics.latency.labels(m.name, "total").observe(elapsed)
+            m.metrics.requests.labels(m.name, "success").inc()
+            m.stats.success.add(elapsed)
+            m.stats.inference_count += len(rows)
+            m.stats.last_inference_ms = int(time.time() * 1000)
+            headers = {HEADER: str(hlen)} if hlen is not None else {}
+            ctype = "application/octet-stream" if hlen is not None else "application/json"
+            return web.Response(body=payload, headers=headers, content_type=ctype)
+        finally:
+            self.inflight -= 1
+            if not self.inflight:
+                self._idle.set()
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (OverloadedError, NotServingError) as exc:
+        return _error(exc.status, exc.message, exc.retry_after_s)
+    except InferenceError as exc:
+        return _error(exc.status, exc.message)
+    except StateError as exc:
+        return _error(400, str(exc))
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(400, f"request body exceeds the size limit: {exc.text}")
+    except web.HTTPException:
+        raise
+    except RuntimeError_ as exc:
+        return _error(500, str(exc))
+    except Exception as exc:  # keep serving; the client learns what went wrong
+        log.exception("unhandled error on %s", request.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def build_app(server: RuntimeServer) -> web.Application:
+    """Build the aiohttp application for ``server``."""
+    app = web.Application(middlewares=[_errors], client_max_size=server.config.server.max_request_bytes + 1)
+    s = server
+    r = app.router
+    r.add_get("/v2/health/live", s.live)
+    r.add_get("/v2/health/ready", s.ready)
+    r.add_get("/v2", s.server_metadata)
+    r.add_get("/v2/models/stats", s.stats)
+    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        r.add_get(base, s.model_metadata)
+        r.add_get(base + "/ready", s.model_ready)
+        r.add_get(base + "/config", s.model_config)
+        r.add_get(base + "/stats", s.stats)
+        r.add_post(base + "/infer", s.infer)
+    r.add_post("/v2/repository/index", s.repository_index)
+    r.add_post("/v2/repository/models/{model}/load", s.load)
+    r.add_post("/v2/repository/models/{model}/unload", s.unload)
+    r.add_post("/v2/admin/state", s.admin_state)
+    r.add_post("/v2/admin/batching", s.admin_batching)
+    r.add_get("/metrics", s.metrics_handler)
+    app["outrider_server"] = s
+    return app

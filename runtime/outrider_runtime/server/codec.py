@@ -1,0 +1,152 @@
+"""Encode and decode V2 tensors: JSON ``data`` and Triton's binary tensor data extension.
+
+A binary request carries the header ``Inference-Header-Content-Length: N``: the first N bytes are
+the JSON inference header, the rest are raw tensors in input order, each input naming its size in
+``parameters.binary_data_size``. BYTES tensors are serialised as a 4-byte little-endian length
+followed by the bytes, per element. Responses mirror this when the request asks for binary outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from outrider_runtime.errors import BadRequestError
+
+__all__ = ["DTYPES", "decode_request", "encode_bytes", "encode_response"]
+
+DTYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+HEADER = "Inference-Header-Content-Length"
+
+
+def _decode_bytes(raw: bytes, count: int, name: str) -> np.ndarray:
+    out: list[bytes] = []
+    off = 0
+    while off < len(raw):
+        if off + 4 > len(raw):
+            raise BadRequestError(f"input {name!r}: truncated BYTES element length")
+        (n,) = struct.unpack_from("<I", raw, off)
+        off += 4
+        if off + n > len(raw):
+            raise BadRequestError(f"input {name!r}: BYTES element overruns the tensor data")
+        out.append(raw[off : off + n])
+        off += n
+    if len(out) != count:
+        raise BadRequestError(f"input {name!r}: shape holds {count} elements but {len(out)} were sent")
+    return np.array(out, dtype=np.object_)
+
+
+def encode_bytes(arr: np.ndarray) -> bytes:
+    """Serialise a BYTES tensor (elements ``bytes`` or ``str``) in the binary extension format."""
+    parts = []
+    for item in arr.reshape(-1):
+        b = item if isinstance(item, bytes) else str(item).encode()
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _shape(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(d, int) and d >= 0 for d in value):
+        raise BadRequestError(f"input {name!r}: shape must be a list of non-negative integers, got {value!r}")
+    return value
+
+
+def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Split a request into its JSON header and decoded input tensors (by name)."""
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise BadRequestError(f"{HEADER} is {header_length} but the body has {len(body)} bytes")
+        head_raw, tail = body[:header_length], body[header_length:]
+    else:
+        head_raw, tail = body, b""
+    try:
+        header = json.loads(head_raw)
+    except ValueError as exc:
+        raise BadRequestError(f"request header is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
+        raise BadRequestError("request must be a JSON object with a non-empty 'inputs' list")
+    tensors: dict[str, np.ndarray] = {}
+    off = 0
+    for spec in header["inputs"]:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise BadRequestError("every input needs a 'name'")
+        name = spec["name"]
+        dtype_name = spec.get("datatype")
+        if dtype_name not in DTYPES:
+            raise BadRequestError(f"input {name!r}: unknown datatype {dtype_name!r}")
+        shape = _shape(spec.get("shape"), name)
+        count = int(np.prod(shape)) if shape else 1
+        params = spec.get("parameters") or {}
+        size = params.get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or off + size > len(tail):
+                raise BadRequestError(f"input {name!r}: binary_data_size {size!r} exceeds the binary data")
+            raw = tail[off : off + size]
+            off += size
+            if dtype_name == "BYTES":
+                arr = _decode_bytes(raw, count, name)
+            else:
+                dt = np.dtype(DTYPES[dtype_name])
+                if len(raw) != count * dt.itemsize:
+                    raise BadRequestError(
+                        f"input {name!r}: {len(raw)} bytes do not match shape {shape} of {dtype_name}"
+                    )
+                arr = np.frombuffer(raw, dtype=dt)
+        else:
+            if "data" not in spec:
+                raise BadRequestError(f"input {name!r}: has neither 'data' nor binary_data_size")
+            try:
+                if dtype_name == "BYTES":
+                    flat = np.array(spec["data"], dtype=np.object_).reshape(-1)
+                    arr = np.array([x.encode() if isinstance(x, str) else x for x in flat], dtype=np.object_)
+                else:
+                    arr = np.array(spec["data"], dtype=DTYPES[dtype_name]).reshape(-1)
+            except (ValueError, TypeError) as exc:
+                raise BadRequestError(f"input {name!r}: data does not match datatype {dtype_name}: {exc}") from exc
+            if arr.size != count:
+                raise BadRequestError(f"input {name!r}: shape {shape} needs {count} elements, got {arr.size}")
+        if name in tensors:
+            raise BadRequestError(f"input {name!r} appears more than once")
+        tensors[name] = arr.reshape(shape)
+    return header, tensors
+
+
+def encode_response(
+    header: dict[str, Any], outputs: dict[str, tuple[str, np.ndarray]], binary: set[str]
+) -> tuple[bytes, int | None]:
+    """Build the response body; ``outputs`` maps name to (V2 datatype, array). Returns body and header length."""
+    out_specs = []
+    blobs = []
+    for name, (dtype_name, arr) in outputs.items():
+        spec: dict[str, Any] = {"name": name, "datatype": dtype_name, "shape": list(arr.shape)}
+        if name in binary:
+            raw = encode_bytes(arr) if dtype_name == "BYTES" else np.ascontiguousarray(arr).tobytes()
+            spec["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            spec["data"] = arr.reshape(-1).tolist()
+        out_specs.append(spec)
+    resp = {k: v for k, v in header.items() if k in ("model_name", "model_version", "id", "parameters")}
+    resp["outputs"] = out_specs
+    head = json.dumps(resp, separators=(",", ":")).encode()
+    if not blobs:
+        return head, None
+    return head + b"".join(blobs), len(head)
