@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PY ?= .venv/bin/python
 VENV_BIN := .venv/bin
 PYTEST_ARGS ?=
+GENERATED := crds charts/outrider/crds charts/outrider/files manifests/install docs/api-reference.md
 
 ##@ General
 .PHONY: help
@@ -33,11 +34,12 @@ fmt: ## Format and auto-fix with ruff.
 .PHONY: manifests
 manifests: ## Regenerate the CRD, chart CRD copy and rendered manifests from the typed models.
 	$(PY) -m outrider_operator.manifests.generate
+	$(PY) hack/render_manifests.py
 
 .PHONY: verify
 verify: manifests ## Regenerate everything and fail on drift.
-	git diff --exit-code -- crds charts manifests docs
-	@test -z "$$(git status --porcelain -- crds charts manifests docs)" || { git status --porcelain -- crds charts manifests docs; echo "generated files are not committed"; exit 1; }
+	git diff --exit-code -- $(GENERATED)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "generated files are not committed: run make manifests and commit"; exit 1; }
 
 .PHONY: test
 test: ## Run unit, component and e2e tests (e2e starts its own local cluster).

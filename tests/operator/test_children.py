@@ -1,0 +1,108 @@
+import json
+from typing import Any
+
+import yaml
+
+from outrider_operator.api import labels
+from outrider_operator.api.resource import parse_spec
+from outrider_operator.reconcile.children import Owner, child_names, render_children
+from outrider_operator.reconcile.runtimeconfig import render_runtime_config
+
+OWNER = Owner(name="minilm", namespace="ml", uid="1234-uid")
+
+
+def _by_kind(objs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for obj in objs:
+        out.setdefault(obj["kind"], []).append(obj)
+    return out
+
+
+def _sharded(minimal_spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **minimal_spec,
+        "runtime": {"gpusPerReplica": 2, "minGpuMemory": "16Gi"},
+        "standby": {"warm": 1, "cold": 2},
+        "sharding": {"groups": [
+            {"name": "attention", "layers": ["attention"], "devicePreference": "memoryBandwidth", "maxBatchSize": 32},
+            {"name": "ffn", "layers": ["ffn"], "devicePreference": "compute", "maxBatchSize": 64},
+        ]},
+    }
+
+
+def test_children_set_and_ownership(minimal_spec: dict[str, Any]) -> None:
+    objs = render_children(OWNER, parse_spec(_sharded(minimal_spec)), active_replicas=3)
+    kinds = _by_kind(objs)
+    names = {k: sorted(o["metadata"]["name"] for o in v) for k, v in kinds.items()}
+    assert names == {k: sorted(v) for k, v in child_names("minilm").items()}
+    for obj in objs:
+        ref = obj["metadata"]["ownerReferences"][0]
+        assert ref["uid"] == "1234-uid" and ref["controller"] is True and ref["kind"] == "InferenceDeployment"
+        assert obj["metadata"]["namespace"] == "ml"
+        assert obj["metadata"]["labels"][labels.LABEL_MANAGED_BY] == labels.MANAGED_BY
+    sizes = {d["metadata"]["name"]: d["spec"]["replicas"] for d in kinds["Deployment"]}
+    assert sizes == {"minilm": 3, "minilm-warm": 1, "minilm-cold": 2}
+
+
+def test_pods_request_gpus_and_name_the_outrider_scheduler(minimal_spec: dict[str, Any]) -> None:
+    objs = render_children(OWNER, parse_spec(_sharded(minimal_spec)), active_replicas=1)
+    for dep in _by_kind(objs)["Deployment"]:
+        pod = dep["spec"]["template"]
+        assert pod["spec"]["schedulerName"] == "outrider"
+        res = pod["spec"]["containers"][0]["resources"]
+        assert res["limits"]["nvidia.com/gpu"] == "2" == res["requests"]["nvidia.com/gpu"]
+        ann = pod["metadata"]["annotations"]
+        plan = json.loads(ann[labels.ANNOTATION_SHARD_PLAN])
+        assert [(g["name"], g["maxBatchSize"], g["devicePreference"]) for g in plan] == [
+            ("attention", 32, "memoryBandwidth"),
+            ("ffn", 64, "compute"),
+        ]
+        assert ann[labels.ANNOTATION_MIN_GPU_MEMORY] == "16384"
+        # the selector is a subset of the pod labels and holds only immutable identity
+        sel = dep["spec"]["selector"]["matchLabels"]
+        assert sel.items() <= pod["metadata"]["labels"].items()
+        assert set(sel) == {labels.LABEL_DEPLOYMENT, labels.LABEL_POOL}
+
+
+def test_cpu_only_spec_requests_no_gpu(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec({**minimal_spec, "runtime": {"gpusPerReplica": 0}})
+    dep = _by_kind(render_children(OWNER, spec, 1))["Deployment"][0]
+    assert "nvidia.com/gpu" not in dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+
+
+def test_service_routes_only_to_active_pods(minimal_spec: dict[str, Any]) -> None:
+    objs = render_children(OWNER, parse_spec(minimal_spec), 2)
+    svc = _by_kind(objs)["Service"][0]
+    assert svc["spec"]["selector"] == {labels.LABEL_DEPLOYMENT: "minilm", labels.LABEL_POOL: "active"}
+    pools = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"][labels.LABEL_POOL]
+        for d in _by_kind(objs)["Deployment"]
+    }
+    assert pools == {"minilm": "active", "minilm-warm": "warm", "minilm-cold": "cold"}
+    pdb = _by_kind(objs)["PodDisruptionBudget"][0]
+    assert pdb["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+
+
+def test_rendering_is_deterministic_and_config_changes_roll_pods(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec(minimal_spec)
+    assert render_children(OWNER, spec, 2) == render_children(OWNER, spec, 2)
+    changed = parse_spec({**minimal_spec, "batching": {"maxBatchSize": 64}})
+
+    def hash_of(objs: list[dict[str, Any]]) -> str:
+        dep = _by_kind(objs)["Deployment"][0]
+        return str(dep["spec"]["template"]["metadata"]["annotations"]["outrider.dev/config-hash"])
+
+    assert hash_of(render_children(OWNER, spec, 2)) != hash_of(render_children(OWNER, changed, 2))
+
+
+def test_runtime_config_per_pool(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec(_sharded(minimal_spec))
+    cm = _by_kind(render_children(OWNER, spec, 1))["ConfigMap"][0]
+    assert set(cm["data"]) == {"runtime.yaml", "runtime-warm.yaml", "runtime-cold.yaml"}
+    active = yaml.safe_load(cm["data"]["runtime.yaml"])
+    assert active["server"]["startState"] == "serving"
+    assert yaml.safe_load(cm["data"]["runtime-warm.yaml"])["server"]["startState"] == "warm"
+    assert yaml.safe_load(cm["data"]["runtime-cold.yaml"])["server"]["startState"] == "cold"
+    assert active["batching"] == {"maxBatchSize": 16, "minBatchDelayMs": 10, "lookaheadWindow": 3, "dynamic": "Enabled"}
+    assert [s["maxBatchSize"] for s in active["shards"]] == [32, 64]
+    assert render_runtime_config(spec, "active") == active
