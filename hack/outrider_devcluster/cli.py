@@ -1,0 +1,89 @@
+"""Argument parsing for ``python -m outrider_devcluster`` (binaries, up, down, status)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .binaries import ALL_BINARIES, ensure_binaries, locate
+from .errors import DevClusterError
+from .settings import ClusterSettings
+
+__all__ = ["main", "register"]
+
+
+def _cmd_binaries(args: argparse.Namespace) -> int:
+    settings = ClusterSettings.from_env()
+    names = tuple(args.only) if args.only else ALL_BINARIES
+    found = locate(settings) if args.locate_only else ensure_binaries(settings, names)
+    for name in names:
+        path = found.paths.get(name)
+        print(f"{name:<24} {found.sources.get(name, '-'):<18} {path or 'MISSING'}")
+    return 0 if not found.missing(names) else 1
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+    from .topology import load_topology
+
+    settings = ClusterSettings.from_env()
+    topology = load_topology(args.topology, nodes=args.nodes)
+    cluster = Cluster(settings)
+    cluster.up(topology, build=not args.no_build)
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+
+    Cluster(ClusterSettings.from_env()).down(keep_data=args.keep_data)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+
+    report = Cluster(ClusterSettings.from_env()).status()
+    for line in report.lines():
+        print(line)
+    return 0 if report.healthy else 1
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the devcluster subcommands to ``parser`` (also used by the ``outrider`` CLI)."""
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("binaries", help="locate or build etcd, kube-*, kwok, kubectl and helm")
+    p.add_argument("--only", nargs="*", choices=ALL_BINARIES, help="only these binaries")
+    p.add_argument("--locate-only", action="store_true", help="report what exists; build nothing")
+    p.set_defaults(func=_cmd_binaries)
+    p = sub.add_parser("up", help="start the local cluster and create the simulated GPU nodes")
+    p.add_argument(
+        "--topology", type=Path, default=None, help="topology YAML (default hack/cluster-topology.yaml)"
+    )
+    p.add_argument(
+        "--nodes", type=int, default=None, help="create N GPU nodes instead (scale tests, e.g. 1000)"
+    )
+    p.add_argument("--no-build", action="store_true", help="fail instead of building missing binaries")
+    p.set_defaults(func=_cmd_up)
+    p = sub.add_parser("down", help="stop every process this tooling started")
+    p.add_argument("--keep-data", action="store_true", help="keep .cluster/ (logs, certificates)")
+    p.set_defaults(func=_cmd_down)
+    p = sub.add_parser("status", help="show component processes and health")
+    p.set_defaults(func=_cmd_status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; errors print a one-paragraph message and exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m outrider_devcluster", description=__doc__)
+    register(parser)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DevClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
