@@ -106,7 +106,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
 def _apply_factory_defaults(model: type[BaseModel], schema: dict[str, Any]) -> None:
     """Put defaults of ``default_factory`` fields into the schema (pydantic leaves them out).
 
-    A nested model's default is ``{}`` so that the apiserver then applies the inner defaults.
+    A nested model's default is its fully defaulted form: the apiserver checks defaults against
+    the CEL rules of their object without applying the inner defaults first.
     """
     props = schema.get("properties", {})
     for name, field in model.model_fields.items():
@@ -116,9 +117,10 @@ def _apply_factory_defaults(model: type[BaseModel], schema: dict[str, Any]) -> N
             continue
         if field.default_factory is not None:
             value = field.default_factory()  # type: ignore[call-arg]
-            sub["default"] = (
-                {} if isinstance(value, BaseModel) else TypeAdapter(Any).dump_python(value, mode="json")
-            )
+            if isinstance(value, BaseModel):
+                sub["default"] = value.model_dump(by_alias=True, exclude_none=True, mode="json")
+            else:
+                sub["default"] = TypeAdapter(Any).dump_python(value, mode="json")
         for nested in _models_in(field.annotation):
             target = sub.get("items", sub) if sub.get("type") == "array" else sub
             _apply_factory_defaults(nested, target)
