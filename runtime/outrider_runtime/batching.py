@@ -15,6 +15,7 @@ new size. The queue is bounded (``max_queue_size`` requests): beyond it ``submit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -103,7 +104,9 @@ class DynamicBatcher:
         batches = self.depth / max(1, self.settings.effective_max)
         return max(1.0, round(batches * self.est_batch_seconds, 1))
 
-    def submit(self, rows: list[np.ndarray], masks: list[np.ndarray] | None = None) -> asyncio.Future[np.ndarray]:
+    def submit(
+        self, rows: list[np.ndarray], masks: list[np.ndarray] | None = None
+    ) -> asyncio.Future[np.ndarray]:
         """Queue a request; the future resolves to its output rows."""
         if self._closing:
             raise NotServingError("the server is shutting down", retry_after_s=1.0)
@@ -191,10 +194,8 @@ class DynamicBatcher:
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         while self._queue:
             p = self._queue.popleft()

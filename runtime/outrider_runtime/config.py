@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
-class Layer(str, Enum):
+class Layer(StrEnum):
     """A layer group of a transformer model, the unit that shards are made of."""
 
     EMBEDDINGS = "embeddings"
@@ -53,7 +53,7 @@ class Layer(str, Enum):
     ALL = "all"
 
 
-class PrecisionPolicy(str, Enum):
+class PrecisionPolicy(StrEnum):
     """Numeric precision of a model or shard; ``adaptive`` picks per request."""
 
     FP32 = "fp32"
@@ -63,14 +63,14 @@ class PrecisionPolicy(str, Enum):
     ADAPTIVE = "adaptive"
 
 
-class DynamicMode(str, Enum):
+class DynamicMode(StrEnum):
     """Whether requests are batched dynamically."""
 
     ENABLED = "Enabled"
     DISABLED = "Disabled"
 
 
-class ModelState(str, Enum):
+class ModelState(StrEnum):
     """Lifecycle of a model in a runtime: files on disk, sessions warmed, taking traffic."""
 
     COLD = "cold"
@@ -166,13 +166,15 @@ class ServerConfig(_Model):
 class RuntimeConfig(_Model):
     """The whole runtime config file."""
 
-    api_version: Literal["runtime.outrider.dev/v1alpha1"] = Field(API_VERSION, description="Schema version.")
-    kind: Literal["RuntimeConfig"] = Field(KIND, description="Always RuntimeConfig.")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="The model served.")  # type: ignore[arg-type]
-    precision: PrecisionConfig = Field(default_factory=PrecisionConfig, description="Precision.")  # type: ignore[arg-type]
-    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Batching.")  # type: ignore[arg-type]
+    api_version: Literal["runtime.outrider.dev/v1alpha1"] = Field(
+        "runtime.outrider.dev/v1alpha1", description="Schema version."
+    )
+    kind: Literal["RuntimeConfig"] = Field("RuntimeConfig", description="Always RuntimeConfig.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The model served.")
+    precision: PrecisionConfig = Field(default_factory=PrecisionConfig, description="Precision.")
+    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Batching.")
     shards: list[ShardConfig] = Field(default_factory=list, description="Ordered shards; empty = one.")
-    server: ServerConfig = Field(default_factory=ServerConfig, description="Server settings.")  # type: ignore[arg-type]
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Server settings.")
 
     @field_validator("shards")
     @classmethod

@@ -46,7 +46,10 @@ def providers_for(device: str) -> list[Any]:
                 f"device {device!r} requested but this onnxruntime build has no CUDAExecutionProvider "
                 f"(available: {available}); install onnxruntime-gpu on GPU nodes"
             )
-        return [("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}), "CPUExecutionProvider"]
+        return [
+            ("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}),
+            "CPUExecutionProvider",
+        ]
     raise ModelBuildError(f"unknown device {device!r}; expected cpu or cuda:N")
 
 

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class RuntimeError_(Exception):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class RuntimeError_(Exception):
     """Base of every error the runtime raises on purpose."""
 
 

@@ -39,7 +39,10 @@ class RuntimeMetrics:
             registry=r,
         )
         self.requests = Counter(
-            "outrider_runtime_requests_total", "Inference requests by outcome.", ["model", "outcome"], registry=r
+            "outrider_runtime_requests_total",
+            "Inference requests by outcome.",
+            ["model", "outcome"],
+            registry=r,
         )
         self.failures = Counter(
             "outrider_runtime_request_failures_total",
@@ -48,11 +51,17 @@ class RuntimeMetrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "outrider_runtime_batch_size", "Rows per executed batch.", ["model", "precision"],
-            buckets=_BATCH_BUCKETS, registry=r,
+            "outrider_runtime_batch_size",
+            "Rows per executed batch.",
+            ["model", "precision"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "outrider_runtime_queue_depth", "Requests waiting to be batched.", ["model", "precision"], registry=r
+            "outrider_runtime_queue_depth",
+            "Requests waiting to be batched.",
+            ["model", "precision"],
+            registry=r,
         )
         self.precision_chosen = Counter(
             "outrider_runtime_precision_requests_total",
@@ -68,14 +77,18 @@ class RuntimeMetrics:
             registry=r,
         )
         self.state = Gauge(
-            "outrider_runtime_model_state", "1 for the model's current state, 0 otherwise.", ["model", "state"],
+            "outrider_runtime_model_state",
+            "1 for the model's current state, 0 otherwise.",
+            ["model", "state"],
             registry=r,
         )
         self.max_batch = Gauge(
             "outrider_runtime_max_batch_size", "Current dynamic batching limit.", ["model"], registry=r
         )
         self.load_seconds = Gauge(
-            "outrider_runtime_model_load_seconds", "Time the last load (build + warm-up) took.", ["model"],
+            "outrider_runtime_model_load_seconds",
+            "Time the last load (build + warm-up) took.",
+            ["model"],
             registry=r,
         )
 
@@ -89,7 +102,7 @@ class GpuTelemetry(Collector):
     """A collector reading GPU utilisation and memory through NVML; empty on CPU-only nodes."""
 
     def __init__(self, nvml: Any | None = None) -> None:
-        self._nvml = nvml
+        self._nvml: Any = nvml
         self._ok = False
         if nvml is None:
             try:
@@ -117,7 +130,9 @@ class GpuTelemetry(Collector):
         util = GaugeMetricFamily(
             "outrider_runtime_gpu_utilization_ratio", "GPU utilisation (0-1) from NVML.", labels=["gpu"]
         )
-        mem = GaugeMetricFamily("outrider_runtime_gpu_memory_used_bytes", "GPU memory in use.", labels=["gpu"])
+        mem = GaugeMetricFamily(
+            "outrider_runtime_gpu_memory_used_bytes", "GPU memory in use.", labels=["gpu"]
+        )
         total = GaugeMetricFamily("outrider_runtime_gpu_memory_total_bytes", "GPU memory.", labels=["gpu"])
         try:
             for i in range(nv.nvmlDeviceGetCount()):

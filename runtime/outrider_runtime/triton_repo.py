@@ -35,8 +35,12 @@ from outrider_runtime.sharding import Segment, assign_layers, cut_model
 
 __all__ = ["TritonEngine", "render_config_pbtxt", "render_repository"]
 
-_TYPES = {TensorProto.FLOAT: "TYPE_FP32", TensorProto.INT64: "TYPE_INT64", TensorProto.INT32: "TYPE_INT32",
-          TensorProto.FLOAT16: "TYPE_FP16"}
+_TYPES: dict[int, str] = {
+    TensorProto.FLOAT: "TYPE_FP32",
+    TensorProto.INT64: "TYPE_INT64",
+    TensorProto.INT32: "TYPE_INT32",
+    TensorProto.FLOAT16: "TYPE_FP16",
+}
 
 
 def _q(s: str) -> str:
@@ -51,7 +55,7 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int]:
 def _tensor_block(kind: str, values: list[onnx.ValueInfoProto]) -> str:
     items = []
     for vi in values:
-        t = _TYPES.get(vi.type.tensor_type.elem_type, "TYPE_FP32")
+        t = _TYPES.get(int(vi.type.tensor_type.elem_type), "TYPE_FP32")
         items.append(f"  {{\n    name: {_q(vi.name)}\n    data_type: {t}\n    dims: {_dims(vi)}\n  }}")
     return f"{kind} [\n" + ",\n".join(items) + "\n]\n"
 
@@ -77,7 +81,9 @@ def render_config_pbtxt(
         lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {int(delay_ms * 1000)}\n}}")
     if device.startswith("cuda:"):
         gpu = int(device.split(":", 1)[1])
-        lines.append(f"instance_group [\n  {{\n    count: 1\n    kind: KIND_GPU\n    gpus: [ {gpu} ]\n  }}\n]")
+        lines.append(
+            f"instance_group [\n  {{\n    count: 1\n    kind: KIND_GPU\n    gpus: [ {gpu} ]\n  }}\n]"
+        )
         if precision in (PrecisionPolicy.FP16, PrecisionPolicy.BF16):
             lines.append(
                 "optimization {\n  execution_accelerators {\n    gpu_execution_accelerator : [ {\n"
@@ -86,7 +92,9 @@ def render_config_pbtxt(
             )
     else:
         lines.append("instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]")
-    lines.append(f'parameters {{ key: "outrider_precision" value: {{ string_value: {_q(precision.value)} }} }}')
+    lines.append(
+        f'parameters {{ key: "outrider_precision" value: {{ string_value: {_q(precision.value)} }} }}'
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -100,12 +108,16 @@ def _ensemble(name: str, segs: list[tuple[str, Segment]], base: onnx.ModelProto,
     for model_name, seg in segs:
         imap = "\n".join(f"      input_map {{ key: {_q(i)} value: {_q(ext[i])} }}" for i in seg.inputs)
         omap = "\n".join(f"      output_map {{ key: {_q(o)} value: {_q(ext[o])} }}" for o in seg.outputs)
-        steps.append(f"    {{\n      model_name: {_q(model_name)}\n      model_version: -1\n{imap}\n{omap}\n    }}")
+        steps.append(
+            f"    {{\n      model_name: {_q(model_name)}\n      model_version: -1\n{imap}\n{omap}\n    }}"
+        )
     return (
-        f"name: {_q(name)}\nplatform: \"ensemble\"\nmax_batch_size: {max_batch}\n"
+        f'name: {_q(name)}\nplatform: "ensemble"\nmax_batch_size: {max_batch}\n'
         + _tensor_block("input", list(base.graph.input))
         + _tensor_block("output", list(base.graph.output))
-        + "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
+        + "ensemble_scheduling {\n  step [\n"
+        + ",\n".join(steps)
+        + "\n  ]\n}\n"
     )
 
 
@@ -117,7 +129,7 @@ def render_repository(config: RuntimeConfig, root: Path, model_dir: Path | None 
     dynamic = b.dynamic is DynamicMode.ENABLED
     policy = config.precision.policy
     default_prec = PrecisionPolicy.FP32 if policy is PrecisionPolicy.ADAPTIVE else policy
-    shards = list(config.shards) or [ShardConfig(name="all", layers=["all"], maxBatchSize=b.max_batch_size)]  # type: ignore[call-arg,list-item]
+    shards = list(config.shards) or [ShardConfig(name="all", layers=["all"], maxBatchSize=b.max_batch_size)]  # type: ignore[call-arg]
     by_name = {s.name: s for s in shards}
     segments = cut_model(base, assign_layers(config.shards))
     written: list[Path] = []
@@ -130,7 +142,9 @@ def render_repository(config: RuntimeConfig, root: Path, model_dir: Path | None 
         onnx.save_model(file_model, str(d / "1" / "model.onnx"))
         mbs = b.max_batch_size if len(segments) == 1 else shard.max_batch_size
         (d / "config.pbtxt").write_text(
-            render_config_pbtxt(name, seg_model, mbs, b.min_batch_delay_ms, dynamic, shard.device or "cuda:0", prec)
+            render_config_pbtxt(
+                name, seg_model, mbs, b.min_batch_delay_ms, dynamic, shard.device or "cuda:0", prec
+            )
         )
         written.extend([d / "config.pbtxt", d / "1" / "model.onnx"])
 
@@ -158,10 +172,16 @@ class TritonEngine:
 
         self._http = httpclient
         self.model = model
-        self.client = httpclient.InferenceServerClient(url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        self.client = httpclient.InferenceServerClient(
+            url, connection_timeout=timeout_s, network_timeout=timeout_s
+        )
 
-    def load(self, max_batch_size: int | None = None, delay_ms: float | None = None,
-             precision: PrecisionPolicy | None = None) -> None:
+    def load(
+        self,
+        max_batch_size: int | None = None,
+        delay_ms: float | None = None,
+        precision: PrecisionPolicy | None = None,
+    ) -> None:
         """Load (or reload) the model with a config override."""
         cfg: dict[str, Any] = {}
         if max_batch_size is not None:
@@ -183,7 +203,7 @@ class TritonEngine:
             try:
                 if self.client.is_model_ready(self.model):
                     return True
-            except Exception:  # noqa: S110 - server not up yet
+            except Exception:  # server not up yet
                 pass
             time.sleep(0.2)
         return False

@@ -119,38 +119,48 @@ class RuntimeServer:
         """Readiness for Kubernetes: 200 only if all models serve and the server is not draining."""
         states = {n: m.state.value for n, m in self.models.items()}
         ok = not self.draining and all(m.state is ModelState.SERVING for m in self.models.values())
-        return web.json_response({"ready": ok, "models": states, "draining": self.draining},
-                                 status=200 if ok else 503)
+        return web.json_response(
+            {"ready": ok, "models": states, "draining": self.draining}, status=200 if ok else 503
+        )
 
     async def server_metadata(self, request: web.Request) -> web.Response:
         """Server metadata."""
         return web.json_response({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
 
     def _io(self, m: ModelHandle) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        inputs = [
+        inputs: list[dict[str, Any]] = [
             {"name": "input_ids", "datatype": "INT64", "shape": [-1, -1]},
             {"name": "attention_mask", "datatype": "INT64", "shape": [-1, -1], "optional": True},
         ]
         if m.accepts_text or m.state is ModelState.COLD:
             inputs.insert(0, {"name": "text", "datatype": "BYTES", "shape": [-1]})
-        outputs = [{"name": "embeddings", "datatype": "FP32", "shape": [-1, m.hidden or -1]}]
+        outputs: list[dict[str, Any]] = [
+            {"name": "embeddings", "datatype": "FP32", "shape": [-1, m.hidden or -1]}
+        ]
         return inputs, outputs
 
     async def model_metadata(self, request: web.Request) -> web.Response:
         """Model metadata (V2)."""
         m = self.model(request.match_info["model"])
         inputs, outputs = self._io(m)
-        return web.json_response({
-            "name": m.name, "versions": ["1"], "platform": "onnxruntime_onnx",
-            "inputs": inputs, "outputs": outputs,
-            "parameters": {"state": m.state.value, "precision": m.precision.value},
-        })
+        return web.json_response(
+            {
+                "name": m.name,
+                "versions": ["1"],
+                "platform": "onnxruntime_onnx",
+                "inputs": inputs,
+                "outputs": outputs,
+                "parameters": {"state": m.state.value, "precision": m.precision.value},
+            }
+        )
 
     async def model_ready(self, request: web.Request) -> web.Response:
         """Model readiness: 200 when serving."""
         m = self.model(request.match_info["model"])
         ok = m.state is ModelState.SERVING and not self.draining
-        return web.json_response({"name": m.name, "ready": ok, "state": m.state.value}, status=200 if ok else 400)
+        return web.json_response(
+            {"name": m.name, "ready": ok, "state": m.state.value}, status=200 if ok else 400
+        )
 
     async def model_config(self, request: web.Request) -> web.Response:
         """Triton-style model config of what is loaded."""
@@ -158,32 +168,49 @@ class RuntimeServer:
         s = m.settings
         inputs, outputs = self._io(m)
         tmap = {"INT64": "TYPE_INT64", "BYTES": "TYPE_STRING", "FP32": "TYPE_FP32"}
-        return web.json_response({
-            "name": m.name,
-            "platform": "onnxruntime_onnx",
-            "backend": "onnxruntime",
-            "max_batch_size": s.max_batch_size if s.dynamic else 0,
-            "input": [{"name": i["name"], "data_type": tmap[i["datatype"]], "dims": [-1],
-                       "optional": bool(i.get("optional", False))} for i in inputs],
-            "output": [{"name": o["name"], "data_type": tmap[o["datatype"]], "dims": [m.hidden or -1]}
-                       for o in outputs],
-            "dynamic_batching": {
-                "max_queue_delay_microseconds": int(s.min_batch_delay_ms * 1000),
-                "default_queue_policy": {"max_queue_size": self.config.server.max_queue_size},
-            } if s.dynamic else None,
-            "instance_group": [
-                {"name": sh.name, "kind": "KIND_GPU" if sh.device.startswith("cuda") else "KIND_CPU",
-                 "count": 1, "gpus": [int(sh.device.split(":")[1])] if sh.device.startswith("cuda") else []}
-                for sh in (next(iter(m.pipelines.values())).shards if m.pipelines else [])
-            ],
-            "parameters": {
-                "precision": {"string_value": m.precision.value},
-                "lookahead_window": {"string_value": str(s.lookahead_window)},
-                "state": {"string_value": m.state.value},
-                "agreement": {"string_value": json.dumps(m.agreement)},
-                "adaptive_max_length": {"string_value": str(m.policy.max_length if m.policy else "")},
-            },
-        })
+        return web.json_response(
+            {
+                "name": m.name,
+                "platform": "onnxruntime_onnx",
+                "backend": "onnxruntime",
+                "max_batch_size": s.max_batch_size if s.dynamic else 0,
+                "input": [
+                    {
+                        "name": i["name"],
+                        "data_type": tmap[i["datatype"]],
+                        "dims": [-1],
+                        "optional": bool(i.get("optional", False)),
+                    }
+                    for i in inputs
+                ],
+                "output": [
+                    {"name": o["name"], "data_type": tmap[o["datatype"]], "dims": [m.hidden or -1]}
+                    for o in outputs
+                ],
+                "dynamic_batching": {
+                    "max_queue_delay_microseconds": int(s.min_batch_delay_ms * 1000),
+                    "default_queue_policy": {"max_queue_size": self.config.server.max_queue_size},
+                }
+                if s.dynamic
+                else None,
+                "instance_group": [
+                    {
+                        "name": sh.name,
+                        "kind": "KIND_GPU" if sh.device.startswith("cuda") else "KIND_CPU",
+                        "count": 1,
+                        "gpus": [int(sh.device.split(":")[1])] if sh.device.startswith("cuda") else [],
+                    }
+                    for sh in (next(iter(m.pipelines.values())).shards if m.pipelines else [])
+                ],
+                "parameters": {
+                    "precision": {"string_value": m.precision.value},
+                    "lookahead_window": {"string_value": str(s.lookahead_window)},
+                    "state": {"string_value": m.state.value},
+                    "agreement": {"string_value": json.dumps(m.agreement)},
+                    "adaptive_max_length": {"string_value": str(m.policy.max_length if m.policy else "")},
+                },
+            }
+        )
 
     async def stats(self, request: web.Request) -> web.Response:
         """Inference statistics (Triton statistics extension)."""
@@ -239,9 +266,11 @@ class RuntimeServer:
         """Move a model between cold, warm and serving."""
         body = await self._json_body(request)
         try:
-            state = ModelState(body.get("state"))
+            state = ModelState(str(body.get("state")))
         except ValueError as exc:
-            raise BadRequestError(f"'state' must be one of cold|warm|serving, got {body.get('state')!r}") from exc
+            raise BadRequestError(
+                f"'state' must be one of cold|warm|serving, got {body.get('state')!r}"
+            ) from exc
         m = self.model(body.get("model", self.config.model.name))
         await m.set_state(state)
         return web.json_response({"model": m.name, "state": m.state.value})
@@ -250,9 +279,11 @@ class RuntimeServer:
         """Resize dynamic batching live."""
         body = await self._json_body(request)
         m = self.model(body.pop("model", self.config.model.name))
-        fields = {"maxBatchSize": ("max_batch_size", int, 1, 4096),
-                  "minBatchDelayMs": ("min_batch_delay_ms", float, 0, 10_000),
-                  "lookaheadWindow": ("lookahead_window", int, 0, 64)}
+        fields = {
+            "maxBatchSize": ("max_batch_size", int, 1, 4096),
+            "minBatchDelayMs": ("min_batch_delay_ms", float, 0, 10_000),
+            "lookaheadWindow": ("lookahead_window", int, 0, 64),
+        }
         changes: dict[str, Any] = {}
         for key, value in body.items():
             if key == "dynamic":
@@ -261,30 +292,44 @@ class RuntimeServer:
                 changes["dynamic"] = value == "Enabled"
                 continue
             if key not in fields:
-                raise BadRequestError(f"unknown batching field {key!r}; known: {sorted([*fields, 'dynamic'])}")
+                raise BadRequestError(
+                    f"unknown batching field {key!r}; known: {sorted([*fields, 'dynamic'])}"
+                )
             attr, typ, lo, hi = fields[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
                 raise BadRequestError(f"{key} must be a number in [{lo}, {hi}], got {value!r}")
             changes[attr] = typ(value)
         s = m.resize(**changes)
-        return web.json_response({"model": m.name, "maxBatchSize": s.max_batch_size,
-                                  "minBatchDelayMs": s.min_batch_delay_ms, "lookaheadWindow": s.lookahead_window,
-                                  "dynamic": "Enabled" if s.dynamic else "Disabled"})
+        return web.json_response(
+            {
+                "model": m.name,
+                "maxBatchSize": s.max_batch_size,
+                "minBatchDelayMs": s.min_batch_delay_ms,
+                "lookaheadWindow": s.lookahead_window,
+                "dynamic": "Enabled" if s.dynamic else "Disabled",
+            }
+        )
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         """Prometheus exposition."""
         for m in self.models.values():
             for p, b in m.batchers.items():
                 self.metrics.queue_depth.labels(m.name, p.value).set(b.depth)
-        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     # ------------------------------------------------------------------ inference
-    def _rows(self, m: ModelHandle, tensors: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    def _rows(
+        self, m: ModelHandle, tensors: dict[str, np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         allowed = {"text", "input_ids", "attention_mask"}
         unknown = sorted(set(tensors) - allowed)
         if unknown:
-            raise BadRequestError(f"unknown input(s) {unknown}; model {m.name} takes text, or input_ids "
-                                  f"with optional attention_mask")
+            raise BadRequestError(
+                f"unknown input(s) {unknown}; model {m.name} takes text, or input_ids "
+                f"with optional attention_mask"
+            )
         if "text" in tensors:
             if len(tensors) > 1:
                 raise BadRequestError("send either 'text' or 'input_ids', not both")
@@ -306,7 +351,9 @@ class RuntimeServer:
         if ids.dtype not in (np.int64, np.int32):
             raise BadRequestError(f"input 'input_ids' must be INT64 (or INT32), got {ids.dtype}")
         if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
-            raise BadRequestError(f"input 'input_ids' must have shape [batch, seq] with both > 0, got {list(ids.shape)}")
+            raise BadRequestError(
+                f"input 'input_ids' must have shape [batch, seq] with both > 0, got {list(ids.shape)}"
+            )
         ids = ids.astype(np.int64)
         vocab_hi = 30522
         if ids.min() < 0 or ids.max() >= vocab_hi:
@@ -316,13 +363,16 @@ class RuntimeServer:
             if mask.dtype not in (np.int64, np.int32):
                 raise BadRequestError(f"input 'attention_mask' must be INT64 (or INT32), got {mask.dtype}")
             if mask.shape != ids.shape:
-                raise BadRequestError(f"input 'attention_mask' shape {list(mask.shape)} != input_ids shape "
-                                      f"{list(ids.shape)}")
+                raise BadRequestError(
+                    f"input 'attention_mask' shape {list(mask.shape)} != input_ids shape {list(ids.shape)}"
+                )
             mask = mask.astype(np.int64)
             lengths = mask.sum(axis=1)
             if (lengths == 0).any():
                 raise BadRequestError("a row of 'attention_mask' is all zeros")
-            return [ids[i, : lengths[i]] for i in range(ids.shape[0])], [mask[i, : lengths[i]] for i in range(ids.shape[0])]
+            return [ids[i, : lengths[i]] for i in range(ids.shape[0])], [
+                mask[i, : lengths[i]] for i in range(ids.shape[0])
+            ]
         return [ids[i] for i in range(ids.shape[0])], None
 
     async def infer(self, request: web.Request) -> web.Response:
@@ -337,8 +387,10 @@ class RuntimeServer:
             try:
                 limit = self.config.server.max_request_bytes
                 if request.content_length is not None and request.content_length > limit:
-                    raise BadRequestError(f"request body of {request.content_length} bytes exceeds the limit of "
-                                          f"{limit} bytes (server.maxRequestBytes)")
+                    raise BadRequestError(
+                        f"request body of {request.content_length} bytes exceeds the limit of "
+                        f"{limit} bytes (server.maxRequestBytes)"
+                    )
                 body = await request.read()
                 hl = request.headers.get(HEADER)
                 try:
@@ -367,7 +419,9 @@ class RuntimeServer:
             header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
             if "id" in header:
                 header_out["id"] = header["id"]
-            payload, hlen = encode_response(header_out, {"embeddings": ("FP32", out.astype(np.float32))}, binary)
+            payload, hlen = encode_response(
+                header_out, {"embeddings": ("FP32", out.astype(np.float32))}, binary
+            )
             elapsed = time.perf_counter() - t0
             m.metrics.latency.labels(m.name, "total").observe(elapsed)
             m.metrics.requests.labels(m.name, "success").inc()

@@ -120,7 +120,9 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
                 else:
                     arr = np.array(spec["data"], dtype=DTYPES[dtype_name]).reshape(-1)
             except (ValueError, TypeError) as exc:
-                raise BadRequestError(f"input {name!r}: data does not match datatype {dtype_name}: {exc}") from exc
+                raise BadRequestError(
+                    f"input {name!r}: data does not match datatype {dtype_name}: {exc}"
+                ) from exc
             if arr.size != count:
                 raise BadRequestError(f"input {name!r}: shape {shape} needs {count} elements, got {arr.size}")
         if name in tensors:
@@ -132,7 +134,7 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
 def encode_response(
     header: dict[str, Any], outputs: dict[str, tuple[str, np.ndarray]], binary: set[str]
 ) -> tuple[bytes, int | None]:
-    """Build the response body; ``outputs`` maps name to (V2 datatype, array). Returns body and header length."""
+    """Build a response body from ``outputs`` (name -> (V2 datatype, array)); returns body, header length."""
     out_specs = []
     blobs = []
     for name, (dtype_name, arr) in outputs.items():

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
+from outrider_runtime.config import PrecisionPolicy, ShardConfig
+from outrider_runtime.engine import build_pipeline, pad_rows
+from outrider_runtime.errors import ModelBuildError, OverloadedError
+from outrider_runtime.model_build import ensure_builtin
+from outrider_runtime.precision import AdaptivePolicy, cosine_rows
+from outrider_runtime.sharding import assign_layers, cut_model
+
+SHARD_TOLERANCE = 1e-5
+"""Max absolute difference between sharded and unsharded fp32 embeddings."""
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Path:
+    return ensure_builtin("tiny-bert") / "model.onnx"
+
+
+def _rows(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1000, 29000, size=int(k)).astype(np.int64) for k in rng.integers(2, 60, size=n)]
+
+
+def two_shards(mb_a: int = 3, mb_b: int = 5, prec_b: str | None = None) -> list[ShardConfig]:
+    return [
+        ShardConfig.model_validate({"name": "attn", "layers": ["embeddings", "attention"], "maxBatchSize": mb_a}),
+        ShardConfig.model_validate(
+            {"name": "ffn", "layers": ["ffn", "head"], "maxBatchSize": mb_b, "precision": prec_b}
+        ),
+    ]
+
+
+def test_builder_is_cached_and_tagged(tiny: Path) -> None:
+    assert ensure_builtin("tiny-bert") / "model.onnx" == tiny
+    model = onnx.load(str(tiny))
+    groups = {n.name.split("/")[0] for n in model.graph.node}
+    assert groups == {"embeddings", "attention", "ffn", "head"}
+    with pytest.raises(ModelBuildError, match="unknown builtin"):
+        ensure_builtin("gpt-5")
+
+
+def test_cut_alternates_attention_and_ffn(tiny: Path) -> None:
+    segs = cut_model(onnx.load(str(tiny)), assign_layers(two_shards()))
+    assert [s.shard for s in segs] == ["attn", "ffn", "attn", "ffn"]  # tiny-bert has 2 layers
+    assert segs[0].inputs == ("input_ids", "attention_mask")
+    assert segs[-1].outputs == ("embeddings",)
+    for seg in segs:
+        onnx.checker.check_model(seg.model)
+
+
+def test_unassigned_group_is_an_error() -> None:
+    with pytest.raises(ModelBuildError, match="not assigned"):
+        assign_layers([ShardConfig.model_validate({"name": "a", "layers": ["attention", "ffn"]})])
+
+
+async def test_sharded_equals_unsharded(tiny: Path) -> None:
+    feeds = pad_rows(_rows(11))
+    whole = build_pipeline(tiny, [], PrecisionPolicy.FP32, threads=1)
+    sharded = build_pipeline(tiny, two_shards(), PrecisionPolicy.FP32, threads=1)
+    try:
+        assert sharded.segment_count == 4 and sharded.micro_batch == 3
+        ref = whole.run(feeds)
+        assert ref.shape == (11, 32)
+        np.testing.assert_allclose(sharded.run(feeds), ref, atol=SHARD_TOLERANCE)
+        np.testing.assert_allclose(await sharded.run_async(feeds), ref, atol=SHARD_TOLERANCE)
+    finally:
+        whole.close()
+        sharded.close()
+
+
+def test_padding_does_not_change_embeddings(tiny: Path) -> None:
+    pipe = build_pipeline(tiny, [], PrecisionPolicy.FP32, threads=1)
+    rows = _rows(5, seed=3)
+    batched = pipe.run(pad_rows(rows))
+    single = np.concatenate([pipe.run(pad_rows([r])) for r in rows])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    pipe.close()
+
+
+@pytest.mark.parametrize(
+    ("precision", "floor"),
+    [(PrecisionPolicy.FP16, 0.999), (PrecisionPolicy.BF16, 0.99), (PrecisionPolicy.INT8, 0.95)],
+)
+def test_precisions_agree_with_fp32(tiny: Path, precision: PrecisionPolicy, floor: float) -> None:
+    feeds = pad_rows(_rows(8, seed=1))
+    ref = build_pipeline(tiny, [], PrecisionPolicy.FP32, threads=1)
+    low = build_pipeline(tiny, [], precision, threads=1)
+    cos = cosine_rows(low.run(feeds), ref.run(feeds))
+    assert cos.min() >= floor
+    assert cos.min() < 1.0 - 1e-9  # the conversion really changed the weights
+    ref.close()
+    low.close()
+
+
+def test_per_shard_precision(tiny: Path) -> None:
+    mixed = build_pipeline(tiny, two_shards(prec_b="int8"), PrecisionPolicy.FP32, threads=1)
+    kinds = {s.name: s.precision for s in mixed.shards}
+    assert kinds == {"attn": PrecisionPolicy.FP32, "ffn": PrecisionPolicy.INT8}
+    ops = {n.op_type for st in mixed._stages if st.shard.name == "ffn" for n in st.segment.model.graph.node}
+    assert "MatMul" in ops  # the cut segment is fp32; the session got the quantized copy
+    ref = build_pipeline(tiny, [], PrecisionPolicy.FP32, threads=1)
+    feeds = pad_rows(_rows(4))
+    assert cosine_rows(mixed.run(feeds), ref.run(feeds)).min() > 0.95
+    mixed.close()
+    ref.close()
+
+
+def test_adaptive_policy_threshold() -> None:
+    lengths = [4, 8, 16, 32, 64, 128]
+    cos = [0.999, 0.998, 0.995, 0.991, 0.985, 0.97]
+    policy = AdaptivePolicy.calibrate(0.99, lengths, cos, PrecisionPolicy.INT8)
+    assert policy.max_length == 32
+    assert policy.choose(32) is PrecisionPolicy.INT8
+    assert policy.choose(33) is PrecisionPolicy.FP32
+    assert policy.agreement() >= 0.99
+    everything = AdaptivePolicy.calibrate(0.9, lengths, cos, PrecisionPolicy.INT8)
+    assert everything.choose(128) is PrecisionPolicy.INT8
+    assert everything.choose(129) is PrecisionPolicy.FP32  # beyond what was calibrated: stay safe
+    nothing = AdaptivePolicy.calibrate(0.9999, lengths, cos, PrecisionPolicy.INT8)
+    assert nothing.choose(1) is PrecisionPolicy.FP32
+
+
+# ---------------------------------------------------------------- batching
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.005) -> None:
+        self.sizes: list[int] = []
+        self.delay = delay
+
+    async def __call__(self, batch: list[Pending]) -> None:
+        self.sizes.append(sum(p.size for p in batch))
+        await asyncio.sleep(self.delay)
+        for p in batch:
+            p.future.set_result(np.stack([r[:1].astype(np.float32) for r in p.rows]))
+
+
+async def test_batcher_forms_bounded_batches_and_resizes_live() -> None:
+    rec = Recorder()
+    b = DynamicBatcher(rec, BatchSettings(max_batch_size=4, min_batch_delay_ms=20), max_queue_size=10_000)
+    b.start()
+
+    async def client(i: int) -> float:
+        out = await b.submit([np.array([i, 0], dtype=np.int64)])
+        return float(out[0, 0])
+
+    first = await asyncio.gather(*(client(i) for i in range(40)))
+    assert first == [float(i) for i in range(40)]
+    assert max(rec.sizes) == 4 and sum(rec.sizes) == 40
+    rec.sizes.clear()
+    tasks = [asyncio.create_task(client(i)) for i in range(200)]
+    await asyncio.sleep(0.01)
+    b.resize(max_batch_size=16)
+    results = await asyncio.gather(*tasks)
+    assert results == [float(i) for i in range(200)]  # nothing lost or mixed up
+    assert sum(rec.sizes) == 200 and max(rec.sizes) == 16
+    await b.drain()
+
+
+async def test_batcher_queue_bound_raises_overloaded() -> None:
+    b = DynamicBatcher(Recorder(), BatchSettings(max_batch_size=64, min_batch_delay_ms=200), max_queue_size=3)
+    b.start()
+    futs = [b.submit([np.array([1], dtype=np.int64)]) for _ in range(3)]
+    with pytest.raises(OverloadedError) as err:
+        b.submit([np.array([1], dtype=np.int64)])
+    assert err.value.retry_after_s >= 1
+    await asyncio.gather(*futs)
+    await b.drain()
+
+
+async def test_lookahead_groups_similar_lengths() -> None:
+    rec_batches: list[list[int]] = []
+
+    async def runner(batch: list[Pending]) -> None:
+        rec_batches.append([p.length for p in batch])
+        for p in batch:
+            p.future.set_result(np.zeros((p.size, 1), np.float32))
+
+    b = DynamicBatcher(runner, BatchSettings(max_batch_size=2, min_batch_delay_ms=50, lookahead_window=3), 100)
+    lengths = [5, 100, 6, 101, 7, 102, 8, 103]
+    futs = [b.submit([np.ones(n, dtype=np.int64)]) for n in lengths]
+    b.start()
+    await asyncio.gather(*futs)
+    assert rec_batches[0] == [5, 6]  # oldest first, then its closest neighbour in the window
+    assert all(max(x) - min(x) < 10 for x in rec_batches)
+    await b.drain()
+
+
+async def test_disabled_dynamic_batching_runs_one_at_a_time() -> None:
+    rec = Recorder(delay=0.0)
+    b = DynamicBatcher(rec, BatchSettings(max_batch_size=8, dynamic=False), 100)
+    b.start()
+    await asyncio.gather(*(b.submit([np.array([1], dtype=np.int64)]) for _ in range(10)))
+    assert rec.sizes == [1] * 10
+    await b.drain()
