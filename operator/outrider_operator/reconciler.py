@@ -135,7 +135,12 @@ class Reconciler:
             )
             for pool in POOLS
         }
-        status = compute_status(name, spec, generation, previous, pools, self.clock())
+        decided = {
+            labels.POOL_ACTIVE: active,
+            labels.POOL_WARM: spec.standby.warm,
+            labels.POOL_COLD: spec.standby.cold,
+        }
+        status = compute_status(name, spec, generation, previous, pools, self.clock(), decided)
         result.status_written = self._write_status(path, body, previous, status)
         return result
 

@@ -23,10 +23,17 @@ def _sharded(minimal_spec: dict[str, Any]) -> dict[str, Any]:
         **minimal_spec,
         "runtime": {"gpusPerReplica": 2, "minGpuMemory": "16Gi"},
         "standby": {"warm": 1, "cold": 2},
-        "sharding": {"groups": [
-            {"name": "attention", "layers": ["attention"], "devicePreference": "memoryBandwidth", "maxBatchSize": 32},
-            {"name": "ffn", "layers": ["ffn"], "devicePreference": "compute", "maxBatchSize": 64},
-        ]},
+        "sharding": {
+            "groups": [
+                {
+                    "name": "attention",
+                    "layers": ["attention"],
+                    "devicePreference": "memoryBandwidth",
+                    "maxBatchSize": 32,
+                },
+                {"name": "ffn", "layers": ["ffn"], "devicePreference": "compute", "maxBatchSize": 64},
+            ]
+        },
     }
 
 
@@ -103,6 +110,11 @@ def test_runtime_config_per_pool(minimal_spec: dict[str, Any]) -> None:
     assert active["server"]["startState"] == "serving"
     assert yaml.safe_load(cm["data"]["runtime-warm.yaml"])["server"]["startState"] == "warm"
     assert yaml.safe_load(cm["data"]["runtime-cold.yaml"])["server"]["startState"] == "cold"
-    assert active["batching"] == {"maxBatchSize": 16, "minBatchDelayMs": 10, "lookaheadWindow": 3, "dynamic": "Enabled"}
+    assert active["batching"] == {
+        "maxBatchSize": 16,
+        "minBatchDelayMs": 10,
+        "lookaheadWindow": 3,
+        "dynamic": "Enabled",
+    }
     assert [s["maxBatchSize"] for s in active["shards"]] == [32, 64]
     assert render_runtime_config(spec, "active") == active

@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 def load_samples() -> list[dict[str, Any]]:
     docs = []
     for path in sorted((REPO / "manifests" / "samples").glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "InferenceDeployment"]
+        docs += [
+            d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "InferenceDeployment"
+        ]
     return docs
 
 
@@ -42,7 +44,11 @@ def test_schema_is_structural_and_documented() -> None:
         assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
         assert not (node.get("additionalProperties") is not None and "properties" in node), path
     for path, node in nodes:
-        if path.count(".") >= 2 and path.split(".")[1] in ("spec", "status") and not path.endswith(("[]", "{}")):
+        if (
+            path.count(".") >= 2
+            and path.split(".")[1] in ("spec", "status")
+            and not path.endswith(("[]", "{}"))
+        ):
             assert node.get("description"), f"{path} has no description"
 
 
@@ -55,15 +61,22 @@ def test_crd_metadata() -> None:
     assert "status" in version["subresources"]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == ["Ready", "Active", "Warm", "Cold", "Batch", "GPUs", "Forecast", "Age"]
-    rules = [r["rule"] for r in version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]]
+    rules = [
+        r["rule"]
+        for r in version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
+    ]
     assert any("replicas.min" in r for r in rules)
 
 
 def test_generated_files_are_committed_and_fresh(repo: Path, tmp_path: Path) -> None:
     (tmp_path / "manifests").mkdir()
     write_all(tmp_path)
-    for rel in (f"crds/{CRD_FILE}", f"charts/outrider/crds/{CRD_FILE}", "charts/outrider/files/operator-rules.yaml",
-                "docs/api-reference.md"):
+    for rel in (
+        f"crds/{CRD_FILE}",
+        f"charts/outrider/crds/{CRD_FILE}",
+        "charts/outrider/files/operator-rules.yaml",
+        "docs/api-reference.md",
+    ):
         assert (tmp_path / rel).read_text() == (repo / rel).read_text(), f"{rel} is stale: run make manifests"
 
 
@@ -73,8 +86,12 @@ def test_samples_validate_against_generated_schema(sample: dict[str, Any]) -> No
 
 
 def test_schema_rejects_what_models_reject() -> None:
-    bad = {"apiVersion": "outrider.dev/v1alpha1", "kind": "InferenceDeployment", "metadata": {"name": "x"},
-           "spec": {"model": {"name": "m", "uri": "builtin:x"}, "precision": {"policy": "fp64"}}}
+    bad = {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": "x"},
+        "spec": {"model": {"name": "m", "uri": "builtin:x"}, "precision": {"policy": "fp64"}},
+    }
     with pytest.raises(jsonschema.ValidationError, match="fp64"):
         jsonschema.validate(bad, _schema())
     bad["spec"] = {"model": {"name": "m", "uri": "builtin:x"}, "batching": {"maxBatchSize": 100000}}

@@ -11,7 +11,11 @@ def test_defaults_are_the_documented_ones(minimal_spec: dict[str, Any]) -> None:
     spec = parse_spec(minimal_spec)
     assert spec.scaling.forecast_horizon_seconds == 300
     assert spec.scaling.reaction_deadline_seconds == 10
-    assert (spec.batching.max_batch_size, spec.batching.min_batch_delay_ms, spec.batching.lookahead_window) == (
+    assert (
+        spec.batching.max_batch_size,
+        spec.batching.min_batch_delay_ms,
+        spec.batching.lookahead_window,
+    ) == (
         16,
         10,
         3,
@@ -42,24 +46,45 @@ def test_wire_form_is_camel_case_and_round_trips(minimal_spec: dict[str, Any]) -
         ({"batching": {"maxBatchSize": 0}}, "batching.maxBatchSize"),
         ({"model": {"name": "Bad_Name", "uri": "builtin:x"}}, "model.name"),
         ({"model": {"name": "m", "uri": "ftp://x"}}, "model.uri"),
-        ({"runtime": {"gpusPerReplica": 1}, "sharding": {"groups": [
-            {"name": "a", "layers": ["attention"], "gpus": 1},
-            {"name": "b", "layers": ["ffn"], "gpus": 1},
-        ]}}, "shard groups need 2 GPUs"),
+        (
+            {
+                "runtime": {"gpusPerReplica": 1},
+                "sharding": {
+                    "groups": [
+                        {"name": "a", "layers": ["attention"], "gpus": 1},
+                        {"name": "b", "layers": ["ffn"], "gpus": 1},
+                    ]
+                },
+            },
+            "shard groups need 2 GPUs",
+        ),
         ({"sharding": {"groups": [{"name": "a", "layers": ["all", "ffn"]}]}}, "'all' must be the only layer"),
-        ({"sharding": {"groups": [
-            {"name": "a", "layers": ["attention"]},
-            {"name": "b", "layers": ["attention", "ffn"]},
-        ]}}, "layer 'attention' is in shard groups 'a' and 'b'"),
-        ({"sharding": {"groups": [{"name": "a", "layers": ["all"]}, {"name": "b", "layers": ["ffn"]}]}},
-         "'all' layers must be the only group"),
-        ({"sharding": {"groups": [{"name": "a", "layers": ["ffn"]}, {"name": "a", "layers": ["head"]}]}},
-         "used twice"),
+        (
+            {
+                "sharding": {
+                    "groups": [
+                        {"name": "a", "layers": ["attention"]},
+                        {"name": "b", "layers": ["attention", "ffn"]},
+                    ]
+                }
+            },
+            "layer 'attention' is in shard groups 'a' and 'b'",
+        ),
+        (
+            {"sharding": {"groups": [{"name": "a", "layers": ["all"]}, {"name": "b", "layers": ["ffn"]}]}},
+            "'all' layers must be the only group",
+        ),
+        (
+            {"sharding": {"groups": [{"name": "a", "layers": ["ffn"]}, {"name": "a", "layers": ["head"]}]}},
+            "used twice",
+        ),
         ({"scaling": {"mode": "chaos"}}, "scaling.mode"),
         ({"unknownField": 1}, "unknownField"),
     ],
 )
-def test_invalid_specs_name_the_problem(minimal_spec: dict[str, Any], patch: dict[str, Any], needle: str) -> None:
+def test_invalid_specs_name_the_problem(
+    minimal_spec: dict[str, Any], patch: dict[str, Any], needle: str
+) -> None:
     raw = {**minimal_spec, **patch}
     with pytest.raises(ValidationError) as info:
         InferenceDeploymentSpec.model_validate(raw)
@@ -74,8 +99,12 @@ def test_seed_partition_is_expressible(minimal_spec: dict[str, Any]) -> None:
             "runtime": {"gpusPerReplica": 2},
             "sharding": {
                 "groups": [
-                    {"name": "attention", "layers": ["attention"], "devicePreference": "memoryBandwidth",
-                     "maxBatchSize": 32},
+                    {
+                        "name": "attention",
+                        "layers": ["attention"],
+                        "devicePreference": "memoryBandwidth",
+                        "maxBatchSize": 32,
+                    },
                     {"name": "ffn", "layers": ["ffn"], "devicePreference": "compute", "maxBatchSize": 64},
                 ]
             },

@@ -68,7 +68,10 @@ def test_invalid_spec_status_keeps_counts_and_names_field() -> None:
 
 def test_semantic_checks(minimal_spec: dict[str, Any]) -> None:
     nodes = [
-        {"metadata": {"labels": {"outrider.dev/gpu-product": "H100"}}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}},
+        {
+            "metadata": {"labels": {"outrider.dev/gpu-product": "H100"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}},
+        },
         {"metadata": {"labels": {}}, "status": {"allocatable": {"cpu": "8"}}},
     ]
     facts = ClusterFacts.from_nodes(nodes, "nvidia.com/gpu", "outrider.dev/gpu-product")
@@ -97,8 +100,11 @@ def test_desired_replicas_by_mode(minimal_spec: dict[str, Any]) -> None:
 
 def test_observe_deployment() -> None:
     obs = observe_deployment(
-        {"metadata": {"generation": 2}, "spec": {"replicas": 3},
-         "status": {"readyReplicas": 3, "updatedReplicas": 3, "observedGeneration": 2}}
+        {
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {"readyReplicas": 3, "updatedReplicas": 3, "observedGeneration": 2},
+        }
     )
     assert obs.rolled_out
     assert not observe_deployment(None).exists

@@ -104,8 +104,15 @@ def compute_status(
     previous: InferenceDeploymentStatus,
     pools: dict[str, ObservedPool],
     now: datetime,
+    desired: dict[str, int] | None = None,
 ) -> InferenceDeploymentStatus:
-    """Return the new status for a successfully applied spec."""
+    """Return the new status for a successfully applied spec.
+
+    ``desired`` holds the pool sizes the operator decided (what it applied); pool sizes read
+    back from the Deployments are used only when it is not given.
+    """
+    decided = {pool: obs.desired for pool, obs in pools.items()}
+    decided.update(desired or {})
     active = pools[labels.POOL_ACTIVE]
     warm = pools[labels.POOL_WARM]
     cold = pools[labels.POOL_COLD]
@@ -144,18 +151,20 @@ def compute_status(
     conditions = set_condition(conditions, ConditionType.DEGRADED, degraded, d_reason, d_msg, generation, now)
     order = [t.value for t in ConditionType]
     conditions.sort(key=lambda c: order.index(c.type) if c.type in order else len(order))
-    gpus = spec.runtime.gpus_per_replica * (active.desired + warm.desired + cold.desired)
+    gpus = spec.runtime.gpus_per_replica * sum(decided.values())
     return previous.model_copy(
         update={
             "observed_generation": generation,
             "conditions": conditions,
-            "replicas": active.desired,
+            "replicas": decided[labels.POOL_ACTIVE],
             "ready_replicas": active.ready,
             "selector": _selector(name),
             "pools": PoolsStatus(
-                active=PoolStatus(desired=active.desired, ready=active.ready, updated=active.updated),
-                warm=PoolStatus(desired=warm.desired, ready=warm.ready, updated=warm.updated),
-                cold=PoolStatus(desired=cold.desired, ready=cold.ready, updated=cold.updated),
+                active=PoolStatus(
+                    desired=decided[labels.POOL_ACTIVE], ready=active.ready, updated=active.updated
+                ),
+                warm=PoolStatus(desired=decided[labels.POOL_WARM], ready=warm.ready, updated=warm.updated),
+                cold=PoolStatus(desired=decided[labels.POOL_COLD], ready=cold.ready, updated=cold.updated),
             ),
             "batch_size": previous.batch_size
             if previous.batch_size is not None

@@ -1,0 +1,351 @@
+"""The operator end to end on the real local control plane.
+
+The chart is installed with helm; the operator runs as a local process authenticated with a
+token of the chart's ServiceAccount, so the chart's RBAC is what is tested. Children are
+created by the operator, pods by the real controller-manager, scheduled by the real
+kube-scheduler and marked ready by KWOK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NS = "e2e-operator"
+RELEASE_NS = "outrider-system"
+SAMPLE = REPO / "manifests" / "samples" / "outrider.dev_v1alpha1_inferencedeployment.yaml"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}")
+
+
+def get_json(cluster: Any, *args: str) -> Any:
+    out = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == ctype:
+            return dict(cond)
+    return None
+
+
+def idf(name: str, **spec: Any) -> str:
+    body = {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"}, **spec},
+    }
+    return yaml.safe_dump(body)
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    """Install the chart, then run the operator locally as the chart's ServiceAccount."""
+    cluster.kubectl("create", "namespace", NS, check=False)
+    cluster.helm(
+        "upgrade",
+        "--install",
+        "outrider",
+        str(REPO / "charts" / "outrider"),
+        "--namespace",
+        RELEASE_NS,
+        "--create-namespace",
+        "--set",
+        "operator.replicas=0",
+        "--wait",
+    )
+    token = cluster.make_token(RELEASE_NS, "outrider-operator")
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    sa_config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
+        "current-context": "sa",
+        "users": [{"name": "sa", "user": {"token": token}}],
+    }
+    tmp = tmp_path_factory.mktemp("operator")
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(sa_config))
+    log_path = tmp / "operator.log"
+    log_file = log_path.open("wb")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "outrider_operator.main",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--resync-seconds",
+            "3",
+            "--metrics-port",
+            "18080",
+            "--health-port",
+            "18081",
+            "--namespace",
+            NS,
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        time.sleep(2)
+        if proc.poll() is not None:
+            raise AssertionError(f"operator exited early: {log_path.read_text()[-3000:]}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log_file.close()
+        print(f"--- operator log ({log_path}) ---\n{log_path.read_text()[-4000:]}")
+        cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+
+
+def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any) -> None:
+    cluster.kubectl("create", "namespace", NS, check=False)
+    cases = [
+        ({"replicas": {"min": 5, "max": 2}}, "replicas.min must be <= replicas.max"),
+        ({"precision": {"policy": "fp64"}}, 'Unsupported value: "fp64"'),
+        ({"batching": {"maxBatchSize": 100000}}, "should be less than or equal to 4096"),
+        ({"replicas": {"min": 0, "max": 2}}, "needs a warm or cold standby pool"),
+        (
+            {
+                "runtime": {"gpusPerReplica": 1},
+                "sharding": {
+                    "groups": [{"name": "a", "layers": ["attention"]}, {"name": "b", "layers": ["ffn"]}]
+                },
+            },
+            "the shard groups need more GPUs than runtime.gpusPerReplica",
+        ),
+        (
+            {
+                "runtime": {"gpusPerReplica": 2},
+                "sharding": {
+                    "groups": [
+                        {"name": "a", "layers": ["attention"]},
+                        {"name": "b", "layers": ["attention", "ffn"]},
+                    ]
+                },
+            },
+            "each layer family may appear in only one shard group",
+        ),
+    ]
+    for spec, message in cases:
+        out = cluster.kubectl("apply", "-f", "-", input=idf("bad", **spec), check=False)
+        assert out.returncode != 0, f"apiserver accepted {spec}"
+        assert message in out.stderr, out.stderr
+
+
+def test_samples_pass_server_side_validation(cluster: Any) -> None:
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", str(REPO / "manifests" / "samples"), check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    sample = yaml.safe_load(SAMPLE.read_text())
+    sample["metadata"]["namespace"] = NS
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(sample))
+    name = sample["metadata"]["name"]
+
+    def children() -> bool:
+        deps = get_json(cluster, "deployments", "-n", NS, "-l", f"outrider.dev/deployment={name}")
+        svc = get_json(cluster, "service", name, "-n", NS)
+        cm = get_json(cluster, "configmap", f"{name}-runtime", "-n", NS)
+        pdb = get_json(cluster, "pdb", name, "-n", NS)
+        return bool(deps and len(deps["items"]) == 3 and svc and cm and pdb)
+
+    wait_for("children", children)
+    owner_uid = get_json(cluster, "infd", name, "-n", NS)["metadata"]["uid"]
+    for kind, child in (
+        ("deployment", name),
+        ("deployment", f"{name}-warm"),
+        ("service", name),
+        ("configmap", f"{name}-runtime"),
+        ("pdb", name),
+    ):
+        refs = get_json(cluster, kind, child, "-n", NS)["metadata"]["ownerReferences"]
+        assert refs[0]["uid"] == owner_uid and refs[0]["controller"] is True
+
+    def ready() -> dict[str, Any] | None:
+        obj = get_json(cluster, "infd", name, "-n", NS)
+        cond = condition(obj, "Ready")
+        return obj if cond and cond["status"] == "True" else None
+
+    obj = wait_for("Ready=True (pods scheduled and marked ready)", ready, timeout=120)
+    status = obj["status"]
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["pools"]["active"] == {"desired": 2, "ready": 2, "updated": 2}
+    assert status["pools"]["warm"]["desired"] == 1 and status["pools"]["cold"]["desired"] == 1
+    assert status["gpusAttached"] == 4 and status["batchSize"] == 16
+    pods = get_json(cluster, "pods", "-n", NS, "-l", f"outrider.dev/deployment={name}")["items"]
+    assert len(pods) == 4
+    for pod in pods:
+        assert pod["spec"]["schedulerName"] == "outrider"
+        assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    table = cluster.kubectl("get", "infd", name, "-n", NS).stdout
+    assert "READY" in table and "ACTIVE" in table and "FORECAST" in table
+    # the Service routes only to the active pool
+    eps = get_json(cluster, "endpointslices", "-n", NS, "-l", f"kubernetes.io/service-name={name}")
+    addresses = [a for s in eps["items"] for e in (s.get("endpoints") or []) for a in e["addresses"]]
+    assert len(addresses) == 2, addresses
+
+
+def test_reconcile_is_idempotent_and_never_writes_spec(
+    cluster: Any, operator: subprocess.Popen[bytes]
+) -> None:
+    name = "minilm"
+    wait_for(
+        "sample ready",
+        lambda: (condition(get_json(cluster, "infd", name, "-n", NS), "Ready") or {}).get("status") == "True",
+        timeout=120,
+    )
+
+    def snapshot() -> dict[str, str]:
+        out = {}
+        for kind, child in (("service", name), ("configmap", f"{name}-runtime"), ("pdb", name)):
+            out[f"{kind}/{child}"] = get_json(cluster, kind, child, "-n", NS)["metadata"]["resourceVersion"]
+        for dep in ("", "-warm", "-cold"):
+            obj = get_json(cluster, "deployment", f"{name}{dep}", "-n", NS)
+            out[f"deployment/{name}{dep}"] = str(obj["metadata"]["generation"])
+        return out
+
+    before = snapshot()
+    time.sleep(8)  # more than two resync periods of 3 s
+    assert snapshot() == before
+    obj = get_json(cluster, "infd", name, "-n", NS)
+    for entry in obj["metadata"].get("managedFields", []):
+        if entry.get("manager", "").startswith("kubectl"):
+            continue
+        assert "f:spec" not in json.dumps(entry.get("fieldsV1", {})), entry
+
+
+def test_drift_in_children_is_repaired(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    name = "minilm"
+    wait_for("service", lambda: get_json(cluster, "service", name, "-n", NS))
+    old_uid = get_json(cluster, "service", name, "-n", NS)["metadata"]["uid"]
+    cluster.kubectl("delete", "service", name, "-n", NS)
+    wait_for(
+        "service recreated",
+        lambda: (
+            (get_json(cluster, "service", name, "-n", NS) or {}).get("metadata", {}).get("uid")
+            not in (None, old_uid)
+        ),
+    )
+    cluster.kubectl("scale", "deployment", name, "-n", NS, "--replicas=5")
+    wait_for(
+        "replicas restored", lambda: get_json(cluster, "deployment", name, "-n", NS)["spec"]["replicas"] == 2
+    )
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        f"{name}-runtime",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {"runtime.yaml": "tampered"}}),
+    )
+    wait_for(
+        "config restored",
+        lambda: (
+            "RuntimeConfig"
+            in get_json(cluster, "configmap", f"{name}-runtime", "-n", NS)["data"]["runtime.yaml"]
+        ),
+    )
+
+
+def test_invalid_spec_reported_and_children_untouched(
+    cluster: Any, operator: subprocess.Popen[bytes]
+) -> None:
+    name = "too-big"
+    cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 2}))
+    wait_for("children", lambda: get_json(cluster, "deployment", name, "-n", NS))
+    gen_before = get_json(cluster, "deployment", name, "-n", NS)["metadata"]["generation"]
+    cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 12}))
+
+    def invalid() -> dict[str, Any] | None:
+        cond = condition(get_json(cluster, "infd", name, "-n", NS), "Ready")
+        return cond if cond and cond["reason"] == "InvalidSpec" else None
+
+    cond = wait_for("Ready=False/InvalidSpec", invalid)
+    assert cond["status"] == "False"
+    assert "spec.runtime.gpusPerReplica" in cond["message"] and "largest node offers 8" in cond["message"]
+    events = get_json(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")
+    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events["items"])
+    dep = get_json(cluster, "deployment", name, "-n", NS)
+    assert dep["metadata"]["generation"] == gen_before
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert operator.poll() is None, "the operator must keep running after bad input"
+    # fixing the spec recovers
+    cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 4}))
+    wait_for(
+        "limits updated",
+        lambda: (
+            get_json(cluster, "deployment", name, "-n", NS)["spec"]["template"]["spec"]["containers"][0][
+                "resources"
+            ]["limits"]["nvidia.com/gpu"]
+            == "4"
+        ),
+    )
+
+
+def test_scale_subresource_in_reactive_mode(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    name = "reactive"
+    cluster.kubectl(
+        "apply", "-f", "-", input=idf(name, scaling={"mode": "reactive"}, replicas={"min": 1, "max": 6})
+    )
+    wait_for("deployment", lambda: get_json(cluster, "deployment", name, "-n", NS))
+    cluster.kubectl("scale", "infd", name, "-n", NS, "--replicas=3")
+    wait_for("scaled to 3", lambda: get_json(cluster, "deployment", name, "-n", NS)["spec"]["replicas"] == 3)
+    wait_for("status.replicas", lambda: get_json(cluster, "infd", name, "-n", NS)["status"]["replicas"] == 3)
+
+
+def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    name = "short-lived"
+    cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 0}))
+    wait_for("children", lambda: get_json(cluster, "deployment", f"{name}-warm", "-n", NS))
+    assert not (get_json(cluster, "infd", name, "-n", NS)["metadata"].get("finalizers"))
+    cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", "--timeout=30s")
+
+    def gone() -> bool:
+        left = []
+        for kind in ("deployments", "services", "configmaps", "pdb"):
+            items = get_json(cluster, kind, "-n", NS, "-l", f"outrider.dev/deployment={name}")["items"]
+            left += [i["metadata"]["name"] for i in items]
+        return not left
+
+    wait_for("garbage collection of children", gone, timeout=60)
