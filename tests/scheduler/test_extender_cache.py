@@ -1,0 +1,79 @@
+"""The node/pod cache: free GPUs from bound pods, standby models, shapes, malformed objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from outrider_scheduler.extender.cache import ClusterCache
+from outrider_scheduler.extender.errors import MalformedRequestError
+from outrider_scheduler.extender.simulation import make_node, make_pod
+
+
+def test_bound_pods_reduce_free_gpus_and_deletion_restores_them() -> None:
+    cache = ClusterCache()
+    cache.upsert_node(make_node("n", "h100-sxm5-80gb-x8"))
+    cache.upsert_pod(make_pod("a", 3, node_name="n"))
+    cache.upsert_pod(make_pod("b", 2, node_name="n"))
+    cache.upsert_pod(make_pod("pending", 4))  # not bound: does not count
+    node = cache.node("n")
+    assert node is not None and node.shape.free_gpus == 3
+    cache.delete_pod(make_pod("a", 3, node_name="n"))
+    assert cache.node("n").shape.free_gpus == 6  # type: ignore[union-attr]
+    done = make_pod("b", 2, node_name="n")
+    done["status"]["phase"] = "Succeeded"
+    cache.upsert_pod(done)
+    assert cache.node("n").shape.free_gpus == 8  # type: ignore[union-attr]
+
+
+def test_pods_seen_before_their_node_still_count() -> None:
+    cache = ClusterCache()
+    cache.upsert_pod(make_pod("early", 2, node_name="late"))
+    cache.upsert_node(make_node("late", "l4-x4"))
+    assert cache.node("late").shape.free_gpus == 2  # type: ignore[union-attr]
+
+
+def test_standby_and_active_pods_mark_models() -> None:
+    cache = ClusterCache()
+    cache.upsert_node(make_node("n", "l40s-x4", cached_models=["a"]))
+    cache.upsert_pod(make_pod("w", 1, model="b", pool="warm", node_name="n"))
+    cache.upsert_pod(make_pod("x", 1, model="c", pool="active", node_name="n"))
+    node = cache.node("n")
+    assert node is not None
+    assert node.standby_models == {"b": 1}
+    assert node.cached_models == frozenset({"a", "c"})
+
+
+def test_identical_nodes_share_a_shape() -> None:
+    cache = ClusterCache()
+    for i in range(50):
+        cache.upsert_node(make_node(f"n{i}", "a100-sxm4-80gb-x8"))
+    cache.upsert_pod(make_pod("p", 1, node_name="n0"))
+    ids = {cache.node(f"n{i}").shape_id for i in range(50)}  # type: ignore[union-attr]
+    assert len(ids) == 2
+
+
+def test_node_without_or_with_broken_inventory_is_kept() -> None:
+    cache = ClusterCache()
+    bare = cache.upsert_node(make_node("bare", None))
+    assert bare.inventory is None and "no outrider.dev/gpu-inventory" in (bare.inventory_problem or "")
+    broken = make_node("broken", "t4-x1")
+    broken["metadata"]["annotations"]["outrider.dev/gpu-inventory"] = (
+        '{"version": 1, "gpus": [{"index": -1}]}'
+    )
+    state = cache.upsert_node(broken)
+    assert state.inventory is None and "unparsable" in (state.inventory_problem or "")
+    assert len(cache) == 2
+
+
+def test_malformed_node_raises() -> None:
+    with pytest.raises(MalformedRequestError, match=r"metadata\.name"):
+        ClusterCache().upsert_node({"metadata": {}})
+
+
+def test_delete_node_and_lookup_reports_unknown() -> None:
+    cache = ClusterCache()
+    cache.upsert_node(make_node("a", "t4-x1"))
+    cache.upsert_node(make_node("b", "t4-x1"))
+    cache.delete_node("a")
+    found, unknown = cache.lookup(["a", "b"])
+    assert [n.name for n in found] == ["b"] and unknown == ["a"]

@@ -1,0 +1,122 @@
+"""Configuration loading and the ``outrider extender serve`` process over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from outrider_scheduler.extender.config import ExtenderConfig
+from outrider_scheduler.extender.errors import ConfigError
+from outrider_scheduler.extender.simulation import make_node, make_pod
+
+REPO = Path(__file__).resolve().parents[2]
+OUTRIDER = [sys.executable, "-c", "import sys; from outrider_cli import main; sys.exit(main())"]
+
+
+def test_defaults_are_pinned() -> None:
+    c = ExtenderConfig()
+    assert (c.host, c.port, c.budget_ms, c.watch_deployments) == ("127.0.0.1", 8765, 200.0, True)
+
+
+def test_from_mapping_overrides_weights_and_args() -> None:
+    c = ExtenderConfig.from_mapping(
+        {
+            "listen": {"port": 9000},
+            "budgetMs": 50,
+            "strategies": {"gpuFit": {"weight": 5, "args": {"requireInventory": True}}},
+        }
+    )
+    assert c.port == 9000 and c.budget_ms == 50.0
+    assert c.strategies["gpuFit"].weight == 5 and c.strategies["gpuFit"].args == {"requireInventory": True}
+    assert c.strategies["cacheLocality"].weight == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bogus": 1}, "unknown config keys ['bogus']"),
+        ({"listen": {"port": 70000}}, "listen.port must be within"),
+        ({"budgetMs": 0}, "budgetMs must be > 0"),
+        ({"strategies": {"magic": {}}}, "unknown strategy 'magic'"),
+        ({"strategies": {"gpuFit": {"weight": -1}}}, "strategies.gpuFit.weight must be >= 0"),
+        ({"strategies": {"gpuFit": {"weight": "high"}}}, "must be an integer"),
+        ({"strategies": {"gpuFit": {"args": {"memoryHeadroomMiB": -5}}}}, "memoryHeadroomMiB must be >= 0"),
+    ],
+)
+def test_bad_config_fails_at_construction(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ExtenderConfig.from_mapping(data)
+    assert message in str(exc.value)
+
+
+def test_from_file_reports_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read extender config"):
+        ExtenderConfig.from_file(tmp_path / "missing.yaml")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_subprocess_with_static_cluster(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(
+        json.dumps(
+            {
+                "nodes": [make_node("h100", "h100-sxm5-80gb-x8"), make_node("l4", "l4-x4")],
+                "pods": [make_pod("busy", 4, node_name="l4")],
+            }
+        )
+    )
+    config = tmp_path / "extender.yaml"
+    config.write_text("budgetMs: 100\nstrategies:\n  fragmentation: {weight: 0}\n")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*OUTRIDER, "extender", "serve", "--config", str(config),
+         "--port", str(port), "--static-cluster", str(cluster), "--log-format", "json"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                    assert json.loads(resp.read())["nodes"] == 2
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(
+                        f"extender did not start: {proc.communicate(timeout=5)[0]}"
+                    ) from None
+                time.sleep(0.2)
+        body = json.dumps({"Pod": make_pod("p", 1), "NodeNames": ["h100", "l4"]}).encode()
+        req = urllib.request.Request(f"{base}/scheduler/filter", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            result = json.loads(resp.read())
+        assert result["NodeNames"] == ["h100"]
+        assert "0 of 4 free" in result["FailedNodes"]["l4"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert '"message": "serving a static cluster of 2 nodes' in out
+
+
+def test_serve_rejects_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("budgetMs: -3\n")
+    proc = subprocess.run(
+        [*OUTRIDER, "extender", "serve", "--config", str(config), "--static-cluster", "x"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "budgetMs must be > 0" in proc.stderr and "Traceback" not in proc.stderr
