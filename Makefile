@@ -25,6 +25,9 @@ lint: ## ruff and mypy --strict over all sources.
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy operator scheduler runtime hack
+	$(VENV_BIN)/hadolint Dockerfile
+	$(PY) hack/tool.py helm lint --strict charts/outrider
+	$(PY) hack/tool.py helm lint --strict charts/outrider -f charts/outrider/ci/watch-namespace-values.yaml
 
 .PHONY: fmt
 fmt: ## Format and auto-fix with ruff.
