@@ -16,7 +16,7 @@ from outrider_scheduler.agent.errors import FixtureError, NvmlUnavailableError
 from outrider_scheduler.agent.nvml import PynvmlBackend, RecordedBackend, Snapshot, recorded_names
 from outrider_scheduler.agent.publishing import node_labels
 
-# fixture -> (count, short product, architecture, published bandwidth GB/s, fp8?, bf16?, NVLink peers of GPU 0)
+# fixture -> (GPUs, short name, architecture, published GB/s, fp8?, bf16?, NVLink peers of GPU 0)
 EXPECTED = {
     "h100-sxm5-80gb-x8": (8, "H100", "hopper", 3350, True, True, 7),
     "a100-sxm4-80gb-x8": (8, "A100", "ampere", 2039, False, True, 7),
