@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,7 +15,7 @@ from outrider_runtime.metrics import RuntimeMetrics
 from outrider_runtime.server import RuntimeServer, build_app
 
 
-def tiny_config(**overrides: Any) -> RuntimeConfig:
+def _tiny_config(**overrides: Any) -> RuntimeConfig:
     """A RuntimeConfig for the tiny generated model, deep-merged with ``overrides`` (camelCase)."""
     data: dict[str, Any] = {
         "model": {"name": "tiny", "uri": "builtin:tiny-bert"},
@@ -57,15 +58,47 @@ async def run_server(config: RuntimeConfig) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
+def tiny_config() -> Callable[..., RuntimeConfig]:
+    """Build a RuntimeConfig for the tiny model: ``tiny_config(batching={...}, server={...})``."""
+    return _tiny_config
+
+
+@pytest.fixture
 def server_factory() -> Callable[..., Any]:
     return run_server
 
 
+class AsyncTriton:
+    """tritonclient.http (gevent-based) pinned to one worker thread, awaited from the test's loop."""
+
+    def __init__(self, url: str) -> None:
+        import tritonclient.http as th
+
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._client = self._pool.submit(th.InferenceServerClient, url, network_timeout=120.0).result()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.wrap_future(self._pool.submit(method, *args, **kwargs))
+
+        return call
+
+    def close(self) -> None:
+        self._pool.submit(self._client.close).result()
+        self._pool.shutdown()
+
+
 @pytest.fixture
-def in_thread() -> Callable[..., Any]:
-    """Run a blocking (tritonclient) call off the event loop."""
+def triton() -> Iterator[Callable[[str], AsyncTriton]]:
+    """Factory of thread-pinned tritonclient.http clients, closed after the test."""
+    made: list[AsyncTriton] = []
 
-    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    def make(url: str) -> AsyncTriton:
+        made.append(AsyncTriton(url))
+        return made[-1]
 
-    return call
+    yield make
+    for c in made:
+        c.close()

@@ -23,7 +23,8 @@ model: {name: minilm, uri: /models/minilm, format: onnx}
 precision: {policy: adaptive, accuracyFloor: "0.99"}
 batching: {maxBatchSize: 16, minBatchDelayMs: 10, lookaheadWindow: 3, dynamic: Enabled}
 shards:
-  - {name: attention, layers: [embeddings, attention], devicePreference: memoryBandwidth, maxBatchSize: 32, device: cpu}
+  - {name: attention, layers: [embeddings, attention], devicePreference: memoryBandwidth,
+     maxBatchSize: 32, device: cpu}
   - {name: ffn, layers: [ffn, head], devicePreference: compute, maxBatchSize: 64, device: cpu}
 server: {httpPort: 8000, grpcPort: 8001, maxQueueSize: 1024, maxRequestBytes: 16777216, startState: serving}
 """

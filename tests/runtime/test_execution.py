@@ -31,7 +31,9 @@ def _rows(n: int, seed: int = 0) -> list[np.ndarray]:
 
 def two_shards(mb_a: int = 3, mb_b: int = 5, prec_b: str | None = None) -> list[ShardConfig]:
     return [
-        ShardConfig.model_validate({"name": "attn", "layers": ["embeddings", "attention"], "maxBatchSize": mb_a}),
+        ShardConfig.model_validate(
+            {"name": "attn", "layers": ["embeddings", "attention"], "maxBatchSize": mb_a}
+        ),
         ShardConfig.model_validate(
             {"name": "ffn", "layers": ["ffn", "head"], "maxBatchSize": mb_b, "precision": prec_b}
         ),
@@ -184,7 +186,9 @@ async def test_lookahead_groups_similar_lengths() -> None:
         for p in batch:
             p.future.set_result(np.zeros((p.size, 1), np.float32))
 
-    b = DynamicBatcher(runner, BatchSettings(max_batch_size=2, min_batch_delay_ms=50, lookahead_window=3), 100)
+    b = DynamicBatcher(
+        runner, BatchSettings(max_batch_size=2, min_batch_delay_ms=50, lookahead_window=3), 100
+    )
     lengths = [5, 100, 6, 101, 7, 102, 8, 103]
     futs = [b.submit([np.ones(n, dtype=np.int64)]) for n in lengths]
     b.start()

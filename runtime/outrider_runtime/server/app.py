@@ -49,13 +49,16 @@ from outrider_runtime.metrics import GpuTelemetry, RuntimeMetrics
 from outrider_runtime.models import LoadOverride, ModelHandle
 from outrider_runtime.server.codec import HEADER, decode_request, encode_response
 
-__all__ = ["RuntimeServer", "build_app"]
+__all__ = ["SERVER_KEY", "RuntimeServer", "build_app"]
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "outrider"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "outrider_admin"]
+
+SERVER_KEY: web.AppKey[RuntimeServer] = web.AppKey("outrider_server")
+"""Where the app keeps its :class:`RuntimeServer`."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -479,5 +482,5 @@ def build_app(server: RuntimeServer) -> web.Application:
     r.add_post("/v2/admin/state", s.admin_state)
     r.add_post("/v2/admin/batching", s.admin_batching)
     r.add_get("/metrics", s.metrics_handler)
-    app["outrider_server"] = s
+    app[SERVER_KEY] = s
     return app
