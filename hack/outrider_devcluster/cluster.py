@@ -141,6 +141,11 @@ class Cluster:
 
         Returns the seconds from the first process start to all nodes Ready (0 when reused).
         """
+        if self._reuse_or_clean():
+            self.say("==> a healthy cluster is already running; reusing it")
+            self._create_nodes(topology)
+            return 0.0
+        self._check_ports()
         binaries = ensure_binaries(self.settings, CONTROL_PLANE) if build else locate(self.settings)
         missing = binaries.missing(CONTROL_PLANE)
         if missing:
@@ -148,11 +153,6 @@ class Cluster:
                 f"missing binaries: {', '.join(missing)}; run `make binaries` (builds them into "
                 f"{self.settings.bin_cache}) or set KUBEBUILDER_ASSETS"
             )
-        if self._reuse_or_clean():
-            self.say("==> a healthy cluster is already running; reusing it")
-            self._create_nodes(topology)
-            return 0.0
-        self._check_ports()
         started = time.monotonic()
         try:
             self._start_all(binaries)

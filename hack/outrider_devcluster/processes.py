@@ -24,6 +24,8 @@ __all__ = ["ManagedProcess", "ProcessTable", "check_port_free", "rss_bytes"]
 def check_port_free(component: str, port: int) -> None:
     """Raise PortInUseError if something already listens on (or holds) 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the Go servers, ignore connections lingering in TIME_WAIT from an earlier run.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
