@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-NS = "e2e-operator"
+NS = f"e2e-operator-{os.getpid()}"
 RELEASE_NS = "outrider-system"
 SAMPLE = REPO / "manifests" / "samples" / "outrider.dev_v1alpha1_inferencedeployment.yaml"
 
@@ -67,9 +67,20 @@ def idf(name: str, **spec: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    """Install the chart, then run the operator locally as the chart's ServiceAccount."""
+def crds(cluster: Any) -> None:
+    """Install (or update) the CRD from crds/ and wait until it is established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=30s", "crd/inferencedeployments.outrider.dev"
+    )
     cluster.kubectl("create", "namespace", NS, check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Any, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Install the chart, then run the operator locally as the chart's ServiceAccount."""
     cluster.helm(
         "upgrade",
         "--install",
@@ -135,8 +146,7 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
 
 
-def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any) -> None:
-    cluster.kubectl("create", "namespace", NS, check=False)
+def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any, crds: None) -> None:
     cases = [
         ({"replicas": {"min": 5, "max": 2}}, "replicas.min must be <= replicas.max"),
         ({"precision": {"policy": "fp64"}}, 'Unsupported value: "fp64"'),
@@ -170,8 +180,8 @@ def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any) ->
         assert message in out.stderr, out.stderr
 
 
-def test_samples_pass_server_side_validation(cluster: Any) -> None:
-    out = cluster.kubectl("apply", "--dry-run=server", "-f", str(REPO / "manifests" / "samples"), check=False)
+def test_samples_pass_server_side_validation(cluster: Any, crds: None) -> None:
+    out = cluster.kubectl("apply", "--dry-run=server", "-k", str(REPO / "manifests" / "samples"), check=False)
     assert out.returncode == 0, out.stderr
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -65,6 +66,13 @@ def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = Non
     reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest))
     registry = kopf.OperatorRegistry()
     register_handlers(registry, reconciler, config)
+
+    @kopf.on.login(registry=registry, id="login")
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """Kubeconfig when one is given (or $KUBECONFIG), else the pod's service account."""
+        if config.kubeconfig or os.environ.get("KUBECONFIG"):
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs)
 
     @kopf.on.startup(registry=registry, id="settings")
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:

@@ -21,6 +21,7 @@ from outrider_operator.api import labels
 from outrider_operator.api.resource import parse_spec
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus
+from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, object_path
 from outrider_operator.metrics import OperatorMetrics
@@ -196,7 +197,12 @@ class Reconciler:
         if status == previous and body.get("status"):
             return False
         wire = status.to_wire()
-        self.rest.merge_patch(f"{path}/status", {"status": wire})
+        try:
+            self.rest.merge_patch(f"{path}/status", {"status": wire})
+        except KubeApiError as exc:
+            if exc.status == 404:  # deleted while we were reconciling: nothing left to report on
+                return False
+            raise
         return True
 
 
