@@ -66,8 +66,9 @@ cluster-down: ## Stop every process the local cluster started.
 	$(PY) -m outrider_devcluster down
 
 .PHONY: demo
-demo: ## The main job: local cluster + operator + sample InferenceDeployment, and what happens.
-	bash hack/demo.sh
+demo: ## The main job: local cluster + operator + extender + samples + a real inference, explained.
+	@test -x $(PY) || $(MAKE) setup
+	$(PY) hack/demo.py
 
 ##@ Benchmarks
 .PHONY: bench-cluster
@@ -77,6 +78,10 @@ bench-cluster: ## Cluster start time and memory; writes bench/results/cluster.js
 .PHONY: bench-runtime
 bench-runtime: ## Runtime throughput/latency vs peers; writes bench/results/runtime.json.
 	$(PY) bench/runtime_bench.py
+
+.PHONY: bench-extender
+bench-extender: ## Extender filter/prioritize latency at 100-5,000 nodes; writes bench/results/extender.json.
+	$(PY) bench/extender_bench.py
 
 .PHONY: bench-forecast
 bench-forecast: ## Forecaster backtests on every shared trace; writes bench/results/forecast/.
