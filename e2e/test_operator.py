@@ -9,10 +9,12 @@ kube-scheduler and marked ready by KWOK.
 from __future__ import annotations
 
 import json
+import socket
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-operator-{os.getpid()}"
 RELEASE_NS = "outrider-system"
 SAMPLE = REPO / "manifests" / "samples" / "outrider.dev_v1alpha1_inferencedeployment.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+METRICS_PORT = free_port()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
@@ -119,9 +130,9 @@ def operator(
             "--resync-seconds",
             "3",
             "--metrics-port",
-            "18080",
+            str(METRICS_PORT),
             "--health-port",
-            "18081",
+            str(free_port()),
             "--namespace",
             NS,
         ],
@@ -256,6 +267,12 @@ def test_reconcile_is_idempotent_and_never_writes_spec(
     before = snapshot()
     time.sleep(8)  # more than two resync periods of 3 s
     assert snapshot() == before
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    ok = [
+        ln for ln in metrics.splitlines() if ln.startswith('outrider_operator_reconciles_total{result="ok"}')
+    ]
+    assert ok and float(ok[0].split()[-1]) >= 3, ok
     obj = get_json(cluster, "infd", name, "-n", NS)
     for entry in obj["metadata"].get("managedFields", []):
         if entry.get("manager", "").startswith("kubectl"):
