@@ -1,7 +1,9 @@
 """Session fixture ``cluster``: a real local control plane with simulated GPU nodes.
 
 It reuses a healthy cluster started by ``make cluster-up`` (and leaves it running), or starts one
-from ``hack/cluster-topology.yaml`` and stops it when the session ends. Missing binaries fail the
+from ``hack/cluster-topology.yaml`` and stops it when the session ends. With
+``OUTRIDER_E2E_KUBECONFIG`` set it targets that cluster instead (kind, for example; see
+docs/local-cluster.md) and starts nothing. Missing binaries fail the
 session in CI (``CI=true``) and skip it elsewhere, with a message saying how to get them
 (``make binaries``; set ``OUTRIDER_E2E_BUILD=1`` to let the fixture build them itself).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterError, ensure_binaries, locate
 from outrider_devcluster.binaries import ALL_BINARIES
@@ -31,21 +34,14 @@ class LocalCluster:
     binaries: Binaries
     topology: Topology
     started_here: bool
-
-    @property
-    def kubeconfig(self) -> Path:
-        """Admin kubeconfig (system:masters)."""
-        return self.settings.kubeconfig
+    kubeconfig: Path
+    """Admin kubeconfig (system:masters)."""
 
     @property
     def server(self) -> str:
         """kube-apiserver URL."""
-        return self.settings.server
-
-    @property
-    def ca_cert(self) -> Path:
-        """Cluster CA certificate (to verify the apiserver)."""
-        return self.settings.cluster_dir / "pki" / "ca.crt"
+        with self.api_client() as api:
+            return str(api.configuration.host)
 
     def bin(self, name: str) -> Path:
         """Path of a binary: etcd, kube-apiserver, ..., kubectl, helm."""
@@ -87,8 +83,11 @@ class LocalCluster:
     def token_client(self, token: str) -> k8s.ApiClient:
         """An ApiClient that authenticates with a bearer token instead of the admin certificate."""
         configuration = k8s.Configuration()
-        configuration.host = self.server
-        configuration.ssl_ca_cert = str(self.ca_cert)
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig), client_configuration=configuration
+        )
+        configuration.cert_file = None
+        configuration.key_file = None
         configuration.api_key = {"authorization": token}
         configuration.api_key_prefix = {"authorization": "Bearer"}
         return k8s.ApiClient(configuration)
@@ -104,6 +103,10 @@ def _unavailable(message: str) -> None:
 def cluster() -> Iterator[LocalCluster]:
     """The local cluster (reused when already healthy, else started for this session)."""
     settings = ClusterSettings.from_env()
+    external = os.environ.get("OUTRIDER_E2E_KUBECONFIG")
+    if external:
+        yield _external(settings, Path(external))
+        return
     try:
         if os.environ.get("OUTRIDER_E2E_BUILD") == "1":
             binaries = ensure_binaries(settings)
@@ -126,6 +129,19 @@ def cluster() -> Iterator[LocalCluster]:
             handle.up(topology, build=False)
         except DevClusterError as exc:
             pytest.fail(f"local cluster failed to start: {exc}", pytrace=False)
-    yield LocalCluster(settings, binaries, topology, started_here=not reuse)
+    yield LocalCluster(settings, binaries, topology, started_here=not reuse, kubeconfig=settings.kubeconfig)
     if not reuse:
         handle.down()
+
+
+def _external(settings: ClusterSettings, kubeconfig: Path) -> LocalCluster:
+    """A cluster this session did not start (kind, ...): kubectl and helm only, nodes as they are."""
+    if not kubeconfig.is_file():
+        _unavailable(f"OUTRIDER_E2E_KUBECONFIG={kubeconfig} is not a file")
+    binaries = locate(settings)
+    missing = binaries.missing(("kubectl", "helm"))
+    if missing:
+        _unavailable(
+            f"binaries not found: {', '.join(missing)} (PATH, KUBEBUILDER_ASSETS or `make binaries`)"
+        )
+    return LocalCluster(settings, binaries, load_topology(), started_here=False, kubeconfig=kubeconfig)

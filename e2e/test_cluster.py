@@ -307,32 +307,52 @@ def test_outrider_profile_routes_gpu_pods_through_the_extender(cluster: Any, nam
         server = ThreadingHTTPServer((host, port), _RecordingExtender)
     except OSError as exc:
         pytest.skip(f"{host}:{port} is taken (probably the real Outrider extender is running): {exc}")
+    gpu_nodes = [
+        n["metadata"]["name"]
+        for n in cluster.topology.nodes()
+        if n["status"]["capacity"][GPU_RESOURCE] != "0"
+    ]
+    l4_nodes = {n for n in gpu_nodes if n.startswith("gpu-l4")}
     _RecordingExtender.calls = []
-    _RecordingExtender.allowed = {"gpu-a100-0", "gpu-h100-1"}
+    _RecordingExtender.allowed = set(gpu_nodes) - l4_nodes
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    l4_only = gpu_deployment("l4-only", 1, 1, "outrider")
+    l4_only["spec"]["template"]["spec"]["nodeSelector"] = {LABEL_GPU_PRODUCT: "L4"}
     try:
-        cluster.kubectl(
-            "apply", "-n", namespace, "-f", "-", input=json.dumps(gpu_deployment("routed", 2, 2, "outrider"))
-        )
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(gpu_deployment("plain", 1, 1)))
+        for manifest in (gpu_deployment("routed", 2, 1, "outrider"), gpu_deployment("plain", 1, 1), l4_only):
+            cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
         cluster.kubectl("rollout", "status", "-n", namespace, "deployment/routed", "--timeout=90s")
         cluster.kubectl("rollout", "status", "-n", namespace, "deployment/plain", "--timeout=90s")
+
+        def rejected_by_extender() -> str:
+            out = cluster.kubectl(
+                "get", "events", "-n", namespace, "--field-selector", "reason=FailedScheduling", "-o", "json"
+            ).stdout
+            return " ".join(
+                e["message"] for e in json.loads(out)["items"] if "l4-only" in e["involvedObject"]["name"]
+            )
+
+        message = wait_for("the l4-only pod to be refused by the extender's filter", rejected_by_extender)
         pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
     finally:
         server.shutdown()
         server.server_close()
-    routed = [p for p in pods if p["metadata"]["labels"]["app"] == "routed"]
-    placed = {p["spec"]["nodeName"] for p in routed}
+    assert "not chosen by the e2e extender" in message
+    by_app: dict[str, list[Any]] = {}
+    for pod in pods:
+        by_app.setdefault(pod["metadata"]["labels"]["app"], []).append(pod)
+    placed = {p["spec"]["nodeName"] for p in by_app["routed"]}
     assert placed <= _RecordingExtender.allowed, f"the extender's filter decides placement: {placed}"
-    filtered_pods = {c[1]["Pod"]["metadata"]["name"] for c in _RecordingExtender.calls if c[0] == "filter"}
-    assert {p["metadata"]["name"] for p in routed} <= filtered_pods
-    assert any(c[0] == "prioritize" for c in _RecordingExtender.calls), "two feasible nodes are scored"
+    assert [p["status"]["phase"] for p in by_app["l4-only"]] == ["Pending"]
+    filtered = {c[1]["Pod"]["metadata"]["name"] for c in _RecordingExtender.calls if c[0] == "filter"}
+    assert {p["metadata"]["name"] for p in by_app["routed"] + by_app["l4-only"]} <= filtered
     assert all(c[1]["NodeNames"] is not None for c in _RecordingExtender.calls), (
         "nodeCacheCapable sends names"
     )
-    plain = [p["metadata"]["name"] for p in pods if p["metadata"]["labels"]["app"] == "plain"]
-    assert not set(plain) & filtered_pods, "the default-scheduler profile must not call the extender"
+    assert not {p["metadata"]["name"] for p in by_app["plain"]} & filtered, (
+        "default-scheduler must not call it"
+    )
 
 
 # --------------------------------------------------------------------------- faults (own folder and ports)

@@ -1,4 +1,4 @@
-"""Argument parsing for ``python -m outrider_devcluster`` (binaries, up, down, status)."""
+"""Argument parsing for ``python -m outrider_devcluster`` (binaries, up, down, status, nodes)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    from .kube import api_client, create_nodes, wait_nodes_ready
+    from .topology import load_topology
+
+    settings = ClusterSettings.from_env()
+    kubeconfig = args.kubeconfig or settings.kubeconfig
+    topology = load_topology(args.topology, nodes=args.nodes)
+    nodes = topology.nodes()
+    with api_client(kubeconfig) as api:
+        created = create_nodes(api, nodes, progress=lambda d, t: print(f"    ... {d}/{t} nodes created"))
+        waited = wait_nodes_ready(
+            api, [n["metadata"]["name"] for n in nodes], timeout_s=max(60.0, len(nodes) * 0.2)
+        )
+    print(f"{created} nodes created; all {len(nodes)} Ready after {waited:.1f}s (needs a KWOK controller)")
+    return 0
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the devcluster subcommands to ``parser`` (also used by the ``outrider`` CLI)."""
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +87,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("down", help="stop every process this tooling started")
     p.add_argument("--keep-data", action="store_true", help="keep .cluster/ (logs, certificates)")
     p.set_defaults(func=_cmd_down)
+    p = sub.add_parser("nodes", help="create the simulated nodes on any cluster running KWOK (e.g. kind)")
+    p.add_argument("--kubeconfig", type=Path, default=None, help="default: .cluster/kubeconfig")
+    p.add_argument(
+        "--topology", type=Path, default=None, help="topology YAML (default hack/cluster-topology.yaml)"
+    )
+    p.add_argument("--nodes", type=int, default=None, help="create N nodes in the topology's proportions")
+    p.set_defaults(func=_cmd_nodes)
     p = sub.add_parser("status", help="show component processes and health")
     p.set_defaults(func=_cmd_status)
 
