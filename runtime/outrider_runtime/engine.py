@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,22 @@ from outrider_runtime.errors import ModelBuildError
 from outrider_runtime.precision import convert
 from outrider_runtime.sharding import DEFAULT_SHARD, Segment, assign_layers, cut_model
 
-__all__ = ["Pipeline", "ShardPlan", "build_pipeline", "pad_rows", "providers_for"]
+__all__ = [
+    "PADDING_SLACK",
+    "Pipeline",
+    "ShardPlan",
+    "build_pipeline",
+    "length_buckets",
+    "pad_rows",
+    "providers_for",
+]
 
 log = logging.getLogger(__name__)
 
 Feeds = dict[str, np.ndarray]
+
+PADDING_SLACK = 2.0
+"""A length bucket may hold at most this many padded tokens per real token (see :func:`length_buckets`)."""
 
 
 def providers_for(device: str) -> list[Any]:
@@ -144,6 +155,10 @@ def _session(model: onnx.ModelProto, providers: list[Any], threads: int) -> ort.
     if threads > 0:
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    # No busy-waiting between ops: on shared or small nodes spinning threads starve the event loop
+    # that parses requests and forms batches.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
 
 
@@ -179,7 +194,10 @@ def build_pipeline(
     for seg in segments:
         plan = plans[seg.shard]
         converted = convert(seg.model, plan.precision)
-        stages.append(_Stage(seg, plan, _session(converted, providers_for(plan.device), threads)))
+        session = _session(converted, providers_for(plan.device), threads)
+        # keep the segment's wiring, not its weights: the session owns those now
+        stages.append(_Stage(replace(seg, model=onnx.ModelProto()), plan, session))
+        del converted
     log.info(
         "built %s pipeline: %d segments over shards %s",
         precision.value,
@@ -201,3 +219,27 @@ def pad_rows(rows: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = No
         else:
             mask[i, : r.shape[0]] = masks[i]
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def length_buckets(lengths: Sequence[int], slack: float = PADDING_SLACK) -> list[list[int]]:
+    """Group row indices into buckets of similar length so padding stays bounded.
+
+    Rows are sorted by length and a bucket grows while ``rows x longest <= slack x real tokens``.
+    A dynamic batch of mixed-length requests padded to its longest row can cost several times
+    the work of its real tokens (a 128-token outlier among 10-token rows); running its buckets one
+    after the other keeps the batching gain without paying for the padding.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for i in order:
+        n = lengths[i]
+        if current and (len(current) + 1) * n > slack * (tokens + n):
+            buckets.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += n
+    if current:
+        buckets.append(current)
+    return buckets

@@ -25,7 +25,7 @@ import onnx
 from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
 from outrider_runtime.calibration import calibration_texts
 from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, RuntimeConfig
-from outrider_runtime.engine import Pipeline, build_pipeline, pad_rows
+from outrider_runtime.engine import Pipeline, build_pipeline, length_buckets, pad_rows
 from outrider_runtime.errors import BadRequestError, NotServingError, StateError
 from outrider_runtime.metrics import RuntimeMetrics
 from outrider_runtime.model_build import DESCRIPTOR, resolve_model_dir
@@ -147,6 +147,16 @@ class Stats:
         }
 
 
+def _release_free_memory() -> None:
+    """Hand memory freed after a load (protobufs, calibration sessions) back to the OS (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _Tokenizer:
     def __init__(self, path: Path, max_len: int) -> None:
         from tokenizers import Tokenizer
@@ -230,6 +240,8 @@ class ModelHandle:
         self.precision = precision
         for pipe in old.values():
             pipe.close()
+        del base
+        _release_free_memory()
         self.load_seconds = time.perf_counter() - t0
 
     def _calibration_rows(self) -> list[np.ndarray]:
@@ -362,7 +374,14 @@ class ModelHandle:
                     masks.extend(p.masks if p.masks is not None else [np.ones_like(r) for r in p.rows])
             self.metrics.batch_size.labels(self.name, precision.value).observe(len(rows))
             self.metrics.queue_depth.labels(self.name, precision.value).set(self.batchers[precision].depth)
-            out = await self.pipelines[precision].run_async(pad_rows(rows, masks))
+            pipe = self.pipelines[precision]
+            parts: list[tuple[list[int], np.ndarray]] = []
+            for bucket in length_buckets([int(r.shape[0]) for r in rows]):
+                sub_masks = [masks[i] for i in bucket] if masks is not None else None
+                parts.append((bucket, await pipe.run_async(pad_rows([rows[i] for i in bucket], sub_masks))))
+            out = np.empty((len(rows), *parts[0][1].shape[1:]), dtype=parts[0][1].dtype)
+            for bucket, part in parts:
+                out[bucket] = part
             elapsed = time.perf_counter() - start
             self.metrics.latency.labels(self.name, "compute").observe(elapsed)
             self.stats.compute.add(elapsed, len(batch))
