@@ -24,9 +24,9 @@ CALIBRATION_SENTENCES: tuple[str, ...] = tuple(_BASE)
 
 
 def calibration_texts() -> list[str]:
-    """Calibration texts from 3 to ~200 tokens: the base sentences and concatenations of them."""
+    """Calibration texts from 3 to ~250 tokens: the base sentences and concatenations of them."""
     texts = list(_BASE)
-    for n in (2, 4, 8):
+    for n in (2, 4, 8, 12):
         for start in range(0, len(_BASE), 3):
             texts.append(" ".join(_BASE[(start + k) % len(_BASE)] for k in range(n)))
     return texts

@@ -275,10 +275,10 @@ class ModelHandle:
                 self.agreement["adaptive"] = self.policy.agreement()
                 self.metrics.agreement.labels(self.name, "adaptive").set(self.policy.agreement())
                 log.info(
-                    "adaptive precision: <= %d tokens -> %s (int8 mean cosine %.4f, floor %.4f)",
-                    self.policy.max_length,
-                    p.value,
+                    "adaptive precision: %s (int8 mean cosine %.4f, adaptive %.4f, floor %.4f)",
+                    self.policy.describe(),
                     cos.mean(),
+                    self.policy.agreement(),
                     self.config.precision.floor,
                 )
         if ref_pipe is not pipelines.get(PrecisionPolicy.FP32):

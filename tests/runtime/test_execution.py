@@ -115,19 +115,21 @@ def test_per_shard_precision(tiny: Path) -> None:
     ref.close()
 
 
-def test_adaptive_policy_threshold() -> None:
-    lengths = [4, 8, 16, 32, 64, 128]
-    cos = [0.999, 0.998, 0.995, 0.991, 0.985, 0.97]
+def test_adaptive_policy_buckets() -> None:
+    lengths = [4, 6, 12, 14, 20, 30, 50, 60, 100, 120]
+    cos = [0.985, 0.993, 0.995, 0.994, 0.993, 0.991, 0.989, 0.995, 0.994, 0.992]
     policy = AdaptivePolicy.calibrate(0.99, lengths, cos, PrecisionPolicy.INT8)
-    assert policy.max_length == 32
-    assert policy.choose(32) is PrecisionPolicy.INT8
+    assert policy.low_buckets == frozenset({16, 32, 128})  # <=8 and <=64 each hold a sentence below 0.99
+    assert policy.choose(5) is PrecisionPolicy.FP32
+    assert policy.choose(12) is PrecisionPolicy.INT8
     assert policy.choose(33) is PrecisionPolicy.FP32
+    assert policy.choose(100) is PrecisionPolicy.INT8
+    assert policy.choose(200) is PrecisionPolicy.FP32  # not covered by calibration: stay safe
     assert policy.agreement() >= 0.99
-    everything = AdaptivePolicy.calibrate(0.9, lengths, cos, PrecisionPolicy.INT8)
-    assert everything.choose(128) is PrecisionPolicy.INT8
-    assert everything.choose(129) is PrecisionPolicy.FP32  # beyond what was calibrated: stay safe
-    nothing = AdaptivePolicy.calibrate(0.9999, lengths, cos, PrecisionPolicy.INT8)
-    assert nothing.choose(1) is PrecisionPolicy.FP32
+    assert policy.low_share() == pytest.approx(0.6)
+    assert "<=8:fp32 <=16:int8" in policy.describe()
+    assert AdaptivePolicy.calibrate(0.9, lengths, cos, PrecisionPolicy.INT8).choose(4) is PrecisionPolicy.INT8
+    assert AdaptivePolicy.calibrate(0.9999, lengths, cos, PrecisionPolicy.INT8).low_buckets == frozenset()
 
 
 # ---------------------------------------------------------------- batching

@@ -210,7 +210,7 @@ class RuntimeServer:
                     "lookahead_window": {"string_value": str(s.lookahead_window)},
                     "state": {"string_value": m.state.value},
                     "agreement": {"string_value": json.dumps(m.agreement)},
-                    "adaptive_max_length": {"string_value": str(m.policy.max_length if m.policy else "")},
+                    "adaptive_routing": {"string_value": m.policy.describe() if m.policy else ""},
                 },
             }
         )
