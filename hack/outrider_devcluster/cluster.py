@@ -172,6 +172,11 @@ class Cluster:
         alive = [p for p in recorded if p.alive()]
         if recorded and len(alive) == len(recorded) and self.healthy():
             return True
+        if alive and len(alive) == len(recorded):
+            raise ClusterError(
+                f"the cluster processes in {self.settings.cluster_dir} run but the apiserver is not ready; "
+                f"see {self.table.log_for('kube-apiserver')}, or run `make cluster-down` and start again"
+            )
         if alive:
             dead = [p for p in recorded if not p.alive()]
             dead_desc = ", ".join(f"{p.component} (log: {p.log})" for p in dead) or "none"
@@ -284,7 +289,11 @@ class Cluster:
 
     def _stop_all(self) -> list[str]:
         stopped = []
-        for proc in reversed(self.table.recorded()):
+        order = {name: i for i, name in enumerate(COMPONENTS)}
+        recorded = sorted(
+            self.table.recorded(), key=lambda p: order.get(p.component, len(order)), reverse=True
+        )
+        for proc in recorded:
             if proc.stop():
                 stopped.append(f"{proc.component} (pid {proc.pid})")
             self.table.forget(proc.component)
