@@ -37,17 +37,28 @@ async def serve(config: RuntimeConfig, port: int | None = None, ready_file: Path
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    failed: list[BaseException] = []
+
+    def _loaded(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            log.error("model load failed: %s", exc)
+            failed.append(exc)
+            stop.set()
+
     loader = asyncio.create_task(server.start_models())
+    loader.add_done_callback(_loaded)
     if ready_file is not None:
         ready_file.write_text(json.dumps({"port": bound}))
     await stop.wait()
-    log.info("signal received: draining")
+    log.info("draining" if not failed else "stopping after a failed load")
     await server.drain()
     if not loader.done():
         loader.cancel()
     await runner.cleanup()
     log.info("stopped")
-    return 0
+    return 1 if failed else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -97,6 +97,18 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             proc.kill()
 
 
+def test_failed_model_load_exits_nonzero(tmp_path: Path) -> None:
+    conf = tmp_path / "runtime.yaml"
+    conf.write_text(
+        yaml.safe_dump({"model": {"uri": str(tmp_path / "nothing-here")}, "server": {"httpPort": 0}})
+    )
+    proc = subprocess.run(
+        [*OUTRIDER, "runtime", "serve", "--config", str(conf)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1
+    assert "has no model.onnx" in proc.stderr
+
+
 def test_bad_config_exits_with_clear_error(tmp_path: Path) -> None:
     conf = tmp_path / "runtime.yaml"
     conf.write_text(yaml.safe_dump({"batching": {"maxBatchSize": -1}}))
