@@ -132,6 +132,6 @@ def register_handlers(
             if owner is None or namespace is None:
                 return
             try:
-                reconciler.reconcile(namespace, owner)
+                reconciler.reconcile_coalesced(namespace, owner)
             except KubeApiError as exc:
                 logger.warning("reconcile of owner %s after a child event failed: %s", owner, exc)

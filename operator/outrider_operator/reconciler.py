@@ -72,6 +72,8 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         self._facts: tuple[float, ClusterFacts] | None = None
         self._invalid: set[tuple[str, str]] = set()
+        self._running: set[tuple[str, str]] = set()
+        self._dirty: set[tuple[str, str]] = set()
 
     def _lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._locks_guard:
@@ -125,7 +127,7 @@ class Reconciler:
                 result.changed_children.append(changed)
                 self.metrics.children_applied.labels(kind=obj["kind"]).inc()
         if result.changed_children:
-            self.events.record(
+            self._event(
                 body, "Normal", "ChildrenApplied", f"created or updated: {', '.join(result.changed_children)}"
             )
         pools = {
@@ -169,10 +171,48 @@ class Reconciler:
         self.metrics.invalid_specs.set(len(self._invalid))
         message = "; ".join(str(p) for p in problems)
         log.warning("InvalidSpec for %s/%s: %s", meta["namespace"], meta["name"], message)
-        self.events.record(body, "Warning", "InvalidSpec", message)
+        self._event(body, "Warning", "InvalidSpec", message)
         status = invalid_spec_status(previous, problems, generation, self.clock())
         written = self._write_status(path, body, previous, status)
         return ReconcileResult(status_written=written, problems=problems)
+
+    def _event(self, body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """Post an Event, best effort: a rejected Event (quota, RBAC) must never block status."""
+        try:
+            self.events.record(body, event_type, reason, message)
+        except KubeApiError as exc:
+            meta = body.get("metadata") or {}
+            log.warning(
+                "could not post %s Event on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc
+            )
+
+    def reconcile_coalesced(self, namespace: str, name: str) -> ReconcileResult | None:
+        """Reconcile, folding requests that arrive while a pass for the same object is running.
+
+        Child events come in bursts (creating six children fires six events); a request made
+        during a running pass marks the object dirty and returns None, and the running caller
+        makes one more pass, so the last event is always followed by a full pass.
+        """
+        key = (namespace, name)
+        with self._locks_guard:
+            if key in self._running:
+                self._dirty.add(key)
+                return None
+            self._running.add(key)
+        try:
+            while True:
+                result = self.reconcile(namespace, name)
+                with self._locks_guard:
+                    if key in self._dirty:
+                        self._dirty.discard(key)
+                        continue
+                    self._running.discard(key)
+                    return result
+        except BaseException:
+            with self._locks_guard:
+                self._running.discard(key)
+                self._dirty.discard(key)
+            raise
 
     def _apply(self, obj: dict[str, Any]) -> str | None:
         """Apply one child; return 'Kind/name' when the apiserver changed it (created or repaired)."""
