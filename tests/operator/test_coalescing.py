@@ -1,7 +1,7 @@
 import threading
 from typing import Any
 
-from outrider_operator.reconciler import ReconcileResult, Reconciler
+from outrider_operator.reconciler import Reconciler, ReconcileResult
 
 
 class _Blocking(Reconciler):
