@@ -16,6 +16,10 @@ help: ## Show this help.
 setup: ## Create .venv and install the locked dependencies (uv) plus Outrider in editable mode.
 	bash hack/setup-venv.sh
 
+.PHONY: setup-system
+setup-system: ## Install the Debian packages the tests need (prometheus, promtool); needs root.
+	bash hack/setup-system.sh
+
 .PHONY: lock
 lock: ## Re-resolve requirements.lock from pyproject.toml.
 	uv pip compile pyproject.toml --all-extras --python 3.11 -o requirements.lock -q
