@@ -1,0 +1,287 @@
+"""Rolling-origin backtests of Outrider's forecaster against the peers' baselines.
+
+Every step-grid origin is a forecast origin. When the step is wider than the trace's bins (1-s
+traces use 10-s steps) the trace is cut into interleaved phase grids and the origins of all phases
+are pooled, so short traces still give hundreds of windows. Scoring starts once every method is
+calibrated, and all methods are scored on the same origins.
+
+Losses (``pinball_p50``, ``pinball_p90``) concern the window's mean rate and are divided by the
+trace's mean rate. ``coverage_p90`` is the share of windows whose mean rate was at or under the
+p90; ``peak_under_rate`` the share whose peak rate (busiest step bin) was at or under the p90 of
+the peak. ``mase`` is the mean absolute error of the p50 divided by that of the naive forecast
+"the next window's mean equals the last window's mean" over the same origins.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .baselines import BASELINE_NAMES
+from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
+from .errors import InsufficientHistoryError
+from .model import ModelSettings
+from .pipeline import ENSEMBLE_CANDIDATES, WalkForward, WalkForwardResult, eps_for, run_walk_forward
+from .series import step_seconds_for, to_step_series
+from .traces import Trace, load_trace
+
+__all__ = ["BacktestSettings", "format_table", "min_history_seconds", "run_backtest", "write_outputs"]
+
+Array = npt.NDArray[np.float64]
+Progress = Callable[[str], None]
+METHODS = ("outrider", *BASELINE_NAMES)
+"""Methods reported, ours first."""
+MIN_EVAL_ORIGINS = 30
+"""Fewest scored origins (per phase) a backtest accepts."""
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """What a backtest runs."""
+
+    horizon_seconds: int = 300
+    """Forecast horizon."""
+    quick: bool = False
+    """Fewer refits, smaller models and fewer phases (for tests and ``--quick``)."""
+    max_phases: int = 10
+    """At most this many interleaved phase grids (when the step is wider than the trace bins)."""
+    walk_forward: WalkForward = field(default_factory=WalkForward)
+    """Schedules, windows and model settings."""
+
+    def effective(self) -> BacktestSettings:
+        """The settings actually used (``quick`` shrinks the work)."""
+        if not self.quick:
+            return self
+        wf = WalkForward(
+            refit_every_seconds=24 * 3600,
+            min_refits=4,
+            ets_window_seconds=self.walk_forward.ets_window_seconds,
+            arima_window_seconds=3600,
+            arima=True,
+            model=ModelSettings(max_iter=60, max_rows=4000),
+            ensemble=self.walk_forward.ensemble,
+        )
+        return BacktestSettings(self.horizon_seconds, True, min(self.max_phases, 2), wf)
+
+
+def min_history_seconds(bin_seconds: int, horizon_seconds: int, ensemble: EnsembleSettings) -> int:
+    """The shortest trace that a backtest can score (the error message quotes it)."""
+    step = step_seconds_for(bin_seconds)
+    k = max(1, horizon_seconds // step)
+    steps = max(2 * k, 20) + 2 * k + ensemble.min_calib + MIN_EVAL_ORIGINS
+    return steps * step + step
+
+
+def _phase_scores(res: WalkForwardResult, eps: float) -> dict[str, Any]:
+    """Per-origin forecasts and actuals on the rows every method can be scored on."""
+    tg = res.targets
+    known = np.isfinite(tg.rate["mean_p50"])
+    ok = known.copy()
+    for m in BASELINE_NAMES:
+        for t in TARGETS:
+            ok &= np.isfinite(res.ensemble.calibrated[m][t])
+    for t in TARGETS:
+        ok &= np.isfinite(res.ensemble.final[t])
+    ok &= res.ensemble.warm
+    if ok.any():
+        first = int(np.argmax(ok))
+        ok[:first] = False
+    rows = np.nonzero(ok)[0]
+    fc: dict[str, dict[str, Array]] = {}
+    fc["outrider"] = {t: res.ensemble.final[t][rows] for t in TARGETS}
+    for m in BASELINE_NAMES:
+        fc[m] = {t: res.ensemble.calibrated[m][t][rows] for t in TARGETS}
+    for d in fc.values():
+        d["mean_p90"] = np.maximum(d["mean_p90"], d["mean_p50"])
+        d["peak_p90"] = np.maximum(d["peak_p90"], d["mean_p90"])
+    k = len(res.origins) - int(np.sum(known))  # rows without actuals == horizon steps
+    mean = tg.rate["mean_p50"]
+    prev = np.full(len(mean), np.nan)
+    prev[k:] = mean[:-k] if k else mean
+    # the naive forecast for origin i is the mean of [i-k, i) which is the actual of origin i-k
+    return {
+        "rows": rows,
+        "origin_times": res.features.t0 + res.features.step * res.origins[rows].astype(np.float64),
+        "actual_mean": mean[rows],
+        "actual_peak": tg.rate["peak_p90"][rows],
+        "naive": prev[rows],
+        "forecasts": fc,
+        "learned_share": float(res.learned_active[rows].mean()) if rows.size else 0.0,
+    }
+
+
+def _timing(res: WalkForwardResult, name: str, n_origins: int) -> tuple[float, float]:
+    if name == "outrider":
+        used = [res.candidates[m] for m in ENSEMBLE_CANDIDATES if m in res.candidates]
+        fit = sum(c.fit_seconds for c in used)
+        pred = sum(c.predict_seconds for c in used) + res.ensemble_seconds
+    else:
+        fit, pred = res.candidates[name].fit_seconds, res.candidates[name].predict_seconds
+    return fit, pred * 1000.0 / max(n_origins, 1)
+
+
+def _prefixed(say: Progress, phase: int, message: str) -> None:
+    say(f"phase {phase}: {message}")
+
+
+def run_backtest(
+    trace: Trace | str | Path, settings: BacktestSettings | None = None, progress: Progress | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Backtest every method on ``trace``; return (the ``backtest.json`` dict, arrays for plotting)."""
+    say = progress or (lambda _m: None)
+    s = (settings or BacktestSettings()).effective()
+    tr = trace if isinstance(trace, Trace) else load_trace(trace)
+    need = min_history_seconds(tr.bin_seconds, s.horizon_seconds, s.walk_forward.ensemble)
+    if tr.duration_seconds < need:
+        raise InsufficientHistoryError(tr.duration_seconds, need, s.horizon_seconds)
+    step = step_seconds_for(tr.bin_seconds)
+    per = step // tr.bin_seconds
+    phases = sorted({round(p) for p in np.linspace(0, per - 1, min(per, s.max_phases))})
+    eps = eps_for(s.horizon_seconds)
+    started = time.perf_counter()
+    pooled: list[dict[str, Any]] = []
+    results: list[WalkForwardResult] = []
+    for j, ph in enumerate(phases):
+        series = to_step_series(tr, ph)
+        series.horizon_steps(s.horizon_seconds)  # validates the horizon
+        say(f"phase {j + 1}/{len(phases)}: {len(series.y)} steps of {step} s")
+        res = run_walk_forward(
+            series, s.horizon_seconds, s.walk_forward, functools.partial(_prefixed, say, j + 1)
+        )
+        results.append(res)
+        pooled.append(_phase_scores(res, eps))
+    n_total = sum(len(p["rows"]) for p in pooled)
+    if n_total < MIN_EVAL_ORIGINS:
+        raise InsufficientHistoryError(tr.duration_seconds, need, s.horizon_seconds)
+    actual_mean = np.concatenate([p["actual_mean"] for p in pooled])
+    actual_peak = np.concatenate([p["actual_peak"] for p in pooled])
+    naive = np.concatenate([p["naive"] for p in pooled])
+    naive_mae = float(np.nanmean(np.abs(actual_mean - naive)))
+    scale = tr.mean_rate if tr.mean_rate > 0 else 1.0
+    methods: dict[str, dict[str, float]] = {}
+    for m in METHODS:
+        q = {t: np.concatenate([p["forecasts"][m][t] for p in pooled]) for t in TARGETS}
+        fit = pred_ms = 0.0
+        for res in results:
+            f, pm = _timing(res, m, len(res.origins))
+            fit += f
+            pred_ms += pm / len(results)
+        methods[m] = {
+            "pinball_p50": float(pinball(actual_mean, q["mean_p50"], QUANTILES["mean_p50"]).mean() / scale),
+            "pinball_p90": float(pinball(actual_mean, q["mean_p90"], QUANTILES["mean_p90"]).mean() / scale),
+            "coverage_p90": float(np.mean(actual_mean <= q["mean_p90"])),
+            "peak_under_rate": float(np.mean(actual_peak <= q["peak_p90"])),
+            "mase": float(np.mean(np.abs(actual_mean - q["mean_p50"])) / naive_mae) if naive_mae > 0 else 0.0,
+            "fit_seconds": round(fit, 4),
+            "predict_ms": round(pred_ms, 6),
+        }
+    best = min(BASELINE_NAMES, key=lambda m: methods[m]["pinball_p90"])
+    doc: dict[str, Any] = {
+        "trace": tr.name,
+        "bin_seconds": tr.bin_seconds,
+        "horizon_seconds": s.horizon_seconds,
+        "origins": n_total,
+        "methods": methods,
+        "step_seconds": step,
+        "phases": len(phases),
+        "quick": s.quick,
+        "best_baseline": best,
+        "ratio_p90_vs_best_baseline": methods["outrider"]["pinball_p90"]
+        / max(methods[best]["pinball_p90"], 1e-12),
+        "learned_model_share": float(np.mean([p["learned_share"] for p in pooled])),
+        "repairs": list(tr.repairs),
+        "seconds": round(time.perf_counter() - started, 2),
+        "notes": "prophet: not run (see docs/forecaster.md)",
+    }
+    first = pooled[0]
+    plot = {
+        "t": first["origin_times"],
+        "actual_mean": first["actual_mean"],
+        "actual_peak": first["actual_peak"],
+        "best": best,
+        "forecasts": {m: first["forecasts"][m] for m in ("outrider", best)},
+    }
+    return doc, plot
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A readable table of a backtest document."""
+    cols = (
+        "pinball_p50",
+        "pinball_p90",
+        "coverage_p90",
+        "peak_under_rate",
+        "mase",
+        "fit_seconds",
+        "predict_ms",
+    )
+    lines = [
+        f"trace {doc['trace']}: bin {doc['bin_seconds']} s, horizon {doc['horizon_seconds']} s, "
+        f"{doc['origins']} origins in {doc['phases']} phase(s)",
+        f"{'method':<16}" + "".join(f"{c:>16}" for c in cols),
+    ]
+    for name, row in doc["methods"].items():
+        lines.append(f"{name:<16}" + "".join(f"{row[c]:>16.4f}" for c in cols))
+    lines.append(
+        f"outrider pinball_p90 / best baseline ({doc['best_baseline']}): "
+        f"{doc['ratio_p90_vs_best_baseline']:.3f}"
+    )
+    return "\n".join(lines)
+
+
+def write_outputs(doc: dict[str, Any], plot: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``backtest.json`` and ``backtest.png`` into ``out_dir``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jpath = out / "backtest.json"
+    jpath.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    t = np.asarray(plot["t"])
+    keep = t >= t[-1] - 2 * 86_400 if len(t) else np.zeros(0, dtype=bool)
+    hours = (t[keep] - t[keep][0]) / 3600.0 if keep.any() else t
+    fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    for ax, m in zip(axes, ("outrider", plot["best"]), strict=True):
+        f = plot["forecasts"][m]
+        ax.plot(hours, plot["actual_mean"][keep], color="black", lw=0.7, label="actual mean rate")
+        ax.plot(hours, f["mean_p50"][keep], color="tab:blue", lw=0.8, label="p50")
+        ax.fill_between(
+            hours, f["mean_p50"][keep], f["mean_p90"][keep], color="tab:blue", alpha=0.25, label="p50-p90"
+        )
+        ax.plot(
+            hours, plot["actual_peak"][keep], color="tab:red", lw=0.4, alpha=0.6, label="actual peak rate"
+        )
+        ax.plot(hours, f["peak_p90"][keep], color="tab:orange", lw=0.6, label="peak p90")
+        row = doc["methods"][m]
+        ax.set_title(
+            f"{m}: pinball_p90 {row['pinball_p90']:.4f}, coverage_p90 {row['coverage_p90']:.2f}, "
+            f"peak_under {row['peak_under_rate']:.2f}"
+        )
+        ax.set_ylabel("requests/s")
+        ax.legend(loc="upper right", fontsize=7, ncol=5)
+    axes[-1].set_xlabel(
+        f"hours (last {hours[-1]:.1f} h of scored origins, phase 0)" if len(hours) else "hours"
+    )
+    fig.suptitle(f"{Path(doc['trace']).name}: {doc['horizon_seconds']} s ahead")
+    fig.tight_layout()
+    ppath = out / "backtest.png"
+    fig.savefig(ppath, dpi=90)
+    plt.close(fig)
+    return jpath, ppath
+
+
+def stderr_progress(message: str) -> None:
+    """Progress printer used by the CLI and the benchmark."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,237 @@
+"""The baselines peers use, each evaluated at many origins at once.
+
+Every baseline makes a point forecast of the window's mean rate; its quantiles come from the same
+conformal calibration as every other candidate (see ``ensemble``), so comparisons are fair.
+
+* ``last_value``: the rate of the last step bin (Dynamo's planner calls this *constant*).
+* ``moving_average``: the mean rate over the last horizon.
+* ``seasonal_naive``: the mean rate over the same window one week ago, else one day ago, else (the
+  history does not cover a day yet) one horizon ago, which equals the moving average.
+* ``ets``: Holt's additive damped-trend exponential smoothing. Parameters are fitted with statsmodels
+  on a bounded recent window on a schedule, and the state is filtered forward to every origin.
+  Seasonal Holt-Winters is not used: a daily season is thousands of step bins long.
+* ``arima``: an ARIMA(p,d,q) chosen by KPSS (d) and AIC (p, q) with statsmodels on a bounded window on
+  a schedule; forecasts at every origin come from the fitted ARMA recursion.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import lfilter
+
+from .features import DAY, WEEK
+
+__all__ = [
+    "BASELINE_NAMES",
+    "Candidate",
+    "arima_forecasts",
+    "ets_forecasts",
+    "point_candidate",
+    "simple_point_forecasts",
+]
+
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+BASELINE_NAMES = ("last_value", "moving_average", "seasonal_naive", "ets", "arima")
+"""Baselines in the order they are reported."""
+
+
+@dataclass
+class Candidate:
+    """Raw quantile forecasts (requests/s) of one method at every origin (NaN where it has none)."""
+
+    name: str
+    """Method name."""
+    f: dict[str, Array]
+    """Target (``mean_p50``, ``mean_p90``, ``peak_p90``) -> forecast rate per origin."""
+    fit_seconds: float = 0.0
+    """Total time spent fitting or refitting."""
+    predict_seconds: float = 0.0
+    """Total time spent producing the forecasts."""
+
+
+def point_candidate(name: str, point: Array, fit_s: float = 0.0, pred_s: float = 0.0) -> Candidate:
+    """A candidate whose three raw quantiles are all its point forecast (calibration spreads them)."""
+    f = np.maximum(point, 0.0)
+    return Candidate(name, {"mean_p50": f, "mean_p90": f.copy(), "peak_p90": f.copy()}, fit_s, pred_s)
+
+
+def _window_mean(cs: Array, a: IntArray, b: IntArray) -> Array:
+    ok = a >= 0
+    a0 = np.where(ok, a, 0)
+    out = (cs[b] - cs[a0]) / np.maximum(b - a0, 1)
+    return np.where(ok, out, np.nan)
+
+
+def simple_point_forecasts(
+    rates: Array, origins: IntArray, k: int, step_seconds: int
+) -> dict[str, tuple[Array, float]]:
+    """Point forecasts (and seconds taken) of last_value, moving_average and seasonal_naive."""
+    cs = np.concatenate(([0.0], np.cumsum(rates)))
+    out: dict[str, tuple[Array, float]] = {}
+    t = time.perf_counter()
+    out["last_value"] = (rates[origins - 1], time.perf_counter() - t)
+    t = time.perf_counter()
+    out["moving_average"] = (_window_mean(cs, np.maximum(origins - k, 0), origins), time.perf_counter() - t)
+    t = time.perf_counter()
+    seasonal = _window_mean(cs, np.maximum(origins - k, 0), origins)
+    for season in (DAY, WEEK):
+        s = season // step_seconds
+        has = origins - s >= 0
+        end = np.clip(origins - s + k, 0, len(rates))
+        seasonal = np.where(has, _window_mean(cs, origins - s, end), seasonal)
+    out["seasonal_naive"] = (seasonal, time.perf_counter() - t)
+    return out
+
+
+def _segments(origins: IntArray, refits: Sequence[int]) -> list[tuple[int, IntArray]]:
+    """Split origins by the latest refit at or before each (origins before the first get none)."""
+    refit_arr = np.asarray(sorted(refits), dtype=np.int64)
+    seg = np.searchsorted(refit_arr, origins, side="right") - 1
+    return [(int(refit_arr[j]), np.nonzero(seg == j)[0]) for j in range(len(refit_arr))]
+
+
+def ets_forecasts(
+    rates: Array,
+    origins: IntArray,
+    k: int,
+    refits: Sequence[int],
+    window: int,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Array, float, float]:
+    """Damped Holt forecasts of the window mean at each origin: (forecasts, fit s, predict s)."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    fit_s = 0.0
+    params: list[tuple[int, float, float, float]] = []
+    for r in sorted(refits):
+        seg = rates[max(0, r - window) : r]
+        started = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = ExponentialSmoothing(
+                    seg, trend="add", damped_trend=True, initialization_method="estimated"
+                ).fit()
+            p = res.params
+            alpha = float(p["smoothing_level"])
+            beta = float(p["smoothing_trend"])
+            phi = float(p["damping_trend"])
+            if not all(np.isfinite([alpha, beta, phi])):
+                raise ValueError("non-finite parameters")
+        except Exception:  # a failed fit keeps the previous parameters (or plain smoothing)
+            alpha, beta, phi = params[-1][1:] if params else (0.3, 0.05, 0.9)
+        fit_s += time.perf_counter() - started
+        params.append((r, alpha, beta, phi))
+    started = time.perf_counter()
+    out = np.full(len(origins), np.nan)
+    if not params:
+        return out, fit_s, 0.0
+    n = len(rates)
+    level = np.empty(n + 1)
+    trend = np.empty(n + 1)
+    phis = np.empty(n + 1)
+    lv, tr = float(rates[0]), 0.0
+    pi = 0
+    alpha, beta, phi = params[0][1:]
+    rl = rates.tolist()
+    starts = [p[0] for p in params]
+    for t in range(n + 1):
+        # state at index t has consumed rates[:t]; parameters switch at refit origins
+        while pi + 1 < len(params) and starts[pi + 1] <= t:
+            pi += 1
+            alpha, beta, phi = params[pi][1:]
+        level[t], trend[t], phis[t] = lv, tr, phi
+        if t == n:
+            break
+        prev = lv
+        lv = alpha * rl[t] + (1 - alpha) * (lv + phi * tr)
+        tr = beta * (lv - prev) + (1 - beta) * phi * tr
+    seg_ok = origins >= starts[0]
+    ph = phis[origins]
+    # mean over h = 1..k of sum_{j=1..h} phi^j
+    hs = np.arange(1, k + 1, dtype=np.float64)
+    powers = ph[:, None] ** hs[None, :]
+    damp = np.cumsum(powers, axis=1).mean(axis=1)
+    fc = level[origins] + trend[origins] * damp
+    out = np.where(seg_ok, fc, np.nan)
+    return out, fit_s, time.perf_counter() - started
+
+
+def _fit_arima(seg: Array) -> tuple[int, float, Array, Array] | None:
+    """Choose and fit an ARIMA on ``seg``; return (d, mean, ar, ma) or None if every fit failed."""
+    from statsmodels.tsa.arima.model import ARIMA
+    from statsmodels.tsa.stattools import kpss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            d = 1 if float(kpss(seg, regression="c", nlags="auto")[1]) < 0.05 else 0
+        except Exception:
+            d = 0
+        best: tuple[float, tuple[int, float, Array, Array]] | None = None
+        for p, q in ((1, 1), (2, 0), (0, 1)):
+            try:
+                res = ARIMA(seg, order=(p, d, q), trend="c" if d == 0 else "n").fit()
+            except Exception:
+                continue
+            aic = float(res.aic)
+            if not np.isfinite(aic):
+                continue
+            names = list(res.model.param_names)
+            vals = np.asarray(res.params, dtype=np.float64)
+            mean = float(vals[names.index("const")]) if "const" in names else 0.0
+            ar = np.array([vals[names.index(f"ar.L{j}")] for j in range(1, p + 1)])
+            ma = np.array([vals[names.index(f"ma.L{j}")] for j in range(1, q + 1)])
+            if best is None or aic < best[0]:
+                best = (aic, (d, mean, ar, ma))
+    return None if best is None else best[1]
+
+
+def arima_forecasts(
+    rates: Array, origins: IntArray, k: int, refits: Sequence[int], window: int
+) -> tuple[Array, float, float]:
+    """ARIMA forecasts of the window mean at each origin: (forecasts, fit s, predict s)."""
+    out = np.full(len(origins), np.nan)
+    fit_s = pred_s = 0.0
+    last: tuple[int, float, Array, Array] | None = None
+    for r, idx in _segments(origins, refits):
+        started = time.perf_counter()
+        fitted = _fit_arima(rates[max(0, r - window) : r])
+        last = fitted or last
+        fit_s += time.perf_counter() - started
+        if last is None or idx.size == 0:
+            continue
+        started = time.perf_counter()
+        d, mean, ar, ma = last
+        w = rates - mean if d == 0 else np.concatenate(([0.0], np.diff(rates)))
+        e = lfilter(np.concatenate(([1.0], -ar)), np.concatenate(([1.0], ma)), w)
+        org = origins[idx]
+        p, q = len(ar), len(ma)
+        lag = max(p, q, 1)
+        cols = np.arange(1, lag + 1)
+        pos = org[:, None] - cols[None, :]  # positions i-1, i-2, ...
+        valid = pos >= 0
+        wb = np.where(valid, w[np.maximum(pos, 0)], 0.0)  # wb[:, j] = w[i-1-j]
+        eb = np.where(valid, e[np.maximum(pos, 0)], 0.0)
+        preds = np.zeros((len(org), k))
+        for h in range(k):
+            nxt = np.zeros(len(org))
+            if p:
+                nxt += wb[:, :p] @ ar
+            if q:
+                nxt += eb[:, :q] @ ma
+            preds[:, h] = nxt
+            wb = np.concatenate((nxt[:, None], wb[:, :-1]), axis=1)
+            eb = np.concatenate((np.zeros((len(org), 1)), eb[:, :-1]), axis=1)
+        path = mean + preds if d == 0 else rates[org - 1][:, None] + np.cumsum(preds, axis=1)
+        out[idx] = path.mean(axis=1)
+        pred_s += time.perf_counter() - started
+    return out, fit_s, pred_s

@@ -1,0 +1,241 @@
+"""Online combination of candidate forecasters with conformal calibration.
+
+For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin ``i``:
+
+1. *Calibrate each candidate* (normalised conformalised quantile regression): the score of a past
+   origin ``j`` is ``(actual_j - f_j) / scale_j``, where ``scale`` is the recent mean rate (known at
+   the origin), so one set of scores serves quiet nights and busy days; the calibrated forecast is
+   ``f_i + scale_i * Q_tau(scores)`` over the last ``calib_window`` origins whose windows had ended
+   by ``i`` (``j <= i - k``: nothing from after the origin is used). Additive scores keep idle
+   periods (zero rates) well-behaved, which log-ratio scores do not.
+2. *Weight the candidates* by their recent pinball loss (same look-back rule):
+   ``w_m ∝ exp(-(L_m / min L - 1) / temperature)``, so the best recent candidate dominates and
+   candidates a few percent worse still contribute. The combination is the weighted mean.
+3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
+
+``run_ensemble`` does this for all origins at once (backtests); ``EnsembleState`` freezes the
+offsets and weights at one origin so that ``EnsembleState.apply`` forecasts a new origin from the
+candidates' raw forecasts alone (the live service, a few microseconds per deployment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from .baselines import Candidate
+
+__all__ = [
+    "FALLBACK",
+    "QUANTILES",
+    "TARGETS",
+    "EnsembleOutput",
+    "EnsembleSettings",
+    "EnsembleState",
+    "pinball",
+    "run_ensemble",
+    "to_rates",
+]
+
+Array = npt.NDArray[np.float64]
+
+TARGETS = ("mean_p50", "mean_p90", "peak_p90")
+"""Forecast targets."""
+QUANTILES = {"mean_p50": 0.5, "mean_p90": 0.9, "peak_p90": 0.9}
+"""Quantile level of each target."""
+FALLBACK = "moving_average"
+"""The candidate used alone while no candidate has a loss history yet."""
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """How candidates are calibrated and weighted."""
+
+    calib_window_seconds: int = 6 * 3600
+    """Look-back of the conformal calibration, seconds of origins."""
+    min_calib: int = 10
+    """Fewest resolved scores before a candidate counts as calibrated."""
+    loss_window_seconds: int = 12 * 3600
+    """Look-back of the pinball loss used for weighting, seconds of origins."""
+    temperature: float = 0.1
+    """Softness of the weighting (relative loss excess that costs a factor e in weight)."""
+    switch_margin: float = 0.01
+    """Relative loss advantage another candidate needs, on top of the evidence term, before it
+    outweighs the moving average (the default)."""
+    evidence: float = 0.5
+    """The evidence term: ``evidence / sqrt(resolved horizons in the loss window)`` is added to the
+    margin, so that on short histories (few independent windows) the ensemble stays with the
+    moving average instead of chasing noise."""
+    final_stage: bool = False
+    """Whether the combination is calibrated again on its own scores (off by default: on the shared
+    traces the second stage added noise without improving coverage)."""
+
+
+def pinball(actual: Array, forecast: Array, tau: float) -> Array:
+    """Pinball (quantile) loss of ``forecast`` as the tau-quantile of ``actual``, elementwise."""
+    diff = actual - forecast
+    return np.maximum(tau * diff, (tau - 1.0) * diff)
+
+
+def to_rates(z: Array, eps: float) -> Array:
+    """Back from the log scale ``log(rate + eps)`` to rates (never negative)."""
+    return np.maximum(np.exp(z) - eps, 0.0)
+
+
+def _lagged_rolling(
+    values: Array, window: int, min_periods: int, lag: int, how: str, q: float = 0.5
+) -> Array:
+    roll = pd.Series(values).rolling(window, min_periods=min_periods)
+    if how == "quantile":
+        out = roll.quantile(q)
+    elif how == "count":
+        out = pd.Series(np.isfinite(values).astype(np.float64)).rolling(window, min_periods=1).sum()
+    else:
+        out = roll.mean()
+    return np.asarray(out.shift(lag), dtype=np.float64)
+
+
+def _weights(
+    losses: dict[str, Array], available: dict[str, Array], temperature: float, margin: dict[str, Array]
+) -> dict[str, Array]:
+    names = list(losses)
+    lmat = np.column_stack([losses[m] for m in names])
+    amat = np.column_stack([available[m] for m in names])
+    lmat = np.where(amat & np.isfinite(lmat), lmat, np.nan)
+    with np.errstate(all="ignore"):
+        best = np.nanmin(np.where(np.isnan(lmat), np.inf, lmat), axis=1)
+        rel = lmat / np.maximum(best, 1e-12)[:, None] - 1.0
+        rel += np.column_stack([np.zeros(len(best)) if m == FALLBACK else margin[m] for m in names])
+        w = np.exp(-rel / temperature)
+    w = np.where(np.isfinite(w), w, 0.0)
+    none = w.sum(axis=1) == 0
+    if FALLBACK in names:
+        j = names.index(FALLBACK)
+        w[none, j] = np.where(amat[none, j], 1.0, 0.0)
+    total = w.sum(axis=1)
+    w = np.where(total[:, None] > 0, w / np.where(total > 0, total, 1.0)[:, None], 0.0)
+    return {m: w[:, j] for j, m in enumerate(names)}
+
+
+@dataclass
+class EnsembleState:
+    """Offsets and weights frozen at one origin; applies them to fresh raw candidate forecasts."""
+
+    offsets: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Candidate -> target -> conformal offset (in units of the scale); NaN: not calibrated yet."""
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Target -> candidate -> weight."""
+    final_offsets: dict[str, float] = field(default_factory=dict)
+    """Target -> offset of the combination (in units of the scale)."""
+
+    def apply(self, raw: dict[str, dict[str, float]], scale: float) -> dict[str, float]:
+        """Combine raw forecasts (candidate -> target -> rate) at an origin with this ``scale``.
+
+        Returns the final forecast per target in requests/s (NaN if no candidate is usable).
+        """
+        out: dict[str, float] = {}
+        for t in TARGETS:
+            num = den = 0.0
+            for m, w in self.weights.get(t, {}).items():
+                f = raw.get(m, {}).get(t, float("nan"))
+                off = self.offsets.get(m, {}).get(t, float("nan"))
+                if w > 0 and np.isfinite(f) and np.isfinite(off):
+                    num += w * (f + off * scale)
+                    den += w
+            if den > 0:
+                out[t] = max(num / den + self.final_offsets.get(t, 0.0) * scale, 0.0)
+            else:
+                out[t] = float("nan")
+        return out
+
+
+@dataclass
+class EnsembleOutput:
+    """Results of ``run_ensemble`` for every origin."""
+
+    calibrated: dict[str, dict[str, Array]]
+    """Candidate -> target -> calibrated forecast (requests/s)."""
+    final: dict[str, Array]
+    """Target -> final forecast of the combination (requests/s)."""
+    weights: dict[str, dict[str, Array]]
+    """Target -> candidate -> weight per origin."""
+    offsets: dict[str, dict[str, Array]]
+    """Candidate -> target -> conformal offset per origin."""
+    final_offsets: dict[str, Array]
+    """Target -> offset of the combination per origin."""
+    warm: npt.NDArray[np.bool_]
+    """Per origin: whether the weights came from loss history (False: fallback candidate alone)."""
+
+    def state_at(self, row: int) -> EnsembleState:
+        """Freeze the offsets and weights of origin ``row``."""
+        return EnsembleState(
+            offsets={m: {t: float(a[row]) for t, a in d.items()} for m, d in self.offsets.items()},
+            weights={t: {m: float(a[row]) for m, a in d.items()} for t, d in self.weights.items()},
+            final_offsets={t: float(a[row]) for t, a in self.final_offsets.items()},
+        )
+
+
+def run_ensemble(
+    candidates: list[Candidate],
+    actual: dict[str, Array],
+    scale: Array,
+    lag: int,
+    step_seconds: int,
+    settings: EnsembleSettings | None = None,
+    start: int = 0,
+) -> EnsembleOutput:
+    """Calibrate, weight and combine ``candidates`` over consecutive origins (one row per step).
+
+    ``actual`` holds the actual rate per target (NaN where the window is not over); ``scale`` the
+    positive scale of each origin; ``lag`` is the horizon in rows: the score of row ``j`` is first
+    used at row ``j + lag``. Scores of rows before ``start`` are ignored, so that candidates compared
+    with each other are calibrated on the same origins.
+    """
+    s = settings or EnsembleSettings()
+    cw = max(s.min_calib, s.calib_window_seconds // step_seconds)
+    lw = max(s.min_calib, s.loss_window_seconds // step_seconds)
+    used = np.arange(len(scale)) >= start
+    calibrated: dict[str, dict[str, Array]] = {}
+    offsets: dict[str, dict[str, Array]] = {}
+    losses: dict[str, dict[str, Array]] = {t: {} for t in TARGETS}
+    margins: dict[str, Array] = {}
+    for c in candidates:
+        calibrated[c.name], offsets[c.name] = {}, {}
+        for t in TARGETS:
+            tau = QUANTILES[t]
+            score = np.where(used, (actual[t] - c.f[t]) / scale, np.nan)
+            off = _lagged_rolling(score, cw, s.min_calib, lag, "quantile", tau)
+            cal = np.maximum(c.f[t] + off * scale, 0.0)
+            calibrated[c.name][t], offsets[c.name][t] = cal, off
+            loss = pinball(actual[t], cal, tau)
+            losses[t][c.name] = _lagged_rolling(loss, lw, s.min_calib, lag, "mean")
+            if t == "mean_p50":
+                n_eff = _lagged_rolling(loss, lw, 1, lag, "count") / max(lag, 1)
+                margins[c.name] = s.switch_margin + s.evidence / np.sqrt(
+                    np.maximum(np.nan_to_num(n_eff), 1.0)
+                )
+    weights: dict[str, dict[str, Array]] = {}
+    warm = np.ones(len(scale), dtype=bool)
+    final: dict[str, Array] = {}
+    final_offsets: dict[str, Array] = {}
+    for t in TARGETS:
+        avail = {c.name: np.isfinite(calibrated[c.name][t]) for c in candidates}
+        warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
+        w = _weights(losses[t], avail, s.temperature, margins)
+        num = np.zeros(len(scale))
+        for c in candidates:
+            cal = calibrated[c.name][t]
+            num += np.where(w[c.name] > 0, w[c.name] * np.nan_to_num(cal), 0.0)
+        total = sum(w.values(), np.zeros(len(num)))
+        g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
+        if s.final_stage:
+            score = np.where(used, (actual[t] - g) / scale, np.nan)
+            off = _lagged_rolling(score, cw, s.min_calib, lag, "quantile", QUANTILES[t])
+            off = np.nan_to_num(off, nan=0.0)
+        else:
+            off = np.zeros(len(g))
+        weights[t], final[t], final_offsets[t] = w, np.maximum(g + off * scale, 0.0), off
+    return EnsembleOutput(calibrated, final, weights, offsets, final_offsets, warm)

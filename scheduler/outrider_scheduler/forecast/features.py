@@ -1,0 +1,115 @@
+"""Scale-free features for the learned model, computed for many origins at once.
+
+Every feature at origin ``i`` uses only ``rates[:i]`` and the origin's own timestamp. Levels are
+expressed as log-ratios to the *base*: the mean rate over the last horizon (what the moving-average
+baseline predicts), so one model serves quiet and busy deployments alike. Missing history gives NaN,
+which the gradient-boosted model handles natively.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["CALENDAR_FEATURES", "DAY", "WEEK", "FeatureSet", "build_features", "log_rate"]
+
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DAY = 86_400
+"""Seconds in a day."""
+WEEK = 7 * DAY
+"""Seconds in a week."""
+CALENDAR_FEATURES = ("tod_sin", "tod_cos", "dow")
+"""Features that only make sense once the history spans several days."""
+
+
+def log_rate(x: Array | float, eps: float) -> Array:
+    """``log(x + eps)``: the log scale every forecaster works on (eps keeps zero rates finite)."""
+    return np.log(np.asarray(x, dtype=np.float64) + eps)
+
+
+class FeatureSet:
+    """Precomputed prefix sums over one rate series, from which feature rows are cut per origin."""
+
+    def __init__(self, rates: Array, t0: float, step_seconds: int, k: int, eps: float) -> None:
+        self.rates = rates
+        self.t0 = t0
+        self.step = step_seconds
+        self.k = k
+        self.eps = eps
+        self._cs = np.concatenate(([0.0], np.cumsum(rates)))
+        self._cs2 = np.concatenate(([0.0], np.cumsum(rates * rates)))
+        short = max(1, k // 3)
+        self.windows = sorted({1, 3, short, 2 * k, 4 * k, 12 * k, 48 * k} - {k})
+        self.names = [
+            "log_base",
+            *(f"lag_mean_{w}" for w in self.windows),
+            "cv_h",
+            "max_h",
+            "max_4h",
+            "day_next",
+            "day_level",
+            "week_next",
+            "week_level",
+            *CALENDAR_FEATURES,
+        ]
+
+    def mean(self, i: IntArray, w: int, clip: bool = False) -> Array:
+        """Mean rate over ``[i-w, i)``; NaN where that reaches before the start (unless ``clip``)."""
+        a = i - w
+        if clip:
+            a = np.maximum(a, 0)
+        n = (i - a).astype(np.float64)
+        ok = (a >= 0) & (n > 0) & (i < len(self._cs))
+        a_safe = np.where(ok, a, 0)
+        i_safe = np.where(ok, i, 0)
+        out = (self._cs[i_safe] - self._cs[a_safe]) / np.where(ok, n, 1.0)
+        return np.where(ok, out, np.nan)
+
+    def base(self, i: IntArray) -> Array:
+        """The base level at each origin: mean rate over the last horizon (clipped at the start)."""
+        return self.mean(i, self.k, clip=True)
+
+    def _rolling_max(self, i: IntArray, w: int) -> Array:
+        padded = np.concatenate((np.full(w, np.nan), self.rates))
+        # padded[j : j + w] covers rates[j - w : j]; row j of the view is the window ending before j.
+        view = sliding_window_view(padded, w)
+        rows = view[np.minimum(i, len(view) - 1)]
+        with np.errstate(all="ignore"):
+            out = np.nanmax(np.where(np.isnan(rows), -np.inf, rows), axis=1)
+        return np.where(np.isfinite(out), out, np.nan)
+
+    def build(self, i: IntArray) -> Array:
+        """Feature matrix, one row per origin in ``i`` (each origin must be >= 1)."""
+        eps, k = self.eps, self.k
+        base = self.base(i)
+        lb = log_rate(base, eps)
+        cols: list[Array] = [lb]
+        for w in self.windows:
+            cols.append(log_rate(self.mean(i, w), eps) - lb)
+        a = np.maximum(i - k, 0)
+        n = np.maximum(i - a, 1).astype(np.float64)
+        var = (self._cs2[i] - self._cs2[a]) / n - base * base
+        cols.append(np.sqrt(np.maximum(var, 0.0)) / (base + eps))
+        cols.append(log_rate(self._rolling_max(i, k), eps) - lb)
+        cols.append(log_rate(self._rolling_max(i, 4 * k), eps) - lb)
+        for season in (DAY, WEEK):
+            s = season // self.step
+            nxt = self.mean(i - s + k, k)
+            prev = self.mean(i - s, k)
+            ok = i - s - k >= 0
+            cols.append(np.where(ok, log_rate(nxt, eps) - log_rate(prev, eps), np.nan))
+            cols.append(np.where(ok, log_rate(nxt, eps) - lb, np.nan))
+        t = self.t0 + self.step * i.astype(np.float64)
+        phase = 2.0 * np.pi * np.mod(t, DAY) / DAY
+        cols.append(np.sin(phase))
+        cols.append(np.cos(phase))
+        cols.append(np.mod(np.floor(t / DAY), 7.0))
+        return np.column_stack(cols)
+
+
+def build_features(rates: Array, t0: float, step_seconds: int, k: int, eps: float, i: IntArray) -> Array:
+    """Convenience wrapper: the feature matrix for origins ``i`` of one series."""
+    return FeatureSet(rates, t0, step_seconds, k, eps).build(i)

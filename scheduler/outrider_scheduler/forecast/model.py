@@ -1,0 +1,117 @@
+"""The learned forecaster: gradient-boosted quantile regression on scale-free features.
+
+Three direct models share one feature row per origin: the p50 and p90 of the log-ratio of the
+window's mean rate to the base level, and the p90 of the log-ratio of the window's peak rate.
+Calendar features are used only when the training history spans at least two days.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from .features import CALENDAR_FEATURES, DAY
+
+__all__ = ["LearnedModel", "ModelSettings"]
+
+Array = npt.NDArray[np.float64]
+
+TARGETS = ("mean_p50", "mean_p90", "peak_p90")
+"""What the three sub-models predict (log-ratios to the base level)."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Hyper-parameters of the learned model."""
+
+    max_iter: int = 120
+    """Boosting iterations per sub-model."""
+    learning_rate: float = 0.08
+    """Shrinkage."""
+    max_leaf_nodes: int = 15
+    """Tree size."""
+    min_samples_leaf: int = 40
+    """Minimum rows per leaf (guards against fitting noise)."""
+    max_rows: int = 12_000
+    """Training rows are thinned to at most this many (most recent kept densest)."""
+    min_rows: int = 60
+    """Below this many training rows the model refuses to fit (cold start)."""
+
+
+def _informative(col: Array) -> bool:
+    """Whether a feature column has at least two distinct finite values (else it is dropped)."""
+    finite = col[np.isfinite(col)]
+    return finite.size > 0 and bool(np.ptp(finite) > 0)
+
+
+class LearnedModel:
+    """Three quantile regressors over the feature matrix from ``features.FeatureSet``."""
+
+    def __init__(self, feature_names: list[str], settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+        self.feature_names = feature_names
+        self.columns: list[int] = []
+        self.models: dict[str, HistGradientBoostingRegressor] = {}
+        self.fit_seconds = 0.0
+        self.trained_rows = 0
+        self.train_end = 0
+        """Step index by which every training window had ended (later origins are out-of-sample)."""
+
+    @property
+    def fitted(self) -> bool:
+        """Whether ``fit`` has succeeded."""
+        return bool(self.models)
+
+    def fit(self, x: Array, z_mean: Array, z_peak: Array, span_seconds: float, seed: int = 0) -> bool:
+        """Fit on rows ``x`` with targets; return False (and stay unfitted) if there are too few rows."""
+        s = self.settings
+        ok = np.isfinite(z_mean) & np.isfinite(z_peak)
+        x, z_mean, z_peak = x[ok], z_mean[ok], z_peak[ok]
+        if len(x) < s.min_rows:
+            return False
+        if len(x) > s.max_rows:
+            idx = np.unique(np.linspace(0, len(x) - 1, s.max_rows).astype(np.int64))
+            x, z_mean, z_peak = x[idx], z_mean[idx], z_peak[idx]
+        calendar = span_seconds >= 2 * DAY
+        self.columns = [
+            j
+            for j, name in enumerate(self.feature_names)
+            if (calendar or name not in CALENDAR_FEATURES) and _informative(x[:, j])
+        ]
+        xs = x[:, self.columns]
+        leaf = int(min(s.min_samples_leaf, max(5, len(xs) // 20)))
+        started = time.perf_counter()
+        models: dict[str, HistGradientBoostingRegressor] = {}
+        for name, quantile, target in (
+            ("mean_p50", 0.5, z_mean),
+            ("mean_p90", 0.9, z_mean),
+            ("peak_p90", 0.9, z_peak),
+        ):
+            model = HistGradientBoostingRegressor(
+                loss="quantile",
+                quantile=quantile,
+                max_iter=s.max_iter,
+                learning_rate=s.learning_rate,
+                max_leaf_nodes=s.max_leaf_nodes,
+                min_samples_leaf=leaf,
+                early_stopping=False,
+                random_state=seed,
+            )
+            model.fit(xs, target)
+            models[name] = model
+        self.models = models
+        self.fit_seconds = time.perf_counter() - started
+        self.trained_rows = len(xs)
+        return True
+
+    def predict(self, x: Array) -> dict[str, Array]:
+        """Predicted log-ratios per target for rows ``x`` (p90 never below p50)."""
+        xs = x[:, self.columns]
+        out = {name: np.asarray(m.predict(xs), dtype=np.float64) for name, m in self.models.items()}
+        out["mean_p90"] = np.maximum(out["mean_p90"], out["mean_p50"])
+        out["peak_p90"] = np.maximum(out["peak_p90"], out["mean_p90"])
+        return out

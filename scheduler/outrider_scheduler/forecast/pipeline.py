@@ -1,0 +1,217 @@
+"""Walk-forward forecasting of one step series by every candidate, leak-free by construction.
+
+``run_walk_forward`` computes, for consecutive origins ``1..n``, the raw forecasts of the baselines
+and of the learned model (refitted on a schedule, each fit using only windows that had ended by the
+refit time), then the conformal ensemble. Backtests score it; the live service uses the same
+functions on recent history to derive its calibration state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from .baselines import Candidate, arima_forecasts, ets_forecasts, point_candidate, simple_point_forecasts
+from .ensemble import TARGETS, EnsembleOutput, EnsembleSettings, run_ensemble, to_rates
+from .features import FeatureSet, log_rate
+from .model import LearnedModel, ModelSettings
+from .series import StepSeries, peak_targets
+
+__all__ = [
+    "ENSEMBLE_CANDIDATES",
+    "Targets",
+    "WalkForward",
+    "WalkForwardResult",
+    "eps_for",
+    "learned_raw",
+    "make_targets",
+    "run_walk_forward",
+    "simple_candidates",
+]
+
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Progress = Callable[[str], None]
+
+ENSEMBLE_CANDIDATES = ("outrider_gbm", "last_value", "moving_average", "seasonal_naive")
+"""Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model). ETS and ARIMA
+are baselines only: they were never the best candidate on the shared traces and would make every
+live prediction filter a state-space model."""
+
+
+def eps_for(horizon_seconds: int) -> float:
+    """The log-scale offset: one request per horizon, as a rate."""
+    return 1.0 / horizon_seconds
+
+
+@dataclass
+class Targets:
+    """Actual mean and peak rates (and their logs) per origin row; NaN where the window is not over."""
+
+    rate: dict[str, Array]
+    """Target -> actual rate per origin."""
+    base: Array
+    """Mean rate over the last horizon at each origin."""
+    scale: Array
+    """Calibration scale at each origin: the mean rate over the last four horizons plus eps."""
+
+
+def make_targets(series: StepSeries, k: int, eps: float, origins: IntArray, features: FeatureSet) -> Targets:
+    """Targets of every origin ``i``: window ``[i, i+k)``; NaN where it runs past the data."""
+    sums, peaks = peak_targets(series.y, k)
+    n_known = len(sums)
+    ok = origins < n_known
+    idx = np.where(ok, origins, 0)
+    mean_rate = np.where(ok, sums[idx] / (k * series.step_seconds), np.nan)
+    peak_rate = np.where(ok, peaks[idx] / series.step_seconds, np.nan)
+    rate = {"mean_p50": mean_rate, "mean_p90": mean_rate, "peak_p90": peak_rate}
+    scale = features.mean(origins, 4 * k, clip=True) + eps
+    return Targets(rate=rate, base=features.base(origins), scale=scale)
+
+
+def simple_candidates(rates: Array, origins: IntArray, k: int, step_seconds: int) -> dict[str, Candidate]:
+    """The closed-form candidates (last value, moving average, seasonal naive) at ``origins``."""
+    return {
+        name: point_candidate(name, point, 0.0, secs)
+        for name, (point, secs) in simple_point_forecasts(rates, origins, k, step_seconds).items()
+    }
+
+
+def learned_raw(model: LearnedModel, x: Array, base: Array, eps: float) -> dict[str, Array]:
+    """The learned model's forecasts (requests/s) for feature rows ``x`` with base levels ``base``."""
+    lb = log_rate(base, eps)
+    pred = model.predict(x)
+    return {t: to_rates(lb + pred[t], eps) for t in TARGETS}
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Schedules and windows of a walk-forward run."""
+
+    refit_every_seconds: int = 6 * 3600
+    """Learned model and ARIMA/ETS refit interval (capped so a short trace still gets ~12 refits)."""
+    min_refits: int = 12
+    """The refit interval shrinks (down to one horizon) until the series gets at least this many."""
+    ets_window_seconds: int = 6 * 3600
+    """History ETS parameters are fitted on."""
+    arima_window_seconds: int = 2 * 3600
+    """History ARIMA is fitted on."""
+    learned_min_history_seconds: int = 3 * 3600
+    """History before the learned model becomes a candidate (the service's cold-start rule)."""
+    arima: bool = True
+    """Whether to compute the ARIMA baseline (slow; only backtests need it)."""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """Learned-model settings."""
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    """Ensemble settings."""
+
+
+@dataclass
+class WalkForwardResult:
+    """Everything a backtest or the service needs from one walk-forward run."""
+
+    origins: IntArray
+    targets: Targets
+    candidates: dict[str, Candidate]
+    ensemble: EnsembleOutput
+    learned_active: Array
+    """Per origin: whether the learned model had been fitted by then."""
+    refits: list[int]
+    last_model: LearnedModel | None
+    features: FeatureSet
+    ensemble_seconds: float
+
+
+def _refit_points(n: int, k: int, step: int, wf: WalkForward, first: int) -> list[int]:
+    every = max(k, min(wf.refit_every_seconds // step, max(1, n // wf.min_refits)))
+    return list(range(first, n + 1, every))
+
+
+def run_walk_forward(
+    series: StepSeries, horizon_seconds: int, wf: WalkForward, progress: Progress | None = None
+) -> WalkForwardResult:
+    """Forecast every origin ``1..n`` of ``series`` with every candidate and the ensemble."""
+    say = progress or (lambda _msg: None)
+    k = series.horizon_steps(horizon_seconds)
+    step = series.step_seconds
+    eps = eps_for(horizon_seconds)
+    rates = series.rates
+    n = len(rates)
+    origins = np.arange(1, n + 1, dtype=np.int64)
+    fs = FeatureSet(rates, series.t0, step, k, eps)
+    tg = make_targets(series, k, eps, origins, fs)
+    cands = simple_candidates(rates, origins, k, step)
+    base_refits = _refit_points(n, k, step, wf, max(2 * k, 20))
+    say(f"ets: {len(base_refits)} refits")
+    fc, fit_s, pred_s = ets_forecasts(
+        rates, origins, k, base_refits, max(4 * k, wf.ets_window_seconds // step)
+    )
+    cands["ets"] = point_candidate("ets", fc, fit_s, pred_s)
+    if wf.arima:
+        say(f"arima: {len(base_refits)} refits")
+        fc, fit_s, pred_s = arima_forecasts(
+            rates, origins, k, base_refits, max(4 * k, wf.arima_window_seconds // step)
+        )
+        cands["arima"] = point_candidate("arima", fc, fit_s, pred_s)
+    # learned model, walk-forward
+    started = time.perf_counter()
+    x = fs.build(origins)
+    feat_s = time.perf_counter() - started
+    lb = log_rate(tg.base, eps)
+    z_mean = log_rate(tg.rate["mean_p50"], eps) - lb
+    z_peak = log_rate(tg.rate["peak_p90"], eps) - lb
+    raw = {t: np.full(n, np.nan) for t in TARGETS}
+    active = np.zeros(n, dtype=bool)
+    first_fit = max(k + wf.model.min_rows, -(-wf.learned_min_history_seconds // step))
+    refits = _refit_points(n, k, step, wf, first_fit)
+    fit_s = 0.0
+    pred_s = feat_s
+    model: LearnedModel | None = None
+    for j, r in enumerate(refits):
+        say(f"learned model: refit {j + 1}/{len(refits)} at t={series.t0 + r * step:.0f} s")
+        train = origins + k <= r  # the window of origin i is [i, i+k): over by time r
+        m = LearnedModel(fs.names, wf.model)
+        m.train_end = r
+        span = float(r * step)
+        if m.fit(x[train], z_mean[train], z_peak[train], span):
+            model = m
+            fit_s += m.fit_seconds
+        if model is None:
+            continue
+        end = refits[j + 1] if j + 1 < len(refits) else n + 1
+        rows = np.nonzero((origins >= r) & (origins < end))[0]
+        if rows.size == 0:
+            continue
+        started = time.perf_counter()
+        pred = learned_raw(model, x[rows], tg.base[rows], eps)
+        pred_s += time.perf_counter() - started
+        for t in TARGETS:
+            raw[t][rows] = pred[t]
+        active[rows] = True
+    cands["outrider_gbm"] = Candidate("outrider_gbm", raw, fit_s, pred_s)
+    baseline_ok = np.all(
+        [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name != "outrider_gbm"], axis=0
+    )
+    start = int(np.argmax(baseline_ok)) if baseline_ok.any() else n
+    say("ensemble: calibrating and weighting candidates")
+    started = time.perf_counter()
+    ens = run_ensemble(
+        [cands[m] for m in ENSEMBLE_CANDIDATES if m in cands],
+        tg.rate,
+        tg.scale,
+        k,
+        step,
+        wf.ensemble,
+        start,
+    )
+    ens_s = time.perf_counter() - started
+    # baselines not in the ensemble still need their own calibration (same procedure)
+    others = [c for name, c in cands.items() if name not in ENSEMBLE_CANDIDATES]
+    if others:
+        extra = run_ensemble(others, tg.rate, tg.scale, k, step, wf.ensemble, start)
+        ens.calibrated.update(extra.calibrated)
+    return WalkForwardResult(origins, tg, cands, ens, active.astype(np.float64), refits, model, fs, ens_s)

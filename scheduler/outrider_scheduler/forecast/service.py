@@ -1,0 +1,431 @@
+"""The live forecaster: one ``DeploymentForecaster`` per InferenceDeployment, run by ``ForecasterService``.
+
+Predictions are cheap and never wait for a refit: a refit (learned model plus conformal calibration
+over recent history) runs in a background thread and swaps in a new frozen state when done. With
+little history the forecaster uses the simple predictors only and says so (``reason=ColdStart``
+and ``outrider_forecaster_learned_model_active 0``); once there is enough it adds the learned
+model (``reason=Learned``). If Prometheus is down or returns nothing, the result carries
+``forecasting=False`` with ``reason=MetricsUnavailable`` and the last good forecast (if any); no
+exception leaves ``ForecasterService.cycle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .baselines import Candidate, simple_point_forecasts
+from .ensemble import TARGETS, EnsembleSettings, EnsembleState, pinball, run_ensemble
+from .errors import ForecastError, MetricsUnavailableError
+from .features import FeatureSet
+from .metrics import ForecastMetrics
+from .model import LearnedModel, ModelSettings
+from .pipeline import ENSEMBLE_CANDIDATES, eps_for, learned_raw, make_targets, simple_candidates
+from .prometheus import PrometheusSource
+from .series import StepSeries
+
+__all__ = [
+    "REASONS",
+    "DeploymentForecaster",
+    "ForecastResult",
+    "ForecasterService",
+    "ForecasterSettings",
+]
+
+log = logging.getLogger(__name__)
+Array = npt.NDArray[np.float64]
+
+REASONS = ("Learned", "ColdStart", "InsufficientHistory", "MetricsUnavailable", "Error")
+"""Reasons of the ``Forecasting`` condition."""
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """The forecast summary the status API shows, with the ``Forecasting`` condition."""
+
+    deployment: str
+    """``namespace/name`` of the InferenceDeployment."""
+    horizon_seconds: int
+    """Length of the forecast window."""
+    p50_rps: float
+    """Median of the mean request rate over the window, requests/s."""
+    p90_rps: float
+    """90th percentile of the mean request rate over the window, requests/s."""
+    peak_p90_rps: float
+    """90th percentile of the peak rate (busiest step bin) over the window, requests/s."""
+    generated_at: float
+    """Unix time the forecast was made."""
+    forecasting: bool
+    """Status of the ``Forecasting`` condition."""
+    reason: str
+    """One of ``REASONS``."""
+    message: str = ""
+    """Human-readable detail."""
+
+    def condition(self) -> dict[str, str]:
+        """The ``Forecasting`` condition (without transition time, which the operator tracks)."""
+        return {
+            "type": "Forecasting",
+            "status": "True" if self.forecasting else "False",
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class ForecasterSettings:
+    """Settings of the live forecaster."""
+
+    horizon_seconds: int = 300
+    """``forecastHorizonSeconds`` of the deployment."""
+    step_seconds: int = 10
+    """Step of the query grid and of the peak bins."""
+    history_seconds: int = 8 * 86_400
+    """History kept and read from Prometheus."""
+    learned_min_history_seconds: int = 3 * 3600
+    """History needed before the learned model becomes a candidate (cold start until then)."""
+    refit_interval_seconds: int = 3600
+    """How often the learned model is refitted."""
+    recalibrate_interval_seconds: int = 60
+    """How often calibration offsets and ensemble weights are recomputed."""
+    accuracy_window: int = 720
+    """Resolved forecasts (one per predict call) that the live accuracy metrics cover."""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """Learned-model settings."""
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    """Ensemble settings."""
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    model: LearnedModel | None
+    state: EnsembleState
+    fitted_at: float
+    model_fitted_at: float
+
+
+class DeploymentForecaster:
+    """History, fitted state and live accuracy of one deployment (thread-safe)."""
+
+    def __init__(
+        self, name: str, settings: ForecasterSettings, metrics: ForecastMetrics | None = None
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.metrics = metrics
+        self.k = settings.horizon_seconds // settings.step_seconds
+        if self.k < 1 or settings.horizon_seconds % settings.step_seconds:
+            raise ForecastError(
+                f"horizon {settings.horizon_seconds} s must be a multiple of the "
+                f"{settings.step_seconds} s step"
+            )
+        self.eps = eps_for(settings.horizon_seconds)
+        self._lock = threading.Lock()
+        self._series: StepSeries | None = None
+        self._fitted: _Fitted | None = None
+        self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
+        self.last: ForecastResult | None = None
+
+    # -- history ---------------------------------------------------------------------------------
+    def observe(self, series: StepSeries) -> None:
+        """Merge newer counts into the history (overlapping bins are replaced)."""
+        if series.step_seconds != self.settings.step_seconds:
+            raise ForecastError(f"expected {self.settings.step_seconds} s steps, got {series.step_seconds} s")
+        with self._lock:
+            cur = self._series
+            if cur is None or series.t0 < cur.t0:
+                merged = series
+            else:
+                off = round((series.t0 - cur.t0) / series.step_seconds)
+                n = max(len(cur.y), off + len(series.y))
+                y = np.zeros(n)
+                y[: len(cur.y)] = cur.y
+                y[off : off + len(series.y)] = series.y
+                merged = StepSeries(cur.t0, cur.step_seconds, y)
+            keep = self.settings.history_seconds // self.settings.step_seconds
+            if len(merged.y) > keep:
+                drop = len(merged.y) - keep
+                merged = StepSeries(
+                    merged.t0 + drop * merged.step_seconds, merged.step_seconds, merged.y[drop:]
+                )
+            self._series = merged
+
+    @property
+    def series(self) -> StepSeries | None:
+        """The current history."""
+        return self._series
+
+    def end_time(self) -> float | None:
+        """End of the last bin in the history."""
+        s = self._series
+        return None if s is None else s.t0 + len(s.y) * s.step_seconds
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def refit(self, now: float | None = None, force_model: bool = False) -> None:
+        """Refit (the learned model if due) and recalibrate; safe to run in a background thread."""
+        series = self._series
+        if series is None:
+            return
+        now = time.time() if now is None else now
+        started = time.perf_counter()
+        s, k, eps = self.settings, self.k, self.eps
+        rates = series.rates
+        n = len(rates)
+        cw = max(s.ensemble.min_calib, s.ensemble.calib_window_seconds // s.step_seconds)
+        lw = max(s.ensemble.min_calib, s.ensemble.loss_window_seconds // s.step_seconds)
+        prev = self._fitted
+        model = prev.model if prev else None
+        model_at = prev.model_fitted_at if prev else 0.0
+        fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
+        train_end = -1
+        if n * s.step_seconds >= s.learned_min_history_seconds:
+            due = model is None or force_model or now - model_at >= s.refit_interval_seconds
+            if due:
+                holdout = min(cw, n // 3)
+                cut = n - holdout  # fit on windows over by `cut`; calibrate on the rest (split conformal)
+                train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
+                m = LearnedModel(fs.names, s.model)
+                if train.size:
+                    tg_train = make_targets(series, k, eps, train, fs)
+                    lb = np.log(tg_train.base + eps)
+                    zm = np.log(tg_train.rate["mean_p50"] + eps) - lb
+                    zp = np.log(tg_train.rate["peak_p90"] + eps) - lb
+                    if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)):
+                        model, model_at = m, now
+                        m.train_end = cut
+        if model is not None:
+            train_end = model.train_end
+        first = max(1, n - (cw + lw + 2 * k))
+        origins = np.arange(first, n + 1, dtype=np.int64)
+        cands = simple_candidates(rates, origins, k, s.step_seconds)
+        tg = make_targets(series, k, eps, origins, fs)
+        if model is not None:
+            oos = origins >= train_end  # only out-of-sample rows enter the learned model's scores
+            raw = {t: np.full(len(origins), np.nan) for t in TARGETS}
+            if oos.any():
+                pred = learned_raw(model, fs.build(origins[oos]), tg.base[oos], eps)
+                for t in TARGETS:
+                    raw[t][oos] = pred[t]
+            cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
+        ens = run_ensemble(
+            [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
+            tg.rate,
+            tg.scale,
+            k,
+            s.step_seconds,
+            s.ensemble,
+        )
+        state = ens.state_at(len(origins) - 1)
+        with self._lock:
+            self._fitted = _Fitted(model, state, now, model_at)
+        if self.metrics:
+            self.metrics.refit_seconds.observe(time.perf_counter() - started)
+
+    def refit_due(self, now: float) -> bool:
+        """Whether a recalibration (and maybe a model refit) is due."""
+        f = self._fitted
+        return f is None or now - f.fitted_at >= self.settings.recalibrate_interval_seconds
+
+    # -- predicting ------------------------------------------------------------------------------
+    def predict(self, now: float | None = None) -> ForecastResult:
+        """Forecast the next horizon from the current history and the last fitted state."""
+        now = time.time() if now is None else now
+        started = time.perf_counter()
+        s, k, eps = self.settings, self.k, self.eps
+        series, fitted = self._series, self._fitted
+        if series is None or len(series.y) < k:
+            have = 0 if series is None else len(series.y) * s.step_seconds
+            return self._finish(
+                ForecastResult(
+                    self.name,
+                    s.horizon_seconds,
+                    0.0,
+                    0.0,
+                    0.0,
+                    now,
+                    False,
+                    "InsufficientHistory",
+                    f"history covers {have} s; at least {s.horizon_seconds} s are needed",
+                ),
+                started,
+            )
+        rates = series.rates
+        n = len(rates)
+        origin = np.array([n], dtype=np.int64)
+        raw: dict[str, dict[str, float]] = {}
+        for name, (point, _) in simple_point_forecasts(rates, origin, k, s.step_seconds).items():
+            v = float(max(point[0], 0.0))
+            raw[name] = {t: v for t in TARGETS}
+        scale = float(np.mean(rates[max(0, n - 4 * k) :])) + eps
+        learned = fitted is not None and fitted.model is not None
+        if fitted is not None and fitted.model is not None:
+            fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
+            pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
+            raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
+        out = fitted.state.apply(raw, scale) if fitted is not None else {}
+        if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
+            # not calibrated yet: the moving average, uncalibrated
+            ma = raw["moving_average"]["mean_p50"]
+            out = {t: ma for t in TARGETS}
+            learned = False
+        p50 = out["mean_p50"]
+        p90 = max(out["mean_p90"], p50)
+        peak = max(out["peak_p90"], p90)
+        reason = "Learned" if learned else "ColdStart"
+        msg = (
+            "learned model and simple predictors, conformally calibrated"
+            if learned
+            else f"simple predictors only until {s.learned_min_history_seconds} s of history"
+        )
+        t_origin = series.t0 + n * s.step_seconds
+        self._published.append((t_origin, p50, p90, peak))
+        return self._finish(
+            ForecastResult(self.name, s.horizon_seconds, p50, p90, peak, now, True, reason, msg), started
+        )
+
+    def unavailable(self, message: str, now: float | None = None) -> ForecastResult:
+        """The result when the metrics source failed: the last forecast values, ``forecasting=False``."""
+        now = time.time() if now is None else now
+        last = self.last
+        base = (last.p50_rps, last.p90_rps, last.peak_p90_rps) if last else (0.0, 0.0, 0.0)
+        res = ForecastResult(
+            self.name, self.settings.horizon_seconds, *base, now, False, "MetricsUnavailable", message
+        )
+        if self.metrics:
+            self.metrics.source_errors.labels(deployment=self.name).inc()
+        return self._finish(res, None)
+
+    def _finish(self, res: ForecastResult, started: float | None) -> ForecastResult:
+        self.last = res
+        m = self.metrics
+        if m is None:
+            return res
+        if started is not None:
+            m.predict_seconds.observe(time.perf_counter() - started)
+        for t, v in (("mean_p50", res.p50_rps), ("mean_p90", res.p90_rps), ("peak_p90", res.peak_p90_rps)):
+            m.forecast.labels(deployment=self.name, target=t).set(v)
+        m.learned.labels(deployment=self.name).set(1.0 if res.reason == "Learned" else 0.0)
+        m.set_reason(self.name, res.reason, REASONS)
+        acc = self.accuracy()
+        if acc:
+            m.coverage.labels(deployment=self.name).set(acc["coverage_p90"])
+            m.peak_coverage.labels(deployment=self.name).set(acc["peak_under_rate"])
+            m.pinball.labels(deployment=self.name, target="mean_p50").set(acc["pinball_p50"])
+            m.pinball.labels(deployment=self.name, target="mean_p90").set(acc["pinball_p90"])
+        return res
+
+    def accuracy(self) -> dict[str, float]:
+        """Live accuracy over the most recent published forecasts whose windows are over."""
+        series = self._series
+        if series is None or not self._published:
+            return {}
+        step, k = self.settings.step_seconds, self.k
+        ends = series.t0 + len(series.y) * step
+        rows = [p for p in self._published if p[0] + k * step <= ends and p[0] >= series.t0]
+        rows = rows[-self.settings.accuracy_window :]
+        if not rows:
+            return {}
+        arr = np.asarray(rows)
+        idx = np.round((arr[:, 0] - series.t0) / step).astype(np.int64)
+        windows = np.stack([series.y[i : i + k] for i in idx]) / step
+        mean, peak = windows.mean(axis=1), windows.max(axis=1)
+        scale = max(float(mean.mean()), self.eps)
+        return {
+            "windows": float(len(rows)),
+            "coverage_p90": float(np.mean(mean <= arr[:, 2])),
+            "peak_under_rate": float(np.mean(peak <= arr[:, 3])),
+            "pinball_p50": float(pinball(mean, arr[:, 1], 0.5).mean() / scale),
+            "pinball_p90": float(pinball(mean, arr[:, 2], 0.9).mean() / scale),
+        }
+
+
+class ForecasterService:
+    """Forecasts many deployments from Prometheus, refitting them in a background thread."""
+
+    def __init__(
+        self,
+        source: PrometheusSource,
+        settings: ForecasterSettings | None = None,
+        metrics: ForecastMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        refit_workers: int = 1,
+    ) -> None:
+        self.source = source
+        self.settings = settings or ForecasterSettings()
+        self.metrics = metrics or ForecastMetrics()
+        self.clock = clock
+        self.forecasters: dict[tuple[str, str], DeploymentForecaster] = {}
+        self._executor = ThreadPoolExecutor(max_workers=refit_workers, thread_name_prefix="forecast-refit")
+        self._pending: dict[tuple[str, str], Future[None]] = {}
+
+    def add(self, namespace: str, name: str, horizon_seconds: int | None = None) -> DeploymentForecaster:
+        """Start forecasting ``namespace/name`` (optionally with its own horizon)."""
+        key = (namespace, name)
+        if key not in self.forecasters:
+            s = (
+                self.settings
+                if horizon_seconds is None
+                else replace(self.settings, horizon_seconds=horizon_seconds)
+            )
+            self.forecasters[key] = DeploymentForecaster(f"{namespace}/{name}", s, self.metrics)
+        return self.forecasters[key]
+
+    def remove(self, namespace: str, name: str) -> None:
+        """Stop forecasting ``namespace/name``."""
+        self.forecasters.pop((namespace, name), None)
+
+    def cycle(self, now: float | None = None) -> dict[str, ForecastResult]:
+        """Read new counts, forecast every deployment and schedule due refits; never raises."""
+        now = self.clock() if now is None else now
+        out: dict[str, ForecastResult] = {}
+        for key, fc in list(self.forecasters.items()):
+            try:
+                out[fc.name] = self._one(key, fc, now)
+            except MetricsUnavailableError as exc:
+                out[fc.name] = fc.unavailable(str(exc), now)
+            except Exception as exc:  # a bug must not take the scheduler down; report it instead
+                log.exception("forecast of %s failed", fc.name)
+                out[fc.name] = fc.unavailable(f"internal error: {exc}", now)
+                out[fc.name] = replace(out[fc.name], reason="Error")
+        return out
+
+    def _one(self, key: tuple[str, str], fc: DeploymentForecaster, now: float) -> ForecastResult:
+        step = self.settings.step_seconds
+        end = float(np.floor(now / step) * step)
+        last_end = fc.end_time()
+        start = end - self.settings.history_seconds if last_end is None else last_end - 2 * step
+        if end - start >= step:
+            fc.observe(self.source.fetch(key[0], key[1], start, end, step))
+        pending = self._pending.get(key)
+        if fc.refit_due(now) and (pending is None or pending.done()):
+            self._pending[key] = self._executor.submit(self._safe_refit, fc, now)
+        return fc.predict(now)
+
+    @staticmethod
+    def _safe_refit(fc: DeploymentForecaster, now: float) -> None:
+        try:
+            fc.refit(now)
+        except Exception:
+            log.exception("refit of %s failed", fc.name)
+
+    def wait_for_refits(self, timeout: float | None = None) -> None:
+        """Block until the scheduled refits are done (tests and benchmarks)."""
+        for f in list(self._pending.values()):
+            f.result(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop the background refit thread."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Latest result of every deployment, as plain dicts."""
+        return {fc.name: fc.last.__dict__ if fc.last else None for fc in self.forecasters.values()}
