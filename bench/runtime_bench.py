@@ -70,6 +70,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, MB."""
     total = 0
@@ -93,7 +102,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def closed_loop(
-    url: str, clients: int, seconds: float, warmup: float, texts: list[str]
+    url: str, clients: int, seconds: float, warmup: float, texts: list[str], server_pid: int | None = None
 ) -> dict[str, Any]:
     import tritonclient.http.aio as aioclient
 
@@ -133,9 +142,13 @@ async def closed_loop(
     await asyncio.sleep(warmup)
     measuring = True
     t_start = time.perf_counter()
+    client_cpu = time.process_time()
+    server_cpu = cpu_seconds(server_pid) if server_pid else float("nan")
     await asyncio.sleep(seconds)
     measuring = False
     elapsed = time.perf_counter() - t_start
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = (cpu_seconds(server_pid) if server_pid else float("nan")) - server_cpu
     stop = True
     await asyncio.gather(*tasks)
     lat = np.array(latencies) * 1000
@@ -145,6 +158,8 @@ async def closed_loop(
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "requests": len(latencies),
         "failures": failures,
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(latencies)), 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(latencies)), 2),
     }
 
 
@@ -398,7 +413,9 @@ def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float) -> 
             done += batch
         return done / (time.perf_counter() - t_start), lat
 
+    cpu0 = time.process_time()
     rps, lat = loop(True, seconds)
+    cpu_per_request = 1000 * (time.process_time() - cpu0) / max(1.0, rps * seconds)
     naive, _ = loop(False, seconds / 2)
     arr = np.array(lat) * 1000
     return {
@@ -407,6 +424,7 @@ def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float) -> 
         "p99_ms": round(float(np.percentile(arr, 99)), 2),
         "batch_size": batch,
         "rps_naive_padding": round(naive, 2),
+        "cpu_ms_per_request": round(cpu_per_request, 2),
         "note": "latency is per batch call; no server, no queueing",
     }
 
@@ -443,7 +461,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 memory[name] = round(rss_mb(proc.pid), 1)
                 emb = await embed_all(url, texts)
                 log(f"{name}: {args.clients} clients for {args.seconds}s (rss {memory[name]} MB)")
-                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts)
+                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts, proc.pid)
                 res["rss_mb"] = round(rss_mb(proc.pid), 1)
                 if precision == "fp32" and not dynamic:
                     ref = emb
@@ -469,7 +487,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await wait_ready(url, proc)
                 emb = await embed_all(url, texts)
                 log(f"mlserver_fp32_adaptive: {args.clients} clients for {args.seconds}s")
-                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts)
+                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts, proc.pid)
                 res["rss_mb"] = round(rss_mb(proc.pid), 1)
                 if ref is not None:
                     res["cosine_vs_fp32"] = round(float(cosine(emb, ref).mean()), 5)
