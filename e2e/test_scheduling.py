@@ -123,6 +123,21 @@ def _inventories(cluster: Any) -> dict[str, GpuInventory]:
     return out
 
 
+def _free_gpus(cluster: Any) -> dict[str, int]:
+    """Allocatable GPUs minus those requested by pods bound to each node (the cluster is shared)."""
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    free = {n["metadata"]["name"]: int(n["status"]["allocatable"].get("nvidia.com/gpu", "0")) for n in nodes}
+    pods = json.loads(cluster.kubectl("get", "pods", "-A", "-o", "json").stdout)["items"]
+    for p in pods:
+        node = p["spec"].get("nodeName")
+        if not node or p.get("status", {}).get("phase") in ("Succeeded", "Failed") or node not in free:
+            continue
+        for c in p["spec"].get("containers", []):
+            limits = (c.get("resources") or {}).get("limits") or {}
+            free[node] -= int(limits.get("nvidia.com/gpu", "0"))
+    return free
+
+
 def _create(cluster: Any, namespace: str, pod: dict[str, Any]) -> None:
     pod = json.loads(json.dumps(pod))
     pod["metadata"]["namespace"] = namespace
@@ -148,20 +163,27 @@ def _bound(cluster: Any, namespace: str, name: str) -> str:
 
 def test_gpu_pods_land_on_suitable_nodes(cluster: Any, extender: Extender, namespace: str) -> None:
     inventories = _inventories(cluster)
+    free = _free_gpus(cluster)
     fp8_big = {
         n for n, inv in inventories.items()
-        if sum(1 for g in inv.gpus if "fp8" in g.precisions and g.memory_free_mib >= 70000) >= 2
+        if free[n] >= 2 and sum("fp8" in g.precisions and g.memory_free_mib >= 70000 for g in inv.gpus) >= 2
     }  # fmt: skip
-    nvlink8 = {
-        n for n, inv in inventories.items() if len(inv.gpus) >= 8 and all(g.nvlink_peers for g in inv.gpus)
-    }
-    assert fp8_big and nvlink8, f"the topology needs H100-class and NVLink nodes: {sorted(inventories)}"
+    assert fp8_big, f"the topology needs an H100-class node with 2 free GPUs: {free}"
     before_filter = extender.metric("outrider_extender_requests_total", verb="filter", outcome="ok")
-
     _create(cluster, namespace, make_pod("fp8-70g", 2, min_memory_mib=70000, precision="fp8"))
-    _create(cluster, namespace, make_pod("sharded-8", 8, min_memory_mib=20000))
     assert _bound(cluster, namespace, "fp8-70g") in fp8_big
-    assert _bound(cluster, namespace, "sharded-8") in nvlink8, "8 shards need one NVLink group, not PCIe L4s"
+
+    # The cluster may be shared: size the sharded replica to what an NVLink node still has free,
+    # while a PCIe node (L4) has at least as many free GPUs, so only NVLink tells them apart.
+    free = _free_gpus(cluster)
+    multi = {n: inv for n, inv in inventories.items() if len(inv.gpus) > 1}
+    nvlink = {n: free[n] for n, inv in multi.items() if all(g.nvlink_peers for g in inv.gpus)}
+    pcie = {n: free[n] for n, inv in multi.items() if not any(g.nvlink_peers for g in inv.gpus)}
+    assert nvlink and pcie, f"the topology needs NVLink and PCIe multi-GPU nodes: {free}"
+    shards = min(max(nvlink.values()), max(pcie.values()))
+    assert shards >= 2, f"not enough free GPUs left in the (shared) cluster: {free}"
+    _create(cluster, namespace, make_pod("sharded", shards, min_memory_mib=20000))
+    assert _bound(cluster, namespace, "sharded") in nvlink, f"{shards} shards need one NVLink group, not PCIe"
     assert (
         extender.metric("outrider_extender_requests_total", verb="filter", outcome="ok") >= before_filter + 2
     )

@@ -230,8 +230,15 @@ def test_fragmentation_strand_penalty() -> None:
     pod = PodRequirements.from_pod(make_pod("p", 6))
     plain = Fragmentation().score(pod, node)
     strict = Fragmentation(FragmentationArgs(min_useful_gpus=4, strand_penalty=0.5)).score(pod, node)
-    assert plain == pytest.approx(1 - 2 / 8)
+    assert plain == pytest.approx(0.5 * (1 - 2 / 8) + 0.5)
     assert strict == pytest.approx(plain * 0.5)
+    # A single-GPU pod on an NVLink board loses the spare half; on a PCIe node it keeps it.
+    pcie = cache.upsert_node(make_node("pcie", "l40s-x4"))
+    one = PodRequirements.from_pod(make_pod("one", 1))
+    assert Fragmentation().score(one, node) == pytest.approx(0.5 * (1 - 7 / 8))
+    assert Fragmentation().score(one, pcie) == pytest.approx(0.5 * (1 - 3 / 4) + 0.5)
+    gentle = Fragmentation(FragmentationArgs(nvlink_spare_penalty=1.0))
+    assert gentle.score(one, node) == pytest.approx(0.5 * (1 - 7 / 8) + 0.5)
 
 
 def test_forecast_headroom_protects_other_deployments() -> None:
@@ -253,13 +260,15 @@ def test_args_defaults_are_pinned() -> None:
     assert GpuFitArgs() == GpuFitArgs(require_inventory=False, memory_headroom_mib=0)
     assert ShardTopologyArgs() == ShardTopologyArgs(True, 3350.0, 132)
     assert CacheLocalityArgs() == CacheLocalityArgs(cached_score=0.8, standby_score=1.0)
-    assert FragmentationArgs() == FragmentationArgs(min_useful_gpus=1, strand_penalty=0.5)
+    assert FragmentationArgs() == FragmentationArgs(
+        min_useful_gpus=1, strand_penalty=0.5, nvlink_spare_penalty=0.0
+    )
     assert ForecastHeadroomArgs().reservations == {} and ForecastHeadroomArgs().expected_extra_replicas == {}
     assert {n: s.weight for n, s in ExtenderConfig().strategies.items()} == {
         "gpuFit": 2,
         "shardTopology": 2,
         "cacheLocality": 3,
-        "fragmentation": 2,
+        "fragmentation": 4,
         "forecastHeadroom": 1,
     }
 
@@ -275,6 +284,7 @@ def test_args_defaults_are_pinned() -> None:
         ("cacheLocality", {"cachedScore": 1.5}, "cachedScore must be within 0..1"),
         ("fragmentation", {"minUsefulGpus": 0}, "minUsefulGpus must be >= 1"),
         ("fragmentation", {"strandPenalty": -0.1}, "strandPenalty must be within 0..1"),
+        ("fragmentation", {"nvlinkSparePenalty": 2.0}, "nvlinkSparePenalty must be within 0..1"),
         ("forecastHeadroom", {"reservations": {"n": {"d": -2}}}, "must be an int >= 0"),
         ("forecastHeadroom", {"expectedExtraReplicas": []}, "expectedExtraReplicas must be a mapping"),
         ("nope", {}, "unknown strategy 'nope'"),

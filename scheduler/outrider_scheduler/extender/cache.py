@@ -19,7 +19,7 @@ from typing import Any
 
 from outrider_operator.api.labels import API_GROUP, API_VERSION, PLURAL, POOL_COLD, POOL_WARM
 
-from .errors import BadRequestError
+from .errors import BadRequestError, MalformedRequestError
 from .nodes import NodeShape, NodeState, node_from_object
 from .requirements import PodRequirements
 
@@ -50,6 +50,7 @@ class ClusterCache:
         self._pods: dict[str, PodRecord] = {}
         self._pods_by_node: dict[str, dict[str, PodRecord]] = {}
         self._deployments: dict[str, dict[str, Any]] = {}
+        self._model_nodes: dict[str, dict[str, int]] = {}
         self._shape_ids: dict[NodeShape, int] = {}
         self._shapes: list[NodeShape] = []
         self.generation = 0
@@ -68,17 +69,25 @@ class ClusterCache:
         return len(self._nodes)
 
     def lookup(self, names: Iterable[str]) -> tuple[list[NodeState], list[str]]:
-        """Resolve names to nodes; returns (known nodes in order, unknown names)."""
-        nodes = self._nodes
-        found: list[NodeState] = []
-        unknown: list[str] = []
-        for name in names:
-            state = nodes.get(name)
-            if state is None:
-                unknown.append(name)
-            else:
-                found.append(state)
-        return found, unknown
+        """Resolve names to nodes; returns (known nodes in order, unknown names).
+
+        Raises MalformedRequestError when a name is not a string.
+        """
+        names = list(names)
+        get = self._nodes.get
+        try:
+            found = [get(name) for name in names]
+        except TypeError:
+            raise MalformedRequestError("node names must be strings") from None
+        if None not in found:
+            return found, []  # type: ignore[return-value]
+        known = [s for s in found if s is not None]
+        unknown = [str(n) for n, s in zip(names, found, strict=True) if s is None]
+        return known, unknown
+
+    def model_nodes(self, model: str) -> Mapping[str, int]:
+        """Nodes holding ``model``: 2 when a warm/cold standby pod of it runs there, 1 when cached."""
+        return self._model_nodes.get(model, {})
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A cached InferenceDeployment as a plain dict, or None."""
@@ -104,15 +113,13 @@ class ClusterCache:
             log.debug("node %s: %s", state.name, state.inventory_problem)
         with self._lock:
             self._apply_pods(state)
-            self._nodes[state.name] = state
-            self.generation += 1
+            self._replace(state.name, state)
         return state
 
     def delete_node(self, name: str) -> None:
         """Forget a node (its pods stay recorded until they are deleted)."""
         with self._lock:
-            self._nodes.pop(name, None)
-            self.generation += 1
+            self._replace(name, None)
 
     def upsert_pod(self, obj: Mapping[str, Any]) -> None:
         """Record a pod; only pods bound to a node and not finished count against the node."""
@@ -180,6 +187,7 @@ class ClusterCache:
             return
         fresh = NodeState(
             name=state.name,
+            host_json=state.host_json,
             allocatable_gpus=state.allocatable_gpus,
             labels=state.labels,
             inventory=state.inventory,
@@ -187,7 +195,21 @@ class ClusterCache:
             cached_models=state.cached_models,
         )
         self._apply_pods(fresh)
-        self._nodes[node_name] = fresh
+        self._replace(node_name, fresh)
+
+    def _replace(self, name: str, state: NodeState | None) -> None:
+        old = self._nodes.pop(name, None)
+        if old is not None:
+            for model in old.model_codes():
+                holders = self._model_nodes.get(model)
+                if holders is not None:
+                    holders.pop(name, None)
+                    if not holders:
+                        del self._model_nodes[model]
+        if state is not None:
+            self._nodes[name] = state
+            for model, code in state.model_codes().items():
+                self._model_nodes.setdefault(model, {})[name] = code
         self.generation += 1
 
     def _apply_pods(self, state: NodeState) -> None:

@@ -9,7 +9,7 @@ YAML shape (every key optional)::
       gpuFit:           {weight: 2, args: {requireInventory: false}}
       shardTopology:    {weight: 2}
       cacheLocality:    {weight: 3}
-      fragmentation:    {weight: 2}
+      fragmentation:    {weight: 4}
       forecastHeadroom: {weight: 1}
 
 A weight of 0 disables a strategy's scoring; a strategy that filters still filters.
@@ -33,7 +33,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "gpuFit": 2,
     "shardTopology": 2,
     "cacheLocality": 3,
-    "fragmentation": 2,
+    "fragmentation": 4,
     "forecastHeadroom": 1,
 }
 """Default weight of each strategy."""

@@ -8,6 +8,7 @@ share it. Node-specific facts (cached models, standby pods) stay on :class:`Node
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class NodeShape:
     gpus: tuple[GpuSlot, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class NodeState:
     """One node as the extender sees it."""
 
@@ -63,6 +64,18 @@ class NodeState:
     standby_models: dict[str, int] = field(default_factory=dict)
     shape: NodeShape = field(default_factory=lambda: NodeShape(0, 0, False))
     shape_id: int = -1
+    host_json: str = ""
+    """The start of this node's prioritize entry, ``{"Host":"<name>","Score":`` (pre-encoded)."""
+
+    def __post_init__(self) -> None:
+        if not self.host_json:
+            self.host_json = '{"Host":' + json.dumps(self.name) + ',"Score":'
+
+    def model_codes(self) -> dict[str, int]:
+        """Model -> 2 when a standby pod of it runs here, 1 when its weights are cached here."""
+        codes = dict.fromkeys(self.cached_models, 1)
+        codes.update(dict.fromkeys((m for m, n in self.standby_models.items() if n), 2))
+        return codes
 
     def compute_shape(self) -> NodeShape:
         """Build the shape from the current inventory and requested GPUs."""

@@ -48,8 +48,9 @@ class ExtenderArgs:
         if names is None and node_list is None:
             raise MalformedRequestError("one of 'NodeNames' or 'Nodes' is required")
         if names is not None:
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            if not isinstance(names, list):
                 raise MalformedRequestError("field 'NodeNames' must be a list of strings")
+            # Element types are checked where the names are looked up (one pass, not two).
             return cls(pod=pod, node_names=names)
         if not isinstance(node_list, Mapping) or not isinstance(node_list.get("items", []), list):
             raise MalformedRequestError("field 'Nodes' must be a v1 NodeList object with 'items'")

@@ -23,7 +23,7 @@ from .engine import Engine
 from .errors import BadRequestError, UnknownNodesError
 from .metrics import ExtenderMetrics
 from .nodes import NodeState
-from .protocol import ExtenderArgs, ExtenderFilterResult
+from .protocol import MAX_PRIORITY, ExtenderArgs, ExtenderFilterResult
 from .requirements import PodRequirements
 
 __all__ = ["APP_KEY", "ExtenderService", "create_app"]
@@ -31,6 +31,7 @@ __all__ = ["APP_KEY", "ExtenderService", "create_app"]
 log = logging.getLogger(__name__)
 
 _MAX_BODY = 128 * 1024 * 1024
+_SCORES = [str(i) for i in range(MAX_PRIORITY + 1)]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -122,13 +123,14 @@ class ExtenderService:
         args = ExtenderArgs.from_json(body)
         pod = PodRequirements.from_pod(args.pod)
         nodes = self._resolve(args)
-        outcome = self.engine.prioritize(pod, nodes)
+        outcome = self.engine.prioritize(pod, nodes, self.cache if args.node_names is not None else None)
         if outcome.timed_out:
             self.metrics.budget_exhausted.labels("prioritize").inc()
             log.warning(
                 "prioritize %s: budget exhausted after %d of %d nodes", pod.key, outcome.evaluated, len(nodes)
             )
-        return _json([{"Host": host, "Score": score} for host, score in outcome.scores])
+        text = ",".join([n.host_json + _SCORES[v] + "}" for n, v in zip(nodes, outcome.values, strict=True)])
+        return web.Response(body=f"[{text}]".encode(), content_type="application/json")
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
         """GET /metrics in the Prometheus text format."""

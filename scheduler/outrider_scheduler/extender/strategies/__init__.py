@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import Failure, Strategy, args_from_mapping
+from .base import ClusterView, Failure, Strategy, args_from_mapping
 from .cache_locality import CacheLocality, CacheLocalityArgs
 from .forecast_headroom import ForecastHeadroom, ForecastHeadroomArgs, HeadroomSource, StaticHeadroomSource
 from .fragmentation import Fragmentation, FragmentationArgs
@@ -27,6 +27,7 @@ __all__ = [
     "REGISTRY",
     "CacheLocality",
     "CacheLocalityArgs",
+    "ClusterView",
     "Failure",
     "ForecastHeadroom",
     "ForecastHeadroomArgs",

@@ -6,21 +6,32 @@ asked, per pod and node, to *filter* (return a :class:`Failure` or None) and to 
 
 Strategies whose answers depend only on the node's :class:`~..nodes.NodeShape` set
 ``shape_only = True``; the engine then evaluates them once per distinct shape per request.
+Others name, from :meth:`Strategy.special_nodes`, the few nodes whose score may differ from
+other nodes of the same shape (with a key per node); the engine memoises on (shape, key) for those
+and on the shape alone for every other node.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import ConfigError
 from ..nodes import NodeState
 from ..requirements import PodRequirements
 
-__all__ = ["Failure", "Strategy", "args_from_mapping"]
+__all__ = ["ClusterView", "Failure", "Strategy", "args_from_mapping"]
+
+
+class ClusterView(Protocol):
+    """Cluster-wide indexes that strategies may consult (the extender's cache provides them)."""
+
+    def model_nodes(self, model: str) -> Mapping[str, int]:
+        """Nodes holding ``model``: 2 when a warm/cold standby pod of it runs there, 1 when cached."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,17 @@ class Strategy(ABC):
     def filter(self, pod: PodRequirements, node: NodeState) -> Failure | None:
         """Return why ``node`` cannot run ``pod``, or None when it can. Default: never rejects."""
         return None
+
+    def special_nodes(self, pod: PodRequirements, view: ClusterView) -> Mapping[str, Hashable] | None:
+        """Nodes whose score for ``pod`` may differ from same-shape nodes not listed, with a key each.
+
+        Nodes listed with equal keys and equal shapes must score equally; unlisted nodes of equal
+        shape must score equally. None means no node is special. Strategies that are not
+        shape-only must override this (the default refuses, rather than memoise wrongly).
+        """
+        if self.shape_only:
+            return None
+        raise NotImplementedError(f"{type(self).__name__} is not shape-only and must implement special_nodes")
 
     @abstractmethod
     def score(self, pod: PodRequirements, node: NodeState) -> float:

@@ -14,14 +14,14 @@ Pods without an ``outrider.dev/model`` label score 0 everywhere (the strategy is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..nodes import NodeState
 from ..requirements import PodRequirements
-from .base import Strategy, args_from_mapping
+from .base import ClusterView, Strategy, args_from_mapping
 
 __all__ = ["CacheLocality", "CacheLocalityArgs"]
 
@@ -54,6 +54,12 @@ class CacheLocality(Strategy):
 
     def __init__(self, args: CacheLocalityArgs | None = None) -> None:
         self.args = args or CacheLocalityArgs()
+
+    def special_nodes(self, pod: PodRequirements, view: ClusterView) -> Mapping[str, Hashable] | None:
+        """The nodes holding the pod's model (None when the pod names no model)."""
+        if not pod.model:
+            return None
+        return view.model_nodes(pod.model)
 
     def score(self, pod: PodRequirements, node: NodeState) -> float:
         """standbyScore, cachedScore or 0."""

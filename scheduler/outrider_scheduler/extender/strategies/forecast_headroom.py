@@ -17,14 +17,14 @@ and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from ..errors import ConfigError
 from ..nodes import NodeState
 from ..requirements import PodRequirements
-from .base import Strategy, args_from_mapping
+from .base import ClusterView, Strategy, args_from_mapping
 
 __all__ = ["ForecastHeadroom", "ForecastHeadroomArgs", "HeadroomSource", "StaticHeadroomSource"]
 
@@ -38,6 +38,10 @@ class HeadroomSource(Protocol):
 
     def expected_extra_replicas(self, deployment: str) -> int:
         """How many more replicas ``deployment`` is forecast to need soon."""
+        ...
+
+    def reserved_nodes(self) -> Collection[str]:
+        """Names of the nodes that hold any reservation (all others reserve nothing)."""
         ...
 
 
@@ -59,6 +63,10 @@ class StaticHeadroomSource:
     def expected_extra_replicas(self, deployment: str) -> int:
         """Forecast extra replicas of ``deployment`` (0 when unknown)."""
         return self._expected.get(deployment, 0)
+
+    def reserved_nodes(self) -> Collection[str]:
+        """Nodes with at least one reservation."""
+        return {n for n, r in self._reservations.items() if any(r.values())}
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,11 @@ class ForecastHeadroom(Strategy):
         self.source: HeadroomSource = source or StaticHeadroomSource(
             self.args.reservations, self.args.expected_extra_replicas
         )
+
+    def special_nodes(self, pod: PodRequirements, view: ClusterView) -> Mapping[str, Hashable] | None:
+        """Nodes with reservations score individually; all others by shape alone."""
+        reserved = self.source.reserved_nodes()
+        return {name: name for name in reserved} if reserved else None
 
     def score(self, pod: PodRequirements, node: NodeState) -> float:
         """1.0 when nothing reserved for others is touched; less the more it is."""

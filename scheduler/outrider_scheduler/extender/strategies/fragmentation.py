@@ -1,14 +1,21 @@
 """Fragmentation-aware packing: keep whole GPUs and whole NVLink groups free for large shards.
 
-Best fit: the fewer GPUs a placement leaves free on the node, the better, so small pods fill
-partly used or small nodes and large, empty NVLink nodes stay whole for large shards. A
-placement that leaves a few GPUs free that no pending shard size can use (stranded GPUs) is
-penalised.
+Score = 0.5 x fullness + 0.5 x spare, where
+
+- fullness = 1 - (GPUs left free after placement) / (GPUs of the node): best fit, so small pods
+  fill partly used or small nodes and large, empty nodes stay whole for large shards;
+- spare = 1, or ``nvlinkSparePenalty`` when a single-GPU pod would take a GPU of an
+  NVLink-connected node (those boards are what multi-GPU shards need);
+
+and a placement that leaves a few GPUs free that no pending shard size can use (stranded GPUs)
+is multiplied by ``strandPenalty``.
 
 Arguments (``strategies.fragmentation.args``):
 
 - ``minUsefulGpus`` (default 1): leftover counts below this (but above 0) are stranded.
 - ``strandPenalty`` (default 0.5): factor applied to the score of a stranding placement.
+- ``nvlinkSparePenalty`` (default 0.0): the spare term for a single-GPU pod on an
+  NVLink-connected node.
 """
 
 from __future__ import annotations
@@ -33,12 +40,18 @@ class FragmentationArgs:
     """Smallest leftover GPU count that a pending shard could use."""
     strand_penalty: float = 0.5
     """Multiplier (0..1) for placements that strand GPUs."""
+    nvlink_spare_penalty: float = 0.0
+    """Spare term (0..1) for single-GPU pods on NVLink-connected nodes (1 means no penalty)."""
 
     def __post_init__(self) -> None:
         if self.min_useful_gpus < 1:
             raise ConfigError(f"fragmentation.minUsefulGpus must be >= 1, got {self.min_useful_gpus}")
         if not 0.0 <= self.strand_penalty <= 1.0:
             raise ConfigError(f"fragmentation.strandPenalty must be within 0..1, got {self.strand_penalty}")
+        if not 0.0 <= self.nvlink_spare_penalty <= 1.0:
+            raise ConfigError(
+                f"fragmentation.nvlinkSparePenalty must be within 0..1, got {self.nvlink_spare_penalty}"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FragmentationArgs:
@@ -55,13 +68,17 @@ class Fragmentation(Strategy):
         self.args = args or FragmentationArgs()
 
     def score(self, pod: PodRequirements, node: NodeState) -> float:
-        """1 - leftover/allocatable, times the strand penalty when the leftover is unusable."""
+        """0.5 x fullness + 0.5 x spare, times the strand penalty when the leftover is unusable."""
         shape = node.shape
         total = shape.allocatable_gpus
         if total <= 0 or pod.gpus <= 0 or pod.gpus > shape.free_gpus:
             return 0.0
         leftover = shape.free_gpus - pod.gpus
-        value = 1.0 - leftover / total
+        fullness = 1.0 - leftover / total
+        spare = 1.0
+        if pod.gpus == 1 and total > 1 and any(g.nvlink_peers for g in shape.gpus):
+            spare = self.args.nvlink_spare_penalty
+        value = 0.5 * fullness + 0.5 * spare
         if 0 < leftover < self.args.min_useful_gpus:
             value *= self.args.strand_penalty
         return value

@@ -6,8 +6,10 @@ Arguments (``strategies.gpuFit.args``):
   such nodes pass (kube-scheduler already checked the GPU count) and score the minimum.
 - ``memoryHeadroomMiB`` (default 0): extra free memory required on every GPU beyond the pod's ask.
 
-Score: the fraction of the node's GPUs that qualify, favouring nodes where the pod's memory need
-is a good match (less memory left idle on the chosen GPUs).
+Score: 0.4 x the fraction of the node's GPUs that qualify + 0.4 x memory tightness (the pod's
+need over the free memory of the GPUs it would get) + 0.2 x capability fit (1 when the GPUs
+offer no fp8 the pod does not ask for), so that pods leave big-memory and fp8-capable GPUs to
+the pods that need them.
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ class GpuFit(Strategy):
         if not good:
             return 0.0
         share = len(good) / len(shape.gpus)
-        if pod.min_memory_mib <= 0:
-            return share
         chosen = sorted(good, key=lambda g: g.memory_free_mib)[: max(pod.gpus, 1)]
-        tightness = sum(pod.min_memory_mib / g.memory_free_mib for g in chosen) / len(chosen)
-        return 0.5 * share + 0.5 * tightness
+        need = max(pod.min_memory_mib, 1)
+        tightness = sum(min(1.0, need / max(g.memory_free_mib, 1)) for g in chosen) / len(chosen)
+        spare_fp8 = pod.precision != "fp8" and any("fp8" in g.precisions for g in chosen)
+        return 0.4 * share + 0.4 * tightness + 0.2 * (0.0 if spare_fp8 else 1.0)

@@ -102,7 +102,11 @@ class ShardTopology(Strategy):
         )
 
     def score(self, pod: PodRequirements, node: NodeState) -> float:
-        """Average, over the shard plan's GPUs, of how well the assigned device suits the shard."""
+        """Average, over the shard plan's GPUs, of how well the assigned device suits the shard.
+
+        Without a plan: 1.0 when a multi-GPU pod gets one NVLink group (0.5 otherwise), and a
+        neutral 0 for single-GPU pods.
+        """
         shape = node.shape
         if not shape.has_inventory:
             return 0.0
@@ -114,8 +118,9 @@ class ShardTopology(Strategy):
             linked = 1.0 if len(largest_nvlink_group(good)) >= pod.gpus else 0.5
         shards = pod.shards
         if not shards:
-            bw = max(g.bandwidth_gbps for g in good)
-            return linked * min(1.0, bw / self.args.reference_bandwidth_gbps)
+            # No plan: only the NVLink linkage matters; a 1-GPU pod has no preference (neutral 0),
+            # so it does not pull towards the fast NVLink boards that large shards need.
+            return linked if pod.gpus >= 2 else 0.0
         by_bw = sorted(good, key=lambda g: g.bandwidth_gbps, reverse=True)
         by_sm = sorted(good, key=lambda g: g.sm_count, reverse=True)
         taken: set[int] = set()
