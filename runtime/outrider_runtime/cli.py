@@ -18,11 +18,17 @@ __all__ = ["register", "serve"]
 log = logging.getLogger("outrider_runtime")
 
 
-async def serve(config: RuntimeConfig, port: int | None = None, ready_file: Path | None = None) -> int:
-    """Run the server until SIGTERM/SIGINT, then drain in-flight requests and exit."""
+async def serve(
+    config: RuntimeConfig,
+    port: int | None = None,
+    ready_file: Path | None = None,
+    grpc_port: int | None = None,
+) -> int:
+    """Run HTTP (and gRPC) until SIGTERM/SIGINT, then drain in-flight requests and exit."""
     from aiohttp import web
 
     from outrider_runtime.server import RuntimeServer, build_app
+    from outrider_runtime.server.grpc_service import start_grpc
 
     server = RuntimeServer(config)
     app = build_app(server)
@@ -32,7 +38,10 @@ async def serve(config: RuntimeConfig, port: int | None = None, ready_file: Path
     site = web.TCPSite(runner, config.server.host, http_port)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else http_port
-    log.info("listening on %s:%s", config.server.host, bound)
+    grpc_server, grpc_bound = await start_grpc(
+        server, config.server.host, config.server.grpc_port if grpc_port is None else grpc_port
+    )
+    log.info("listening on %s: http %s, grpc %s", config.server.host, bound, grpc_bound)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -50,12 +59,13 @@ async def serve(config: RuntimeConfig, port: int | None = None, ready_file: Path
     loader = asyncio.create_task(server.start_models())
     loader.add_done_callback(_loaded)
     if ready_file is not None:
-        ready_file.write_text(json.dumps({"port": bound}))
+        ready_file.write_text(json.dumps({"port": bound, "grpcPort": grpc_bound}))
     await stop.wait()
     log.info("draining" if not failed else "stopping after a failed load")
     await server.drain()
     if not loader.done():
         loader.cancel()
+    await grpc_server.stop(grace=1.0)
     await runner.cleanup()
     log.info("stopped")
     return 1 if failed else 0
@@ -65,7 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config) if args.config else RuntimeConfig()
-        return asyncio.run(serve(config, args.port, Path(args.ready_file) if args.ready_file else None))
+        ready = Path(args.ready_file) if args.ready_file else None
+        return asyncio.run(serve(config, args.port, ready, args.grpc_port))
     except RuntimeError_ as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -94,7 +105,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", help="Serve the configured model over KServe V2 / Triton HTTP.")
     p.add_argument("--config", help="RuntimeConfig YAML/JSON file (default: builtin MiniLM, fp32).")
     p.add_argument("--port", type=int, help="Override server.httpPort (0 = any free port).")
-    p.add_argument("--ready-file", help="Write {'port': N} here once the socket is bound.")
+    p.add_argument("--grpc-port", type=int, help="Override server.grpcPort (0 = any free port).")
+    p.add_argument("--ready-file", help="Write {'port': N, 'grpcPort': M} here once the sockets are bound.")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=_serve)
     b = sub.add_parser("build-model", help="Build (and cache) a builtin ONNX model; prints its directory.")

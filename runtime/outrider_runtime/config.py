@@ -154,7 +154,7 @@ class ServerConfig(_Model):
     """Ports, bounds and the state a model starts in."""
 
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 = pick a free one).")
-    grpc_port: int = Field(8001, ge=0, le=65535, description="gRPC port (reserved; not served yet).")
+    grpc_port: int = Field(8001, ge=0, le=65535, description="V2 gRPC port (0 = pick a free one).")
     host: str = Field("0.0.0.0", description="Address to bind.")
     max_queue_size: int = Field(1024, ge=1, le=1_000_000, description="Queued requests before 429.")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body, bytes.")

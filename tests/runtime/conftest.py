@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from outrider_runtime.config import RuntimeConfig, parse_config
 from outrider_runtime.metrics import RuntimeMetrics
 from outrider_runtime.server import RuntimeServer, build_app
+from outrider_runtime.server.grpc_service import start_grpc
 
 
 def _tiny_config(**overrides: Any) -> RuntimeConfig:
@@ -36,6 +37,7 @@ class Running:
         self.server = server
         self.url = url
         self.registry = server.metrics.registry
+        self.grpc_url = ""
 
 
 @asynccontextmanager
@@ -46,11 +48,15 @@ async def run_server(config: RuntimeConfig) -> AsyncIterator[Running]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    grpc_server, grpc_port = await start_grpc(server, "127.0.0.1", 0)
     try:
         await server.start_models()
-        yield Running(server, f"127.0.0.1:{port}")
+        running = Running(server, f"127.0.0.1:{port}")
+        running.grpc_url = f"127.0.0.1:{grpc_port}"
+        yield running
     finally:
         await server.drain(timeout_s=5)
+        await grpc_server.stop(grace=None)
         await runner.cleanup()
         for m in server.models.values():
             for p in m.pipelines.values():

@@ -144,18 +144,19 @@ class RuntimeServer:
 
     async def model_metadata(self, request: web.Request) -> web.Response:
         """Model metadata (V2)."""
-        m = self.model(request.match_info["model"])
+        return web.json_response(self.metadata_dict(self.model(request.match_info["model"])))
+
+    def metadata_dict(self, m: ModelHandle) -> dict[str, Any]:
+        """V2 model metadata of ``m``."""
         inputs, outputs = self._io(m)
-        return web.json_response(
-            {
-                "name": m.name,
-                "versions": ["1"],
-                "platform": "onnxruntime_onnx",
-                "inputs": inputs,
-                "outputs": outputs,
-                "parameters": {"state": m.state.value, "precision": m.precision.value},
-            }
-        )
+        return {
+            "name": m.name,
+            "versions": ["1"],
+            "platform": "onnxruntime_onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"state": m.state.value, "precision": m.precision.value},
+        }
 
     async def model_ready(self, request: web.Request) -> web.Response:
         """Model readiness: 200 when serving."""
@@ -167,53 +168,54 @@ class RuntimeServer:
 
     async def model_config(self, request: web.Request) -> web.Response:
         """Triton-style model config of what is loaded."""
-        m = self.model(request.match_info["model"])
+        return web.json_response(self.config_dict(self.model(request.match_info["model"])))
+
+    def config_dict(self, m: ModelHandle) -> dict[str, Any]:
+        """Triton-style model config of ``m`` (the JSON form of Triton's ModelConfig)."""
         s = m.settings
         inputs, outputs = self._io(m)
         tmap = {"INT64": "TYPE_INT64", "BYTES": "TYPE_STRING", "FP32": "TYPE_FP32"}
-        return web.json_response(
-            {
-                "name": m.name,
-                "platform": "onnxruntime_onnx",
-                "backend": "onnxruntime",
-                "max_batch_size": s.max_batch_size if s.dynamic else 0,
-                "input": [
-                    {
-                        "name": i["name"],
-                        "data_type": tmap[i["datatype"]],
-                        "dims": [-1],
-                        "optional": bool(i.get("optional", False)),
-                    }
-                    for i in inputs
-                ],
-                "output": [
-                    {"name": o["name"], "data_type": tmap[o["datatype"]], "dims": [m.hidden or -1]}
-                    for o in outputs
-                ],
-                "dynamic_batching": {
-                    "max_queue_delay_microseconds": int(s.min_batch_delay_ms * 1000),
-                    "default_queue_policy": {"max_queue_size": self.config.server.max_queue_size},
+        return {
+            "name": m.name,
+            "platform": "onnxruntime_onnx",
+            "backend": "onnxruntime",
+            "max_batch_size": s.max_batch_size if s.dynamic else 0,
+            "input": [
+                {
+                    "name": i["name"],
+                    "data_type": tmap[i["datatype"]],
+                    "dims": [-1],
+                    "optional": bool(i.get("optional", False)),
                 }
-                if s.dynamic
-                else None,
-                "instance_group": [
-                    {
-                        "name": sh.name,
-                        "kind": "KIND_GPU" if sh.device.startswith("cuda") else "KIND_CPU",
-                        "count": 1,
-                        "gpus": [int(sh.device.split(":")[1])] if sh.device.startswith("cuda") else [],
-                    }
-                    for sh in (next(iter(m.pipelines.values())).shards if m.pipelines else [])
-                ],
-                "parameters": {
-                    "precision": {"string_value": m.precision.value},
-                    "lookahead_window": {"string_value": str(s.lookahead_window)},
-                    "state": {"string_value": m.state.value},
-                    "agreement": {"string_value": json.dumps(m.agreement)},
-                    "adaptive_routing": {"string_value": m.policy.describe() if m.policy else ""},
-                },
+                for i in inputs
+            ],
+            "output": [
+                {"name": o["name"], "data_type": tmap[o["datatype"]], "dims": [m.hidden or -1]}
+                for o in outputs
+            ],
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": int(s.min_batch_delay_ms * 1000),
+                "default_queue_policy": {"max_queue_size": self.config.server.max_queue_size},
             }
-        )
+            if s.dynamic
+            else None,
+            "instance_group": [
+                {
+                    "name": sh.name,
+                    "kind": "KIND_GPU" if sh.device.startswith("cuda") else "KIND_CPU",
+                    "count": 1,
+                    "gpus": [int(sh.device.split(":")[1])] if sh.device.startswith("cuda") else [],
+                }
+                for sh in (next(iter(m.pipelines.values())).shards if m.pipelines else [])
+            ],
+            "parameters": {
+                "precision": {"string_value": m.precision.value},
+                "lookahead_window": {"string_value": str(s.lookahead_window)},
+                "state": {"string_value": m.state.value},
+                "agreement": {"string_value": json.dumps(m.agreement)},
+                "adaptive_routing": {"string_value": m.policy.describe() if m.policy else ""},
+            },
+        }
 
     async def stats(self, request: web.Request) -> web.Response:
         """Inference statistics (Triton statistics extension)."""
@@ -230,13 +232,17 @@ class RuntimeServer:
                 ready_only = bool(json.loads(raw).get("ready", False))
             except (ValueError, AttributeError) as exc:
                 raise BadRequestError(f"repository index body is not a JSON object: {exc}") from exc
+        return web.json_response(self.index_list(ready_only))
+
+    def index_list(self, ready_only: bool = False) -> list[dict[str, str]]:
+        """Repository index entries (Triton states: READY, WARM, UNAVAILABLE)."""
         out = []
         for m in self.models.values():
             if ready_only and m.state is not ModelState.SERVING:
                 continue
             state = {"serving": "READY", "warm": "WARM", "cold": "UNAVAILABLE"}[m.state.value]
             out.append({"name": m.name, "version": "1", "state": state, "reason": m.state.value})
-        return web.json_response(out)
+        return out
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
@@ -378,66 +384,77 @@ class RuntimeServer:
             ]
         return [ids[i] for i in range(ids.shape[0])], None
 
-    async def infer(self, request: web.Request) -> web.Response:
-        """V2 inference with JSON or binary tensors."""
+    async def run_inference(
+        self, m: ModelHandle, decode: Callable[[], dict[str, np.ndarray]]
+    ) -> tuple[np.ndarray, str]:
+        """Decode, validate, batch and run one request (shared by HTTP and gRPC); keeps the books."""
         t0 = time.perf_counter()
-        name = request.match_info["model"]
-        m = self.model(name)
         if self.draining:
             raise NotServingError("server is shutting down", retry_after_s=1.0)
         self.inflight += 1
         try:
             try:
-                limit = self.config.server.max_request_bytes
-                if request.content_length is not None and request.content_length > limit:
-                    raise BadRequestError(
-                        f"request body of {request.content_length} bytes exceeds the limit of "
-                        f"{limit} bytes (server.maxRequestBytes)"
-                    )
-                body = await request.read()
-                hl = request.headers.get(HEADER)
-                try:
-                    header_length = int(hl) if hl is not None else None
-                except ValueError as exc:
-                    raise BadRequestError(f"{HEADER} must be an integer, got {hl!r}") from exc
-                header, tensors = decode_request(body, header_length)
-                rows, masks = self._rows(m, tensors)
+                rows, masks = self._rows(m, decode())
                 out, precision = await m.infer(rows, masks)
             except InferenceError as exc:
                 m.metrics.failures.labels(m.name, str(exc.status)).inc()
                 m.metrics.requests.labels(m.name, "failure").inc()
                 m.stats.fail.add(time.perf_counter() - t0)
                 raise
-            requested = header.get("outputs")
-            params = header.get("parameters") or {}
-            binary: set[str] = set()
-            if requested:
-                for o in requested:
-                    if o.get("name") != "embeddings":
-                        raise BadRequestError(f"unknown output {o.get('name')!r}; model has 'embeddings'")
-                    if (o.get("parameters") or {}).get("binary_data", False):
-                        binary.add("embeddings")
-            elif params.get("binary_data_output", False):
-                binary.add("embeddings")
-            header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
-            if "id" in header:
-                header_out["id"] = header["id"]
-            payload, hlen = encode_response(
-                header_out, {"embeddings": ("FP32", out.astype(np.float32))}, binary
-            )
             elapsed = time.perf_counter() - t0
             m.metrics.latency.labels(m.name, "total").observe(elapsed)
             m.metrics.requests.labels(m.name, "success").inc()
             m.stats.success.add(elapsed)
             m.stats.inference_count += len(rows)
             m.stats.last_inference_ms = int(time.time() * 1000)
-            headers = {HEADER: str(hlen)} if hlen is not None else {}
-            ctype = "application/octet-stream" if hlen is not None else "application/json"
-            return web.Response(body=payload, headers=headers, content_type=ctype)
+            return out.astype(np.float32, copy=False), precision
         finally:
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
+
+    async def infer(self, request: web.Request) -> web.Response:
+        """V2 inference with JSON or binary tensors."""
+        m = self.model(request.match_info["model"])
+        limit = self.config.server.max_request_bytes
+        if request.content_length is not None and request.content_length > limit:
+            m.metrics.failures.labels(m.name, "400").inc()
+            raise BadRequestError(
+                f"request body of {request.content_length} bytes exceeds the limit of "
+                f"{limit} bytes (server.maxRequestBytes)"
+            )
+        body = await request.read()
+        hl = request.headers.get(HEADER)
+        try:
+            header_length = int(hl) if hl is not None else None
+        except ValueError as exc:
+            raise BadRequestError(f"{HEADER} must be an integer, got {hl!r}") from exc
+        parsed: dict[str, Any] = {}
+
+        def decode() -> dict[str, np.ndarray]:
+            header, tensors = decode_request(body, header_length)
+            parsed.update(header)
+            return tensors
+
+        out, precision = await self.run_inference(m, decode)
+        requested = parsed.get("outputs")
+        params = parsed.get("parameters") or {}
+        binary: set[str] = set()
+        if requested:
+            for o in requested:
+                if o.get("name") != "embeddings":
+                    raise BadRequestError(f"unknown output {o.get('name')!r}; model has 'embeddings'")
+                if (o.get("parameters") or {}).get("binary_data", False):
+                    binary.add("embeddings")
+        elif params.get("binary_data_output", False):
+            binary.add("embeddings")
+        header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
+        if "id" in parsed:
+            header_out["id"] = parsed["id"]
+        payload, hlen = encode_response(header_out, {"embeddings": ("FP32", out)}, binary)
+        headers = {HEADER: str(hlen)} if hlen is not None else {}
+        ctype = "application/octet-stream" if hlen is not None else "application/json"
+        return web.Response(body=payload, headers=headers, content_type=ctype)
 
 
 @web.middleware

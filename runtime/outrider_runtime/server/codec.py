@@ -16,7 +16,7 @@ import numpy as np
 
 from outrider_runtime.errors import BadRequestError
 
-__all__ = ["DTYPES", "decode_request", "encode_bytes", "encode_response"]
+__all__ = ["DTYPES", "HEADER", "decode_bytes_tensor", "decode_request", "encode_bytes", "encode_response"]
 
 DTYPES: dict[str, Any] = {
     "BOOL": np.bool_,
@@ -36,7 +36,8 @@ DTYPES: dict[str, Any] = {
 HEADER = "Inference-Header-Content-Length"
 
 
-def _decode_bytes(raw: bytes, count: int, name: str) -> np.ndarray:
+def decode_bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
+    """Decode a BYTES tensor in the binary extension format (4-byte length, bytes, per element)."""
     out: list[bytes] = []
     off = 0
     while off < len(raw):
@@ -102,7 +103,7 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
             raw = tail[off : off + size]
             off += size
             if dtype_name == "BYTES":
-                arr = _decode_bytes(raw, count, name)
+                arr = decode_bytes_tensor(raw, count, name)
             else:
                 dt = np.dtype(DTYPES[dtype_name])
                 if len(raw) != count * dt.itemsize:

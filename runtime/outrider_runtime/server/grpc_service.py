@@ -1,0 +1,257 @@
+"""KServe V2 / Triton gRPC endpoint (``GRPCInferenceService``) over the same models as the HTTP server.
+
+Uses the protobuf stubs that ship with ``tritonclient[grpc]`` and ``grpc.aio``; every RPC delegates
+to :class:`~outrider_runtime.server.app.RuntimeServer`, so states, batching, statistics and errors
+are shared with HTTP. Errors map to gRPC status codes: 400 -> INVALID_ARGUMENT, 404 -> NOT_FOUND,
+429 -> RESOURCE_EXHAUSTED, 503 -> UNAVAILABLE. Shared-memory, tracing, logging and streaming RPCs are
+not implemented (UNIMPLEMENTED).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from tritonclient.grpc import model_config_pb2 as mc
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from outrider_runtime.config import ModelState
+from outrider_runtime.errors import BadRequestError, InferenceError, RuntimeError_, StateError
+from outrider_runtime.models import LoadOverride
+from outrider_runtime.server.app import SERVER_NAME, SERVER_VERSION, RuntimeServer
+from outrider_runtime.server.codec import DTYPES, decode_bytes_tensor
+
+__all__ = ["GrpcService", "start_grpc"]
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+_CONTENTS = {
+    "INT64": "int64_contents",
+    "INT32": "int_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+    "BOOL": "bool_contents",
+}
+T = TypeVar("T")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """The V2 gRPC service backed by a :class:`RuntimeServer`."""
+
+    def __init__(self, server: RuntimeServer) -> None:
+        self.server = server
+
+    async def _guard(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except InferenceError as exc:
+            await context.abort(_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except RuntimeError_ as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        raise AssertionError("unreachable")  # context.abort raises
+
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+        """Liveness."""
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+        """Readiness: every model serving and not draining."""
+        s = self.server
+        ok = not s.draining and all(m.state is ModelState.SERVING for m in s.models.values())
+        return pb.ServerReadyResponse(ready=ok)
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+        """Model readiness."""
+
+        async def run() -> pb.ModelReadyResponse:
+            m = self.server.model(request.name)
+            return pb.ModelReadyResponse(ready=m.state is ModelState.SERVING and not self.server.draining)
+
+        return await self._guard(context, run)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
+        """Server metadata."""
+        from outrider_runtime.server.app import EXTENSIONS
+
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
+        """Model metadata."""
+
+        async def run() -> pb.ModelMetadataResponse:
+            meta = self.server.metadata_dict(self.server.model(request.name))
+            return pb.ModelMetadataResponse(
+                name=meta["name"],
+                versions=meta["versions"],
+                platform=meta["platform"],
+                inputs=[
+                    pb.ModelMetadataResponse.TensorMetadata(
+                        name=i["name"], datatype=i["datatype"], shape=i["shape"]
+                    )
+                    for i in meta["inputs"]
+                ],
+                outputs=[
+                    pb.ModelMetadataResponse.TensorMetadata(
+                        name=o["name"], datatype=o["datatype"], shape=o["shape"]
+                    )
+                    for o in meta["outputs"]
+                ],
+            )
+
+        return await self._guard(context, run)
+
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
+        """Model config (Triton ModelConfig message)."""
+
+        async def run() -> pb.ModelConfigResponse:
+            cfg = _clean(self.server.config_dict(self.server.model(request.name)))
+            cfg.pop("backend", None)
+            for group in cfg.get("instance_group", []):
+                if not group.get("gpus"):
+                    group.pop("gpus", None)
+            config = json_format.ParseDict(cfg, mc.ModelConfig(), ignore_unknown_fields=True)
+            return pb.ModelConfigResponse(config=config)
+
+        return await self._guard(context, run)
+
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: Any
+    ) -> pb.ModelStatisticsResponse:
+        """Inference statistics."""
+
+        async def run() -> pb.ModelStatisticsResponse:
+            models = [self.server.model(request.name)] if request.name else list(self.server.models.values())
+            doc = {"model_stats": [m.stats.as_triton(m.name) for m in models]}
+            return json_format.ParseDict(doc, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
+
+        return await self._guard(context, run)
+
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: Any
+    ) -> pb.RepositoryIndexResponse:
+        """Repository index."""
+        return pb.RepositoryIndexResponse(
+            models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in self.server.index_list(request.ready)]
+        )
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Any
+    ) -> pb.RepositoryModelLoadResponse:
+        """Load, with an optional Triton config JSON override in ``parameters['config']``."""
+
+        async def run() -> pb.RepositoryModelLoadResponse:
+            m = self.server.model(request.model_name)
+            override = None
+            if "config" in request.parameters:
+                override = LoadOverride.from_triton_config(request.parameters["config"].string_param)
+            await m.load(ModelState.SERVING, override)
+            return pb.RepositoryModelLoadResponse()
+
+        return await self._guard(context, run)
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    ) -> pb.RepositoryModelUnloadResponse:
+        """Unload."""
+
+        async def run() -> pb.RepositoryModelUnloadResponse:
+            await self.server.model(request.model_name).unload()
+            return pb.RepositoryModelUnloadResponse()
+
+        return await self._guard(context, run)
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        """Inference: raw_input_contents (tritonclient's default) or typed contents."""
+
+        async def run() -> pb.ModelInferResponse:
+            m = self.server.model(request.model_name)
+            out, precision = await self.server.run_inference(m, lambda: _decode(request))
+            raw = any(o.parameters.get("binary_data") for o in request.outputs) or not request.outputs
+            tensor = pb.ModelInferResponse.InferOutputTensor(
+                name="embeddings", datatype="FP32", shape=out.shape
+            )
+            resp = pb.ModelInferResponse(
+                model_name=m.name, model_version="1", id=request.id, outputs=[tensor]
+            )
+            resp.parameters["precision"].string_param = precision
+            if raw:
+                resp.raw_output_contents.append(np.ascontiguousarray(out, dtype=np.float32).tobytes())
+            else:
+                resp.outputs[0].contents.fp32_contents.extend(out.reshape(-1).tolist())
+            for o in request.outputs:
+                if o.name != "embeddings":
+                    raise BadRequestError(f"unknown output {o.name!r}; model has 'embeddings'")
+            return resp
+
+        return await self._guard(context, run)
+
+
+def _decode(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
+    tensors: dict[str, np.ndarray] = {}
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise BadRequestError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
+    for idx, t in enumerate(request.inputs):
+        if t.datatype not in DTYPES:
+            raise BadRequestError(f"input {t.name!r}: unknown datatype {t.datatype!r}")
+        if t.name in tensors:
+            raise BadRequestError(f"input {t.name!r} appears more than once")
+        shape = [int(d) for d in t.shape]
+        if any(d < 0 for d in shape):
+            raise BadRequestError(f"input {t.name!r}: shape must be non-negative, got {shape}")
+        count = int(np.prod(shape)) if shape else 1
+        if raw:
+            if t.datatype == "BYTES":
+                arr = decode_bytes_tensor(raw[idx], count, t.name)
+            else:
+                dt = np.dtype(DTYPES[t.datatype])
+                if len(raw[idx]) != count * dt.itemsize:
+                    raise BadRequestError(
+                        f"input {t.name!r}: {len(raw[idx])} bytes do not match shape {shape} of {t.datatype}"
+                    )
+                arr = np.frombuffer(raw[idx], dtype=dt)
+        else:
+            field = _CONTENTS.get(t.datatype)
+            if field is None:
+                raise BadRequestError(f"input {t.name!r}: datatype {t.datatype} needs raw_input_contents")
+            values = list(getattr(t.contents, field))
+            arr = np.array(values, dtype=DTYPES[t.datatype])
+            if arr.size != count:
+                raise BadRequestError(
+                    f"input {t.name!r}: shape {shape} needs {count} elements, got {arr.size}"
+                )
+        tensors[t.name] = arr.reshape(shape)
+    return tensors
+
+
+async def start_grpc(server: RuntimeServer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC endpoint; returns the server and the bound port (``port=0`` picks one)."""
+    limit = server.config.server.max_request_bytes
+    grpc_server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 64 << 20)]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(GrpcService(server), grpc_server)
+    bound = grpc_server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise StateError(f"cannot bind gRPC to {host}:{port}")
+    await grpc_server.start()
+    return grpc_server, bound
