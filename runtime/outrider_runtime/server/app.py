@@ -71,10 +71,12 @@ def _error(status: int, message: str, retry_after: float | None = None) -> web.R
 class RuntimeServer:
     """The runtime's models plus the HTTP handlers over them."""
 
-    def __init__(self, config: RuntimeConfig, metrics: RuntimeMetrics | None = None) -> None:
+    def __init__(
+        self, config: RuntimeConfig, metrics: RuntimeMetrics | None = None, gpu: GpuTelemetry | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics or RuntimeMetrics()
-        self.gpu = GpuTelemetry()
+        self.gpu = gpu if gpu is not None else GpuTelemetry()
         if self.gpu.available:
             self.metrics.registry.register(self.gpu)
         self.models: dict[str, ModelHandle] = {config.model.name: ModelHandle(config, self.metrics)}
