@@ -356,6 +356,8 @@ def scheduler_throughput(node_count: int, pods: int) -> dict[str, Any]:
             )  # fmt: skip
             conn = _connect(ext_port, ext)
             conn.close()
+            sched_ports = {"default-scheduler": base + 4, "outrider": base + 5}
+            before = {p: _scheduler_metrics(port) for p, port in sched_ports.items()}
             with api_client(settings.kubeconfig) as api:
                 core = k8s.CoreV1Api(api)
                 runs: dict[str, list[dict[str, Any]]] = {}
@@ -364,6 +366,7 @@ def scheduler_throughput(node_count: int, pods: int) -> dict[str, Any]:
                     log(f"    {profile}: {runs[profile][-1]}")
             default_rate = statistics.median(r["pods_per_s"] for r in runs["default-scheduler"])
             outrider_rate = statistics.median(r["pods_per_s"] for r in runs["outrider"])
+            after = {p: _scheduler_metrics(port) for p, port in sched_ports.items()}
             metrics = _scrape(ext_port)
         finally:
             if ext is not None:
@@ -371,6 +374,18 @@ def scheduler_throughput(node_count: int, pods: int) -> dict[str, Any]:
                 ext.wait(timeout=20)
             cluster.down()
     ratio = outrider_rate / default_rate if default_rate else 0.0
+    cycle: dict[str, Any] = {}
+    for profile in ("default-scheduler", "outrider"):
+        n = after[profile]["count"] - before[profile]["count"]
+        total = after[profile]["sum"] - before[profile]["sum"]
+        mean_ms = 1000 * total / n if n else 0.0
+        cycle[profile] = {
+            "cycles": int(n),
+            "mean_cycle_ms": round(mean_ms, 3),
+            "cycle_capacity_pods_per_s": round(1000 / mean_ms, 1) if mean_ms else None,
+        }
+    cap_d = cycle["default-scheduler"]["cycle_capacity_pods_per_s"]
+    cap_o = cycle["outrider"]["cycle_capacity_pods_per_s"]
     return {
         "nodes": topology.node_count,
         "pods_per_run": pods,
@@ -379,9 +394,14 @@ def scheduler_throughput(node_count: int, pods: int) -> dict[str, Any]:
         "default_pods_per_s": round(default_rate, 2),
         "outrider_pods_per_s": round(outrider_rate, 2),
         "ratio": round(ratio, 3),
+        "scheduling_cycle": cycle,
+        "cycle_capacity_ratio": round(cap_o / cap_d, 3) if cap_d and cap_o else None,
         "extender_calls": metrics,
         "method": "create N one-GPU pods with 8 client threads, time from first create to all bound; "
-        "profiles alternate (default, outrider, default, outrider) and the medians are compared",
+        "profiles alternate (default, outrider, default, outrider) and the medians are compared. Pod "
+        "creation through the apiserver bounds both end-to-end rates on this machine, so "
+        "scheduling_cycle also reports kube-scheduler's own scheduling_algorithm_duration_seconds "
+        "(the serial filter+score+extender part of each cycle) and the pods/s it would allow",
     }
 
 
@@ -424,6 +444,24 @@ def _bind_rate(core: Any, profile: str, count: int) -> dict[str, Any]:
         }
     finally:
         core.delete_namespace(ns)
+
+
+def _scheduler_metrics(port: int) -> dict[str, float]:
+    """kube-scheduler's scheduling_algorithm_duration_seconds sum and count (one profile per process)."""
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the scheduler's self-signed serving certificate; /metrics is open
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=ctx, timeout=10) as resp:
+        text = resp.read().decode()
+    out = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for key in ("sum", "count"):
+            if line.startswith(f"scheduler_scheduling_algorithm_duration_seconds_{key} "):
+                out[key] = float(line.split()[-1])
+    return out
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -482,6 +520,7 @@ def main() -> int:
         result["scheduler_throughput"] = scheduler_throughput(args.cluster_nodes, args.cluster_pods)
     tp = result["scheduler_throughput"]
     result["scheduler_throughput_ratio"] = tp.get("ratio")
+    result["scheduler_cycle_capacity_ratio"] = tp.get("cycle_capacity_ratio")
     text = json.dumps(result, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
