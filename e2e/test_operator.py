@@ -9,8 +9,8 @@ kube-scheduler and marked ready by KWOK.
 from __future__ import annotations
 
 import json
-import socket
 import os
+import socket
 import subprocess
 import sys
 import time

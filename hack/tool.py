@@ -1,4 +1,4 @@
-"""Run a located cluster tool (kubectl, helm, ...) with the local cluster's kubeconfig: ``tool.py NAME ARGS``."""
+"""Run a located cluster tool (kubectl, helm, ...) against the local cluster: ``tool.py NAME ARGS``."""
 
 from __future__ import annotations
 
