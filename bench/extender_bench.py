@@ -464,16 +464,25 @@ def _scheduler_metrics(port: int) -> dict[str, float]:
     return out
 
 
-def _scrape(port: int) -> dict[str, float]:
+def _scrape(port: int) -> dict[str, Any]:
+    """Calls per verb and outcome, and the extender's own mean handling time per verb."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    out = {}
+    calls: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("outrider_extender_requests_total{"):
-            labels, value = line.rsplit(" ", 1)
-            out[labels.removeprefix("outrider_extender_requests_total")] = float(value)
-    return out
+        name, _, value = line.rpartition(" ")
+        if name.startswith("outrider_extender_requests_total{"):
+            calls[name.removeprefix("outrider_extender_requests_total")] = float(value)
+        for verb in ("filter", "prioritize"):
+            if name == f'outrider_extender_request_duration_seconds_sum{{verb="{verb}"}}':
+                sums[verb] = float(value)
+            if name == f'outrider_extender_request_duration_seconds_count{{verb="{verb}"}}':
+                counts[verb] = float(value)
+    handling = {v: round(1000 * sums[v] / counts[v], 3) for v in sums if counts.get(v)}
+    return {"calls": calls, "server_side_mean_ms": handling}
 
 
 # --------------------------------------------------------------------------- main
@@ -496,6 +505,9 @@ def main() -> int:
     )
     parser.add_argument("--cluster-pods", type=int, default=300, help="pods per throughput run")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "extender.json")
+    parser.add_argument(
+        "--only", choices=["latency", "placement", "cluster"], help="run one part (the others are left out)"
+    )
     args = parser.parse_args()
 
     load = os.getloadavg()
@@ -508,14 +520,16 @@ def main() -> int:
         },
         "nodes": {},
     }
-    for size in (int(s) for s in args.sizes.split(",")):
+    sizes = [] if args.only not in (None, "latency") else [int(s) for s in args.sizes.split(",")]
+    for size in sizes:
         log(f"==> HTTP latency at {size} nodes")
         result["nodes"][str(size)] = latency_at(size, args.calls, args.warmup)
         log(f"    {result['nodes'][str(size)]}")
-    log(f"==> placement replay: {args.quality_nodes} nodes, {args.quality_events} events")
-    result["placement"] = placement_quality(args.quality_nodes, args.quality_events)
-    if args.skip_cluster:
-        result["scheduler_throughput"] = {"skipped": "--skip-cluster"}
+    if args.only in (None, "placement"):
+        log(f"==> placement replay: {args.quality_nodes} nodes, {args.quality_events} events")
+        result["placement"] = placement_quality(args.quality_nodes, args.quality_events)
+    if args.skip_cluster or args.only not in (None, "cluster"):
+        result["scheduler_throughput"] = {"skipped": "--skip-cluster or --only"}
     else:
         result["scheduler_throughput"] = scheduler_throughput(args.cluster_nodes, args.cluster_pods)
     tp = result["scheduler_throughput"]

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -229,3 +230,43 @@ def test_unplaceable_pod_stays_pending_with_our_reason(
     described = cluster.kubectl("describe", "pod", "-n", namespace, "needs-h200").stdout
     assert "outrider: needs 1 GPUs with 120000 MiB free" in described
     assert extender.metric("outrider_extender_nodes_filtered_total", reason="insufficient_gpu_memory") >= 1
+
+
+def test_node_agent_publishes_on_a_real_node(cluster: Any, extender: Extender) -> None:
+    name = f"agent-e2e-{uuid.uuid4().hex[:6]}"
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"outrider.dev/e2e": "agent"}},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(node))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "outrider_scheduler.agent", "--node-name", name,
+             "--kubeconfig", str(cluster.kubeconfig), "--recorded", "a100-sxm4-80gb-x8", "--once"],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(cluster.kubectl("get", "node", name, "-o", "json").stdout)
+        labels = got["metadata"]["labels"]
+        assert labels["outrider.dev/gpu-product"] == "A100"
+        assert labels["outrider.dev/gpu-architecture"] == "ampere"
+        assert labels["outrider.dev/e2e"] == "agent", "the merge patch keeps existing labels"
+        inv = GpuInventory.from_annotation(got["metadata"]["annotations"][ANNOTATION_GPU_INVENTORY])
+        assert len(inv.gpus) == 8 and inv.gpus[3].memory_free_mib == 81920 - 60000
+        # The extender's watch picks the node up: it answers for it (an unknown node is a 400).
+        body = json.dumps({"Pod": make_pod("probe", 1), "NodeNames": [name]}).encode()
+
+        def known() -> dict[str, Any] | None:
+            req = urllib.request.Request(f"{extender.base}/scheduler/filter", data=body, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    reply: dict[str, Any] = json.loads(resp.read())
+                    return reply
+            except urllib.error.HTTPError:
+                return None
+
+        reply = wait_for("the extender to cache the new node", known, timeout_s=30)
+        assert "0 of 0 free" in reply["FailedAndUnresolvableNodes"][name]
+    finally:
+        cluster.kubectl("delete", "node", name, "--wait=false", check=False)

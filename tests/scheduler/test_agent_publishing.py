@@ -4,6 +4,7 @@ its metrics and the ``outrider check-environment`` command."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -196,3 +197,42 @@ def test_check_environment_recorded_json_and_record(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=60,
     ).stdout  # fmt: skip
     assert "fp8: no GPU here executes fp8" in text and "T4" in text
+
+
+def test_agent_process_publishes_once(apiserver: str, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": apiserver}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    (tmp_path / "cache" / "minilm").mkdir(parents=True)
+    (tmp_path / "cache" / "minilm" / "model.onnx").write_bytes(b"x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "outrider_scheduler.agent", "--node-name", "gpu-9",
+         "--kubeconfig", str(kubeconfig), "--recorded", "l40s-x4", "--cache-dir", str(tmp_path / "cache"),
+         "--once"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    path, _, body = _ApiServer.received[0]
+    assert path == "/api/v1/nodes/gpu-9"
+    inv = GpuInventory.from_annotation(body["metadata"]["annotations"]["outrider.dev/gpu-inventory"])
+    assert [g.short_product for g in inv.gpus] == ["L40S"] * 4 and inv.cached_models == ["minilm"]
+    assert "discovered 4 GPUs" in proc.stderr
+
+
+def test_agent_process_needs_a_node_name() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "outrider_scheduler.agent", "--once"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--node-name" in proc.stderr

@@ -120,3 +120,19 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "budgetMs must be > 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_shipped_scheduler_config_matches_the_local_cluster() -> None:
+    import yaml
+
+    from outrider_devcluster.configs import extender_config
+
+    shipped = yaml.safe_load((REPO / "deploy" / "scheduler-config.yaml").read_text())
+    assert shipped["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+    assert shipped["kind"] == "KubeSchedulerConfiguration"
+    assert [p["schedulerName"] for p in shipped["profiles"]] == ["outrider"]
+    (ours,) = shipped["extenders"]
+    local = extender_config("http://127.0.0.1:8765/scheduler")
+    assert ours == local
+    c = ExtenderConfig()
+    assert ours["urlPrefix"] == f"http://{c.host}:{c.port}/scheduler"

@@ -94,7 +94,7 @@ async def test_prioritize_prefers_warm_cache_and_floors_nodes_without_inventory(
 
 async def test_whole_nodes_mode(client: Client) -> None:
     nodes = [make_node("h100-x", "h100-sxm5-80gb-x8"), make_node("t4-x", "t4-x1")]
-    pod = make_pod("p", 1, min_memory_mib=20000)
+    pod = make_pod("p", 1, min_memory_mib=20000, model="m")
     status, body = await client.post("filter", {"Pod": pod, "Nodes": {"items": nodes}})
     assert status == 200
     assert [n["metadata"]["name"] for n in body["Nodes"]["items"]] == ["h100-x"]
@@ -102,6 +102,11 @@ async def test_whole_nodes_mode(client: Client) -> None:
     assert "t4-x" in body["FailedAndUnresolvableNodes"]
     status, prio = await client.post("prioritize", {"Pod": pod, "Nodes": {"items": nodes}})
     assert status == 200 and {e["Host"] for e in prio} == {"h100-x", "t4-x"}
+    # The model cached on the node sent whole counts too (indexed from the request's nodes).
+    warm = [make_node("l4-warm", "l4-x4", cached_models=["m"]), make_node("l4-cold", "l4-x4")]
+    status, prio = await client.post("prioritize", {"Pod": pod, "Nodes": {"items": warm}})
+    scores = {e["Host"]: e["Score"] for e in prio}
+    assert scores["l4-warm"] == 10 and scores["l4-cold"] < 10
 
 
 async def test_bound_pods_take_gpus_away(client: Client) -> None:

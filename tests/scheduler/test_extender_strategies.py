@@ -301,3 +301,31 @@ def test_args_accept_camel_case() -> None:
     assert isinstance(s, ShardTopology) and s.args == ShardTopologyArgs(False, 2000.0, 132)
     f = build_strategy("forecastHeadroom", {"reservations": {"n1": {"chat": 2}}})
     assert isinstance(f, ForecastHeadroom) and f.source.reserved_gpus("n1") == {"chat": 2}
+
+
+def test_node_specific_strategy_must_name_its_special_nodes() -> None:
+    from outrider_scheduler.extender.engine import IndexedNodes
+    from outrider_scheduler.extender.nodes import NodeState
+    from outrider_scheduler.extender.strategies import Strategy
+
+    class PerNode(Strategy):
+        name = "perNode"
+        shape_only = False
+
+        def score(self, pod: PodRequirements, node: NodeState) -> float:
+            return 1.0
+
+    with pytest.raises(NotImplementedError, match="must implement special_nodes"):
+        PerNode().special_nodes(PodRequirements.from_pod(make_pod("p", 1)), IndexedNodes([]))
+
+
+def test_forecast_headroom_special_nodes_keep_scores_exact() -> None:
+    # Nodes of one shape, one of them reserved: the memo must not share its score with the others.
+    cache = ClusterCache()
+    for i in range(300):
+        cache.upsert_node(make_node(f"n{i}", "a100-sxm4-80gb-x8"))
+    strategy = ForecastHeadroom(source=StaticHeadroomSource({"n7": {"other": 8}}))
+    nodes, _ = cache.lookup(f"n{i}" for i in range(300))
+    pod = PodRequirements.from_pod(make_pod("p", 2, deployment="mine"))
+    scores = dict(Engine([(strategy, 1)]).prioritize(pod, nodes, cache).scores)
+    assert scores["n7"] < 10 and all(v == 10 for n, v in scores.items() if n != "n7")
