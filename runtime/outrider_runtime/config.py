@@ -161,6 +161,9 @@ class ServerConfig(_Model):
     start_state: ModelState = Field(ModelState.SERVING, description="cold|warm|serving at start.")
     intra_op_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per session (0=auto).")
     drain_timeout_s: float = Field(30.0, ge=0, description="How long SIGTERM waits for in-flight work.")
+    batch_concurrency: int = Field(
+        1, ge=1, le=16, description="Batches of one model variant executing at once (unsharded models)."
+    )
 
 
 class RuntimeConfig(_Model):

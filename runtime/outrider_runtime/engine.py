@@ -171,8 +171,13 @@ def build_pipeline(
     default_batch: int = 1 << 30,
     output: str = "embeddings",
     base_model: onnx.ModelProto | None = None,
+    workers: int = 1,
 ) -> Pipeline:
-    """Cut, convert and load a model; ``precision`` applies to shards that set none of their own."""
+    """Cut, convert and load a model; ``precision`` applies to shards that set none of their own.
+
+    ``workers`` > 1 lets a single-shard pipeline run that many batches at once (sessions are
+    thread-safe); sharded pipelines keep one worker per shard, which is what makes them a pipeline.
+    """
     model = base_model if base_model is not None else onnx.load(str(model_path))
     if not shards:
         shards = [ShardConfig(name=DEFAULT_SHARD, layers=[Layer.ALL], maxBatchSize=4096)]  # type: ignore[call-arg]
@@ -188,7 +193,9 @@ def build_pipeline(
             device=sc.device or default_device(),
             precision=prec,
             max_batch_size=default_batch_for.get(sc.name, sc.max_batch_size),
-            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shard-{sc.name}"),
+            executor=ThreadPoolExecutor(
+                max_workers=workers if len(shards) == 1 else 1, thread_name_prefix=f"shard-{sc.name}"
+            ),
         )
     stages = []
     for seg in segments:

@@ -227,6 +227,7 @@ class ModelHandle:
                 p,
                 threads=threads,
                 base_model=base,
+                workers=self.config.server.batch_concurrency,
                 output=base.graph.output[0].name,
             )
             for p in variants
@@ -315,7 +316,12 @@ class ModelHandle:
 
     def _start_batchers(self) -> None:
         for p in self.pipelines:
-            b = DynamicBatcher(self._runner(p), self.settings, self.config.server.max_queue_size)
+            b = DynamicBatcher(
+                self._runner(p),
+                self.settings,
+                self.config.server.max_queue_size,
+                concurrency=self.config.server.batch_concurrency if not self.config.shards else 1,
+            )
             b.start()
             self.batchers[p] = b
 
