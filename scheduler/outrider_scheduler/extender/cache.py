@@ -315,39 +315,52 @@ class CacheWatcher:
         upsert: Callable[[Mapping[str, Any]], None],
         delete: Callable[[Mapping[str, Any]], None],
     ) -> None:
+        """List, then watch from the list's resourceVersion; relist (dropping vanished objects) on 410."""
         import json
 
         from kubernetes import watch as k8s_watch
         from kubernetes.client.exceptions import ApiException
 
         watch: Any = k8s_watch
-
+        known: dict[tuple[str, str], dict[str, Any]] = {}
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                listing = lister(_preload_content=False)
-                body = json.loads(listing.data)
-                for item in body.get("items", []):
+                body = json.loads(lister(_preload_content=False).data)
+                listed = {_key(item): item for item in body.get("items", [])}
+                for key in set(known) - set(listed):
+                    self._safe(delete, known[key], name)
+                for item in listed.values():
                     self._safe(upsert, item, name)
+                known = {k: {"metadata": v.get("metadata", {})} for k, v in listed.items()}
                 self._synced[name].set()
                 version = body.get("metadata", {}).get("resourceVersion")
-                w = watch.Watch()
-                for event in w.stream(lister, resource_version=version, timeout_seconds=30):
-                    if self._stop.is_set():
-                        w.stop()
-                        break
-                    obj = event.get("raw_object") or {}
-                    kind = event.get("type")
-                    if kind == "DELETED":
-                        self._safe(delete, obj, name)
-                    elif kind in ("ADDED", "MODIFIED"):
-                        self._safe(upsert, obj, name)
-                backoff = 1.0
+                while not self._stop.is_set():
+                    w = watch.Watch()
+                    for event in w.stream(
+                        lister, resource_version=version, timeout_seconds=30, allow_watch_bookmarks=True
+                    ):
+                        if self._stop.is_set():
+                            w.stop()
+                            break
+                        obj = event.get("raw_object") or {}
+                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                        kind = event.get("type")
+                        if kind == "DELETED":
+                            known.pop(_key(obj), None)
+                            self._safe(delete, obj, name)
+                        elif kind in ("ADDED", "MODIFIED"):
+                            known[_key(obj)] = {"metadata": obj.get("metadata", {})}
+                            self._safe(upsert, obj, name)
+                    backoff = 1.0
             except ApiException as exc:
                 if exc.status == 404 and name == "inferencedeployments":
                     log.info("InferenceDeployment CRD not installed; cache-locality uses pods and nodes only")
                     self._synced[name].set()
                     self._stop.wait(60)
+                    continue
+                if exc.status == 410:
+                    log.info("watch %s expired (410 Gone); relisting", name)
                     continue
                 log.warning("watch %s failed (HTTP %s); relisting in %.0fs", name, exc.status, backoff)
                 self._stop.wait(backoff)
@@ -363,3 +376,8 @@ class CacheWatcher:
             fn(obj)
         except BadRequestError as exc:
             log.warning("ignoring malformed %s object: %s", name, exc)
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
