@@ -281,22 +281,32 @@ def placement_quality(node_count: int, event_count: int, seed: int = 11) -> dict
     # Stranded GPUs: free at the end, yet unusable by every pending shard (the deployments that
     # went unschedulable in either run, judged by their real needs) - one yardstick for both.
     pending_specs = [PodRequirements.from_pod(_pod_for(d, 0)) for d in sorted(pending)]
+    empty = ClusterCache()  # the same nodes with nothing running: what each could host at all
+    for n in base_nodes:
+        empty.upsert_node(n)
     for scheduler, (cache, names) in finals.items():
-        free = stranded = 0
+        free = unusable = stranded = 0
         for state in cache.lookup(names)[0]:
             f = state.shape.free_gpus
             if f <= 0 or not state.shape.has_inventory:
                 continue
+            blank = empty.node(state.name)
+            assert blank is not None
+            capable = [spec for spec in pending_specs if _suitable(spec, blank)]
             usable = 0
-            for spec in pending_specs:
+            for spec in capable:
                 if spec.gpus <= f and _suitable(spec, state):
                     usable = max(usable, (f // spec.gpus) * spec.gpus)
             free += f
-            stranded += f - usable
+            if not capable:
+                unusable += f  # the hardware can never host a pending shard: not a placement effect
+            else:
+                stranded += f - usable
         results[scheduler].update(
             free_gpus_at_end=free,
+            free_gpus_on_incapable_nodes=unusable,
             stranded_gpus=stranded,
-            stranded_ratio=round(stranded / free, 4) if free else 0.0,
+            stranded_ratio=round(stranded / (free - unusable), 4) if free - unusable else 0.0,
         )
         log(f"    {scheduler}: {results[scheduler]}")
     return {
@@ -307,8 +317,11 @@ def placement_quality(node_count: int, event_count: int, seed: int = 11) -> dict
         },
         "default_model": "GPU-count fit; spread to the node with fewest pods; random ties",
         "pending_deployments": sorted(pending),
-        "stranded_definition": "free GPUs at the end that no pending shard (deployments left unschedulable "
-        "in either run, with their GPU count, memory, precision and NVLink needs) could use",
+        "stranded_definition": "free GPUs at the end, on nodes whose hardware could host a pending shard "
+        "(deployments left unschedulable in either run, with their GPU count, memory, precision and NVLink "
+        "needs), that no pending shard can use because of how the node was filled; stranded_ratio divides "
+        "by the free GPUs on such capable nodes. Free GPUs on nodes that could never host a pending shard "
+        "are counted apart (free_gpus_on_incapable_nodes)",
         **results,
     }
 
@@ -499,6 +512,7 @@ def main() -> int:
     parser.add_argument(
         "--quality-events", type=int, default=1500, help="scale events of the placement replay"
     )
+    parser.add_argument("--seeds", default="11,5,23", help="seeds of the placement replays")
     parser.add_argument("--skip-cluster", action="store_true", help="skip the kube-scheduler throughput run")
     parser.add_argument(
         "--cluster-nodes", type=int, default=1000, help="simulated nodes of the throughput run"
@@ -526,8 +540,21 @@ def main() -> int:
         result["nodes"][str(size)] = latency_at(size, args.calls, args.warmup)
         log(f"    {result['nodes'][str(size)]}")
     if args.only in (None, "placement"):
-        log(f"==> placement replay: {args.quality_nodes} nodes, {args.quality_events} events")
-        result["placement"] = placement_quality(args.quality_nodes, args.quality_events)
+        runs = []
+        for seed in (int(x) for x in args.seeds.split(",")):
+            log(
+                f"==> placement replay: {args.quality_nodes} nodes, {args.quality_events} events, seed {seed}"
+            )
+            runs.append({"seed": seed, **placement_quality(args.quality_nodes, args.quality_events, seed)})
+        keys = ("placed_suitably", "unschedulable", "placed_on_unsuitable_gpus", "stranded_gpus",
+                "stranded_ratio", "cache_hit_rate")  # fmt: skip
+        result["placement"] = {
+            "median_over_seeds": {
+                who: {k: statistics.median(r[who][k] for r in runs) for k in keys}
+                for who in ("outrider", "default")
+            },
+            "runs": runs,
+        }
     if args.skip_cluster or args.only not in (None, "cluster"):
         result["scheduler_throughput"] = {"skipped": "--skip-cluster or --only"}
     else:
