@@ -236,3 +236,13 @@ def test_agent_process_needs_a_node_name() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert proc.returncode == 2 and "--node-name" in proc.stderr
+
+
+def test_agent_process_reports_a_bad_kubeconfig(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    proc = subprocess.run(
+        [sys.executable, "-m", "outrider_scheduler.agent", "--node-name", "n", "--kubeconfig", str(missing),
+         "--once"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and f"cannot use {missing}" in proc.stderr and "Traceback" not in proc.stderr

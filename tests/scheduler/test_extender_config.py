@@ -136,3 +136,20 @@ def test_shipped_scheduler_config_matches_the_local_cluster() -> None:
     assert ours == local
     c = ExtenderConfig()
     assert ours["urlPrefix"] == f"http://{c.host}:{c.port}/scheduler"
+
+
+def test_serve_without_credentials_says_so() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    proc = subprocess.run(
+        [*OUTRIDER, "extender", "serve", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "cannot use in-cluster credentials (no --kubeconfig given)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -58,11 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from kubernetes import config as k8s_config
 
     kube_config: Any = k8s_config
-    if args.kubeconfig:
-        api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
-    else:
-        kube_config.load_incluster_config()
-        api_client = client.ApiClient()
+    try:
+        if args.kubeconfig:
+            api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+        else:
+            kube_config.load_incluster_config()
+            api_client = client.ApiClient()
+    except (kube_config.ConfigException, OSError) as exc:
+        where = args.kubeconfig or "in-cluster credentials (no --kubeconfig given)"
+        print(f"outrider agent: cannot use {where}: {exc}", file=sys.stderr)
+        return 2
     try:
         backend: GpuBackend = RecordedBackend(args.recorded) if args.recorded else PynvmlBackend()
     except AgentError as exc:

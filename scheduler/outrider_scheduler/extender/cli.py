@@ -104,14 +104,18 @@ def serve(args: argparse.Namespace) -> int:
         from kubernetes import config as k8s_config
 
         kube_config: Any = k8s_config
+        try:
+            if args.kubeconfig:
+                api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+            else:
+                kube_config.load_incluster_config()
+                from kubernetes import client
 
-        if args.kubeconfig:
-            api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
-        else:
-            kube_config.load_incluster_config()
-            from kubernetes import client
-
-            api_client = client.ApiClient()
+                api_client = client.ApiClient()
+        except (kube_config.ConfigException, OSError) as exc:
+            where = args.kubeconfig or "in-cluster credentials (no --kubeconfig given)"
+            print(f"outrider extender: cannot use {where}: {exc}", file=sys.stderr)
+            return 2
         watcher = CacheWatcher(cache, api_client, watch_deployments=config.watch_deployments)
         watcher.start()
         active = watcher
