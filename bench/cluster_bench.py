@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         log(f"==> idle {args.settle:.0f}s with {scaled.node_count} nodes")
                         time.sleep(args.settle)
                         result[f"idle_rss_mib_{scaled.node_count}_nodes"] = cluster_rss(cluster)
+                        result["scale"]["ready_after_idle"] = cluster.status().nodes_ready
             finally:
                 cluster.down()
     result["start_to_ready_s"] = {

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -472,3 +473,26 @@ def test_build_helpers_derive_replaces_and_version_stamps() -> None:
     assert staging_modules(gomod, "../") == ["go.etcd.io/x"]
     flags = kubernetes_ldflags("v1.36.3")
     assert "k8s.io/component-base/version.gitVersion=v1.36.3" in flags and "gitMinor=36" in flags
+
+
+def test_scheduler_configs_keep_the_extender_out_of_the_default_profile(cluster: Any) -> None:
+    config_dir = cluster.settings.cluster_dir / "config"
+    if not (config_dir / "kube-scheduler-outrider.yaml").exists():
+        pytest.skip("the running cluster was not started by this tooling (no config folder)")
+    default = yaml.safe_load((config_dir / "kube-scheduler.yaml").read_text())
+    outrider = yaml.safe_load((config_dir / "kube-scheduler-outrider.yaml").read_text())
+    assert [p["schedulerName"] for p in default["profiles"]] == ["default-scheduler"]
+    assert "extenders" not in default
+    assert [p["schedulerName"] for p in outrider["profiles"]] == ["outrider"]
+    assert outrider["extenders"] == [
+        {
+            "urlPrefix": cluster.settings.extender_url,
+            "filterVerb": "filter",
+            "prioritizeVerb": "prioritize",
+            "weight": 5,
+            "nodeCacheCapable": True,
+            "ignorable": True,
+            "httpTimeout": "5s",
+            "managedResources": [{"name": GPU_RESOURCE, "ignoredByScheduler": False}],
+        }
+    ]
