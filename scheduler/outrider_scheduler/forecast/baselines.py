@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from .features import DAY, WEEK
 
@@ -115,7 +116,7 @@ def ets_forecasts(
         seg = rates[max(0, r - window) : r]
         started = time.perf_counter()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), threadpool_limits(limits=1):
                 warnings.simplefilter("ignore")
                 res = ExponentialSmoothing(
                     seg, trend="add", damped_trend=True, initialization_method="estimated"
@@ -170,7 +171,7 @@ def _fit_arima(seg: Array) -> tuple[int, float, Array, Array] | None:
     from statsmodels.tsa.arima.model import ARIMA
     from statsmodels.tsa.stattools import kpss
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
         try:
             d = 1 if float(kpss(seg, regression="c", nlags="auto")[1]) < 0.05 else 0

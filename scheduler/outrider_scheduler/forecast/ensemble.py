@@ -9,8 +9,11 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    by ``i`` (``j <= i - k``: nothing from after the origin is used). Additive scores keep idle
    periods (zero rates) well-behaved, which log-ratio scores do not.
 2. *Weight the candidates* by their recent pinball loss (same look-back rule):
-   ``w_m ∝ exp(-(L_m / min L - 1) / temperature)``, so the best recent candidate dominates and
-   candidates a few percent worse still contribute. The combination is the weighted mean.
+   ``w_m ∝ exp(-(L_m / min L - 1 + margin_m) / temperature)``, so the best recent candidate
+   dominates and candidates a few percent worse still contribute. Every candidate other than the
+   moving average pays a margin that shrinks with the evidence (``evidence / sqrt(resolved
+   horizons)``), so short histories stay with the moving average. The combination is the weighted
+   mean.
 3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
 
 ``run_ensemble`` does this for all origins at once (backtests); ``EnsembleState`` freezes the
@@ -54,18 +57,18 @@ FALLBACK = "moving_average"
 class EnsembleSettings:
     """How candidates are calibrated and weighted."""
 
-    calib_window_seconds: int = 6 * 3600
+    calib_window_seconds: int = 3 * 3600
     """Look-back of the conformal calibration, seconds of origins."""
     min_calib: int = 10
     """Fewest resolved scores before a candidate counts as calibrated."""
     loss_window_seconds: int = 12 * 3600
     """Look-back of the pinball loss used for weighting, seconds of origins."""
-    temperature: float = 0.1
+    temperature: float = 0.05
     """Softness of the weighting (relative loss excess that costs a factor e in weight)."""
-    switch_margin: float = 0.01
+    switch_margin: float = 0.0
     """Relative loss advantage another candidate needs, on top of the evidence term, before it
     outweighs the moving average (the default)."""
-    evidence: float = 0.5
+    evidence: float = 1.0
     """The evidence term: ``evidence / sqrt(resolved horizons in the loss window)`` is added to the
     margin, so that on short histories (few independent windows) the ensemble stays with the
     moving average instead of chasing noise."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from .features import CALENDAR_FEATURES, DAY
 
@@ -40,6 +41,9 @@ class ModelSettings:
     """Training rows are thinned to at most this many (most recent kept densest)."""
     min_rows: int = 60
     """Below this many training rows the model refuses to fit (cold start)."""
+    threads: int = 1
+    """OpenMP threads for fitting and predicting. One by default: the scheduler shares its cores,
+    and OpenMP's spinning threads slow everything down on a busy node."""
 
 
 def _informative(col: Array) -> bool:
@@ -101,7 +105,8 @@ class LearnedModel:
                 early_stopping=False,
                 random_state=seed,
             )
-            model.fit(xs, target)
+            with threadpool_limits(limits=self.settings.threads):
+                model.fit(xs, target)
             models[name] = model
         self.models = models
         self.fit_seconds = time.perf_counter() - started
@@ -111,7 +116,8 @@ class LearnedModel:
     def predict(self, x: Array) -> dict[str, Array]:
         """Predicted log-ratios per target for rows ``x`` (p90 never below p50)."""
         xs = x[:, self.columns]
-        out = {name: np.asarray(m.predict(xs), dtype=np.float64) for name, m in self.models.items()}
+        with threadpool_limits(limits=self.settings.threads):
+            out = {name: np.asarray(m.predict(xs), dtype=np.float64) for name, m in self.models.items()}
         out["mean_p90"] = np.maximum(out["mean_p90"], out["mean_p50"])
         out["peak_p90"] = np.maximum(out["peak_p90"], out["mean_p90"])
         return out

@@ -1,0 +1,107 @@
+"""Rolling-origin backtests: no look-ahead, the backtest.json contract, and bad input handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from outrider_cli import main as cli_main
+from outrider_scheduler.forecast.backtest import METHODS
+from outrider_scheduler.forecast.ensemble import EnsembleSettings
+from outrider_scheduler.forecast.model import ModelSettings
+from outrider_scheduler.forecast.pipeline import WalkForward, run_walk_forward
+from outrider_scheduler.forecast.series import StepSeries, to_step_series
+from outrider_scheduler.forecast.traces import load_trace
+
+TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+needs_traces = pytest.mark.skipif(not TRACES.is_dir(), reason=f"shared traces folder {TRACES} is absent")
+
+SMALL = WalkForward(
+    refit_every_seconds=3600,
+    min_refits=4,
+    learned_min_history_seconds=3 * 3600,
+    arima_window_seconds=3600,
+    model=ModelSettings(max_iter=25, max_rows=1500),
+    ensemble=EnsembleSettings(calib_window_seconds=3 * 3600, loss_window_seconds=3 * 3600),
+)
+
+
+@needs_traces
+def test_no_information_from_after_the_origin_is_used() -> None:
+    """Scrambling everything after an origin must not change any forecast made at or before it."""
+    tr = load_trace(TRACES / "azure_functions_2019_sample1340_1min.csv")
+    base = to_step_series(tr, 0)
+    y = base.y[:900]
+    cut = 700  # origin 700 sees y[:700]
+    rng = np.random.default_rng(7)
+    y2 = y.copy()
+    y2[cut:] = rng.permutation(y2[cut:]) * 3.0
+    a = run_walk_forward(StepSeries(base.t0, base.step_seconds, y), 300, SMALL)
+    b = run_walk_forward(StepSeries(base.t0, base.step_seconds, y2), 300, SMALL)
+    rows = a.origins <= cut
+    assert a.learned_active[rows].any(), "the learned model never became active before the cut"
+    for name, cand in a.candidates.items():
+        for t, f in cand.f.items():
+            np.testing.assert_array_equal(f[rows], b.candidates[name].f[t][rows], err_msg=f"{name} {t}")
+    for t, f in a.ensemble.final.items():
+        np.testing.assert_array_equal(f[rows], b.ensemble.final[t][rows], err_msg=f"final {t}")
+    # and the scramble does change later forecasts, so the test can fail
+    later = a.origins > cut + 10
+    assert not np.allclose(a.ensemble.final["mean_p90"][later], b.ensemble.final["mean_p90"][later])
+
+
+@needs_traces
+def test_quick_backtest_cli_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bt"
+    rc = cli_main(
+        [
+            "forecast",
+            "backtest",
+            "--trace",
+            str(TRACES / "azure_llm_2023_conv_1s.csv"),
+            "--out",
+            str(out),
+            "--quick",
+        ]
+    )
+    assert rc == 0
+    doc = json.loads((out / "backtest.json").read_text())
+    assert (out / "backtest.png").stat().st_size > 10_000
+    assert doc["bin_seconds"] == 1 and doc["horizon_seconds"] == 300
+    assert doc["origins"] >= 200, "a one-hour trace must still give a few hundred windows"
+    assert set(doc["methods"]) == set(METHODS)
+    keys = {
+        "pinball_p50",
+        "pinball_p90",
+        "coverage_p90",
+        "peak_under_rate",
+        "mase",
+        "fit_seconds",
+        "predict_ms",
+    }
+    for name, row in doc["methods"].items():
+        assert set(row) == keys, name
+        assert all(isinstance(v, float) and np.isfinite(v) for v in row.values()), name
+        assert 0.0 <= row["coverage_p90"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "outrider" in printed and "moving_average" in printed
+
+
+def test_too_little_history_says_how_much(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "short.csv"
+    trace.write_text("t_seconds,requests\n" + "".join(f"{i * 10},{5 + i % 4}\n" for i in range(60)))
+    rc = cli_main(["forecast", "backtest", "--trace", str(trace), "--out", str(tmp_path / "o"), "--quick"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "at least" in err and "300 s horizon" in err
+
+
+def test_bad_trace_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text("t_seconds,requests\n0,1\n10,-1\n")
+    rc = cli_main(["forecast", "backtest", "--trace", str(trace), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "line 3" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""The per-deployment forecaster: cold start, learned mode, background refits, live accuracy."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from outrider_scheduler.forecast.ensemble import EnsembleSettings
+from outrider_scheduler.forecast.metrics import ForecastMetrics
+from outrider_scheduler.forecast.model import ModelSettings
+from outrider_scheduler.forecast.series import StepSeries
+from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
+from outrider_scheduler.forecast.traces import load_trace
+
+TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+pytestmark = pytest.mark.skipif(not TRACES.is_dir(), reason=f"shared traces folder {TRACES} is absent")
+
+SETTINGS = ForecasterSettings(
+    learned_min_history_seconds=2 * 3600,
+    model=ModelSettings(max_iter=30, max_rows=2000),
+    ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
+)
+
+
+def _week() -> np.ndarray:
+    return load_trace(TRACES / "azure_llm_2024_conv_10s.csv").counts
+
+
+def test_defaults_are_pinned() -> None:
+    s = ForecasterSettings()
+    assert (s.horizon_seconds, s.step_seconds, s.learned_min_history_seconds) == (300, 10, 3 * 3600)
+    assert s.refit_interval_seconds == 3600 and s.recalibrate_interval_seconds == 60
+
+
+def test_insufficient_history_then_cold_start_then_learned() -> None:
+    y = _week()
+    fc = DeploymentForecaster("ns/chat", SETTINGS, ForecastMetrics(CollectorRegistry()))
+    assert fc.predict(0.0).reason == "InsufficientHistory"
+    fc.observe(StepSeries(0.0, 10, y[:10]))
+    res = fc.predict(100.0)
+    assert not res.forecasting and "at least 300 s" in res.message
+    fc.observe(StepSeries(100.0, 10, y[10:360]))  # one hour
+    fc.refit(3600.0)
+    cold = fc.predict(3600.0)
+    assert cold.forecasting and cold.reason == "ColdStart"
+    assert cold.p50_rps > 0 and cold.p50_rps <= cold.p90_rps <= cold.peak_p90_rps
+    fc.observe(StepSeries(3600.0, 10, y[360:1440]))  # four hours in all
+    fc.refit(4 * 3600.0)
+    learned = fc.predict(4 * 3600.0)
+    assert learned.reason == "Learned"
+    actual_next = y[1440:1470].mean() / 10
+    assert abs(learned.p50_rps - actual_next) / actual_next < 0.2
+
+
+def test_predictions_do_not_wait_for_a_refit() -> None:
+    y = _week()
+    fc = DeploymentForecaster("ns/chat", SETTINGS)
+    fc.observe(StepSeries(0.0, 10, y[:2000]))
+    fc.refit(20_000.0)
+    t = threading.Thread(target=fc.refit, args=(30_000.0, True))
+    t.start()
+    results = [fc.predict(20_000.0 + i) for i in range(20)]
+    t.join()
+    assert all(r.forecasting for r in results)
+
+
+def test_live_accuracy_is_published() -> None:
+    y = _week()
+    registry = CollectorRegistry()
+    fc = DeploymentForecaster("ns/chat", SETTINGS, ForecastMetrics(registry))
+    fc.observe(StepSeries(0.0, 10, y[:1500]))
+    fc.refit(15_000.0)
+    for i in range(1500, 1700):
+        fc.observe(StepSeries(i * 10.0, 10, y[i : i + 1]))
+        fc.predict(i * 10.0 + 10)
+    acc = fc.accuracy()
+    assert acc["windows"] >= 150
+    assert 0.5 <= acc["coverage_p90"] <= 1.0
+    assert (
+        registry.get_sample_value("outrider_forecaster_p90_coverage_ratio", {"deployment": "ns/chat"})
+        == (acc["coverage_p90"])
+    )
+    loss = registry.get_sample_value(
+        "outrider_forecaster_pinball_loss_ratio", {"deployment": "ns/chat", "target": "mean_p90"}
+    )
+    assert loss is not None and 0 < loss < 0.2
