@@ -69,6 +69,10 @@ cluster-up: ## Start the local control plane with simulated GPU nodes (kubeconfi
 cluster-down: ## Stop every process the local cluster started.
 	$(PY) -m outrider_devcluster down
 
+.PHONY: cluster-status
+cluster-status: ## Show cluster processes, readiness, nodes and memory.
+	$(PY) -m outrider_devcluster status
+
 .PHONY: demo
 demo: ## The main job: local cluster + operator + extender + samples + a real inference, explained.
 	@test -x $(PY) || $(MAKE) setup
