@@ -221,3 +221,33 @@ def test_length_buckets_bound_padding() -> None:
     outlier = next(b for b in buckets if 1 in b)
     assert not {0, 2, 3, 4, 6} & set(outlier)  # short rows are not padded to the 128-token outlier
     assert length_buckets([7] * 5) == [[0, 1, 2, 3, 4]]
+
+
+async def test_batch_concurrency_overlaps_batches() -> None:
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def runner(batch: list[Pending]) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        for p in batch:
+            p.future.set_result(np.zeros((p.size, 1), np.float32))
+
+    for concurrency, expected in ((1, 1), (2, 2)):
+        running = peak = 0
+        release.clear()
+        b = DynamicBatcher(
+            runner, BatchSettings(max_batch_size=1, min_batch_delay_ms=0), 100, concurrency=concurrency
+        )
+        b.start()
+        futs = [b.submit([np.array([1], dtype=np.int64)]) for _ in range(4)]
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert peak == expected
+        release.set()
+        await asyncio.gather(*futs)
+        await b.drain()
