@@ -190,6 +190,7 @@ class ModelHandle:
         self.agreement: dict[str, float] = {}
         self.hidden = 0
         self.max_len = 256
+        self.vocab_size: int | None = None
         self.tokenizer: _Tokenizer | None = None
         self.stats = Stats()
         self.load_seconds = 0.0
@@ -214,6 +215,10 @@ class ModelHandle:
         base = onnx.load(str(model_dir / "model.onnx"))
         out_dims = base.graph.output[0].type.tensor_type.shape.dim
         self.hidden = int(out_dims[-1].dim_value) if out_dims else 0
+        word = next(
+            (t for t in base.graph.initializer if t.name == "embeddings.word_embeddings.weight"), None
+        )
+        self.vocab_size = int(word.dims[0]) if word is not None else None
         variants = (
             [PrecisionPolicy.FP32, PrecisionPolicy.INT8]
             if precision is PrecisionPolicy.ADAPTIVE

@@ -241,3 +241,22 @@ async def test_real_minilm_over_http(server_factory: Call, tiny_config: Call, tr
         assert emb.shape == (3, 384)
         sim = emb @ emb.T
         assert sim[0, 1] > 0.6 and sim[0, 2] < 0.3 and sim[0, 1] > sim[0, 2] + 0.4
+
+    # the real model cut into the documented two shards (12 alternating segments) equals the whole
+    from outrider_runtime.config import ShardConfig
+
+    path = ensure_builtin("all-minilm-l6-v2") / "model.onnx"
+    shards = [
+        ShardConfig.model_validate(
+            {"name": "attn", "layers": ["embeddings", "attention"], "maxBatchSize": 2}
+        ),
+        ShardConfig.model_validate({"name": "ffn", "layers": ["ffn", "head"], "maxBatchSize": 3}),
+    ]
+    whole = build_pipeline(path, [], PrecisionPolicy.FP32)
+    sharded = build_pipeline(path, shards, PrecisionPolicy.FP32)
+    rows = [np.array([101, 1037, 2158, 2003, 5983, 2833, 1012, 102]), np.array([101, 7592, 102])] * 3
+    feeds = pad_rows(rows)
+    assert sharded.segment_count == 12
+    np.testing.assert_allclose(await sharded.run_async(feeds), whole.run(feeds), atol=1e-5)
+    whole.close()
+    sharded.close()

@@ -366,9 +366,9 @@ class RuntimeServer:
                 f"input 'input_ids' must have shape [batch, seq] with both > 0, got {list(ids.shape)}"
             )
         ids = ids.astype(np.int64)
-        vocab_hi = 30522
-        if ids.min() < 0 or ids.max() >= vocab_hi:
-            raise BadRequestError(f"input 'input_ids' has token ids outside [0, {vocab_hi})")
+        vocab = m.vocab_size
+        if ids.min() < 0 or (vocab is not None and ids.max() >= vocab):
+            raise BadRequestError(f"input 'input_ids' has token ids outside [0, {vocab or 'vocab'})")
         if "attention_mask" in tensors:
             mask = tensors["attention_mask"]
             if mask.dtype not in (np.int64, np.int32):
