@@ -77,3 +77,32 @@ def test_delete_node_and_lookup_reports_unknown() -> None:
     cache.delete_node("a")
     found, unknown = cache.lookup(["a", "b"])
     assert [n.name for n in found] == ["b"] and unknown == ["a"]
+
+
+async def test_gc_freeze_loop_freezes_after_sync_and_on_change() -> None:
+    import asyncio
+    import gc
+
+    from outrider_scheduler.extender.gctuning import freeze_loop
+
+    state = {"ready": False, "generation": 0}
+    gc.unfreeze()
+    task = asyncio.create_task(
+        freeze_loop(lambda: bool(state["ready"]), lambda: int(state["generation"]), interval_s=0.05)
+    )
+    try:
+        await asyncio.sleep(0.2)
+        assert gc.get_freeze_count() == 0, "nothing is frozen before the cache has synced"
+        state["ready"] = True
+        await asyncio.sleep(0.7)
+        first = gc.get_freeze_count()
+        assert first > 0
+        gc.unfreeze()
+        await asyncio.sleep(0.2)
+        assert gc.get_freeze_count() == 0, "unchanged cache: no new freeze"
+        state["generation"] = 1
+        await asyncio.sleep(0.3)
+        assert gc.get_freeze_count() > 0
+    finally:
+        task.cancel()
+        gc.unfreeze()

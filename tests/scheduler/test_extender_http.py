@@ -29,6 +29,7 @@ class Client:
         async with self.session.post(f"{self.base}/scheduler/{verb}", data=data) as resp:
             text = await resp.text()
             assert resp.content_type == "application/json", text
+            assert resp.headers["Server-Timing"].startswith("extender;dur=")
             return resp.status, json.loads(text)
 
     async def metrics(self) -> str:

@@ -8,10 +8,12 @@ stack trace. Each call runs within the configured time budget.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +23,7 @@ from .cache import ClusterCache
 from .config import ExtenderConfig
 from .engine import Engine
 from .errors import BadRequestError, UnknownNodesError
+from .gctuning import freeze_loop
 from .metrics import ExtenderMetrics
 from .nodes import NodeState
 from .protocol import MAX_PRIORITY, ExtenderArgs, ExtenderFilterResult
@@ -78,18 +81,21 @@ class ExtenderService:
         outcome = "ok"
         try:
             body = await request.read()
-            return await handler(body)
+            response = await handler(body)
         except BadRequestError as exc:
             outcome = "bad_request"
             log.info("%s: bad request: %s", verb, exc)
-            return _json(self._error_body(verb, str(exc)), status=400)
+            response = _json(self._error_body(verb, str(exc)), status=400)
         except Exception as exc:
             outcome = "error"
             log.exception("%s: internal error", verb)
-            return _json(self._error_body(verb, f"internal error: {type(exc).__name__}"), status=500)
-        finally:
-            self.metrics.requests.labels(verb, outcome).inc()
-            self.metrics.latency.labels(verb).observe(time.perf_counter() - start)
+            response = _json(self._error_body(verb, f"internal error: {type(exc).__name__}"), status=500)
+        elapsed = time.perf_counter() - start
+        # Standard Server-Timing header: the time spent inside the extender, for clients and benchmarks.
+        response.headers["Server-Timing"] = f"extender;dur={elapsed * 1000:.3f}"
+        self.metrics.requests.labels(verb, outcome).inc()
+        self.metrics.latency.labels(verb).observe(elapsed)
+        return response
 
     @staticmethod
     def _error_body(verb: str, message: str) -> dict[str, Any]:
@@ -157,4 +163,13 @@ def create_app(service: ExtenderService) -> web.Application:
     app.router.add_post("/scheduler/prioritize", service.prioritize)
     app.router.add_get("/metrics", service.metrics_endpoint)
     app.router.add_get("/healthz", service.healthz)
+
+    async def gc_task(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(freeze_loop(service.ready, lambda: service.cache.generation))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(gc_task)
     return app
