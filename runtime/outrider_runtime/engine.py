@@ -46,21 +46,39 @@ PADDING_SLACK = 2.0
 """A length bucket may hold at most this many padded tokens per real token (see :func:`length_buckets`)."""
 
 
-def providers_for(device: str) -> list[Any]:
-    """ONNX Runtime execution providers for ``cpu`` or ``cuda:N`` (CUDA needs onnxruntime-gpu)."""
+def providers_for(device: str, precision: PrecisionPolicy = PrecisionPolicy.FP32) -> list[Any]:
+    """ONNX Runtime execution providers for ``cpu`` or ``cuda:N``.
+
+    On ``cuda:N`` the TensorRT provider leads when this onnxruntime build has it (FP16 enabled for
+    fp16/bf16 shards; int8 shards carry dynamically quantized ops that TensorRT hands to the CUDA
+    provider, since TensorRT's own int8 needs a calibration table), then CUDA, then CPU. A GPU
+    device without a GPU build of onnxruntime is a configuration error, not a silent CPU fallback.
+    """
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device.startswith("cuda:"):
+    if device.startswith("cuda:") and device.split(":", 1)[1].isdigit():
+        gpu = int(device.split(":", 1)[1])
         available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
             raise ModelBuildError(
                 f"device {device!r} requested but this onnxruntime build has no CUDAExecutionProvider "
                 f"(available: {available}); install onnxruntime-gpu on GPU nodes"
             )
-        return [
-            ("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}),
-            "CPUExecutionProvider",
-        ]
+        providers: list[Any] = []
+        if "TensorrtExecutionProvider" in available:
+            providers.append(
+                (
+                    "TensorrtExecutionProvider",
+                    {
+                        "device_id": gpu,
+                        "trt_fp16_enable": precision in (PrecisionPolicy.FP16, PrecisionPolicy.BF16),
+                        "trt_int8_enable": precision is PrecisionPolicy.INT8,
+                    },
+                )
+            )
+        providers.append(("CUDAExecutionProvider", {"device_id": gpu}))
+        providers.append("CPUExecutionProvider")
+        return providers
     raise ModelBuildError(f"unknown device {device!r}; expected cpu or cuda:N")
 
 
@@ -201,7 +219,7 @@ def build_pipeline(
     for seg in segments:
         plan = plans[seg.shard]
         converted = convert(seg.model, plan.precision)
-        session = _session(converted, providers_for(plan.device), threads)
+        session = _session(converted, providers_for(plan.device, plan.precision), threads)
         # keep the segment's wiring, not its weights: the session owns those now
         stages.append(_Stage(replace(seg, model=onnx.ModelProto()), plan, session))
         del converted

@@ -251,3 +251,31 @@ async def test_batch_concurrency_overlaps_batches() -> None:
         release.set()
         await asyncio.gather(*futs)
         await b.drain()
+
+
+def test_providers_for_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    from outrider_runtime.engine import providers_for
+
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ModelBuildError, match="onnxruntime-gpu"):
+        providers_for("cuda:0")
+    with pytest.raises(ModelBuildError, match="unknown device"):
+        providers_for("tpu:0")
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    assert providers_for("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    monkeypatch.setattr(
+        ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    trt = providers_for("cuda:2", PrecisionPolicy.FP16)
+    assert trt[0] == (
+        "TensorrtExecutionProvider",
+        {"device_id": 2, "trt_fp16_enable": True, "trt_int8_enable": False},
+    )
+    assert trt[1:] == [("CUDAExecutionProvider", {"device_id": 2}), "CPUExecutionProvider"]
