@@ -1,0 +1,133 @@
+"""Forecaster benchmark: full backtests of every shared trace plus the live forecaster's costs.
+
+Writes ``bench/results/forecast/<trace>/backtest.json|png`` and the summary
+``bench/results/forecast.json`` (ratio of Outrider's pinball_p90 to the best baseline's, coverage,
+and the service timings), and prints the summary JSON.
+
+Service timings, measured side by side in this one run on a week of 10-s data:
+* ``predict_ms``: median wall time of one deployment's forecast (history of a week);
+* ``refit_seconds``: wall time of one deployment's refit (learned model + calibration);
+* ``cycle_500_cpu_seconds``: process CPU time to add one new 10-s bin to and forecast 500
+  deployments (their fitted states are copies of one fit; the prediction path is unchanged).
+
+Usage: ``python bench/forecast_bench.py [--quick] [--traces DIR] [--only NAME ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from outrider_scheduler.forecast.backtest import (
+    BacktestSettings,
+    format_table,
+    run_backtest,
+    stderr_progress,
+    write_outputs,
+)
+from outrider_scheduler.forecast.series import StepSeries
+from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
+from outrider_scheduler.forecast.traces import load_trace
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def service_costs(week_trace: Path) -> dict[str, Any]:
+    counts = load_trace(week_trace).counts
+    settings = ForecasterSettings()
+    fc = DeploymentForecaster("bench/week", settings)
+    fc.observe(StepSeries(0.0, 10, counts[:-400]))
+    now = float(len(counts[:-400]) * 10)
+    stderr_progress("service: refitting one deployment on a week of 10-s data")
+    walls, cpus = [], []
+    for i in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fc.refit(now + i, force_model=True)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    predict = []
+    for i in range(200):
+        fc.observe(StepSeries(now + 10 * i, 10, counts[len(counts) - 400 + i : len(counts) - 399 + i]))
+        t0 = time.perf_counter()
+        res = fc.predict(now + 10 * i + 10)
+        predict.append((time.perf_counter() - t0) * 1000)
+    assert res.reason == "Learned", res
+    stderr_progress("service: 500 deployments, one 10-s cycle")
+    fleet = []
+    for j in range(500):
+        d = DeploymentForecaster(f"bench/d{j}", settings)
+        start = (j * 97) % 20_000
+        d.observe(StepSeries(0.0, 10, counts[start : start + 40_000]))
+        d._fitted = copy.copy(fc._fitted)  # share one fit; the prediction path is unchanged
+        fleet.append((d, start))
+    cycles = []
+    for c in range(3):
+        c0 = time.process_time()
+        for d, start in fleet:
+            i = start + 40_000 + c
+            d.observe(StepSeries(40_000 * 10.0 + c * 10, 10, counts[i : i + 1]))
+            d.predict(400_000.0 + c * 10)
+        cycles.append(time.process_time() - c0)
+    return {
+        "predict_ms_median": round(statistics.median(predict), 3),
+        "predict_ms_p95": round(float(np.percentile(predict, 95)), 3),
+        "refit_seconds_median": round(statistics.median(walls), 3),
+        "refit_cpu_seconds_median": round(statistics.median(cpus), 3),
+        "cycle_500_cpu_seconds_median": round(statistics.median(cycles), 3),
+        "targets": {"predict_ms": 5.0, "refit_seconds": 2.0, "cycle_500_cpu_seconds": 1.0},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="quick backtests (for a smoke run)")
+    ap.add_argument("--traces", default=str(REPO.parent / "shared" / "traces"), help="folder of traces")
+    ap.add_argument("--only", nargs="*", default=None, help="trace file names to run")
+    args = ap.parse_args(argv)
+    folder = Path(args.traces)
+    if not folder.is_dir():
+        print(f"error: traces folder {folder} is absent", file=sys.stderr)
+        return 2
+    files = [f for pat in ("*_1s.csv", "*_10s.csv", "*_1min.csv") for f in sorted(folder.glob(pat))]
+    if args.only:
+        files = [f for f in files if f.name in args.only]
+    summary: dict[str, Any] = {"quick": args.quick, "traces": {}}
+    for f in files:
+        stderr_progress(f"backtest {f.name}")
+        started = time.perf_counter()
+        doc, plot = run_backtest(f, BacktestSettings(quick=args.quick), stderr_progress)
+        write_outputs(doc, plot, RESULTS / "forecast" / f.stem)
+        print(format_table(doc), file=sys.stderr)
+        ours = doc["methods"]["outrider"]
+        best = doc["best_baseline"]
+        summary["traces"][f.name] = {
+            "origins": doc["origins"],
+            "best_baseline": best,
+            "ratio_p90_vs_best_baseline": round(doc["ratio_p90_vs_best_baseline"], 4),
+            "outrider_pinball_p90": round(ours["pinball_p90"], 5),
+            "best_baseline_pinball_p90": round(doc["methods"][best]["pinball_p90"], 5),
+            "coverage_p90": round(ours["coverage_p90"], 4),
+            "peak_under_rate": round(ours["peak_under_rate"], 4),
+            "learned_model_share": round(doc["learned_model_share"], 3),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    week = folder / "azure_llm_2024_conv_10s.csv"
+    if week.exists():
+        summary["service"] = service_costs(week)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "forecast.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
