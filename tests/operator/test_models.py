@@ -80,6 +80,10 @@ def test_wire_form_is_camel_case_and_round_trips(minimal_spec: dict[str, Any]) -
         ),
         ({"scaling": {"mode": "chaos"}}, "scaling.mode"),
         ({"unknownField": 1}, "unknownField"),
+        (
+            {"model": {"name": "m", "uri": "builtin:x", "format": "torchscript"}},
+            "outrider engine serves ONNX",
+        ),
     ],
 )
 def test_invalid_specs_name_the_problem(

@@ -414,6 +414,11 @@ class InferenceDeploymentSpec(ApiModel):
                 "the shard groups need more GPUs than runtime.gpusPerReplica",
                 ".sharding.groups",
             ),
+            (
+                "self.runtime.engine != 'outrider' || self.model.format == 'onnx'",
+                "the outrider engine serves ONNX models: use model.format onnx or runtime.engine triton",
+                ".model.format",
+            ),
         )
     }
 
@@ -432,6 +437,13 @@ class InferenceDeploymentSpec(ApiModel):
     def _cross_field(self) -> InferenceDeploymentSpec:
         if self.replicas.min == 0 and self.standby.cold + self.standby.warm == 0:
             raise ValueError("replicas.min 0 needs a warm or cold standby pool to scale up from")
+        if (
+            str(self.runtime.engine) == Engine.OUTRIDER.value
+            and str(self.model.format) != ModelFormat.ONNX.value
+        ):
+            raise ValueError(
+                "the outrider engine serves ONNX models: use model.format onnx or runtime.engine triton"
+            )
         gpus = self.sharding.total_gpus()
         if (
             self.runtime.gpus_per_replica > 0
