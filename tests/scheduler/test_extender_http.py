@@ -230,3 +230,32 @@ async def test_healthz(client: Client) -> None:
     client.service.ready = lambda: False
     async with client.session.get(f"{client.base}/healthz") as resp:
         assert resp.status == 503
+
+
+async def test_forecast_headroom_reads_inferencedeployment_status() -> None:
+    from outrider_scheduler.extender.config import StrategySettings
+
+    cache = ClusterCache()
+    cache.upsert_node(make_node("roomy", "h100-sxm5-80gb-x8"))
+    cache.upsert_node(make_node("tight", "h100-sxm5-80gb-x8"))
+    cache.upsert_pod(make_pod("busy", 6, node_name="tight"))
+    only_headroom = {name: StrategySettings(weight=0) for name in ExtenderConfig().strategies}
+    only_headroom["forecastHeadroom"] = StrategySettings(weight=1)
+    pod = make_pod("p", 2, deployment="chat", namespace="prod")
+    body = {"Pod": pod, "NodeNames": ["roomy", "tight"]}
+    async for c in _serve(ExtenderConfig(strategies=only_headroom), cache):
+        _, prio = await c.post("prioritize", body)
+        assert {e["Host"]: e["Score"] for e in prio} == {"roomy": 10, "tight": 10}, (
+            "no forecast: no preference"
+        )
+        cache.upsert_deployment(
+            {
+                "apiVersion": "outrider.dev/v1alpha1",
+                "kind": "InferenceDeployment",
+                "metadata": {"name": "chat", "namespace": "prod"},
+                "status": {"replicas": 2, "forecast": {"recommendedReplicas": 5}},
+            }
+        )
+        _, prio = await c.post("prioritize", body)
+        scores = {e["Host"]: e["Score"] for e in prio}
+        assert scores["roomy"] == 10 and scores["tight"] < 10, "room for the 3 forecast replicas wins"

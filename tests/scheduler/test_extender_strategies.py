@@ -329,3 +329,20 @@ def test_forecast_headroom_special_nodes_keep_scores_exact() -> None:
     pod = PodRequirements.from_pod(make_pod("p", 2, deployment="mine"))
     scores = dict(Engine([(strategy, 1)]).prioritize(pod, nodes, cache).scores)
     assert scores["n7"] < 10 and all(v == 10 for n, v in scores.items() if n != "n7")
+
+
+def test_status_headroom_source() -> None:
+    from outrider_scheduler.extender.strategies import StatusHeadroomSource
+
+    deployments: dict[tuple[str, str], dict[str, Any]] = {
+        ("prod", "chat"): {"status": {"replicas": 4, "forecast": {"recommendedReplicas": 7}}},
+        ("prod", "down"): {"status": {"replicas": 4, "forecast": {"recommendedReplicas": 2}}},
+        ("prod", "none"): {"status": {"replicas": 4}},
+    }
+    static = StaticHeadroomSource({"n1": {"chat": 2}}, {"none": 1})
+    source = StatusHeadroomSource(lambda ns, name: deployments.get((ns, name)), static)
+    assert source.expected_extra_replicas("prod/chat") == 3
+    assert source.expected_extra_replicas("prod/down") == 0
+    assert source.expected_extra_replicas("prod/none") == 1  # no forecast in status: the static number
+    assert source.expected_extra_replicas("prod/unknown") == 0
+    assert source.reserved_gpus("n1") == {"chat": 2} and set(source.reserved_nodes()) == {"n1"}

@@ -28,6 +28,7 @@ from .metrics import ExtenderMetrics
 from .nodes import NodeState
 from .protocol import MAX_PRIORITY, ExtenderArgs, ExtenderFilterResult
 from .requirements import PodRequirements
+from .strategies import ForecastHeadroom, StatusHeadroomSource
 
 __all__ = ["APP_KEY", "ExtenderService", "create_app"]
 
@@ -53,9 +54,12 @@ class ExtenderService:
         self.cache = cache
         self.metrics = metrics or ExtenderMetrics()
         self.metrics.track_cache_size(lambda: len(cache))
-        self.engine = Engine(
-            config.build_strategies(), budget_s=config.budget_ms / 1000.0, metrics=self.metrics
-        )
+        strategies = config.build_strategies()
+        for strategy, _ in strategies:
+            if isinstance(strategy, ForecastHeadroom):
+                # Live forecasts: the InferenceDeployments' status, from this service's watch cache.
+                strategy.source = StatusHeadroomSource(cache.deployment, strategy.source)
+        self.engine = Engine(strategies, budget_s=config.budget_ms / 1000.0, metrics=self.metrics)
         self.ready: Callable[[], bool] = lambda: True
 
     def _resolve(self, args: ExtenderArgs) -> list[NodeState]:

@@ -18,7 +18,13 @@ from typing import Any
 
 from .base import ClusterView, Failure, Strategy, args_from_mapping
 from .cache_locality import CacheLocality, CacheLocalityArgs
-from .forecast_headroom import ForecastHeadroom, ForecastHeadroomArgs, HeadroomSource, StaticHeadroomSource
+from .forecast_headroom import (
+    ForecastHeadroom,
+    ForecastHeadroomArgs,
+    HeadroomSource,
+    StaticHeadroomSource,
+    StatusHeadroomSource,
+)
 from .fragmentation import Fragmentation, FragmentationArgs
 from .gpu_fit import GpuFit, GpuFitArgs
 from .shard_topology import ShardTopology, ShardTopologyArgs
@@ -39,6 +45,7 @@ __all__ = [
     "ShardTopology",
     "ShardTopologyArgs",
     "StaticHeadroomSource",
+    "StatusHeadroomSource",
     "Strategy",
     "args_from_mapping",
     "build_strategy",

@@ -8,8 +8,10 @@ many extra replicas each deployment will need soon. This strategy reads that thr
 - raises it for nodes reserved for the pod's own deployment, and
 - prefers nodes with room for the deployment's expected extra replicas next to this one.
 
-:class:`StaticHeadroomSource` serves fixed numbers from configuration. Wiring it to the live
-forecaster (``outrider_scheduler.forecast``) is left for when that exists.
+:class:`StaticHeadroomSource` serves fixed numbers from configuration. :class:`StatusHeadroomSource`
+reads the forecaster's output where the operator publishes it — ``status.forecast.recommendedReplicas``
+against ``status.replicas`` of the pod's InferenceDeployment, from the extender's watch cache — and
+falls back to the static numbers. Per-node reservations come only from configuration so far.
 
 Arguments (``strategies.forecastHeadroom.args``): ``reservations`` (node → deployment → GPUs)
 and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to build a static source.
@@ -17,7 +19,7 @@ and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -26,7 +28,13 @@ from ..nodes import NodeState
 from ..requirements import PodRequirements
 from .base import ClusterView, Strategy, args_from_mapping
 
-__all__ = ["ForecastHeadroom", "ForecastHeadroomArgs", "HeadroomSource", "StaticHeadroomSource"]
+__all__ = [
+    "ForecastHeadroom",
+    "ForecastHeadroomArgs",
+    "HeadroomSource",
+    "StaticHeadroomSource",
+    "StatusHeadroomSource",
+]
 
 
 class HeadroomSource(Protocol):
@@ -37,7 +45,7 @@ class HeadroomSource(Protocol):
         ...
 
     def expected_extra_replicas(self, deployment: str) -> int:
-        """How many more replicas ``deployment`` is forecast to need soon."""
+        """How many more replicas ``deployment`` (``namespace/name``) is forecast to need soon."""
         ...
 
     def reserved_nodes(self) -> Collection[str]:
@@ -61,12 +69,50 @@ class StaticHeadroomSource:
         return self._reservations.get(node, {})
 
     def expected_extra_replicas(self, deployment: str) -> int:
-        """Forecast extra replicas of ``deployment`` (0 when unknown)."""
-        return self._expected.get(deployment, 0)
+        """Extra replicas of ``deployment`` (``namespace/name``, or its bare name; 0 when unknown)."""
+        found = self._expected.get(deployment)
+        if found is None:
+            found = self._expected.get(deployment.rpartition("/")[2], 0)
+        return found
 
     def reserved_nodes(self) -> Collection[str]:
         """Nodes with at least one reservation."""
         return {n for n, r in self._reservations.items() if any(r.values())}
+
+
+class StatusHeadroomSource:
+    """Expected extra replicas from InferenceDeployment status (recommended minus current replicas).
+
+    ``lookup(namespace, name)`` returns the InferenceDeployment as a plain dict (or None); anything
+    the status does not say is answered by ``fallback``.
+    """
+
+    def __init__(
+        self, lookup: Callable[[str, str], Mapping[str, Any] | None], fallback: HeadroomSource
+    ) -> None:
+        self._lookup = lookup
+        self.fallback = fallback
+
+    def reserved_gpus(self, node: str) -> Mapping[str, int]:
+        """Per-node reservations (from the fallback)."""
+        return self.fallback.reserved_gpus(node)
+
+    def reserved_nodes(self) -> Collection[str]:
+        """Nodes with reservations (from the fallback)."""
+        return self.fallback.reserved_nodes()
+
+    def expected_extra_replicas(self, deployment: str) -> int:
+        """``recommendedReplicas - replicas`` from the deployment's status, at least 0."""
+        namespace, _, name = deployment.rpartition("/")
+        obj = self._lookup(namespace or "default", name)
+        status = obj.get("status") if isinstance(obj, Mapping) else None
+        forecast = status.get("forecast") if isinstance(status, Mapping) else None
+        recommended = forecast.get("recommendedReplicas") if isinstance(forecast, Mapping) else None
+        if isinstance(recommended, int) and not isinstance(recommended, bool) and isinstance(status, Mapping):
+            current = status.get("replicas", 0)
+            current = current if isinstance(current, int) else 0
+            return max(0, recommended - current)
+        return self.fallback.expected_extra_replicas(deployment)
 
 
 @dataclass(frozen=True)
@@ -132,7 +178,9 @@ class ForecastHeadroom(Strategy):
         protect = 1.0 if leftover >= others else leftover / others
         if own > 0:
             protect = 1.0
-        expected = self.source.expected_extra_replicas(pod.deployment) if pod.deployment else 0
+        expected = (
+            self.source.expected_extra_replicas(f"{pod.namespace}/{pod.deployment}") if pod.deployment else 0
+        )
         if expected <= 0:
             return protect
         room = min(1.0, (max(0, leftover - others) // pod.gpus) / expected)
