@@ -9,11 +9,13 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    by ``i`` (``j <= i - k``: nothing from after the origin is used). Additive scores keep idle
    periods (zero rates) well-behaved, which log-ratio scores do not.
 2. *Weight the candidates* by their recent pinball loss (same look-back rule):
-   ``w_m ∝ exp(-(L_m / min L - 1 + margin_m) / temperature)``, so the best recent candidate
-   dominates and candidates a few percent worse still contribute. Every candidate other than the
-   moving average pays a margin that shrinks with the evidence (``evidence / sqrt(resolved
-   horizons)``), so short histories stay with the moving average. The combination is the weighted
-   mean.
+   ``w_m ∝ exp(-(L_m / min L - 1) / temperature)``, so the best recent candidate dominates and
+   candidates a few percent worse still contribute. A candidate other than the moving average (the
+   default) takes part only while it is *significantly* better than the moving average: a
+   Diebold-Mariano-style test on the per-origin loss differences over the loss window, counting
+   ``k`` overlapping origins as one independent window, must give ``t < -significance``. Short or
+   noisy histories therefore stay with the moving average; persistent structure (daily cycles the
+   learned model has found) passes the test. The combination is the weighted mean.
 3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
 
 ``run_ensemble`` does this for all origins at once (backtests); ``EnsembleState`` freezes the
@@ -65,13 +67,8 @@ class EnsembleSettings:
     """Look-back of the pinball loss used for weighting, seconds of origins."""
     temperature: float = 0.05
     """Softness of the weighting (relative loss excess that costs a factor e in weight)."""
-    switch_margin: float = 0.0
-    """Relative loss advantage another candidate needs, on top of the evidence term, before it
-    outweighs the moving average (the default)."""
-    evidence: float = 1.0
-    """The evidence term: ``evidence / sqrt(resolved horizons in the loss window)`` is added to the
-    margin, so that on short histories (few independent windows) the ensemble stays with the
-    moving average instead of chasing noise."""
+    significance: float = 1.0
+    """t-statistic by which a candidate must beat the moving average to be weighted at all."""
     final_stage: bool = False
     """Whether the combination is calibrated again on its own scores (off by default: on the shared
     traces the second stage added noise without improving coverage)."""
@@ -94,11 +91,33 @@ def _lagged_rolling(
     roll = pd.Series(values).rolling(window, min_periods=min_periods)
     if how == "quantile":
         out = roll.quantile(q)
+    elif how == "std":
+        out = roll.std()
     elif how == "count":
         out = pd.Series(np.isfinite(values).astype(np.float64)).rolling(window, min_periods=1).sum()
     else:
         out = roll.mean()
     return np.asarray(out.shift(lag), dtype=np.float64)
+
+
+def _eligibility(
+    raw_loss: dict[str, Array], window: int, min_periods: int, lag: int, significance: float
+) -> dict[str, Array]:
+    """0 where a candidate may be weighted, +inf where it has not significantly beaten the default."""
+    out: dict[str, Array] = {}
+    default = raw_loss.get(FALLBACK)
+    for name, loss in raw_loss.items():
+        if name == FALLBACK or default is None:
+            out[name] = np.zeros(len(loss))
+            continue
+        d = loss - default
+        mean = _lagged_rolling(d, window, min_periods, lag, "mean")
+        sd = _lagged_rolling(d, window, min_periods, lag, "std")
+        n_eff = np.maximum(np.nan_to_num(_lagged_rolling(d, window, 1, lag, "count")) / max(lag, 1), 1.0)
+        with np.errstate(all="ignore"):
+            tstat = mean / (sd / np.sqrt(n_eff))
+        out[name] = np.where(tstat < -significance, 0.0, np.inf)
+    return out
 
 
 def _weights(
@@ -204,7 +223,7 @@ def run_ensemble(
     calibrated: dict[str, dict[str, Array]] = {}
     offsets: dict[str, dict[str, Array]] = {}
     losses: dict[str, dict[str, Array]] = {t: {} for t in TARGETS}
-    margins: dict[str, Array] = {}
+    raw_loss: dict[str, dict[str, Array]] = {t: {} for t in TARGETS}
     for c in candidates:
         calibrated[c.name], offsets[c.name] = {}, {}
         for t in TARGETS:
@@ -215,11 +234,7 @@ def run_ensemble(
             calibrated[c.name][t], offsets[c.name][t] = cal, off
             loss = pinball(actual[t], cal, tau)
             losses[t][c.name] = _lagged_rolling(loss, lw, s.min_calib, lag, "mean")
-            if t == "mean_p50":
-                n_eff = _lagged_rolling(loss, lw, 1, lag, "count") / max(lag, 1)
-                margins[c.name] = s.switch_margin + s.evidence / np.sqrt(
-                    np.maximum(np.nan_to_num(n_eff), 1.0)
-                )
+            raw_loss[t][c.name] = loss
     weights: dict[str, dict[str, Array]] = {}
     warm = np.ones(len(scale), dtype=bool)
     final: dict[str, Array] = {}
@@ -227,6 +242,7 @@ def run_ensemble(
     for t in TARGETS:
         avail = {c.name: np.isfinite(calibrated[c.name][t]) for c in candidates}
         warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
+        margins = _eligibility(raw_loss[t], lw, s.min_calib, lag, s.significance)
         w = _weights(losses[t], avail, s.temperature, margins)
         num = np.zeros(len(scale))
         for c in candidates:
