@@ -69,8 +69,13 @@ LATENCY_PODS = [
     make_pod(
         "bench-sharded", 8, min_memory_mib=60000, precision="fp8", model="llama-70b",
         shard_plan=[
-            {"name": "attention", "layers": 40, "devicePreference": "memoryBandwidth", "gpus": 4},
-            {"name": "ffn", "layers": 40, "devicePreference": "compute", "gpus": 4},
+            {
+                "name": "attention",
+                "layers": ["embeddings", "attention"],
+                "devicePreference": "memoryBandwidth",
+                "gpus": 4,
+            },
+            {"name": "ffn", "layers": ["ffn", "head"], "devicePreference": "compute", "gpus": 4},
         ],
     ),
     make_pod("bench-embed", 1, min_memory_mib=8000, precision="int8", model="minilm", pool="active"),

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-environment": ("outrider_scheduler.agent.cli", "Print the GPU discovery for this machine."),
     "runtime": ("outrider_runtime.cli", "Run the per-node model server."),
     "extender": ("outrider_scheduler.extender.cli", "Run the kube-scheduler extender service."),
+    "agent": ("outrider_scheduler.agent.run_cli", "Run the node GPU agent (publishes the GPU inventory)."),
     "cluster": ("outrider_devcluster.cli", "Local development cluster: binaries, up, down, status."),
 }
 """Subcommand name -> (module providing ``register(parser)``, one-line help)."""

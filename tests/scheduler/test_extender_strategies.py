@@ -155,11 +155,15 @@ def test_shard_topology_matches_shards_to_device_strengths() -> None:
         make_pod(
             "a",
             1,
-            shard_plan=[{"name": "attn", "layers": 12, "devicePreference": "memoryBandwidth", "gpus": 1}],
+            shard_plan=[
+                {"name": "attn", "layers": ["attention"], "devicePreference": "memoryBandwidth", "gpus": 1}
+            ],
         )
     )
     ffn = PodRequirements.from_pod(
-        make_pod("f", 1, shard_plan=[{"name": "ffn", "layers": 12, "devicePreference": "compute", "gpus": 1}])
+        make_pod(
+            "f", 1, shard_plan=[{"name": "ffn", "layers": ["ffn"], "devicePreference": "compute", "gpus": 1}]
+        )
     )
     # Attention (bandwidth-bound): H100 (3352 GB/s) beats L40S (864 GB/s).
     assert topo.score(attention, h100) > topo.score(attention, l40s)

@@ -29,6 +29,7 @@ DevicePreference = Literal["memoryBandwidth", "compute"]
 """Which device property a shard group benefits from most."""
 
 _PRECISIONS = {"fp32", "fp16", "bf16", "int8", "fp8"}
+_LAYERS = {"embeddings", "attention", "ffn", "head", "all"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class ShardGroup:
     """One entry of the ``outrider.dev/shard-plan`` annotation."""
 
     name: str
-    layers: int
+    layers: tuple[str, ...]
     device_preference: DevicePreference
     max_batch_size: int
     gpus: int
@@ -179,8 +180,13 @@ def _shard_plan(raw: str | None) -> tuple[ShardGroup, ...]:
             raise MalformedRequestError(
                 f"{where}[{i}].devicePreference={pref!r} must be 'memoryBandwidth' or 'compute'"
             )
+        layers = item.get("layers", ["all"])
+        if not isinstance(layers, list) or not all(isinstance(x, str) and x in _LAYERS for x in layers):
+            raise MalformedRequestError(
+                f"{where}[{i}].layers={layers!r} must be a list of {', '.join(sorted(_LAYERS))}"
+            )
         ints: dict[str, int] = {}
-        for key, default in (("layers", 0), ("maxBatchSize", 1), ("gpus", 1)):
+        for key, default in (("maxBatchSize", 1), ("gpus", 1)):
             value = item.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise MalformedRequestError(f"{where}[{i}].{key}={value!r} must be a non-negative integer")
@@ -188,7 +194,7 @@ def _shard_plan(raw: str | None) -> tuple[ShardGroup, ...]:
         groups.append(
             ShardGroup(
                 name=str(item.get("name", f"shard-{i}")),
-                layers=ints["layers"],
+                layers=tuple(layers),
                 device_preference=pref,
                 max_batch_size=ints["maxBatchSize"],
                 gpus=ints["gpus"],
