@@ -105,3 +105,19 @@ def test_bad_trace_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc = cli_main(["forecast", "backtest", "--trace", str(trace), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "line 3" in capsys.readouterr().err
+
+
+@needs_traces
+def test_odd_bin_width_rounds_the_horizon_and_says_so(tmp_path: Path) -> None:
+    from outrider_scheduler.forecast.backtest import BacktestSettings, run_backtest
+    from outrider_scheduler.forecast.traces import parse_trace
+
+    counts = load_trace(TRACES / "azure_llm_2023_conv_1s.csv").counts
+    n = len(counts) // 7
+    seven = counts[: n * 7].reshape(n, 7).sum(axis=1)
+    text = "t_seconds,requests\n" + "".join(f"{i * 7},{int(c)}\n" for i, c in enumerate(seven))
+    doc, _ = run_backtest(parse_trace(text, "seven.csv"), BacktestSettings(quick=True))
+    assert doc["bin_seconds"] == 7 and doc["step_seconds"] == 14
+    assert doc["horizon_seconds"] == 294
+    assert any("used 294 s" in note for note in doc["repairs"])
+    assert doc["origins"] > 100

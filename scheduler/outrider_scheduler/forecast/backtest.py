@@ -28,10 +28,10 @@ import numpy.typing as npt
 
 from .baselines import BASELINE_NAMES
 from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
-from .errors import InsufficientHistoryError
+from .errors import ForecastError, InsufficientHistoryError
 from .model import ModelSettings
 from .pipeline import ENSEMBLE_CANDIDATES, WalkForward, WalkForwardResult, eps_for, run_walk_forward
-from .series import step_seconds_for, to_step_series
+from .series import effective_horizon, step_seconds_for, to_step_series
 from .traces import Trace, load_trace
 
 __all__ = ["BacktestSettings", "format_table", "min_history_seconds", "run_backtest", "write_outputs"]
@@ -75,7 +75,7 @@ class BacktestSettings:
 
 def min_history_seconds(bin_seconds: int, horizon_seconds: int, ensemble: EnsembleSettings) -> int:
     """The shortest trace that a backtest can score (the error message quotes it)."""
-    step = step_seconds_for(bin_seconds)
+    step = step_seconds_for(bin_seconds, horizon_seconds)
     k = max(1, horizon_seconds // step)
     steps = max(2 * k, 20) + 2 * k + ensemble.min_calib + MIN_EVAL_ORIGINS
     return steps * step + step
@@ -140,28 +140,33 @@ def run_backtest(
     say = progress or (lambda _m: None)
     s = (settings or BacktestSettings()).effective()
     tr = trace if isinstance(trace, Trace) else load_trace(trace)
-    need = min_history_seconds(tr.bin_seconds, s.horizon_seconds, s.walk_forward.ensemble)
+    if s.horizon_seconds < 1:
+        raise ForecastError(f"horizon must be positive, got {s.horizon_seconds} s")
+    step = step_seconds_for(tr.bin_seconds, s.horizon_seconds)
+    horizon = effective_horizon(s.horizon_seconds, step)
+    notes = list(tr.repairs)
+    if horizon != s.horizon_seconds:
+        notes.append(
+            f"horizon {s.horizon_seconds} s is not a whole number of {step} s steps; used {horizon} s"
+        )
+    need = min_history_seconds(tr.bin_seconds, horizon, s.walk_forward.ensemble)
     if tr.duration_seconds < need:
-        raise InsufficientHistoryError(tr.duration_seconds, need, s.horizon_seconds)
-    step = step_seconds_for(tr.bin_seconds)
+        raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
     per = step // tr.bin_seconds
     phases = sorted({round(p) for p in np.linspace(0, per - 1, min(per, s.max_phases))})
-    eps = eps_for(s.horizon_seconds)
+    eps = eps_for(horizon)
     started = time.perf_counter()
     pooled: list[dict[str, Any]] = []
     results: list[WalkForwardResult] = []
     for j, ph in enumerate(phases):
-        series = to_step_series(tr, ph)
-        series.horizon_steps(s.horizon_seconds)  # validates the horizon
+        series = to_step_series(tr, ph, step)
         say(f"phase {j + 1}/{len(phases)}: {len(series.y)} steps of {step} s")
-        res = run_walk_forward(
-            series, s.horizon_seconds, s.walk_forward, functools.partial(_prefixed, say, j + 1)
-        )
+        res = run_walk_forward(series, horizon, s.walk_forward, functools.partial(_prefixed, say, j + 1))
         results.append(res)
         pooled.append(_phase_scores(res, eps))
     n_total = sum(len(p["rows"]) for p in pooled)
     if n_total < MIN_EVAL_ORIGINS:
-        raise InsufficientHistoryError(tr.duration_seconds, need, s.horizon_seconds)
+        raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
     actual_mean = np.concatenate([p["actual_mean"] for p in pooled])
     actual_peak = np.concatenate([p["actual_peak"] for p in pooled])
     naive = np.concatenate([p["naive"] for p in pooled])
@@ -188,7 +193,7 @@ def run_backtest(
     doc: dict[str, Any] = {
         "trace": tr.name,
         "bin_seconds": tr.bin_seconds,
-        "horizon_seconds": s.horizon_seconds,
+        "horizon_seconds": horizon,
         "origins": n_total,
         "methods": methods,
         "step_seconds": step,
@@ -198,7 +203,7 @@ def run_backtest(
         "ratio_p90_vs_best_baseline": methods["outrider"]["pinball_p90"]
         / max(methods[best]["pinball_p90"], 1e-12),
         "learned_model_share": float(np.mean([p["learned_share"] for p in pooled])),
-        "repairs": list(tr.repairs),
+        "repairs": notes,
         "seconds": round(time.perf_counter() - started, 2),
         "notes": "prophet: not run (see docs/forecaster.md)",
     }

@@ -19,7 +19,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .errors import ForecastError
 from .traces import Trace
 
-__all__ = ["MIN_PEAK_BIN_SECONDS", "StepSeries", "peak_targets", "step_seconds_for", "to_step_series"]
+__all__ = [
+    "MIN_PEAK_BIN_SECONDS",
+    "StepSeries",
+    "effective_horizon",
+    "peak_targets",
+    "step_seconds_for",
+    "to_step_series",
+]
 
 MIN_PEAK_BIN_SECONDS = 10
 """Peaks are measured in bins of at least this many seconds."""
@@ -27,11 +34,27 @@ MIN_PEAK_BIN_SECONDS = 10
 Array = npt.NDArray[np.float64]
 
 
-def step_seconds_for(bin_seconds: int) -> int:
-    """The step grid width for an input bin width: the smallest multiple of it that is >= 10 s."""
+def step_seconds_for(bin_seconds: int, horizon_seconds: int | None = None) -> int:
+    """The step grid width for an input bin width: the smallest multiple of it that is >= 10 s.
+
+    With a horizon, the smallest such multiple that also divides the horizon is preferred (4 s bins
+    and a 100 s horizon give 20 s steps rather than 12 s); if none does (7 s bins, 300 s), the plain
+    step is returned and ``effective_horizon`` rounds the horizon to whole steps.
+    """
     if bin_seconds <= 0:
         raise ForecastError(f"bin width must be positive, got {bin_seconds}")
-    return bin_seconds * max(1, math.ceil(MIN_PEAK_BIN_SECONDS / bin_seconds))
+    step = bin_seconds * max(1, math.ceil(MIN_PEAK_BIN_SECONDS / bin_seconds))
+    if horizon_seconds is None or horizon_seconds % step == 0:
+        return step
+    for mult in range(step, horizon_seconds + 1, bin_seconds):
+        if horizon_seconds % mult == 0:
+            return mult
+    return step
+
+
+def effective_horizon(horizon_seconds: int, step_seconds: int) -> int:
+    """The horizon rounded to a whole number of steps (at least one)."""
+    return max(1, round(horizon_seconds / step_seconds)) * step_seconds
 
 
 @dataclass(frozen=True)
@@ -63,13 +86,15 @@ class StepSeries:
         return self.t0 + self.step_seconds * np.arange(len(self.y), dtype=np.float64)
 
 
-def to_step_series(trace: Trace, phase_bins: int = 0) -> StepSeries:
+def to_step_series(trace: Trace, phase_bins: int = 0, step_seconds: int | None = None) -> StepSeries:
     """Aggregate a trace onto its step grid, starting ``phase_bins`` input bins into the trace.
 
     When the step is wider than the input bin, different phases give interleaved origin grids; a
     partial step at either end is dropped (never filled with data from elsewhere).
     """
-    step = step_seconds_for(trace.bin_seconds)
+    step = step_seconds or step_seconds_for(trace.bin_seconds)
+    if step % trace.bin_seconds:
+        raise ForecastError(f"step {step} s is not a multiple of the {trace.bin_seconds} s bins")
     per = step // trace.bin_seconds
     if not 0 <= phase_bins < per:
         raise ForecastError(f"phase must be in 0..{per - 1}, got {phase_bins}")
