@@ -376,3 +376,22 @@ def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[
         return not left
 
     wait_for("garbage collection of children", gone, timeout=60)
+
+
+def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    def can(sa: str, *verb_resource: str) -> bool:
+        out = cluster.kubectl(
+            "auth", "can-i", *verb_resource, "--as", f"system:serviceaccount:{RELEASE_NS}:{sa}", check=False
+        )
+        return out.stdout.strip() == "yes"
+
+    assert can("outrider-operator", "patch", "inferencedeployments.outrider.dev/status", "-n", NS)
+    assert can("outrider-operator", "create", "deployments.apps", "-n", NS)
+    assert not can("outrider-operator", "update", "inferencedeployments.outrider.dev", "-n", NS)  # never spec
+    assert not can("outrider-operator", "get", "secrets", "-n", NS)
+    assert can("outrider-scheduler", "watch", "inferencedeployments.outrider.dev", "-A")
+    assert can("outrider-scheduler", "create", "bindings", "-n", NS)  # system:kube-scheduler
+    assert not can("outrider-scheduler", "get", "secrets", "-n", NS)
+    assert can("outrider-agent", "patch", "nodes")
+    assert not can("outrider-agent", "delete", "nodes")
+    assert not can("outrider-agent", "list", "pods", "-A")

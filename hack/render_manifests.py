@@ -23,10 +23,25 @@ def main() -> int:
     if "helm" not in binaries.paths:
         print("render_manifests: helm not found; run `make binaries` first", file=sys.stderr)
         return 1
+    config = (REPO / "deploy" / "scheduler-config.yaml").read_text()
+    chart_copy = REPO / "charts" / "outrider" / "files" / "scheduler-config.yaml"
+    text = "# GENERATED from deploy/scheduler-config.yaml by `make manifests`. DO NOT EDIT.\n" + config
+    if not chart_copy.exists() or chart_copy.read_text() != text:
+        chart_copy.write_text(text)
+        print(f"generated {chart_copy.relative_to(REPO)}")
     rendered = subprocess.run(
-        [str(binaries["helm"]), "template", "outrider", str(REPO / "charts" / "outrider"),
-         "--namespace", NAMESPACE, "--include-crds"],
-        check=True, capture_output=True, text=True,
+        [
+            str(binaries["helm"]),
+            "template",
+            "outrider",
+            str(REPO / "charts" / "outrider"),
+            "--namespace",
+            NAMESPACE,
+            "--include-crds",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
     out_dir = REPO / "manifests" / "install"
