@@ -13,7 +13,8 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    candidates a few percent worse still contribute. A candidate other than the moving average (the
    default) takes part only while it is *significantly* better than the moving average: a
    Diebold-Mariano-style test on the per-origin loss differences over the loss window, counting
-   ``k`` overlapping origins as one independent window, must give ``t < -significance``. Short or
+   ``k`` overlapping origins as one independent window, must give
+   ``t < -(significance + small_sample / sqrt(n))``. Short or
    noisy histories therefore stay with the moving average; persistent structure (daily cycles the
    learned model has found) passes the test. The combination is the weighted mean.
 3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
@@ -69,6 +70,8 @@ class EnsembleSettings:
     """Softness of the weighting (relative loss excess that costs a factor e in weight)."""
     significance: float = 1.0
     """t-statistic by which a candidate must beat the moving average to be weighted at all."""
+    small_sample: float = 2.0
+    """Extra t-statistic demanded from few independent windows ``n``: ``small_sample / sqrt(n)``."""
     final_stage: bool = False
     """Whether the combination is calibrated again on its own scores (off by default: on the shared
     traces the second stage added noise without improving coverage)."""
@@ -101,7 +104,7 @@ def _lagged_rolling(
 
 
 def _eligibility(
-    raw_loss: dict[str, Array], window: int, min_periods: int, lag: int, significance: float
+    raw_loss: dict[str, Array], window: int, min_periods: int, lag: int, significance: float, small: float
 ) -> dict[str, Array]:
     """0 where a candidate may be weighted, +inf where it has not significantly beaten the default."""
     out: dict[str, Array] = {}
@@ -116,7 +119,7 @@ def _eligibility(
         n_eff = np.maximum(np.nan_to_num(_lagged_rolling(d, window, 1, lag, "count")) / max(lag, 1), 1.0)
         with np.errstate(all="ignore"):
             tstat = mean / (sd / np.sqrt(n_eff))
-        out[name] = np.where(tstat < -significance, 0.0, np.inf)
+        out[name] = np.where(tstat < -(significance + small / np.sqrt(n_eff)), 0.0, np.inf)
     return out
 
 
@@ -242,7 +245,7 @@ def run_ensemble(
     for t in TARGETS:
         avail = {c.name: np.isfinite(calibrated[c.name][t]) for c in candidates}
         warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
-        margins = _eligibility(raw_loss[t], lw, s.min_calib, lag, s.significance)
+        margins = _eligibility(raw_loss[t], lw, s.min_calib, lag, s.significance, s.small_sample)
         w = _weights(losses[t], avail, s.temperature, margins)
         num = np.zeros(len(scale))
         for c in candidates:
