@@ -3,7 +3,8 @@
 Every step-grid origin is a forecast origin. When the step is wider than the trace's bins (1-s
 traces use 10-s steps) the trace is cut into interleaved phase grids and the origins of all phases
 are pooled, so short traces still give hundreds of windows. Scoring starts once every method is
-calibrated, and all methods are scored on the same origins.
+calibrated and Outrider's weights have a loss history, and all methods are scored on the same
+origins.
 
 Losses (``pinball_p50``, ``pinball_p90``) concern the window's mean rate and are divided by the
 trace's mean rate. ``coverage_p90`` is the share of windows whose mean rate was at or under the
