@@ -79,6 +79,11 @@ def test_live_accuracy_is_published() -> None:
         fc.predict(i * 10.0 + 10)
     acc = fc.accuracy()
     assert acc["windows"] >= 150
+    # the learned model's live forecasts are kept as its out-of-sample record for calibration
+    assert len(fc._records) == 200
+    fc.refit(17_000.0)
+    assert fc._fitted is not None
+    assert np.isfinite(fc._fitted.state.offsets["outrider_gbm"]["mean_p90"])
     assert 0.5 <= acc["coverage_p90"] <= 1.0
     assert (
         registry.get_sample_value("outrider_forecaster_p90_coverage_ratio", {"deployment": "ns/chat"})

@@ -64,7 +64,7 @@ class EnsembleSettings:
     """Look-back of the conformal calibration, seconds of origins."""
     min_calib: int = 10
     """Fewest resolved scores before a candidate counts as calibrated."""
-    loss_window_seconds: int = 12 * 3600
+    loss_window_seconds: int = 24 * 3600
     """Look-back of the pinball loss used for weighting, seconds of origins."""
     temperature: float = 0.05
     """Softness of the weighting (relative loss excess that costs a factor e in weight)."""

@@ -119,7 +119,7 @@ class LearnedModel:
         self.fit_seconds = 0.0
         self.trained_rows = 0
         self.train_end = 0
-        """Step index by which every training window had ended (later origins are out-of-sample)."""
+        """Step index by which every training window had ended (walk-forward bookkeeping)."""
 
     @property
     def fitted(self) -> bool:
@@ -142,6 +142,8 @@ class LearnedModel:
             for j, name in enumerate(self.feature_names)
             if (calendar or name not in CALENDAR_FEATURES) and _informative(x[:, j])
         ]
+        if not self.columns:  # nothing varies (an idle deployment): stay with the simple predictors
+            return False
         xs = x[:, self.columns]
         leaf = int(min(s.min_samples_leaf, max(5, len(xs) // 20)))
         started = time.perf_counter()

@@ -111,6 +111,8 @@ class _Fitted:
     state: EnsembleState
     fitted_at: float
     model_fitted_at: float
+    train_end_time: float
+    """Origins at or after this time are out-of-sample for ``model``."""
 
 
 class DeploymentForecaster:
@@ -133,6 +135,8 @@ class DeploymentForecaster:
         self._series: StepSeries | None = None
         self._fitted: _Fitted | None = None
         self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
+        # the learned model's live forecasts by origin time: its walk-forward record for calibration
+        self._records: dict[float, tuple[float, float, float]] = {}
         self.last: ForecastResult | None = None
 
     # -- history ---------------------------------------------------------------------------------
@@ -185,8 +189,8 @@ class DeploymentForecaster:
         prev = self._fitted
         model = prev.model if prev else None
         model_at = prev.model_fitted_at if prev else 0.0
+        train_end_time = prev.train_end_time if prev else 0.0
         fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
-        train_end = -1
         if n * s.step_seconds >= s.learned_min_history_seconds:
             due = model is None or force_model or now - model_at >= s.refit_interval_seconds
             if due:
@@ -201,20 +205,29 @@ class DeploymentForecaster:
                     zp = np.log(tg_train.rate["peak_p90"] + eps) - lb
                     if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)):
                         model, model_at = m, now
-                        m.train_end = cut
-        if model is not None:
-            train_end = model.train_end
+                        train_end_time = series.t0 + cut * s.step_seconds
         first = max(1, n - (cw + lw + 2 * k))
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         tg = make_targets(series, k, eps, origins, fs)
         if model is not None:
-            oos = origins >= train_end  # only out-of-sample rows enter the learned model's scores
+            # Only out-of-sample forecasts enter the learned model's scores: what it forecast live
+            # (recorded by predict), else the current model on origins after its training windows.
+            times = series.t0 + origins * float(s.step_seconds)
+            oos = times >= train_end_time
             raw = {t: np.full(len(origins), np.nan) for t in TARGETS}
             if oos.any():
                 pred = learned_raw(model, fs.build(origins[oos]), tg.base[oos], eps)
                 for t in TARGETS:
                     raw[t][oos] = pred[t]
+            records = self._records
+            for j, tm in enumerate(times.tolist()):
+                rec = records.get(tm)
+                if rec is not None:
+                    raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
+            oldest = float(times[0])
+            for tm in [tm for tm in records if tm < oldest]:
+                records.pop(tm, None)
             cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
@@ -226,7 +239,7 @@ class DeploymentForecaster:
         )
         state = ens.state_at(len(origins) - 1)
         with self._lock:
-            self._fitted = _Fitted(model, state, now, model_at)
+            self._fitted = _Fitted(model, state, now, model_at, train_end_time)
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
 
@@ -271,6 +284,17 @@ class DeploymentForecaster:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
             pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
             raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
+            t_now = series.t0 + n * float(s.step_seconds)
+            self._records[t_now] = (
+                raw["outrider_gbm"]["mean_p50"],
+                raw["outrider_gbm"]["mean_p90"],
+                raw["outrider_gbm"]["peak_p90"],
+            )
+            limit = (
+                s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds
+            ) // s.step_seconds + 4 * k
+            while len(self._records) > limit:
+                self._records.pop(next(iter(self._records)))
         out = fitted.state.apply(raw, scale) if fitted is not None else {}
         if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
             # not calibrated yet: the moving average, uncalibrated
