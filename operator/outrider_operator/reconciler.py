@@ -40,6 +40,10 @@ __all__ = ["ReconcileResult", "Reconciler"]
 log = logging.getLogger(__name__)
 
 IDF_API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
+OPERATOR_CONDITIONS = frozenset({"Ready", "Progressing", "Degraded"})
+"""Conditions the operator owns; others (Forecasting) belong to their own writers."""
+FOREIGN_STATUS_FIELDS = ("forecast", "lastScalingAction")
+"""Status fields other writers own (server-side apply keeps each writer's fields apart)."""
 
 
 @dataclass
@@ -237,8 +241,18 @@ class Reconciler:
         if status == previous and body.get("status"):
             return False
         wire = status.to_wire()
+        for foreign in FOREIGN_STATUS_FIELDS:
+            wire.pop(foreign, None)
+        wire["conditions"] = [c for c in wire.get("conditions", []) if c["type"] in OPERATOR_CONDITIONS]
+        meta = body["metadata"]
+        doc = {
+            "apiVersion": IDF_API_VERSION,
+            "kind": labels.KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": wire,
+        }
         try:
-            self.rest.merge_patch(f"{path}/status", {"status": wire})
+            self.rest.apply(doc, subresource="status")
         except KubeApiError as exc:
             if exc.status == 404:  # deleted while we were reconciling: nothing left to report on
                 return False

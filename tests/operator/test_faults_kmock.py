@@ -185,7 +185,10 @@ async def _reconcile(reconciler: Reconciler) -> ReconcileResult:
 
 
 def _applies(apiserver: ApplyingEmulator) -> list[kmock.Request]:
-    return list(apiserver["patch", kmock.headers({"Content-Type": APPLY})])
+    """Applies of child objects (status is applied too, to its own subresource)."""
+    return [
+        r for r in apiserver["patch", kmock.headers({"Content-Type": APPLY})] if r.subresource != "status"
+    ]
 
 
 def _status_patches(apiserver: ApplyingEmulator) -> list[kmock.Request]:

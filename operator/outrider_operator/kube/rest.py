@@ -128,14 +128,22 @@ class KubeRest:
             if not token:
                 return items
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``obj`` with force (the operator is the one writer of its children)."""
+    def apply(
+        self, obj: dict[str, Any], *, subresource: str | None = None, field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` with force (the operator is the one writer of its children).
+
+        With ``subresource="status"`` only the fields in ``obj['status']`` are applied, owned by
+        ``field_manager``; other writers of the same status (the forecaster) keep their fields.
+        """
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        if subresource:
+            path = f"{path}/{subresource}"
         result: dict[str, Any] = self.request(
             "PATCH",
             path,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             body=obj,
             content_type="application/apply-patch+yaml",
         )
