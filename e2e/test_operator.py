@@ -239,10 +239,15 @@ def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[b
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     table = cluster.kubectl("get", "infd", name, "-n", NS).stdout
     assert "READY" in table and "ACTIVE" in table and "FORECAST" in table
+
     # the Service routes only to the active pool
-    eps = get_json(cluster, "endpointslices", "-n", NS, "-l", f"kubernetes.io/service-name={name}")
-    addresses = [a for s in eps["items"] for e in (s.get("endpoints") or []) for a in e["addresses"]]
-    assert len(addresses) == 2, addresses
+    def addresses() -> list[str]:
+        eps = get_json(cluster, "endpointslices", "-n", NS, "-l", f"kubernetes.io/service-name={name}")
+        return [a for s in eps["items"] for e in (s.get("endpoints") or []) for a in e["addresses"]]
+
+    wait_for("two endpoints (the active pool only)", lambda: len(addresses()) == 2, timeout=30)
+    time.sleep(2)
+    assert len(addresses()) == 2, addresses()  # warm and cold pods never join
 
 
 def test_reconcile_is_idempotent_and_never_writes_spec(
@@ -273,8 +278,10 @@ def test_reconcile_is_idempotent_and_never_writes_spec(
         ln for ln in metrics.splitlines() if ln.startswith('outrider_operator_reconciles_total{result="ok"}')
     ]
     assert ok and float(ok[0].split()[-1]) >= 3, ok
-    obj = get_json(cluster, "infd", name, "-n", NS)
-    for entry in obj["metadata"].get("managedFields", []):
+    obj = get_json(cluster, "infd", name, "-n", NS, "--show-managed-fields")
+    entries = obj["metadata"]["managedFields"]
+    assert any(e["manager"] == "outrider-operator" for e in entries), entries
+    for entry in entries:
         if entry.get("manager", "").startswith("kubectl"):
             continue
         assert "f:spec" not in json.dumps(entry.get("fieldsV1", {})), entry
@@ -395,3 +402,61 @@ def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[
     assert can("outrider-agent", "patch", "nodes")
     assert not can("outrider-agent", "delete", "nodes")
     assert not can("outrider-agent", "list", "pods", "-A")
+
+
+def test_forecaster_and_operator_share_status_without_clobbering(
+    cluster: Any, operator: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """The forecaster owns Forecasting and status.forecast; the operator owns the rest (SSA managers)."""
+    name = "forecast-me"
+    cluster.kubectl("apply", "-f", "-", input=idf(name))
+    dead_prometheus = f"http://127.0.0.1:{free_port()}"  # nothing listens: Prometheus is down
+    log_path = tmp_path / "forecaster.log"
+    with log_path.open("wb") as log_file:
+        forecaster = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "outrider_cli",
+                "forecast",
+                "serve",
+                "--prometheus-url",
+                dead_prometheus,
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--interval",
+                "2",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        try:
+
+            def both() -> dict[str, Any] | None:
+                obj = get_json(cluster, "infd", name, "-n", NS)
+                ready, fc = condition(obj, "Ready"), condition(obj, "Forecasting")
+                if ready and ready["status"] == "True" and fc:
+                    return obj
+                return None
+
+            obj = wait_for("Ready from the operator and Forecasting from the forecaster", both, timeout=90)
+            fc = condition(obj, "Forecasting")
+            assert fc is not None
+            assert (fc["status"], fc["reason"]) == ("False", "MetricsUnavailable"), fc
+            assert "forecast" not in obj["status"]  # no fake zero forecast when nothing was measured
+            time.sleep(7)  # two operator resyncs (3 s) and several forecaster cycles (2 s)
+            obj = get_json(cluster, "infd", name, "-n", NS, "--show-managed-fields")
+            assert condition(obj, "Forecasting") is not None and condition(obj, "Ready") is not None
+            managers = {
+                (m["manager"], m.get("subresource", "")): json.dumps(m.get("fieldsV1", {}))
+                for m in obj["metadata"]["managedFields"]
+            }
+            assert '"k:{\\"type\\":\\"Forecasting\\"}"' in managers[("outrider-forecaster", "status")]
+            assert '"k:{\\"type\\":\\"Ready\\"}"' in managers[("outrider-operator", "status")]
+            assert "Forecasting" not in managers[("outrider-operator", "status")]
+            assert forecaster.poll() is None, "the forecaster must survive Prometheus being down"
+        finally:
+            forecaster.terminate()
+            forecaster.wait(timeout=15)
+    assert forecaster.returncode == 0, log_path.read_text()[-2000:]

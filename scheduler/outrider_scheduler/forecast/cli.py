@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from .errors import ForecastError
+from .serve_cli import add_serve_parser
 
 __all__ = ["register"]
 
@@ -44,6 +45,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     bt.add_argument("--out", default="backtest-out", help="Output folder for backtest.json and backtest.png.")
     bt.add_argument("--quick", action="store_true", help="Fewer refits and smaller models (well under 60 s).")
     bt.set_defaults(func=_backtest)
+    add_serve_parser(sub)
 
     def _usage(_args: argparse.Namespace) -> int:
         parser.print_help()

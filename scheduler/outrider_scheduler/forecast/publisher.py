@@ -1,0 +1,139 @@
+"""Publish forecasts into InferenceDeployment status: ``status.forecast`` and the ``Forecasting`` condition.
+
+The forecaster is the one writer of those two fields. It writes them by server-side apply to
+the status subresource under its own field manager, so the operator (which applies Ready,
+Progressing, Degraded and the pool counts under ``outrider-operator``) and the forecaster never
+overwrite each other's fields.
+
+A forecast is published only once one was really made; when metrics are missing, the condition
+says ``Forecasting=False`` with the reason and the last published numbers stay (a vanished
+forecast must not look like zero load).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from outrider_operator.api import labels
+from outrider_operator.errors import KubeApiError
+from outrider_operator.kube.rest import KubeRest
+from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
+
+__all__ = ["FIELD_MANAGER", "ForecastPublisher", "PublishReport", "run_forever"]
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "outrider-forecaster"
+"""Field manager that owns status.forecast and the Forecasting condition."""
+_API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
+_LIST_ALL = f"/apis/{labels.API_GROUP}/{labels.API_VERSION}/{labels.PLURAL}"
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decimal(value: float) -> str:
+    return f"{value:.3f}"
+
+
+@dataclass
+class PublishReport:
+    """What one publishing cycle did."""
+
+    deployments: int = 0
+    published: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class ForecastPublisher:
+    """Keeps one forecaster per InferenceDeployment and publishes each cycle's results."""
+
+    def __init__(
+        self, rest: KubeRest, service: ForecasterService, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.rest = rest
+        self.service = service
+        self.clock = clock
+        self._made_forecast: set[str] = set()
+
+    def cycle(self) -> PublishReport:
+        """List InferenceDeployments, forecast each, apply the results; raises only if listing fails."""
+        items = self.rest.list(_LIST_ALL)
+        report = PublishReport(deployments=len(items))
+        current: dict[str, dict[str, Any]] = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            ns, name = str(meta.get("namespace")), str(meta.get("name"))
+            horizon = ((item.get("spec") or {}).get("scaling") or {}).get("forecastHorizonSeconds")
+            self.service.add(ns, name, int(horizon) if isinstance(horizon, int) else None)
+            current[f"{ns}/{name}"] = item
+        for ns, name in [k for k in self.service.forecasters if f"{k[0]}/{k[1]}" not in current]:
+            self.service.remove(ns, name)
+        now = self.clock() if self.clock else None
+        for key, result in self.service.cycle(now).items():
+            target = current.get(key)
+            if target is None:
+                continue
+            try:
+                self._publish(target, result)
+                report.published += 1
+            except KubeApiError as exc:
+                report.failures.append(f"{key}: {exc}")
+                log.warning("could not publish the forecast of %s: %s", key, exc)
+        return report
+
+    def _publish(self, item: dict[str, Any], result: ForecastResult) -> None:
+        meta = item["metadata"]
+        status = item.get("status") or {}
+        previous = next((c for c in status.get("conditions") or [] if c.get("type") == "Forecasting"), None)
+        cond: dict[str, Any] = dict(result.condition())
+        unchanged = previous is not None and previous.get("status") == cond["status"]
+        cond["lastTransitionTime"] = (
+            previous["lastTransitionTime"] if unchanged and previous else _rfc3339(result.generated_at)
+        )
+        cond["observedGeneration"] = int(meta.get("generation", 0))
+        cond["message"] = cond["message"][:1024]
+        doc_status: dict[str, Any] = {"conditions": [cond]}
+        finite = all(math.isfinite(v) for v in (result.p50_rps, result.p90_rps, result.peak_p90_rps))
+        if result.forecasting and finite:
+            self._made_forecast.add(result.deployment)
+            forecast: dict[str, Any] = {
+                "horizonSeconds": result.horizon_seconds,
+                "p50Rps": _decimal(result.p50_rps),
+                "p90Rps": _decimal(result.p90_rps),
+                "p90PeakRps": _decimal(result.peak_p90_rps),
+                "generatedAt": _rfc3339(result.generated_at),
+            }
+            doc_status["forecast"] = forecast
+        elif status.get("forecast") and result.deployment in self._made_forecast:
+            doc_status["forecast"] = status["forecast"]  # keep the last numbers (and our ownership)
+        doc = {
+            "apiVersion": _API_VERSION,
+            "kind": labels.KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": doc_status,
+        }
+        self.rest.apply(doc, subresource="status", field_manager=FIELD_MANAGER)
+
+
+def run_forever(publisher: ForecastPublisher, interval_seconds: float, stop: threading.Event) -> None:
+    """Run cycles every ``interval_seconds`` until ``stop`` is set; a failed cycle is logged, never fatal."""
+    while not stop.is_set():
+        try:
+            report = publisher.cycle()
+            log.info(
+                "forecast cycle: %d deployments, %d published, %d failures",
+                report.deployments,
+                report.published,
+                len(report.failures),
+            )
+        except Exception:  # listing failed or a bug: keep the process alive and say so
+            log.exception("forecast cycle failed; next try in %.0fs", interval_seconds)
+        stop.wait(interval_seconds)

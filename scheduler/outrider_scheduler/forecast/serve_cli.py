@@ -1,0 +1,73 @@
+"""``outrider forecast serve``: forecast every InferenceDeployment from Prometheus and publish it.
+
+Reads the runtime's request counter through Prometheus ``query_range``, forecasts each
+deployment's next ``spec.scaling.forecastHorizonSeconds`` and applies ``status.forecast`` and
+the ``Forecasting`` condition (field manager ``outrider-forecaster``). Prometheus being down
+gives ``Forecasting=False`` with reason ``MetricsUnavailable``; the process keeps running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+__all__ = ["add_serve_parser"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from outrider_operator.kube.rest import KubeRest, load_api_client
+
+    from .metrics import ForecastMetrics
+    from .prometheus import DEFAULT_QUERY, PrometheusSource
+    from .publisher import ForecastPublisher, run_forever
+    from .service import ForecasterService
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.interval <= 0:
+        print("error: --interval must be > 0", flush=True)
+        return 2
+    metrics = ForecastMetrics()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, registry=metrics.registry)
+    source = PrometheusSource(args.prometheus_url, query_template=args.query or DEFAULT_QUERY)
+    service = ForecasterService(source, metrics=metrics)
+    publisher = ForecastPublisher(KubeRest(load_api_client(args.kubeconfig)), service)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    logging.getLogger(__name__).info("forecasting from %s every %.0fs", args.prometheus_url, args.interval)
+    try:
+        run_forever(publisher, args.interval, stop)
+    finally:
+        service.close()
+    return 0
+
+
+def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand to the ``forecast`` subparsers."""
+    sv = sub.add_parser("serve", help="Forecast every InferenceDeployment and publish into its status.")
+    sv.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("OUTRIDER_PROMETHEUS_URL", "http://prometheus-operated.monitoring:9090"),
+        help="Prometheus base URL (env OUTRIDER_PROMETHEUS_URL).",
+    )
+    sv.add_argument("--query", default=None, help="query_range template with {namespace} and {deployment}.")
+    sv.add_argument(
+        "--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig (default in-cluster)."
+    )
+    sv.add_argument("--interval", type=float, default=10.0, help="Seconds between cycles (default 10).")
+    sv.add_argument("--metrics-port", type=int, default=0, help="Serve /metrics on this port (0: off).")
+    sv.add_argument("--log-level", default="INFO", help="Log level.")
+    sv.set_defaults(func=_serve)
