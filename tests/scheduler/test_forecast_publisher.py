@@ -1,0 +1,94 @@
+from typing import Any
+
+from outrider_scheduler.forecast.prometheus import PrometheusSource
+from outrider_scheduler.forecast.publisher import FIELD_MANAGER, ForecastPublisher
+from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
+
+
+class FakeRest:
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+        self.applied: list[tuple[dict[str, Any], str | None, str]] = []
+
+    def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return self.items
+
+    def apply(self, obj: dict[str, Any], *, subresource: str | None = None, field_manager: str = "") -> Any:
+        self.applied.append((obj, subresource, field_manager))
+        return obj
+
+
+class ScriptedService(ForecasterService):
+    def __init__(self) -> None:
+        super().__init__(PrometheusSource("http://127.0.0.1:1"))
+        self.next: list[ForecastResult] = []
+
+    def cycle(self, now: float | None = None) -> dict[str, ForecastResult]:
+        return {r.deployment: r for r in self.next}
+
+
+def idf(status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "m", "namespace": "ml", "generation": 3},
+        "spec": {"scaling": {"forecastHorizonSeconds": 600}},
+        "status": status or {},
+    }
+
+
+def result(ok: bool, p50: float = 12.5) -> ForecastResult:
+    reason = "ColdStart" if ok else "MetricsUnavailable"
+    return ForecastResult("ml/m", 600, p50, 15.0, 20.0, 1_800_000_000.0, ok, reason, "msg")
+
+
+def test_publishes_forecast_and_condition_under_its_own_manager() -> None:
+    rest, service = FakeRest([idf()]), ScriptedService()
+    service.next = [result(True)]
+    report = ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
+    assert report.published == 1 and service.forecasters[("ml", "m")].settings.horizon_seconds == 600
+    doc, sub, manager = rest.applied[0]
+    assert (sub, manager) == ("status", FIELD_MANAGER)
+    assert doc["status"]["forecast"] == {
+        "horizonSeconds": 600,
+        "p50Rps": "12.500",
+        "p90Rps": "15.000",
+        "p90PeakRps": "20.000",
+        "generatedAt": "2027-01-15T08:00:00Z",
+    }
+    cond = doc["status"]["conditions"][0]
+    assert (cond["type"], cond["status"], cond["reason"], cond["observedGeneration"]) == (
+        "Forecasting",
+        "True",
+        "ColdStart",
+        3,
+    )
+
+
+def test_metrics_loss_keeps_last_numbers_and_never_invents_zero() -> None:
+    service = ScriptedService()
+    # never forecast before: no numbers at all
+    rest = FakeRest([idf()])
+    service.next = [result(False, p50=0.0)]
+    pub = ForecastPublisher(rest, service)  # type: ignore[arg-type]
+    pub.cycle()
+    assert "forecast" not in rest.applied[-1][0]["status"]
+    # forecast once, then lose metrics: the stored numbers are re-applied, condition goes False
+    service.next = [result(True)]
+    pub.cycle()
+    stored = rest.applied[-1][0]["status"]
+    rest.items = [idf(stored)]
+    service.next = [result(False, p50=0.0)]
+    pub.cycle()
+    last = rest.applied[-1][0]["status"]
+    assert last["forecast"] == stored["forecast"]
+    assert last["conditions"][0]["status"] == "False"
+    assert last["conditions"][0]["lastTransitionTime"] == "2027-01-15T08:00:00Z"
+
+
+def test_deleted_deployments_are_forgotten() -> None:
+    rest, service = FakeRest([idf()]), ScriptedService()
+    pub = ForecastPublisher(rest, service)  # type: ignore[arg-type]
+    pub.cycle()
+    assert ("ml", "m") in service.forecasters
+    rest.items = []
+    pub.cycle()
+    assert service.forecasters == {}
