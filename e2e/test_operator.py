@@ -399,6 +399,8 @@ def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[
     assert can("outrider-scheduler", "watch", "inferencedeployments.outrider.dev", "-A")
     assert can("outrider-scheduler", "create", "bindings", "-n", NS)  # system:kube-scheduler
     assert not can("outrider-scheduler", "get", "secrets", "-n", NS)
+    assert can("outrider-scheduler", "patch", "inferencedeployments.outrider.dev/status", "-n", NS)  # forecaster
+    assert not can("outrider-scheduler", "patch", "inferencedeployments.outrider.dev", "-n", NS)
     assert can("outrider-agent", "patch", "nodes")
     assert not can("outrider-agent", "delete", "nodes")
     assert not can("outrider-agent", "list", "pods", "-A")
