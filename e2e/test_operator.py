@@ -392,14 +392,18 @@ def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[
         )
         return out.stdout.strip() == "yes"
 
-    assert can("outrider-operator", "patch", "inferencedeployments.outrider.dev/status", "-n", NS)
+    assert can(
+        "outrider-operator", "patch", "inferencedeployments.outrider.dev", "--subresource=status", "-n", NS
+    )
     assert can("outrider-operator", "create", "deployments.apps", "-n", NS)
     assert not can("outrider-operator", "update", "inferencedeployments.outrider.dev", "-n", NS)  # never spec
     assert not can("outrider-operator", "get", "secrets", "-n", NS)
     assert can("outrider-scheduler", "watch", "inferencedeployments.outrider.dev", "-A")
     assert can("outrider-scheduler", "create", "bindings", "-n", NS)  # system:kube-scheduler
     assert not can("outrider-scheduler", "get", "secrets", "-n", NS)
-    assert can("outrider-scheduler", "patch", "inferencedeployments.outrider.dev/status", "-n", NS)  # forecaster
+    assert can(
+        "outrider-scheduler", "patch", "inferencedeployments.outrider.dev", "--subresource=status", "-n", NS
+    )  # forecaster
     assert not can("outrider-scheduler", "patch", "inferencedeployments.outrider.dev", "-n", NS)
     assert can("outrider-agent", "patch", "nodes")
     assert not can("outrider-agent", "delete", "nodes")
