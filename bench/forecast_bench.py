@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             "coverage_p90": round(ours["coverage_p90"], 4),
             "peak_under_rate": round(ours["peak_under_rate"], 4),
             "learned_model_share": round(doc["learned_model_share"], 3),
+            "independent_windows": doc["independent_windows"],
+            "calibration_check": doc["calibration_check"],
             "seconds": round(time.perf_counter() - started, 1),
         }
     week = folder / "azure_llm_2024_conv_10s.csv"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from outrider_cli import main as cli_main
-from outrider_scheduler.forecast.backtest import METHODS
+from outrider_scheduler.forecast.backtest import METHODS, calibration_range, independent_windows
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
 from outrider_scheduler.forecast.model import ModelSettings
 from outrider_scheduler.forecast.pipeline import WalkForward, run_walk_forward
@@ -88,6 +88,30 @@ def test_quick_backtest_cli_writes_the_contract(tmp_path: Path, capsys: pytest.C
         assert 0.0 <= row["coverage_p90"] <= 1.0
     printed = capsys.readouterr().out
     assert "outrider" in printed and "moving_average" in printed
+    # about half an hour is scored: a handful of independent windows, so a wide range
+    assert 4 <= doc["independent_windows"] <= 12
+    lo, hi = doc["calibration_check"]["coverage_range_if_calibrated"]
+    assert lo < 0.85 and hi == 1.0
+    assert doc["calibration_check"]["coverage_p90_consistent"] == (
+        lo <= doc["methods"]["outrider"]["coverage_p90"] <= hi
+    )
+    assert "independent 300 s windows" in printed
+
+
+def test_independent_windows_and_the_calibrated_coverage_range() -> None:
+    times = np.arange(0.0, 1800.0, 10.0)  # origins over half an hour, 10 s apart
+    assert independent_windows(times, 300) == 6  # 0, 300, ..., 1500
+    assert independent_windows(times[:1], 300) == 1
+    assert independent_windows(np.zeros(0), 300) == 0
+    lo, hi = calibration_range(6)
+    assert (lo, hi) == (4 / 6, 1.0)  # binomial(6, 0.9): 5% and 95% points are 4 and 6
+    lo, hi = calibration_range(2000)
+    assert 0.88 < lo < 0.9 < hi < 0.92
+    # simulated calibrated forecaster over 2,000 independent windows: its coverage is in range
+    rng = np.random.default_rng(3)
+    inside = [lo <= np.mean(rng.random(2000) < 0.9) <= hi for _ in range(200)]
+    assert 0.8 <= np.mean(inside) <= 0.99
+    assert calibration_range(0) == (0.0, 1.0)
 
 
 def test_too_little_history_says_how_much(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,13 @@ trace's mean rate. ``coverage_p90`` is the share of windows whose mean rate was 
 p90; ``peak_under_rate`` the share whose peak rate (busiest step bin) was at or under the p90 of
 the peak. ``mase`` is the mean absolute error of the p50 divided by that of the naive forecast
 "the next window's mean equals the last window's mean" over the same origins.
+
+Coverage is a rate over *windows*, and the windows of neighbouring origins overlap, so a short trace
+holds few independent outcomes: half an hour of scored origins is six non-overlapping 5-minute
+windows. ``calibration_range`` gives the range a perfectly calibrated p90 would show over that many
+independent windows (binomial, central 90%); a coverage outside it is evidence of miscalibration,
+one inside it is not evidence either way. Real forecast errors are correlated from one window to
+the next, so the true spread is wider still: the range is a lower bound on the sampling noise.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import binom
 
 from .baselines import BASELINE_NAMES
 from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
@@ -35,7 +43,15 @@ from .pipeline import ENSEMBLE_CANDIDATES, WalkForward, WalkForwardResult, eps_f
 from .series import effective_horizon, step_seconds_for, to_step_series
 from .traces import Trace, load_trace
 
-__all__ = ["BacktestSettings", "format_table", "min_history_seconds", "run_backtest", "write_outputs"]
+__all__ = [
+    "BacktestSettings",
+    "calibration_range",
+    "format_table",
+    "independent_windows",
+    "min_history_seconds",
+    "run_backtest",
+    "write_outputs",
+]
 
 Array = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
@@ -80,6 +96,23 @@ def min_history_seconds(bin_seconds: int, horizon_seconds: int, ensemble: Ensemb
     k = max(1, horizon_seconds // step)
     steps = max(2 * k, 20) + 2 * k + ensemble.min_calib + MIN_EVAL_ORIGINS
     return steps * step + step
+
+
+def independent_windows(origin_times: Array, horizon_seconds: int) -> int:
+    """How many pairwise non-overlapping forecast windows fit among scored origins at these times."""
+    if len(origin_times) == 0:
+        return 0
+    span = float(np.max(origin_times) - np.min(origin_times))
+    return int(span // horizon_seconds) + 1
+
+
+def calibration_range(windows: int, tau: float = 0.9, level: float = 0.9) -> tuple[float, float]:
+    """Central ``level`` range of the coverage a calibrated ``tau`` quantile shows over ``windows``
+    independent windows (binomial); ``(0, 1)`` when there are none."""
+    if windows <= 0:
+        return 0.0, 1.0
+    lo, hi = binom.ppf([(1 - level) / 2, (1 + level) / 2], windows, tau)
+    return float(lo) / windows, float(hi) / windows
 
 
 def _phase_scores(res: WalkForwardResult, eps: float) -> dict[str, Any]:
@@ -191,6 +224,10 @@ def run_backtest(
             "predict_ms": round(pred_ms, 6),
         }
     best = min(BASELINE_NAMES, key=lambda m: methods[m]["pinball_p90"])
+    # phases are interleaved copies of the same windows: independence is counted on phase 0
+    windows = independent_windows(pooled[0]["origin_times"], horizon)
+    lo, hi = calibration_range(windows)
+    ours = methods["outrider"]
     doc: dict[str, Any] = {
         "trace": tr.name,
         "bin_seconds": tr.bin_seconds,
@@ -204,6 +241,12 @@ def run_backtest(
         "ratio_p90_vs_best_baseline": methods["outrider"]["pinball_p90"]
         / max(methods[best]["pinball_p90"], 1e-12),
         "learned_model_share": float(np.mean([p["learned_share"] for p in pooled])),
+        "independent_windows": windows,
+        "calibration_check": {
+            "coverage_range_if_calibrated": [round(lo, 4), round(hi, 4)],
+            "coverage_p90_consistent": bool(lo <= ours["coverage_p90"] <= hi),
+            "peak_under_rate_consistent": bool(lo <= ours["peak_under_rate"] <= hi),
+        },
         "repairs": notes,
         "seconds": round(time.perf_counter() - started, 2),
         "notes": "prophet: not run (see docs/forecaster.md)",
@@ -241,6 +284,15 @@ def format_table(doc: dict[str, Any]) -> str:
         f"outrider pinball_p90 / best baseline ({doc['best_baseline']}): "
         f"{doc['ratio_p90_vs_best_baseline']:.3f}"
     )
+    check = doc.get("calibration_check")
+    if check:
+        lo, hi = check["coverage_range_if_calibrated"]
+        lines.append(
+            f"{doc['independent_windows']} independent {doc['horizon_seconds']} s windows: a calibrated p90 "
+            f"covers {lo:.2f}-{hi:.2f} of them 90% of the time; outrider coverage "
+            f"{'consistent' if check['coverage_p90_consistent'] else 'NOT consistent'}, peak "
+            f"{'consistent' if check['peak_under_rate_consistent'] else 'NOT consistent'}"
+        )
     return "\n".join(lines)
 
 
