@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from outrider_scheduler.forecast.baselines import Candidate, point_candidate
-from outrider_scheduler.forecast.ensemble import TARGETS, EnsembleSettings, run_ensemble
+from outrider_scheduler.forecast.ensemble import (
+    TARGETS,
+    EnsembleSettings,
+    run_ensemble,
+    weighted_lagged_quantile,
+)
 
 
 def _setup(
@@ -53,3 +58,37 @@ def test_fallback_before_any_loss_history() -> None:
     assert not out.warm[:5].any()
     first = int(np.argmax(np.isfinite(out.final["mean_p50"])))
     assert out.weights["mean_p50"]["moving_average"][first] == 1.0
+
+
+def test_weighted_quantile_equals_the_plain_quantile_with_equal_weights() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=400)
+    x[50:60] = np.nan
+    out = weighted_lagged_quantile(x, 100, 10, 7, 0.9, half_life=1e12)
+    for i in (17, 120, 250, 399):
+        w = x[max(0, i - 7 - 99) : i - 7 + 1]
+        w = w[np.isfinite(w)]
+        assert out[i] == np.quantile(w, 0.9, method="inverted_cdf")
+    assert np.isnan(out[:16]).all()  # fewer than 10 resolved values
+
+
+def test_weighted_quantile_uses_no_value_newer_than_the_lag() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=500)
+    y = x.copy()
+    y[300:] = 50.0  # values that resolve only at row 300 + lag
+    a = weighted_lagged_quantile(x, 200, 10, 20, 0.9, 30.0, stride=6)
+    b = weighted_lagged_quantile(y, 200, 10, 20, 0.9, 30.0, stride=6)
+    np.testing.assert_array_equal(a[:320], b[:320])
+    assert b[-1] == 50.0 and a[-1] < 5.0
+
+
+def test_recent_scores_weigh_more() -> None:
+    x = np.concatenate((np.full(300, 2.0), np.zeros(100)))  # the error level drops at row 300
+    plain = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 1e12)
+    recent = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 30.0)
+    assert plain[-1] == 2.0  # three quarters of the window still holds the old level
+    assert recent[-1] == 0.0  # a hundred rows is more than three half-lives
+    held = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 30.0, stride=50)
+    assert held[-1] == recent[-1]  # the last row is always computed
+    assert (held[-50:-1] == held[-50]).all()  # results are held between recomputations

@@ -7,7 +7,11 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    the origin), so one set of scores serves quiet nights and busy days; the calibrated forecast is
    ``f_i + scale_i * Q_tau(scores)`` over the last ``calib_window`` origins whose windows had ended
    by ``i`` (``j <= i - k``: nothing from after the origin is used). Additive scores keep idle
-   periods (zero rates) well-behaved, which log-ratio scores do not.
+   periods (zero rates) well-behaved, which log-ratio scores do not. ``Q_tau`` is a weighted
+   quantile: a score's weight halves every ``half_life`` of origin time, so the calibration follows
+   changes in the error level (night and day, a burstier hour) within about an hour while still
+   resting on hours of scores. Offsets are recomputed every ``recalibrate_seconds`` of origins (the
+   service's recalibration interval) and held in between.
 2. *Weight the candidates* by their recent pinball loss (same look-back rule):
    ``w_m ∝ exp(-(L_m / min L - 1) / temperature)``, so the best recent candidate dominates and
    candidates a few percent worse still contribute. A candidate other than the moving average (the
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .baselines import Candidate
 
@@ -44,6 +49,7 @@ __all__ = [
     "pinball",
     "run_ensemble",
     "to_rates",
+    "weighted_lagged_quantile",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -62,6 +68,11 @@ class EnsembleSettings:
 
     calib_window_seconds: int = 3 * 3600
     """Look-back of the conformal calibration, seconds of origins."""
+    half_life_seconds: int = 3600
+    """Half-life of the calibration scores' weights, seconds of origin age (0: equal weights)."""
+    recalibrate_seconds: int = 60
+    """Offsets are recomputed every this many seconds of origins and held in between (weighted
+    quantiles only; the service recalibrates every 60 s too)."""
     min_calib: int = 10
     """Fewest resolved scores before a candidate counts as calibrated."""
     loss_window_seconds: int = 24 * 3600
@@ -143,6 +154,52 @@ def _weights(
     total = w.sum(axis=1)
     w = np.where(total[:, None] > 0, w / np.where(total > 0, total, 1.0)[:, None], 0.0)
     return {m: w[:, j] for j, m in enumerate(names)}
+
+
+def weighted_lagged_quantile(
+    values: Array, window: int, min_periods: int, lag: int, q: float, half_life: float, stride: int = 1
+) -> Array:
+    """Recency-weighted ``q``-quantile of ``values[i-lag-window+1 .. i-lag]`` for every row ``i``.
+
+    A value ``a`` rows older than the newest in the window weighs ``2 ** (-a / half_life)``; NaNs
+    weigh nothing, and rows with fewer than ``min_periods`` finite values get NaN. The quantile is
+    the smallest value whose cumulative weight reaches ``q`` of the total. It is computed at the
+    last row and every ``stride`` rows before it, and each result is held for the rows that follow
+    (so row ``i`` may use a result computed up to ``stride - 1`` rows earlier, never a later one).
+    """
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n <= lag:
+        return out
+    pad = np.concatenate((np.full(window - 1, np.nan), values))
+    view = sliding_window_view(pad, window)  # row r holds values[r-window+1 .. r]
+    weight = np.exp2(-(window - 1 - np.arange(window)) / max(half_life, 1e-9))
+    rows = np.arange(n - 1, lag - 1, -max(stride, 1))[::-1]
+    for a in range(0, len(rows), 512):
+        rr = rows[a : a + 512]
+        block = view[rr - lag]
+        finite = np.isfinite(block)
+        order = np.argsort(np.where(finite, block, np.inf), axis=1)
+        ordered = np.take_along_axis(block, order, axis=1)
+        cum = np.cumsum(np.take_along_axis(np.where(finite, weight, 0.0), order, axis=1), axis=1)
+        pick = np.argmax(cum >= q * cum[:, -1:] * (1 - 1e-9), axis=1)  # tolerate rounding
+        res = ordered[np.arange(len(rr)), pick]
+        out[rr] = np.where(finite.sum(axis=1) >= min_periods, res, np.nan)
+    if stride > 1:
+        pos = np.arange(n)
+        src = np.searchsorted(rows, pos, side="right") - 1
+        out = np.where(src >= 0, out[rows[np.maximum(src, 0)]], np.nan)
+    return out
+
+
+def _calibration_quantile(
+    score: Array, window: int, lag: int, q: float, s: EnsembleSettings, step: int
+) -> Array:
+    if s.half_life_seconds <= 0:
+        return _lagged_rolling(score, window, s.min_calib, lag, "quantile", q)
+    return weighted_lagged_quantile(
+        score, window, s.min_calib, lag, q, s.half_life_seconds / step, max(1, s.recalibrate_seconds // step)
+    )
 
 
 @dataclass
@@ -232,7 +289,7 @@ def run_ensemble(
         for t in TARGETS:
             tau = QUANTILES[t]
             score = np.where(used, (actual[t] - c.f[t]) / scale, np.nan)
-            off = _lagged_rolling(score, cw, s.min_calib, lag, "quantile", tau)
+            off = _calibration_quantile(score, cw, lag, tau, s, step_seconds)
             cal = np.maximum(c.f[t] + off * scale, 0.0)
             calibrated[c.name][t], offsets[c.name][t] = cal, off
             loss = pinball(actual[t], cal, tau)
@@ -255,7 +312,7 @@ def run_ensemble(
         g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
         if s.final_stage:
             score = np.where(used, (actual[t] - g) / scale, np.nan)
-            off = _lagged_rolling(score, cw, s.min_calib, lag, "quantile", QUANTILES[t])
+            off = _calibration_quantile(score, cw, lag, QUANTILES[t], s, step_seconds)
             off = np.nan_to_num(off, nan=0.0)
         else:
             off = np.zeros(len(g))
