@@ -76,6 +76,7 @@ cluster-status: ## Show cluster processes, readiness, nodes and memory.
 .PHONY: demo
 demo: ## The main job: local cluster + operator + extender + samples + a real inference, explained.
 	@test -x $(PY) || $(MAKE) setup
+	@command -v prometheus >/dev/null || bash hack/setup-system.sh
 	$(PY) hack/demo.py
 
 ##@ Benchmarks

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -132,6 +133,92 @@ def infer_locally(demo: Demo) -> None:
     print(f"    tritonclient infer: {len(sentences)} sentences -> embeddings {out.shape} in {elapsed:.1f} ms")
 
 
+def forecast_live(demo: Demo) -> None:
+    """Prometheus scrapes the local runtime, load is sent, and the forecaster publishes into status."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    name = "minilm-live"
+    body = {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+            "runtime": {"gpusPerReplica": 0},
+            "scaling": {"forecastHorizonSeconds": 30},
+        },
+    }
+    path = demo.settings.cluster_dir / "demo-live.yaml"
+    path.write_text(json.dumps(body))
+    demo.run("kubectl", "apply", "-f", str(path), show=True)
+    if shutil.which("prometheus") is None:
+        raise SystemExit("prometheus not found: run `make setup-system` (Debian's prometheus package)")
+    prom_dir = demo.settings.cluster_dir / "prometheus"
+    prom_dir.mkdir(exist_ok=True)
+    config = prom_dir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: outrider-runtime\n"
+        "    static_configs:\n      - targets: ['127.0.0.1:18000']\n"
+        f"        labels: {{namespace: {NS}, deployment: {name}}}\n"
+    )
+    print("    the local runtime stands in for the deployment's pods (KWOK pods run no containers);")
+    print(f"    Prometheus scrapes it with labels namespace={NS}, deployment={name}")
+    demo.start(
+        "outrider-prometheus",
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={prom_dir / 'data'}",
+            "--web.listen-address=127.0.0.1:19090",
+        ],
+        "http://127.0.0.1:19090/-/ready",
+    )
+    demo.start(
+        "outrider-forecaster",
+        [
+            str(VENV_BIN / "outrider"),
+            "forecast",
+            "serve",
+            "--prometheus-url",
+            "http://127.0.0.1:19090",
+            "--kubeconfig",
+            str(demo.settings.kubeconfig),
+            "--interval",
+            "5",
+        ],
+        None,
+    )
+    client = httpclient.InferenceServerClient("127.0.0.1:18000")
+    text = np.array([b"a surge of requests is coming"], dtype=object)
+    inp = httpclient.InferInput("text", [1], "BYTES")
+    inp.set_data_from_numpy(text)
+    print("    sending load for up to 90 s until the forecaster has 30 s of history ...", flush=True)
+    deadline = time.monotonic() + 90
+    sent = 0
+    while time.monotonic() < deadline:
+        for _ in range(20):
+            client.infer("minilm", [inp])
+            sent += 1
+        obj = demo.kubectl_json("infd", name, "-n", NS)
+        forecast = (obj.get("status") or {}).get("forecast")
+        conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+        if forecast:
+            fc = conds.get("Forecasting", {})
+            print(
+                f"    {sent} requests sent; Forecasting={fc.get('status')} ({fc.get('reason')}): "
+                f"next {forecast['horizonSeconds']} s p50 {forecast['p50Rps']} req/s, "
+                f"p90 {forecast['p90Rps']}, peak p90 {forecast['p90PeakRps']}"
+            )
+            demo.run("kubectl", "get", "infd", "-n", NS, show=True)
+            return
+        time.sleep(0.5)
+    fc = conds.get("Forecasting", {})
+    raise SystemExit(
+        f"no forecast published within 90 s; Forecasting={fc}; see .cluster/logs/outrider-forecaster.log"
+    )
+
+
 def main() -> int:
     say("control-plane binaries (built once from the Go module proxy, then cached)")
     demo = Demo()
@@ -212,11 +299,15 @@ def main() -> int:
     say("serve the model with the rendered runtime config and infer with tritonclient")
     infer_locally(demo)
 
+    say("forecast: Prometheus scrapes the runtime, the forecaster publishes status.forecast")
+    forecast_live(demo)
+
     say("done")
     print(
         f"    kubeconfig: {kubeconfig}\n"
         f"    try:  {VENV_BIN}/python hack/tool.py kubectl get infd -w\n"
-        f"    stop everything (cluster, operator, extender, runtime):  make cluster-down"
+        f"    stop everything (cluster, operator, extender, runtime, Prometheus, forecaster):\n"
+        f"          make cluster-down"
     )
     return 0
 

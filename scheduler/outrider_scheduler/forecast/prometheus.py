@@ -99,4 +99,10 @@ class PrometheusSource:
             if j > 0 and not np.isnan(prev):
                 counts[j - 1] = v - prev if v >= prev else v
             prev = v
-        return StepSeries(t0=float(start), step_seconds=step, y=counts)
+        # Bins before the first sample are unknown, not zero: a deployment that started an hour
+        # ago has an hour of history, not eight days of which most are "no requests".
+        known = np.flatnonzero(~np.isnan(values[:n]))
+        if known.size == 0:
+            raise MetricsUnavailableError(f"no samples for {query} between {start:.0f} and {end:.0f}")
+        first = int(known[0])
+        return StepSeries(t0=float(start + first * step), step_seconds=step, y=counts[first:])
