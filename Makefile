@@ -25,7 +25,7 @@ lock: ## Re-resolve requirements.lock from pyproject.toml.
 	uv pip compile pyproject.toml --all-extras --python 3.11 -o requirements.lock -q
 
 .PHONY: lint
-lint: ## ruff and mypy --strict over all sources.
+lint: ## ruff, ruff format, mypy --strict, hadolint and helm lint.
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy operator scheduler runtime hack
@@ -74,7 +74,7 @@ cluster-status: ## Show cluster processes, readiness, nodes and memory.
 	$(PY) -m outrider_devcluster status
 
 .PHONY: demo
-demo: ## The main job: local cluster + operator + extender + samples + a real inference, explained.
+demo: ## The main job: local cluster, chart, operator, extender, samples, a real inference, a live forecast.
 	@test -x $(PY) || $(MAKE) setup
 	@command -v prometheus >/dev/null || bash hack/setup-system.sh
 	$(PY) hack/demo.py
