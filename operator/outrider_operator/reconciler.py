@@ -125,8 +125,11 @@ class Reconciler:
         owner = Owner(name=name, namespace=namespace, uid=str(meta["uid"]))
         active = desired_active_replicas(spec, previous)
         result = ReconcileResult()
+        applied: dict[str, dict[str, Any]] = {}
         for obj in render_children(owner, spec, active):
-            changed = self._apply(obj)
+            changed, current = self._apply(obj)
+            if obj["kind"] == "Deployment":
+                applied[obj["metadata"]["name"]] = current
             if changed is not None:
                 result.changed_children.append(changed)
                 self.metrics.children_applied.labels(kind=obj["kind"]).inc()
@@ -134,14 +137,8 @@ class Reconciler:
             self._event(
                 body, "Normal", "ChildrenApplied", f"created or updated: {', '.join(result.changed_children)}"
             )
-        pools = {
-            pool: observe_deployment(
-                self.rest.get(
-                    object_path("apps/v1", "Deployment", namespace, pool_deployment_name(name, pool))
-                )
-            )
-            for pool in POOLS
-        }
+        # The apply replies are the Deployments as they are now, status included: no re-read.
+        pools = {pool: observe_deployment(applied.get(pool_deployment_name(name, pool))) for pool in POOLS}
         decided = {
             labels.POOL_ACTIVE: active,
             labels.POOL_WARM: spec.standby.warm,
@@ -218,8 +215,8 @@ class Reconciler:
                 self._dirty.discard(key)
             raise
 
-    def _apply(self, obj: dict[str, Any]) -> str | None:
-        """Apply one child; return 'Kind/name' when the apiserver changed it (created or repaired)."""
+    def _apply(self, obj: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """Apply one child; return ('Kind/name' when the apiserver changed it, else None; the object now)."""
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         before = self.rest.get(path)
@@ -228,8 +225,8 @@ class Reconciler:
         if before_rv != after.get("metadata", {}).get("resourceVersion"):
             verb = "created" if before is None else "updated"
             log.info("%s %s/%s", verb, obj["kind"], meta["name"])
-            return f"{obj['kind']}/{meta['name']}"
-        return None
+            return f"{obj['kind']}/{meta['name']}", after
+        return None, after
 
     def _write_status(
         self,
