@@ -26,6 +26,7 @@ from outrider_operator.reconcile.semantics import SpecProblem
 __all__ = ["ObservedPool", "compute_status", "invalid_spec_status", "observe_deployment", "set_condition"]
 
 REASON_INVALID_SPEC = "InvalidSpec"
+_CONDITION_ORDER = {t.value: i for i, t in enumerate(ConditionType)}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def set_condition(
     generation: int,
     now: datetime,
 ) -> list[Condition]:
-    """Return ``conditions`` with ``ctype`` set, keeping lastTransitionTime when status is unchanged."""
+    """Return ``conditions`` with ``ctype`` set, keeping lastTransitionTime when status is unchanged.
+
+    The list comes back in ConditionType order, so every writer of it produces the same order.
+    """
     text = "True" if status else "False"
     previous = next((c for c in conditions if c.type == ctype.value), None)
     transition = previous.last_transition_time if previous is not None and previous.status == text else now
@@ -90,7 +94,8 @@ def set_condition(
         last_transition_time=transition,
         observed_generation=generation,
     )
-    return [c for c in conditions if c.type != ctype.value] + [new]
+    merged = [c for c in conditions if c.type != ctype.value] + [new]
+    return sorted(merged, key=lambda c: _CONDITION_ORDER.get(c.type, len(_CONDITION_ORDER)))
 
 
 def _selector(name: str) -> str:
@@ -149,8 +154,6 @@ def compute_status(
     else:
         degraded, d_reason, d_msg = False, "AsExpected", "all pools are at their size"
     conditions = set_condition(conditions, ConditionType.DEGRADED, degraded, d_reason, d_msg, generation, now)
-    order = [t.value for t in ConditionType]
-    conditions.sort(key=lambda c: order.index(c.type) if c.type in order else len(order))
     gpus = spec.runtime.gpus_per_replica * sum(decided.values())
     return previous.model_copy(
         update={
@@ -195,6 +198,4 @@ def invalid_spec_status(
     conditions = set_condition(
         conditions, ConditionType.DEGRADED, True, REASON_INVALID_SPEC, message, generation, now
     )
-    order = [t.value for t in ConditionType]
-    conditions.sort(key=lambda c: order.index(c.type) if c.type in order else len(order))
     return previous.model_copy(update={"observed_generation": generation, "conditions": conditions})
