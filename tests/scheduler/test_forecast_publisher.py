@@ -92,3 +92,17 @@ def test_deleted_deployments_are_forgotten() -> None:
     rest.items = []
     pub.cycle()
     assert service.forecasters == {}
+
+
+def test_a_restarted_forecaster_keeps_the_stored_forecast_while_metrics_are_down() -> None:
+    stored = {
+        "horizonSeconds": 600,
+        "p50Rps": "9.000",
+        "p90Rps": "11.000",
+        "p90PeakRps": "14.000",
+        "generatedAt": "2027-01-15T07:00:00Z",
+    }
+    rest, service = FakeRest([idf({"forecast": stored})]), ScriptedService()
+    service.next = [result(False, p50=0.0)]
+    ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
+    assert rest.applied[-1][0]["status"]["forecast"] == stored  # omitting it would delete it (SSA)

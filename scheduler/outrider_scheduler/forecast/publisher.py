@@ -61,7 +61,6 @@ class ForecastPublisher:
         self.rest = rest
         self.service = service
         self.clock = clock
-        self._made_forecast: set[str] = set()
 
     def cycle(self) -> PublishReport:
         """List InferenceDeployments, forecast each, apply the results; raises only if listing fails."""
@@ -103,7 +102,6 @@ class ForecastPublisher:
         doc_status: dict[str, Any] = {"conditions": [cond]}
         finite = all(math.isfinite(v) for v in (result.p50_rps, result.p90_rps, result.peak_p90_rps))
         if result.forecasting and finite:
-            self._made_forecast.add(result.deployment)
             forecast: dict[str, Any] = {
                 "horizonSeconds": result.horizon_seconds,
                 "p50Rps": _decimal(result.p50_rps),
@@ -112,8 +110,10 @@ class ForecastPublisher:
                 "generatedAt": _rfc3339(result.generated_at),
             }
             doc_status["forecast"] = forecast
-        elif status.get("forecast") and result.deployment in self._made_forecast:
-            doc_status["forecast"] = status["forecast"]  # keep the last numbers (and our ownership)
+        elif status.get("forecast"):
+            # Only this writer sets status.forecast: re-applying the stored numbers keeps them (and
+            # our ownership) across metric outages and restarts; leaving them out would delete them.
+            doc_status["forecast"] = status["forecast"]
         doc = {
             "apiVersion": _API_VERSION,
             "kind": labels.KIND,
