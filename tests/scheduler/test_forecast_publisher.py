@@ -1,7 +1,10 @@
 from typing import Any
 
+import numpy as np
+
 from outrider_scheduler.forecast.prometheus import PrometheusSource
 from outrider_scheduler.forecast.publisher import FIELD_MANAGER, ForecastPublisher
+from outrider_scheduler.forecast.series import StepSeries
 from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
 
 
@@ -106,3 +109,16 @@ def test_a_restarted_forecaster_keeps_the_stored_forecast_while_metrics_are_down
     service.next = [result(False, p50=0.0)]
     ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
     assert rest.applied[-1][0]["status"]["forecast"] == stored  # omitting it would delete it (SSA)
+
+
+def test_an_edited_horizon_takes_effect_and_keeps_the_history() -> None:
+    rest, service = FakeRest([idf()]), ScriptedService()
+    pub = ForecastPublisher(rest, service)  # type: ignore[arg-type]
+    pub.cycle()
+    old = service.forecasters[("ml", "m")]
+    old.observe(StepSeries(t0=0.0, step_seconds=10, y=np.ones(100)))
+    rest.items[0]["spec"]["scaling"]["forecastHorizonSeconds"] = 120
+    pub.cycle()
+    new = service.forecasters[("ml", "m")]
+    assert new.settings.horizon_seconds == 120
+    assert new.series is not None and len(new.series.y) == 100

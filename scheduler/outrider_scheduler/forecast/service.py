@@ -392,16 +392,23 @@ class ForecasterService:
         self._pending: dict[tuple[str, str], Future[None]] = {}
 
     def add(self, namespace: str, name: str, horizon_seconds: int | None = None) -> DeploymentForecaster:
-        """Start forecasting ``namespace/name`` (optionally with its own horizon)."""
+        """Start forecasting ``namespace/name`` (optionally with its own horizon).
+
+        Called again with another horizon (the user edited ``forecastHorizonSeconds``), it starts
+        a forecaster for the new horizon that keeps the request history; models are refit.
+        """
         key = (namespace, name)
-        if key not in self.forecasters:
-            s = (
-                self.settings
-                if horizon_seconds is None
-                else replace(self.settings, horizon_seconds=horizon_seconds)
-            )
-            self.forecasters[key] = DeploymentForecaster(f"{namespace}/{name}", s, self.metrics)
-        return self.forecasters[key]
+        horizon = self.settings.horizon_seconds if horizon_seconds is None else horizon_seconds
+        existing = self.forecasters.get(key)
+        if existing is not None and existing.settings.horizon_seconds == horizon:
+            return existing
+        fc = DeploymentForecaster(
+            f"{namespace}/{name}", replace(self.settings, horizon_seconds=horizon), self.metrics
+        )
+        if existing is not None and existing.series is not None:
+            fc.observe(existing.series)
+        self.forecasters[key] = fc
+        return fc
 
     def remove(self, namespace: str, name: str) -> None:
         """Stop forecasting ``namespace/name``."""
