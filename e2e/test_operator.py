@@ -154,7 +154,9 @@ def operator(
             proc.kill()
         log_file.close()
         print(f"--- operator log ({log_path}) ---\n{log_path.read_text()[-4000:]}")
-        cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+        # Wait until the namespace (and its pods) are gone: the cluster is shared by the next
+        # modules, and pods left on GPU nodes change where the scheduler puts theirs.
+        cluster.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
 
 
 def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any, crds: None) -> None:
