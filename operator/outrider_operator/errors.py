@@ -4,7 +4,7 @@ Exception tree::
 
     OperatorError
     ├── KubeApiError          an apiserver call failed (status, reason, message); retried
-    └── InvalidSpecError      the spec cannot be served (problems name the fields); not retried
+    └── KubeConfigError       no usable credentials (a bad kubeconfig, or not in a pod); fatal
 
 Handlers translate these into ``kopf.TemporaryError``/``kopf.PermanentError`` at the boundary.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["InvalidSpecError", "KubeApiError", "OperatorError"]
+__all__ = ["KubeApiError", "KubeConfigError", "OperatorError"]
 
 
 class OperatorError(Exception):
@@ -45,9 +45,5 @@ class KubeApiError(OperatorError):
         return self.status in (0, 408, 409, 410, 429) or self.status >= 500
 
 
-class InvalidSpecError(OperatorError):
-    """The InferenceDeployment's spec cannot be served; ``problems`` name each field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+class KubeConfigError(OperatorError):
+    """The kubeconfig (or the in-cluster service account) cannot be used; the message says which."""

@@ -13,6 +13,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from outrider_operator.config import OperatorConfig
+from outrider_operator.errors import KubeConfigError
 from outrider_operator.handlers import register_handlers
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, load_api_client
@@ -99,7 +100,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     metrics = OperatorMetrics.create()
     if config.metrics_port:
         start_http_server(config.metrics_port, registry=metrics.registry)
-    registry = build_operator(config, metrics)
+    try:
+        registry = build_operator(config, metrics)
+    except KubeConfigError as exc:
+        print(f"outrider-operator: {exc}", file=sys.stderr)
+        return 2
     kopf.run(
         registry=registry,
         standalone=True,

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from outrider_operator.api import labels
-from outrider_operator.errors import KubeApiError
+from outrider_operator.errors import KubeApiError, KubeConfigError
 
 __all__ = ["FIELD_MANAGER", "KubeRest", "load_api_client", "object_path"]
 
@@ -45,16 +45,24 @@ def object_path(api_version: str, kind: str, namespace: str, name: str | None = 
     return base if name is None else f"{base}/{name}"
 
 
-def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
-    """An ApiClient from ``kubeconfig`` (or $KUBECONFIG), else the in-cluster service account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG")
+def load_api_client(kubeconfig: str | Path | None = None) -> k8s.ApiClient:
+    """An ApiClient from ``kubeconfig`` (or $KUBECONFIG), else the in-cluster service account.
+
+    Raises KubeConfigError naming the source when it cannot be used: a kubeconfig that was asked
+    for but is missing or invalid never silently falls back to other credentials.
+    """
+    path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG")
     configuration = k8s.Configuration()
-    if path and Path(path).exists():
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, client_configuration=configuration
-        )
-    else:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    try:
+        if path:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, client_configuration=configuration
+            )
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except (k8s_config.ConfigException, OSError) as exc:
+        where = path or "in-cluster credentials (no --kubeconfig given)"
+        raise KubeConfigError(f"cannot use {where}: {exc}") from exc
     return k8s.ApiClient(configuration)
 
 

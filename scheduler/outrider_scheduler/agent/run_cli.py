@@ -9,7 +9,6 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 __all__ = ["register", "run"]
 
@@ -21,7 +20,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--node-name", default=os.environ.get("NODE_NAME"), help="This Node's name ($NODE_NAME)."
     )
-    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster credentials).")
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, else in-cluster credentials)."
+    )
     parser.add_argument("--interval", type=float, default=10.0, help="Seconds between discoveries.")
     parser.add_argument(
         "--min-publish-interval", type=float, default=30.0, help="Seconds between Node patches."
@@ -54,19 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.node_name:
         print("outrider agent: --node-name (or $NODE_NAME) is required", file=sys.stderr)
         return 2
-    from kubernetes import client
-    from kubernetes import config as k8s_config
+    from outrider_operator.errors import KubeConfigError
+    from outrider_operator.kube.rest import load_api_client
 
-    kube_config: Any = k8s_config
     try:
-        if args.kubeconfig:
-            api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
-        else:
-            kube_config.load_incluster_config()
-            api_client = client.ApiClient()
-    except (kube_config.ConfigException, OSError) as exc:
-        where = args.kubeconfig or "in-cluster credentials (no --kubeconfig given)"
-        print(f"outrider agent: cannot use {where}: {exc}", file=sys.stderr)
+        api_client = load_api_client(args.kubeconfig)
+    except KubeConfigError as exc:
+        print(f"outrider agent: {exc}", file=sys.stderr)
         return 2
     try:
         backend: GpuBackend = RecordedBackend(args.recorded) if args.recorded else PynvmlBackend()

@@ -28,7 +28,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     sp.add_argument("--port", type=int, help="Listen port (overrides the config; default 8765).")
     sp.add_argument("--budget-ms", type=float, help="Per-request time budget in ms (overrides the config).")
     sp.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig to watch the cluster with (default: in-cluster)."
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig to watch the cluster with (default: $KUBECONFIG, else in-cluster).",
     )
     sp.add_argument("--static-cluster", type=Path, help="JSON file with nodes and pods; no cluster access.")
     sp.add_argument("--log-format", choices=["text", "json"], default="text", help="Log line format.")
@@ -101,20 +103,13 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         log.info("serving a static cluster of %d nodes from %s", len(cache), args.static_cluster)
     else:
-        from kubernetes import config as k8s_config
+        from outrider_operator.errors import KubeConfigError
+        from outrider_operator.kube.rest import load_api_client
 
-        kube_config: Any = k8s_config
         try:
-            if args.kubeconfig:
-                api_client = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
-            else:
-                kube_config.load_incluster_config()
-                from kubernetes import client
-
-                api_client = client.ApiClient()
-        except (kube_config.ConfigException, OSError) as exc:
-            where = args.kubeconfig or "in-cluster credentials (no --kubeconfig given)"
-            print(f"outrider extender: cannot use {where}: {exc}", file=sys.stderr)
+            api_client = load_api_client(args.kubeconfig)
+        except KubeConfigError as exc:
+            print(f"outrider extender: {exc}", file=sys.stderr)
             return 2
         watcher = CacheWatcher(cache, api_client, watch_deployments=config.watch_deployments)
         watcher.start()

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -21,6 +22,7 @@ __all__ = ["add_serve_parser"]
 def _serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
+    from outrider_operator.errors import KubeConfigError
     from outrider_operator.kube.rest import KubeRest, load_api_client
 
     from .metrics import ForecastMetrics
@@ -32,14 +34,19 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.interval <= 0:
-        print("error: --interval must be > 0", flush=True)
+        print("outrider forecast serve: --interval must be > 0", file=sys.stderr)
+        return 2
+    try:
+        api_client = load_api_client(args.kubeconfig)
+    except KubeConfigError as exc:
+        print(f"outrider forecast serve: {exc}", file=sys.stderr)
         return 2
     metrics = ForecastMetrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
     source = PrometheusSource(args.prometheus_url, query_template=args.query or DEFAULT_QUERY)
     service = ForecasterService(source, metrics=metrics)
-    publisher = ForecastPublisher(KubeRest(load_api_client(args.kubeconfig)), service)
+    publisher = ForecastPublisher(KubeRest(api_client), service)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
