@@ -8,9 +8,8 @@ import json
 import socket
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from outrider_devcluster import (
     load_topology,
 )
 from outrider_devcluster.gobuild import kubernetes_ldflags, staging_modules
+from outrider_devcluster.polling import wait_for
 from outrider_devcluster.processes import ProcessTable
 from outrider_devcluster.topology import Topology
 from outrider_operator.api.inventory import GpuInventory
@@ -41,18 +41,6 @@ from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY, GPU_RESOURCE,
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.3) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture

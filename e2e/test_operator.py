@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from outrider_devcluster import polling
+
 REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-operator-{os.getpid()}"
 RELEASE_NS = "outrider-system"
@@ -37,20 +39,12 @@ def free_port() -> int:
 METRICS_PORT = free_port()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}")
+_NOT_YET = (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    """Poll ``check``; kubectl failures and missing keys while objects appear count as "not yet"."""
+    return polling.wait_for(what, check, timeout_s, every_s=0.5, tolerate=_NOT_YET)
 
 
 def get_json(cluster: Any, *args: str) -> Any:
@@ -228,7 +222,7 @@ def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[b
         cond = condition(obj, "Ready")
         return obj if cond and cond["status"] == "True" else None
 
-    obj = wait_for("Ready=True (pods scheduled and marked ready)", ready, timeout=120)
+    obj = wait_for("Ready=True (pods scheduled and marked ready)", ready, timeout_s=120)
     status = obj["status"]
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     assert status["pools"]["active"] == {"desired": 2, "ready": 2, "updated": 2}
@@ -247,7 +241,7 @@ def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[b
         eps = get_json(cluster, "endpointslices", "-n", NS, "-l", f"kubernetes.io/service-name={name}")
         return [a for s in eps["items"] for e in (s.get("endpoints") or []) for a in e["addresses"]]
 
-    wait_for("two endpoints (the active pool only)", lambda: len(addresses()) == 2, timeout=30)
+    wait_for("two endpoints (the active pool only)", lambda: len(addresses()) == 2, timeout_s=30)
     time.sleep(2)
     assert len(addresses()) == 2, addresses()  # warm and cold pods never join
 
@@ -259,7 +253,7 @@ def test_reconcile_is_idempotent_and_never_writes_spec(
     wait_for(
         "sample ready",
         lambda: (condition(get_json(cluster, "infd", name, "-n", NS), "Ready") or {}).get("status") == "True",
-        timeout=120,
+        timeout_s=120,
     )
 
     def snapshot() -> dict[str, str]:
@@ -384,7 +378,7 @@ def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[
             left += [i["metadata"]["name"] for i in items]
         return not left
 
-    wait_for("garbage collection of children", gone, timeout=60)
+    wait_for("garbage collection of children", gone, timeout_s=60)
 
 
 def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
@@ -448,7 +442,7 @@ def test_forecaster_and_operator_share_status_without_clobbering(
                     return obj
                 return None
 
-            obj = wait_for("Ready from the operator and Forecasting from the forecaster", both, timeout=90)
+            obj = wait_for("Ready from the operator and Forecasting from the forecaster", both, timeout_s=90)
             fc = condition(obj, "Forecasting")
             assert fc is not None
             assert (fc["status"], fc["reason"]) == ("False", "MetricsUnavailable"), fc

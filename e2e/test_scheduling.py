@@ -11,11 +11,10 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 import pytest
 from kubernetes import client as k8s
 
+from outrider_devcluster.polling import wait_for
 from outrider_operator.api.inventory import GpuInventory
 from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY
 from outrider_scheduler.extender.simulation import make_pod
@@ -31,17 +31,6 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 OUTRIDER = [sys.executable, "-c", "import sys; from outrider_cli import main; sys.exit(main())"]
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 def _port_free(host: str, port: int) -> bool:
