@@ -12,6 +12,7 @@ from pathlib import Path
 
 from outrider_devcluster.binaries import locate
 from outrider_devcluster.settings import ClusterSettings
+from outrider_operator.manifests.generate import write_if_changed
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "outrider-system"
@@ -26,8 +27,7 @@ def main() -> int:
     config = (REPO / "deploy" / "scheduler-config.yaml").read_text()
     chart_copy = REPO / "charts" / "outrider" / "files" / "scheduler-config.yaml"
     text = "# GENERATED from deploy/scheduler-config.yaml by `make manifests`. DO NOT EDIT.\n" + config
-    if not chart_copy.exists() or chart_copy.read_text() != text:
-        chart_copy.write_text(text)
+    if write_if_changed(chart_copy, text):
         print(f"generated {chart_copy.relative_to(REPO)}")
     rendered = subprocess.run(
         [
@@ -45,19 +45,16 @@ def main() -> int:
     ).stdout
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
     out_dir = REPO / "manifests" / "install"
-    out_dir.mkdir(parents=True, exist_ok=True)
     text = HEADER + "---\n" + namespace + rendered
     target = out_dir / "outrider.yaml"
-    if not target.exists() or target.read_text() != text:
-        target.write_text(text)
+    if write_if_changed(target, text):
         print(f"generated {target.relative_to(REPO)}")
     kustomization = (
         HEADER
         + "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - outrider.yaml\n"
     )
     kfile = out_dir / "kustomization.yaml"
-    if not kfile.exists() or kfile.read_text() != kustomization:
-        kfile.write_text(kustomization)
+    if write_if_changed(kfile, kustomization):
         print(f"generated {kfile.relative_to(REPO)}")
     return 0
 
