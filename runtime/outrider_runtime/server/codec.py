@@ -4,15 +4,19 @@ A binary request carries the header ``Inference-Header-Content-Length: N``: the 
 the JSON inference header, the rest are raw tensors in input order, each input naming its size in
 ``parameters.binary_data_size``. BYTES tensors are serialised as a 4-byte little-endian length
 followed by the bytes, per element. Responses mirror this when the request asks for binary outputs.
+
+JSON goes through orjson: numeric output tensors are written straight from their numpy buffers in
+the shortest form that reads back to the same value (a 384-float embedding response is about 4 KB
+instead of 8 KB and takes microseconds, not a tenth of a millisecond, to encode).
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
 import numpy as np
+import orjson
 
 from outrider_runtime.errors import BadRequestError
 
@@ -34,6 +38,18 @@ DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }
 HEADER = "Inference-Header-Content-Length"
+_NATIVE_JSON = frozenset("?bhilqBHILQfd")
+"""numpy type codes orjson serialises from the array buffer (bool, integers, float32, float64)."""
+
+
+def _json_data(arr: np.ndarray) -> Any:
+    """The ``data`` value of a JSON output tensor: a flat numpy array orjson can write, or a list."""
+    flat = arr.reshape(-1)
+    if flat.dtype.char in _NATIVE_JSON:
+        return np.ascontiguousarray(flat)
+    if flat.dtype == np.float16:
+        return np.ascontiguousarray(flat.astype(np.float32))  # every fp16 value is exact in fp32
+    return [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in flat.tolist()]
 
 
 def decode_bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
@@ -79,8 +95,8 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
     else:
         head_raw, tail = body, b""
     try:
-        header = json.loads(head_raw)
-    except ValueError as exc:
+        header = orjson.loads(head_raw)
+    except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"request header is not valid JSON: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
         raise BadRequestError("request must be a JSON object with a non-empty 'inputs' list")
@@ -145,11 +161,11 @@ def encode_response(
             spec["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            spec["data"] = arr.reshape(-1).tolist()
+            spec["data"] = _json_data(arr)
         out_specs.append(spec)
     resp = {k: v for k, v in header.items() if k in ("model_name", "model_version", "id", "parameters")}
     resp["outputs"] = out_specs
-    head = json.dumps(resp, separators=(",", ":")).encode()
+    head = orjson.dumps(resp, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return head, None
     return head + b"".join(blobs), len(head)
