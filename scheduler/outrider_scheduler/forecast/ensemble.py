@@ -81,7 +81,7 @@ class EnsembleSettings:
     """Softness of the weighting (relative loss excess that costs a factor e in weight)."""
     significance: float = 1.0
     """t-statistic by which a candidate must beat the moving average to be weighted at all."""
-    small_sample: float = 2.0
+    small_sample: float = 4.0
     """Extra t-statistic demanded from few independent windows ``n``: ``small_sample / sqrt(n)``."""
     final_stage: bool = False
     """Whether the combination is calibrated again on its own scores (off by default: on the shared
