@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from outrider_cli import main as cli_main
-from outrider_scheduler.forecast.backtest import METHODS, calibration_range, independent_windows
+from outrider_scheduler.forecast.backtest import calibration_range, independent_windows
+from outrider_scheduler.forecast.baselines import BASELINE_NAMES, prophet_available
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
 from outrider_scheduler.forecast.model import ModelSettings
 from outrider_scheduler.forecast.pipeline import WalkForward, run_walk_forward
@@ -41,6 +42,7 @@ def test_no_information_from_after_the_origin_is_used() -> None:
     y2[cut:] = rng.permutation(y2[cut:]) * 3.0
     a = run_walk_forward(StepSeries(base.t0, base.step_seconds, y), 300, SMALL)
     b = run_walk_forward(StepSeries(base.t0, base.step_seconds, y2), 300, SMALL)
+    assert ("prophet" in a.candidates) == prophet_available()
     rows = a.origins <= cut
     assert a.learned_active[rows].any(), "the learned model never became active before the cut"
     for name, cand in a.candidates.items():
@@ -72,7 +74,9 @@ def test_quick_backtest_cli_writes_the_contract(tmp_path: Path, capsys: pytest.C
     assert (out / "backtest.png").stat().st_size > 10_000
     assert doc["bin_seconds"] == 1 and doc["horizon_seconds"] == 300
     assert doc["origins"] >= 200, "a one-hour trace must still give a few hundred windows"
-    assert set(doc["methods"]) == set(METHODS)
+    expected = {"outrider", *BASELINE_NAMES} | ({"prophet"} if prophet_available() else set())
+    assert set(doc["methods"]) == expected
+    assert ("prophet" in doc["methods"]) == (doc["notes"] == "")
     keys = {
         "pinball_p50",
         "pinball_p90",

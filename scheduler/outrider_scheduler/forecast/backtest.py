@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import binom
 
-from .baselines import BASELINE_NAMES
+from .baselines import BASELINE_NAMES, OPTIONAL_BASELINES
 from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
 from .errors import ForecastError, InsufficientHistoryError
 from .model import ModelSettings
@@ -55,8 +55,8 @@ __all__ = [
 
 Array = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
-METHODS = ("outrider", *BASELINE_NAMES)
-"""Methods reported, ours first."""
+METHODS = ("outrider", *BASELINE_NAMES, *OPTIONAL_BASELINES)
+"""Methods that can be reported, ours first (optional baselines only when installed)."""
 MIN_EVAL_ORIGINS = 30
 """Fewest scored origins (per phase) a backtest accepts."""
 
@@ -115,12 +115,17 @@ def calibration_range(windows: int, tau: float = 0.9, level: float = 0.9) -> tup
     return float(lo) / windows, float(hi) / windows
 
 
-def _phase_scores(res: WalkForwardResult, eps: float) -> dict[str, Any]:
+def baselines_of(res: WalkForwardResult) -> list[str]:
+    """The baselines a walk-forward run computed, in report order."""
+    return [m for m in (*BASELINE_NAMES, *OPTIONAL_BASELINES) if m in res.candidates]
+
+
+def _phase_scores(res: WalkForwardResult, eps: float, baselines: list[str]) -> dict[str, Any]:
     """Per-origin forecasts and actuals on the rows every method can be scored on."""
     tg = res.targets
     known = np.isfinite(tg.rate["mean_p50"])
     ok = known.copy()
-    for m in BASELINE_NAMES:
+    for m in baselines:
         for t in TARGETS:
             ok &= np.isfinite(res.ensemble.calibrated[m][t])
     for t in TARGETS:
@@ -132,7 +137,7 @@ def _phase_scores(res: WalkForwardResult, eps: float) -> dict[str, Any]:
     rows = np.nonzero(ok)[0]
     fc: dict[str, dict[str, Array]] = {}
     fc["outrider"] = {t: res.ensemble.final[t][rows] for t in TARGETS}
-    for m in BASELINE_NAMES:
+    for m in baselines:
         fc[m] = {t: res.ensemble.calibrated[m][t][rows] for t in TARGETS}
     for d in fc.values():
         d["mean_p90"] = np.maximum(d["mean_p90"], d["mean_p50"])
@@ -190,14 +195,14 @@ def run_backtest(
     phases = sorted({round(p) for p in np.linspace(0, per - 1, min(per, s.max_phases))})
     eps = eps_for(horizon)
     started = time.perf_counter()
-    pooled: list[dict[str, Any]] = []
     results: list[WalkForwardResult] = []
     for j, ph in enumerate(phases):
         series = to_step_series(tr, ph, step)
         say(f"phase {j + 1}/{len(phases)}: {len(series.y)} steps of {step} s")
         res = run_walk_forward(series, horizon, s.walk_forward, functools.partial(_prefixed, say, j + 1))
         results.append(res)
-        pooled.append(_phase_scores(res, eps))
+    baselines = [m for m in baselines_of(results[0]) if all(m in r.candidates for r in results)]
+    pooled = [_phase_scores(res, eps, baselines) for res in results]
     n_total = sum(len(p["rows"]) for p in pooled)
     if n_total < MIN_EVAL_ORIGINS:
         raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
@@ -207,7 +212,7 @@ def run_backtest(
     naive_mae = float(np.nanmean(np.abs(actual_mean - naive)))
     scale = tr.mean_rate if tr.mean_rate > 0 else 1.0
     methods: dict[str, dict[str, float]] = {}
-    for m in METHODS:
+    for m in ("outrider", *baselines):
         q = {t: np.concatenate([p["forecasts"][m][t] for p in pooled]) for t in TARGETS}
         fit = pred_ms = 0.0
         for res in results:
@@ -223,7 +228,7 @@ def run_backtest(
             "fit_seconds": round(fit, 4),
             "predict_ms": round(pred_ms, 6),
         }
-    best = min(BASELINE_NAMES, key=lambda m: methods[m]["pinball_p90"])
+    best = min(baselines, key=lambda m: methods[m]["pinball_p90"])
     # phases are interleaved copies of the same windows: independence is counted on phase 0
     windows = independent_windows(pooled[0]["origin_times"], horizon)
     lo, hi = calibration_range(windows)
@@ -249,7 +254,9 @@ def run_backtest(
         },
         "repairs": notes,
         "seconds": round(time.perf_counter() - started, 2),
-        "notes": "prophet: not run (see docs/forecaster.md)",
+        "notes": ""
+        if "prophet" in baselines
+        else "prophet: not installed, not run (pip install 'outrider[backtest]')",
     }
     first = pooled[0]
     plot = {

@@ -12,14 +12,22 @@ conformal calibration as every other candidate (see ``ensemble``), so comparison
   Seasonal Holt-Winters is not used: a daily season is thousands of step bins long.
 * ``arima``: an ARIMA(p,d,q) chosen by KPSS (d) and AIC (p, q) with statsmodels on a bounded window on
   a schedule; forecasts at every origin come from the fitted ARMA recursion.
+* ``prophet`` (optional, the ``backtest`` extra): Prophet with its default settings, refitted on the
+  same schedule as ETS and ARIMA on up to two weeks of history (averaged into at most 2,000 points);
+  between refits its forecast is its fitted curve, which is how Prophet forecasts: it does not
+  condition on the latest observations.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,10 +38,13 @@ from .features import DAY, WEEK
 
 __all__ = [
     "BASELINE_NAMES",
+    "OPTIONAL_BASELINES",
     "Candidate",
     "arima_forecasts",
     "ets_forecasts",
     "point_candidate",
+    "prophet_available",
+    "prophet_forecasts",
     "simple_point_forecasts",
 ]
 
@@ -42,6 +53,10 @@ IntArray = npt.NDArray[np.int64]
 
 BASELINE_NAMES = ("last_value", "moving_average", "seasonal_naive", "ets", "arima")
 """Baselines in the order they are reported."""
+OPTIONAL_BASELINES = ("prophet",)
+"""Baselines run when their package is installed (``prophet``: the ``backtest`` extra)."""
+PROPHET_MAX_POINTS = 2000
+"""Prophet is fitted on at most this many points: longer histories are averaged into wider bins."""
 
 
 @dataclass
@@ -234,5 +249,76 @@ def arima_forecasts(
             eb = np.concatenate((np.zeros((len(org), 1)), eb[:, :-1]), axis=1)
         path = mean + preds if d == 0 else rates[org - 1][:, None] + np.cumsum(preds, axis=1)
         out[idx] = path.mean(axis=1)
+        pred_s += time.perf_counter() - started
+    return out, fit_s, pred_s
+
+
+def prophet_available() -> bool:
+    """Whether the optional ``prophet`` package can be imported."""
+    for name in ("prophet", "prophet.plot", "cmdstanpy"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # import chatter (plotly) and Stan progress
+    try:
+        import prophet  # noqa: F401
+    except Exception:
+        return False
+    for name in ("prophet", "cmdstanpy"):  # both set INFO on their own import
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return True
+
+
+def _fit_prophet(seg: Array, first_row: int, t0: float, step: int) -> Any | None:
+    """Fit Prophet on ``seg`` (rates of rows ``first_row ..``), averaged into at most the point limit."""
+    import pandas as pd
+    from prophet import Prophet
+
+    agg = max(1, math.ceil(len(seg) / PROPHET_MAX_POINTS))
+    drop = len(seg) % agg  # keep the newest rows whole
+    y = seg[drop:].reshape(-1, agg).mean(axis=1)
+    if len(y) < 3:
+        return None
+    start = t0 + (first_row + drop) * step
+    ds = pd.to_datetime(start + np.arange(len(y)) * agg * step + agg * step / 2.0, unit="s")
+    model = Prophet(uncertainty_samples=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(pd.DataFrame({"ds": ds, "y": y}))
+    return model
+
+
+def prophet_forecasts(
+    rates: Array,
+    origins: IntArray,
+    k: int,
+    refits: Sequence[int],
+    window: int,
+    t0: float,
+    step: int,
+) -> tuple[Array, float, float]:
+    """Prophet forecasts of the window mean at each origin: (forecasts, fit s, predict s).
+
+    The model fitted at refit ``r`` sees only rows before ``r`` and forecasts every origin up to the
+    next refit: the mean of its curve over the origin's window ``[i, i + k)``.
+    """
+    import pandas as pd
+
+    out = np.full(len(origins), np.nan)
+    fit_s = pred_s = 0.0
+    model: Any | None = None
+    for r, idx in _segments(origins, refits):
+        started = time.perf_counter()
+        first = max(0, r - window)
+        with contextlib.suppress(Exception):  # a failed fit keeps the previous model
+            model = _fit_prophet(rates[first:r], first, t0, step) or model
+        fit_s += time.perf_counter() - started
+        if model is None or idx.size == 0:
+            continue
+        started = time.perf_counter()
+        org = origins[idx]
+        rows = np.arange(int(org.min()), int(org.max()) + k)
+        ds = pd.to_datetime(t0 + rows * step + step / 2.0, unit="s")
+        yhat = np.maximum(np.asarray(model.predict(pd.DataFrame({"ds": ds}))["yhat"], dtype=np.float64), 0.0)
+        cs = np.concatenate(([0.0], np.cumsum(yhat)))
+        a = org - rows[0]
+        out[idx] = (cs[a + k] - cs[a]) / k
         pred_s += time.perf_counter() - started
     return out, fit_s, pred_s

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .baselines import Candidate, arima_forecasts, ets_forecasts, point_candidate, simple_point_forecasts
+from .baselines import (
+    Candidate,
+    arima_forecasts,
+    ets_forecasts,
+    point_candidate,
+    prophet_available,
+    prophet_forecasts,
+    simple_point_forecasts,
+)
 from .ensemble import TARGETS, EnsembleOutput, EnsembleSettings, run_ensemble, to_rates
 from .features import FeatureSet, log_rate
 from .model import LearnedModel, ModelSettings
@@ -104,6 +112,10 @@ class WalkForward:
     """History before the learned model becomes a candidate (the service's cold-start rule)."""
     arima: bool = True
     """Whether to compute the ARIMA baseline (slow; only backtests need it)."""
+    prophet: bool = True
+    """Whether to compute the Prophet baseline when the package is installed (backtests only)."""
+    prophet_window_seconds: int = 14 * 86_400
+    """History Prophet is fitted on."""
     model: ModelSettings = field(default_factory=ModelSettings)
     """Learned-model settings."""
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
@@ -157,6 +169,12 @@ def run_walk_forward(
             rates, origins, k, base_refits, max(4 * k, wf.arima_window_seconds // step)
         )
         cands["arima"] = point_candidate("arima", fc, fit_s, pred_s)
+    if wf.prophet and prophet_available():
+        say(f"prophet: {len(base_refits)} refits")
+        fc, fit_s, pred_s = prophet_forecasts(
+            rates, origins, k, base_refits, max(4 * k, wf.prophet_window_seconds // step), series.t0, step
+        )
+        cands["prophet"] = point_candidate("prophet", fc, fit_s, pred_s)
     # learned model, walk-forward
     started = time.perf_counter()
     x = fs.build(origins)
