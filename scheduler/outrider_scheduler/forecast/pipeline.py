@@ -174,7 +174,10 @@ def run_walk_forward(
         fc, fit_s, pred_s = prophet_forecasts(
             rates, origins, k, base_refits, max(4 * k, wf.prophet_window_seconds // step), series.t0, step
         )
-        cands["prophet"] = point_candidate("prophet", fc, fit_s, pred_s)
+        if np.isfinite(fc).any():  # a Prophet that cannot fit at all is left out, not scored as NaN
+            cands["prophet"] = point_candidate("prophet", fc, fit_s, pred_s)
+        else:
+            say("prophet: no fit succeeded; left out of this run")
     # learned model, walk-forward
     started = time.perf_counter()
     x = fs.build(origins)
