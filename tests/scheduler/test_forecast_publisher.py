@@ -2,6 +2,7 @@ from typing import Any
 
 import numpy as np
 
+from outrider_scheduler.forecast.errors import ForecastError
 from outrider_scheduler.forecast.prometheus import PrometheusSource
 from outrider_scheduler.forecast.publisher import FIELD_MANAGER, ForecastPublisher
 from outrider_scheduler.forecast.series import StepSeries
@@ -122,3 +123,32 @@ def test_an_edited_horizon_takes_effect_and_keeps_the_history() -> None:
     new = service.forecasters[("ml", "m")]
     assert new.settings.horizon_seconds == 120
     assert new.series is not None and len(new.series.y) == 100
+
+
+def test_a_horizon_off_the_step_grid_is_rounded_and_never_stops_the_others() -> None:
+    other = idf()
+    other["metadata"] = {"name": "n", "namespace": "ml", "generation": 1}
+    odd = idf()
+    odd["spec"]["scaling"]["forecastHorizonSeconds"] = 45  # the CRD allows 30..3600; the step is 10 s
+    rest, service = FakeRest([odd, other]), ScriptedService()
+    pub = ForecastPublisher(rest, service)  # type: ignore[arg-type]
+    report = pub.cycle()
+    assert report.failures == []
+    assert service.forecasters[("ml", "m")].settings.horizon_seconds == 40
+    assert service.forecasters[("ml", "n")].settings.horizon_seconds == 600
+
+
+def test_a_forecaster_that_cannot_start_is_reported_and_the_rest_go_on() -> None:
+    class Refusing(ScriptedService):
+        def add(self, namespace: str, name: str, horizon_seconds: int | None = None) -> Any:
+            if name == "m":
+                raise ForecastError("cannot forecast this one")
+            return super().add(namespace, name, horizon_seconds)
+
+    other = idf()
+    other["metadata"] = {"name": "n", "namespace": "ml", "generation": 1}
+    rest, service = FakeRest([idf(), other]), Refusing()
+    service.next = [ForecastResult("ml/n", 600, 1.0, 2.0, 3.0, 1_800_000_000.0, True, "ColdStart", "msg")]
+    report = ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
+    assert report.failures == ["ml/m: cannot forecast this one"]
+    assert report.published == 1 and rest.applied[0][0]["metadata"]["name"] == "n"

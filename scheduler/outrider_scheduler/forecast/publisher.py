@@ -23,6 +23,7 @@ from typing import Any
 from outrider_operator.api import labels
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest
+from outrider_scheduler.forecast.errors import ForecastError
 from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
 
 __all__ = ["FIELD_MANAGER", "ForecastPublisher", "PublishReport", "run_forever"]
@@ -71,7 +72,12 @@ class ForecastPublisher:
             meta = item.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
             horizon = ((item.get("spec") or {}).get("scaling") or {}).get("forecastHorizonSeconds")
-            self.service.add(ns, name, int(horizon) if isinstance(horizon, int) else None)
+            try:
+                self.service.add(ns, name, int(horizon) if isinstance(horizon, int) else None)
+            except ForecastError as exc:  # one deployment's settings must not stop the others
+                report.failures.append(f"{ns}/{name}: {exc}")
+                log.warning("cannot forecast %s/%s: %s", ns, name, exc)
+                continue
             current[f"{ns}/{name}"] = item
         for ns, name in [k for k in self.service.forecasters if f"{k[0]}/{k[1]}" not in current]:
             self.service.remove(ns, name)

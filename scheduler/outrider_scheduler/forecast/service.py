@@ -31,7 +31,7 @@ from .metrics import ForecastMetrics
 from .model import LearnedModel, ModelSettings
 from .pipeline import ENSEMBLE_CANDIDATES, eps_for, learned_raw, make_targets, simple_candidates
 from .prometheus import PrometheusSource
-from .series import StepSeries
+from .series import StepSeries, effective_horizon
 
 __all__ = [
     "REASONS",
@@ -395,10 +395,13 @@ class ForecasterService:
         """Start forecasting ``namespace/name`` (optionally with its own horizon).
 
         Called again with another horizon (the user edited ``forecastHorizonSeconds``), it starts
-        a forecaster for the new horizon that keeps the request history; models are refit.
+        a forecaster for the new horizon that keeps the request history; models are refit. A horizon
+        that is not a whole number of steps is rounded to the nearest one (at least one step); the
+        published ``status.forecast.horizonSeconds`` shows the horizon actually used.
         """
         key = (namespace, name)
-        horizon = self.settings.horizon_seconds if horizon_seconds is None else horizon_seconds
+        requested = self.settings.horizon_seconds if horizon_seconds is None else horizon_seconds
+        horizon = effective_horizon(requested, self.settings.step_seconds)
         existing = self.forecasters.get(key)
         if existing is not None and existing.settings.horizon_seconds == horizon:
             return existing
