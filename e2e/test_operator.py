@@ -159,6 +159,7 @@ def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any, cr
         ({"precision": {"policy": "fp64"}}, 'Unsupported value: "fp64"'),
         ({"batching": {"maxBatchSize": 100000}}, "should be less than or equal to 4096"),
         ({"replicas": {"min": 0, "max": 2}}, "needs a warm or cold standby pool"),
+        ({"scaling": {"mode": "reactive"}}, "reactive mode needs replicas.target"),
         (
             {
                 "runtime": {"gpusPerReplica": 1},
@@ -356,9 +357,15 @@ def test_invalid_spec_reported_and_children_untouched(
 def test_scale_subresource_in_reactive_mode(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
     name = "reactive"
     cluster.kubectl(
-        "apply", "-f", "-", input=idf(name, scaling={"mode": "reactive"}, replicas={"min": 1, "max": 6})
+        "apply",
+        "-f",
+        "-",
+        input=idf(name, scaling={"mode": "reactive"}, replicas={"min": 1, "max": 6, "target": 1}),
     )
     wait_for("deployment", lambda: get_json(cluster, "deployment", name, "-n", NS))
+    # GET /scale answers (what HPA and KEDA read), then kubectl scale writes through it
+    scale = get_json(cluster, "infd", name, "-n", NS, "--subresource=scale")
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 1
     cluster.kubectl("scale", "infd", name, "-n", NS, "--replicas=3")
     wait_for("scaled to 3", lambda: get_json(cluster, "deployment", name, "-n", NS)["spec"]["replicas"] == 3)
     wait_for("status.replicas", lambda: get_json(cluster, "infd", name, "-n", NS)["status"]["replicas"] == 3)

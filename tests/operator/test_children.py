@@ -118,3 +118,33 @@ def test_runtime_config_per_pool(minimal_spec: dict[str, Any]) -> None:
     }
     assert [s["maxBatchSize"] for s in active["shards"]] == [32, 64]
     assert render_runtime_config(spec, "active") == active
+
+
+def test_read_only_root_has_writable_cache_and_tmp(minimal_spec: dict[str, Any]) -> None:
+    """The runtime builds models into its cache dir and converts precision in /tmp."""
+    for dep in _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"]:
+        pod = dep["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        cache = mounts[env["OUTRIDER_CACHE_DIR"]]
+        assert "emptyDir" in volumes[cache["name"]] and not cache.get("readOnly")
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+def test_pvc_model_is_mounted_read_only_and_the_runtime_reads_the_mount(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec({**minimal_spec, "model": {"name": "minilm", "uri": "pvc://models-claim/minilm/v3"}})
+    objs = render_children(OWNER, spec, 1)
+    dep = _by_kind(objs)["Deployment"][0]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in dep["volumes"]}
+    assert volumes["model"]["persistentVolumeClaim"] == {"claimName": "models-claim", "readOnly": True}
+    mount = next(m for m in dep["containers"][0]["volumeMounts"] if m["name"] == "model")
+    assert mount == {"name": "model", "mountPath": "/models/pvc/models-claim", "readOnly": True}
+    cm = _by_kind(objs)["ConfigMap"][0]
+    config = yaml.safe_load(next(iter(cm["data"].values())))
+    assert config["model"]["uri"] == "/models/pvc/models-claim/minilm/v3"
+    # other URIs get no model volume and pass through unchanged
+    plain = _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"][0]
+    assert "model" not in {v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]}

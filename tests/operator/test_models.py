@@ -79,6 +79,7 @@ def test_wire_form_is_camel_case_and_round_trips(minimal_spec: dict[str, Any]) -
             "used twice",
         ),
         ({"scaling": {"mode": "chaos"}}, "scaling.mode"),
+        ({"scaling": {"mode": "reactive"}}, "reactive mode needs replicas.target"),
         ({"unknownField": 1}, "unknownField"),
         (
             {"model": {"name": "m", "uri": "builtin:x", "format": "torchscript"}},

@@ -26,13 +26,24 @@ def _cond(status: InferenceDeploymentStatus, ctype: str) -> tuple[str, str]:
 
 def test_ready_needs_current_generation_and_all_replicas(minimal_spec: dict[str, Any]) -> None:
     spec = parse_spec(minimal_spec)
-    rolling = ObservedPool(True, desired=2, ready=2, updated=1, generation=3, observed_generation=3)
+    rolling = ObservedPool(
+        True, desired=2, total=3, ready=2, updated=1, available=2, generation=3, observed_generation=3
+    )
     st = compute_status("m", spec, 5, InferenceDeploymentStatus(), _pools(rolling), T0)
     assert _cond(st, "Ready") == ("False", "PodsNotReady")
     assert _cond(st, "Progressing") == ("True", "RollingOut")
-    stale = ObservedPool(True, desired=2, ready=2, updated=2, generation=4, observed_generation=3)
+    stale = ObservedPool(
+        True, desired=2, total=2, ready=2, updated=2, available=2, generation=4, observed_generation=3
+    )
     assert _cond(compute_status("m", spec, 5, st, _pools(stale), T0), "Ready")[0] == "False"
-    done = ObservedPool(True, desired=2, ready=2, updated=2, generation=4, observed_generation=4)
+    # both new pods exist, one is ready, and an old pod still serves: not rolled out yet
+    mid = ObservedPool(
+        True, desired=2, total=3, ready=2, updated=2, available=2, generation=4, observed_generation=4
+    )
+    assert _cond(compute_status("m", spec, 5, st, _pools(mid), T0), "Ready")[0] == "False"
+    done = ObservedPool(
+        True, desired=2, total=2, ready=2, updated=2, available=2, generation=4, observed_generation=4
+    )
     st2 = compute_status("m", spec, 5, st, _pools(done), T0 + timedelta(seconds=5))
     assert _cond(st2, "Ready") == ("True", "Available")
     assert _cond(st2, "Progressing") == ("False", "Complete")
@@ -43,7 +54,9 @@ def test_ready_needs_current_generation_and_all_replicas(minimal_spec: dict[str,
 
 def test_transition_time_kept_while_status_unchanged(minimal_spec: dict[str, Any]) -> None:
     spec = parse_spec(minimal_spec)
-    done = ObservedPool(True, desired=1, ready=1, updated=1, generation=1, observed_generation=1)
+    done = ObservedPool(
+        True, desired=1, total=1, ready=1, updated=1, available=1, generation=1, observed_generation=1
+    )
     st1 = compute_status("m", spec, 1, InferenceDeploymentStatus(), _pools(done), T0)
     st2 = compute_status("m", spec, 1, st1, _pools(done), T0 + timedelta(minutes=5))
     assert st1 == st2  # nothing changed, so nothing to write
@@ -84,6 +97,39 @@ def test_semantic_checks(minimal_spec: dict[str, Any]) -> None:
     assert "largest node offers 8" in problems[0].message
     # no nodes known (yet): nothing is claimed impossible
     assert check_semantics(too_big, ClusterFacts()) == []
+    # nodes but no GPU node at all: the GPU pool may scale from zero, so nothing is impossible yet
+    cpu_only = ClusterFacts.from_nodes(nodes[1:], "nvidia.com/gpu", "outrider.dev/gpu-product")
+    assert cpu_only.node_count == 1 and check_semantics(too_big, cpu_only) == []
+    # remote URIs the operator cannot fetch yet are named, not silently passed to a failing pod
+    for uri in ("s3://bucket/minilm", "hf://sentence-transformers/all-MiniLM-L6-v2"):
+        remote = parse_spec({**minimal_spec, "model": {"name": "minilm", "uri": uri}})
+        assert [p.field for p in check_semantics(remote, ClusterFacts())] == ["spec.model.uri"]
+    # a CPU-only spec with shard groups needs no GPU node
+    sharded_cpu = parse_spec(
+        {
+            **minimal_spec,
+            "runtime": {"gpusPerReplica": 0},
+            "sharding": {"groups": [{"name": "all", "layers": ["all"]}]},
+        }
+    )
+    assert check_semantics(sharded_cpu, facts) == []
+    small = ClusterFacts(max_gpus_per_node=1, node_count=2)
+    two_shards = parse_spec(
+        {
+            **minimal_spec,
+            "runtime": {"gpusPerReplica": 2},
+            "sharding": {
+                "groups": [
+                    {"name": "a", "layers": ["embeddings", "attention"]},
+                    {"name": "b", "layers": ["ffn", "head"]},
+                ]
+            },
+        }
+    )
+    assert [p.field for p in check_semantics(two_shards, small)] == [
+        "spec.runtime.gpusPerReplica",
+        "spec.sharding.groups",
+    ]
 
 
 def test_desired_replicas_by_mode(minimal_spec: dict[str, Any]) -> None:
@@ -103,8 +149,28 @@ def test_observe_deployment() -> None:
         {
             "metadata": {"generation": 2},
             "spec": {"replicas": 3},
-            "status": {"readyReplicas": 3, "updatedReplicas": 3, "observedGeneration": 2},
+            "status": {
+                "replicas": 3,
+                "readyReplicas": 3,
+                "updatedReplicas": 3,
+                "availableReplicas": 3,
+                "observedGeneration": 2,
+            },
         }
     )
     assert obs.rolled_out
+    old_pod_left = observe_deployment(
+        {
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {
+                "replicas": 4,
+                "readyReplicas": 3,
+                "updatedReplicas": 3,
+                "availableReplicas": 3,
+                "observedGeneration": 2,
+            },
+        }
+    )
+    assert not old_pod_left.rolled_out
     assert not observe_deployment(None).exists

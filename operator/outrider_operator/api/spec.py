@@ -140,13 +140,15 @@ class ModelSpec(ApiModel):
         pattern=MODEL_URI,
         max_length=1024,
         description=(
-            "Where the weights are: pvc://CLAIM/path, s3://bucket/key, hf://org/repo[@revision], "
-            "an absolute path inside the image, or builtin:NAME for a model shipped with the runtime."
+            "Where the weights are: pvc://CLAIM/path (the claim is mounted read-only in serving pods), "
+            "an absolute path inside the image, or builtin:NAME for a model shipped with the runtime. "
+            "s3://bucket/key and hf://org/repo[@revision] pass the schema but are reported as "
+            "InvalidSpec until the fetch initContainer exists."
         ),
     )
     format: ModelFormat = Field(default=ModelFormat.ONNX, description="Format of the model files.")
     storage_secret_ref: SecretReference | None = Field(
-        default=None, description="Secret with credentials for s3:// or hf:// (optional)."
+        default=None, description="Secret with credentials for s3:// or hf:// (reserved; not used yet)."
     )
 
 
@@ -198,8 +200,8 @@ class ReplicasSpec(ApiModel):
         le=1000,
         description=(
             "Desired active replicas, written through the /scale subresource (kubectl scale, HPA, KEDA). "
-            "Honoured in reactive mode, clamped to [min, max]; in predictive and advisory modes the "
-            "planner decides and this value is ignored (status says so)."
+            "Required in reactive mode, where it is honoured clamped to [min, max]; in predictive and "
+            "advisory modes the planner decides and this value is ignored."
         ),
     )
 
@@ -415,6 +417,12 @@ class InferenceDeploymentSpec(ApiModel):
                 ".sharding.groups",
             ),
             (
+                "self.scaling.mode != 'reactive' || has(self.replicas.target)",
+                "reactive mode needs replicas.target: the /scale subresource (kubectl scale, HPA, KEDA) "
+                "reads it and cannot answer without it",
+                ".replicas",
+            ),
+            (
                 "self.runtime.engine != 'outrider' || self.model.format == 'onnx'",
                 "the outrider engine serves ONNX models: use model.format onnx or runtime.engine triton",
                 ".model.format",
@@ -443,6 +451,11 @@ class InferenceDeploymentSpec(ApiModel):
         ):
             raise ValueError(
                 "the outrider engine serves ONNX models: use model.format onnx or runtime.engine triton"
+            )
+        if str(self.scaling.mode) == ScalingMode.REACTIVE.value and self.replicas.target is None:
+            raise ValueError(
+                "reactive mode needs replicas.target: the /scale subresource (kubectl scale, HPA, KEDA) "
+                "reads it and cannot answer without it"
             )
         gpus = self.sharding.total_gpus()
         if (

@@ -17,7 +17,14 @@ from typing import Any
 from outrider_operator.api import labels
 from outrider_operator.api.spec import Engine, InferenceDeploymentSpec
 from outrider_operator.reconcile.quantities import parse_quantity_mib
-from outrider_operator.reconcile.runtimeconfig import GRPC_PORT, HTTP_PORT, config_key, runtime_config_files
+from outrider_operator.reconcile.runtimeconfig import (
+    GRPC_PORT,
+    HTTP_PORT,
+    PVC_MOUNT,
+    config_key,
+    pvc_claim,
+    runtime_config_files,
+)
 
 __all__ = [
     "POOLS",
@@ -32,6 +39,8 @@ POOLS = (labels.POOL_ACTIVE, labels.POOL_WARM, labels.POOL_COLD)
 """The pools, in the order they are rendered."""
 
 CONFIG_MOUNT = "/etc/outrider"
+MODEL_CACHE_MOUNT = "/var/cache/outrider"
+"""Writable model cache of serving pods (an emptyDir; the image sets the same path)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,7 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
         "env": [
             {"name": "OUTRIDER_POOL", "value": pool},
             {"name": "OUTRIDER_MAX_WORKERS", "value": str(spec.runtime.max_workers)},
+            {"name": "OUTRIDER_CACHE_DIR", "value": MODEL_CACHE_MOUNT},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "resources": resources,
@@ -158,7 +168,12 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
             "periodSeconds": 5,
             "failureThreshold": 120,
         },
-        "volumeMounts": [{"name": "runtime-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "runtime-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            # the root filesystem is read-only: built models and ONNX conversions need these
+            {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -193,10 +208,22 @@ def _deployment(
     pod_spec: dict[str, Any] = {
         "schedulerName": labels.SCHEDULER_NAME,
         "containers": [_container(spec, pool)],
-        "volumes": [{"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}}],
+        "volumes": [
+            {"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}},
+            {"name": "model-cache", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+        ],
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
         "terminationGracePeriodSeconds": 30,
     }
+    claim = pvc_claim(spec.model.uri)
+    if claim is not None:
+        pod_spec["volumes"].append(
+            {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "model", "mountPath": f"{PVC_MOUNT}/{claim}", "readOnly": True}
+        )
     if spec.placement.node_selector:
         pod_spec["nodeSelector"] = dict(spec.placement.node_selector)
     if spec.placement.tolerations:

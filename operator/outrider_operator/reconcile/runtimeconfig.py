@@ -39,6 +39,26 @@ def config_key(pool: str) -> str:
     return "runtime.yaml" if pool == labels.POOL_ACTIVE else f"runtime-{pool}.yaml"
 
 
+PVC_MOUNT = "/models/pvc"
+"""Where a ``pvc://CLAIM/path`` model's claim is mounted (read-only) in serving pods."""
+
+
+def pvc_claim(uri: str) -> str | None:
+    """The claim name of a ``pvc://CLAIM/path`` URI, else None."""
+    if not uri.startswith("pvc://"):
+        return None
+    return uri.removeprefix("pvc://").split("/", 1)[0]
+
+
+def local_model_uri(uri: str) -> str:
+    """The URI the runtime reads: ``pvc://CLAIM/path`` becomes the mounted path, others pass as is."""
+    claim = pvc_claim(uri)
+    if claim is None:
+        return uri
+    rest = uri.removeprefix(f"pvc://{claim}").strip("/")
+    return f"{PVC_MOUNT}/{claim}" + (f"/{rest}" if rest else "")
+
+
 def render_runtime_config(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
     """Return the runtime config mapping for pods of ``pool``."""
     shards = [
@@ -53,7 +73,11 @@ def render_runtime_config(spec: InferenceDeploymentSpec, pool: str) -> dict[str,
     return {
         "apiVersion": "runtime.outrider.dev/v1alpha1",
         "kind": "RuntimeConfig",
-        "model": {"name": spec.model.name, "uri": spec.model.uri, "format": str(spec.model.format)},
+        "model": {
+            "name": spec.model.name,
+            "uri": local_model_uri(spec.model.uri),
+            "format": str(spec.model.format),
+        },
         "precision": {"policy": str(spec.precision.policy), "accuracyFloor": spec.precision.accuracy_floor},
         "batching": {
             "maxBatchSize": spec.batching.max_batch_size,

@@ -67,8 +67,20 @@ class ClusterFacts:
 def check_semantics(spec: InferenceDeploymentSpec, facts: ClusterFacts) -> list[SpecProblem]:
     """Return every problem that makes ``spec`` impossible to place on this cluster."""
     problems: list[SpecProblem] = []
+    scheme = spec.model.uri.split("://", 1)[0] if "://" in spec.model.uri else ""
+    if scheme in ("s3", "hf"):
+        problems.append(
+            SpecProblem(
+                "spec.model.uri",
+                f"{scheme}:// models need a fetch initContainer, which this version does not render yet; "
+                "use pvc://CLAIM/path (mounted read-only), a path inside the image, or builtin:NAME",
+            )
+        )
     need = spec.runtime.gpus_per_replica
-    if need > 0 and facts.node_count > 0 and need > facts.max_gpus_per_node:
+    # With no GPU node at all the GPU pool may scale from zero (cluster autoscaler): pods stay
+    # Pending, which Progressing reports, instead of the spec being declared impossible.
+    gpu_nodes_known = facts.node_count > 0 and facts.max_gpus_per_node > 0
+    if need > 0 and gpu_nodes_known and need > facts.max_gpus_per_node:
         problems.append(
             SpecProblem(
                 "spec.runtime.gpusPerReplica",
@@ -77,7 +89,8 @@ def check_semantics(spec: InferenceDeploymentSpec, facts: ClusterFacts) -> list[
             )
         )
     shard_gpus = spec.sharding.total_gpus()
-    if shard_gpus > 0 and facts.node_count > 0 and shard_gpus > facts.max_gpus_per_node:
+    # shard groups of a CPU-only spec (gpusPerReplica 0) run on CPU and need no GPU
+    if need > 0 and shard_gpus > 0 and gpu_nodes_known and shard_gpus > facts.max_gpus_per_node:
         problems.append(
             SpecProblem(
                 "spec.sharding.groups",

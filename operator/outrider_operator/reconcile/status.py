@@ -35,6 +35,8 @@ class ObservedPool:
 
     exists: bool
     desired: int = 0
+    total: int = 0
+    """All pods of the Deployment, old template included (``status.replicas``)."""
     ready: int = 0
     updated: int = 0
     available: int = 0
@@ -43,12 +45,18 @@ class ObservedPool:
 
     @property
     def rolled_out(self) -> bool:
-        """True when the Deployment has seen its spec and all replicas run the new template."""
+        """True when the Deployment has seen its spec, runs only the new template, and is available.
+
+        Ready pods of the old template do not count: mid-rollout ``ready >= desired`` can hold while
+        old pods still serve, so the old pods must be gone (``total == updated``) as well.
+        """
         return (
             self.exists
             and self.observed_generation >= self.generation
             and self.updated == self.desired
+            and self.total == self.updated
             and self.ready >= self.desired
+            and self.available >= self.desired
         )
 
 
@@ -62,6 +70,7 @@ def observe_deployment(obj: dict[str, Any] | None) -> ObservedPool:
     return ObservedPool(
         exists=True,
         desired=int(spec.get("replicas", 0) or 0),
+        total=int(st.get("replicas", 0) or 0),
         ready=int(st.get("readyReplicas", 0) or 0),
         updated=int(st.get("updatedReplicas", 0) or 0),
         available=int(st.get("availableReplicas", 0) or 0),
