@@ -33,7 +33,13 @@ from outrider_operator.reconcile.semantics import (
     check_semantics,
     problems_from_validation_error,
 )
-from outrider_operator.reconcile.status import compute_status, invalid_spec_status, observe_deployment
+from outrider_operator.reconcile.status import (
+    REASON_APPLY_FAILED,
+    REASON_INVALID_SPEC,
+    compute_status,
+    invalid_spec_status,
+    observe_deployment,
+)
 
 __all__ = ["ReconcileResult", "Reconciler"]
 
@@ -95,7 +101,8 @@ class Reconciler:
 
     def reconcile(self, namespace: str, name: str) -> ReconcileResult:
         """Run one pass for ``namespace/name``; raises KubeApiError on API failures."""
-        with self._lock((namespace, name)):
+        key = (namespace, name)
+        with self._lock(key):
             started = time.perf_counter()
             try:
                 result = self._reconcile(namespace, name)
@@ -105,7 +112,10 @@ class Reconciler:
             finally:
                 self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             self.metrics.reconciles.labels(result="invalid_spec" if result.problems else "ok").inc()
-            return result
+        if not result.found:  # deleted: forget its lock, so memory does not grow with churn
+            with self._locks_guard:
+                self._locks.pop(key, None)
+        return result
 
     def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
         path = object_path(IDF_API_VERSION, labels.KIND, namespace, name)
@@ -127,7 +137,15 @@ class Reconciler:
         result = ReconcileResult()
         applied: dict[str, dict[str, Any]] = {}
         for obj in render_children(owner, spec, active):
-            changed, current = self._apply(obj)
+            try:
+                changed, current = self._apply(obj)
+            except KubeApiError as exc:
+                if exc.retryable or exc.status in (401, 403):
+                    raise  # transient, or RBAC: retried by the handler
+                # the apiserver refuses what this spec renders (400/422): retrying cannot help
+                where = f"{obj['kind']} {obj['metadata']['name']}"
+                problem = SpecProblem(where, f"rejected by the apiserver: {exc.message}")
+                return self._report_invalid(body, path, previous, [problem], generation, REASON_APPLY_FAILED)
             if obj["kind"] == "Deployment":
                 applied[obj["metadata"]["name"]] = current
             if changed is not None:
@@ -166,14 +184,15 @@ class Reconciler:
         previous: InferenceDeploymentStatus,
         problems: list[SpecProblem],
         generation: int,
+        reason: str = REASON_INVALID_SPEC,
     ) -> ReconcileResult:
         meta = body["metadata"]
         self._invalid.add((meta["namespace"], meta["name"]))
         self.metrics.invalid_specs.set(len(self._invalid))
         message = "; ".join(str(p) for p in problems)
-        log.warning("InvalidSpec for %s/%s: %s", meta["namespace"], meta["name"], message)
-        self._event(body, "Warning", "InvalidSpec", message)
-        status = invalid_spec_status(previous, problems, generation, self.clock())
+        log.warning("%s for %s/%s: %s", reason, meta["namespace"], meta["name"], message)
+        self._event(body, "Warning", reason, message)
+        status = invalid_spec_status(previous, problems, generation, self.clock(), reason)
         written = self._write_status(path, body, previous, status)
         return ReconcileResult(status_written=written, problems=problems)
 

@@ -280,6 +280,26 @@ async def test_server_error_on_one_child_fails_the_pass_without_status_then_reco
     assert status is not None and status["observedGeneration"] == 1
 
 
+async def test_child_the_apiserver_refuses_becomes_apply_failed_status_not_a_retry_loop(
+    apiserver: ApplyingEmulator, reconciler: Reconciler, minimal_spec: dict[str, Any]
+) -> None:
+    apiserver.objects[IDF, NS, NAME] = _idf(minimal_spec, generation=2)
+    fault = apiserver["patch", kmock.resource("v1/services"), kmock.name(NAME)][:1]
+    fault << 422 << _status(422, "Invalid", 'Service "minilm" is invalid: metadata.name: Invalid value')
+
+    result = await _reconcile(reconciler)  # no exception: retrying the same spec cannot help
+
+    assert len(fault) == 1
+    assert [p.field for p in result.problems] == [f"Service {NAME}"]
+    status = _stored_status(apiserver)
+    assert status is not None and status["observedGeneration"] == 2
+    ready = _condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed")
+    assert "metadata.name: Invalid value" in ready["message"]
+    events = [r.data for r in apiserver["post", kmock.resource("v1/events")]]
+    assert any(e["reason"] == "ApplyFailed" and e["type"] == "Warning" for e in events)
+
+
 async def test_conflict_on_status_is_retryable_and_a_later_pass_writes_it(
     apiserver: ApplyingEmulator, reconciler: Reconciler, minimal_spec: dict[str, Any]
 ) -> None:

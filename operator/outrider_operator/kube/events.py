@@ -35,6 +35,9 @@ class EventRecorder:
             last = self._recent.get(key)
             if last is not None and now - last < self.dedupe_seconds:
                 return False
+            if len(self._recent) >= 256:  # forget entries past their window (bounded memory)
+                cutoff = now - self.dedupe_seconds
+                self._recent = {k: t for k, t in self._recent.items() if t >= cutoff}
             self._recent[key] = now
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {

@@ -26,6 +26,8 @@ from outrider_operator.reconcile.semantics import SpecProblem
 __all__ = ["ObservedPool", "compute_status", "invalid_spec_status", "observe_deployment", "set_condition"]
 
 REASON_INVALID_SPEC = "InvalidSpec"
+REASON_APPLY_FAILED = "ApplyFailed"
+"""The apiserver refused a rendered child (e.g. a name that is not a valid Service name)."""
 _CONDITION_ORDER = {t.value: i for i, t in enumerate(ConditionType)}
 
 
@@ -188,23 +190,25 @@ def compute_status(
 
 
 def invalid_spec_status(
-    previous: InferenceDeploymentStatus, problems: list[SpecProblem], generation: int, now: datetime
+    previous: InferenceDeploymentStatus,
+    problems: list[SpecProblem],
+    generation: int,
+    now: datetime,
+    reason: str = REASON_INVALID_SPEC,
 ) -> InferenceDeploymentStatus:
-    """Status for a spec that cannot be served: Ready=False/InvalidSpec naming the fields; counts kept."""
+    """Status for a spec that cannot be served: Ready=False/``reason`` naming the fields; counts kept."""
     message = "; ".join(str(p) for p in problems)[:1024]
     conditions = set_condition(
-        list(previous.conditions), ConditionType.READY, False, REASON_INVALID_SPEC, message, generation, now
+        list(previous.conditions), ConditionType.READY, False, reason, message, generation, now
     )
     conditions = set_condition(
         conditions,
         ConditionType.PROGRESSING,
         False,
-        REASON_INVALID_SPEC,
+        reason,
         "waiting for a valid spec",
         generation,
         now,
     )
-    conditions = set_condition(
-        conditions, ConditionType.DEGRADED, True, REASON_INVALID_SPEC, message, generation, now
-    )
+    conditions = set_condition(conditions, ConditionType.DEGRADED, True, reason, message, generation, now)
     return previous.model_copy(update={"observed_generation": generation, "conditions": conditions})
