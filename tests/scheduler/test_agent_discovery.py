@@ -177,3 +177,19 @@ def test_pynvml_init_failure_is_cpu_only(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     inv = discover(PynvmlBackend(), cache_dir=None)
     assert inv.gpus == [] and inv.cpu_only_reason == "NVML init failed: Driver Not Loaded"
+
+
+def test_one_failing_gpu_query_gives_cpu_only_with_the_reason_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = _fake_pynvml()
+
+    def memory(h: int) -> Any:
+        if h == 1:
+            raise _Err("GPU is lost")
+        return types.SimpleNamespace(total=80 * 2**30, used=2**30, free=79 * 2**30)
+
+    fake.nvmlDeviceGetMemoryInfo = memory  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    inv = discover(PynvmlBackend(), cache_dir=None)
+    assert inv.gpus == [] and inv.cpu_only_reason == "NVML query of GPU 1 failed: GPU is lost"

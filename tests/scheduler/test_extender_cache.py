@@ -106,3 +106,70 @@ async def test_gc_freeze_loop_freezes_after_sync_and_on_change() -> None:
     finally:
         task.cancel()
         gc.unfreeze()
+
+
+def test_a_bad_hint_annotation_does_not_hide_the_gpus_a_bound_pod_holds() -> None:
+    cache = ClusterCache()
+    cache.upsert_node(make_node("n", "h100-sxm5-80gb-x8"))
+    pod = make_pod("p", 8, node_name="n", min_memory_mib=1)
+    pod["metadata"]["annotations"]["outrider.dev/min-gpu-memory-mib"] = "80Gi"  # not MiB digits
+    cache.upsert_pod(pod)
+    assert cache.node("n").shape.free_gpus == 0  # type: ignore[union-attr]
+
+
+def test_lock_free_readers_never_see_a_half_applied_write() -> None:
+    """Readers (the request path) take no lock while watch threads churn pods and nodes."""
+    import sys
+    import threading
+
+    cache = ClusterCache()
+    names = [f"n{i}" for i in range(40)]
+    for name in names:
+        cache.upsert_node(make_node(name, "l40s-x4", cached_models=["base"]))
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            node = names[i % len(names)]
+            cache.upsert_pod(make_pod(f"p{i % 200}", 1, model=f"m{i % 7}", pool="warm", node_name=node))
+            if i % 5 == 0:
+                cache.upsert_node(make_node(node, "l40s-x4", cached_models=["base", f"c{i % 11}"]))
+            if i % 3 == 0:
+                cache.delete_pod_key(f"default/p{(i * 7) % 200}")
+            i += 1
+
+    def read() -> None:
+        seen: dict[int, object] = {}
+        while not stop.is_set():
+            try:
+                nodes, unknown = cache.lookup(names)
+                if unknown:
+                    problems.append(f"unknown {unknown[:3]}")
+                for model in ("base", "m1", "m3"):
+                    for _name, _code in cache.model_nodes(model).items():
+                        pass
+                for n in nodes:  # a shape id always names one shape
+                    if seen.setdefault(n.shape_id, n.shape) != n.shape and n.shape_id in seen:
+                        problems.append(f"shape id {n.shape_id} reused")
+            except Exception as exc:  # any error is the failure being tested
+                problems.append(repr(exc))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [
+            threading.Thread(target=churn),
+            threading.Thread(target=read),
+            threading.Thread(target=read),
+        ]
+        for t in threads:
+            t.start()
+        stop.wait(1.5)
+        stop.set()
+        for t in threads:
+            t.join(5)
+    finally:
+        sys.setswitchinterval(old)
+    assert problems == [], problems[:5]

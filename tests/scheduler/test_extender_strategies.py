@@ -121,6 +121,30 @@ def test_gpu_fit_require_inventory() -> None:
     assert GpuFit().score(pod, state) == 0.0
 
 
+def test_a_cpu_only_inventory_on_a_node_that_offers_gpus_is_no_inventory() -> None:
+    """The agent reports CPU-only when NVML fails; the device plugin still offers the GPUs."""
+    from datetime import UTC, datetime
+
+    from outrider_operator.api.inventory import GpuInventory
+
+    cache = ClusterCache()
+    node = make_node("n", None, gpus_without_inventory=8)
+    cpu_only = GpuInventory(
+        driver=None, cpu_only_reason="NVML query of GPU 3 failed", updated_at=datetime.now(UTC)
+    )
+    node["metadata"]["annotations"]["outrider.dev/gpu-inventory"] = cpu_only.to_annotation()
+    state = cache.upsert_node(node)
+    assert state.inventory is not None and not state.inventory.gpus
+    pod = PodRequirements.from_pod(make_pod("p", 2))
+    assert not state.shape.has_inventory
+    assert GpuFit().filter(pod, state) is None  # deferred to kube-scheduler's resource fit
+    # a truly CPU-only node (no GPUs allocatable) still cannot take a GPU pod
+    bare = make_node("cpu", None, gpus_without_inventory=0)
+    bare["metadata"]["annotations"]["outrider.dev/gpu-inventory"] = cpu_only.to_annotation()
+    failure = GpuFit().filter(pod, cache.upsert_node(bare))
+    assert failure is not None and failure.code == "insufficient_gpus"
+
+
 @pytest.mark.parametrize(
     ("gpus", "expect_products"),
     [

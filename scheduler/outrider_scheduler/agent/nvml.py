@@ -181,7 +181,12 @@ class PynvmlBackend:
             _text(_try(nv, lambda h=h: nv.nvmlDeviceGetPciInfo(h).busId, "")): i
             for i, h in enumerate(handles)
         }
-        gpus = [self._device(nv, i, h, bus_ids) for i, h in enumerate(handles)]
+        gpus = []
+        for i, h in enumerate(handles):
+            try:
+                gpus.append(self._device(nv, i, h, bus_ids))
+            except nv.NVMLError as exc:  # a partial inventory would mislead placement: report none
+                raise NvmlUnavailableError(f"NVML query of GPU {i} failed: {exc}") from None
         return Snapshot(driver=driver, gpus=_resolve_switch_peers(gpus))
 
     @staticmethod

@@ -21,7 +21,7 @@ from outrider_operator.api.labels import API_GROUP, API_VERSION, PLURAL, POOL_CO
 
 from .errors import BadRequestError, MalformedRequestError
 from .nodes import NodeShape, NodeState, node_from_object
-from .requirements import PodRequirements
+from .requirements import PodRequirements, gpu_request
 
 __all__ = ["CacheWatcher", "ClusterCache", "PodRecord"]
 
@@ -42,7 +42,14 @@ class PodRecord:
 
 
 class ClusterCache:
-    """Nodes, bound pods and InferenceDeployments, with interned node shapes."""
+    """Nodes, bound pods and InferenceDeployments, with interned node shapes.
+
+    Writers hold the lock; readers (the request path) do not, so writes are published in forms a
+    lock-free reader always sees whole: a node is replaced by one dict assignment (never removed
+    and re-added), the per-model node maps are copied on write (a reader iterating one keeps an
+    unchanging dict), and shape ids are never reused (a request's per-shape memo cannot confuse
+    two shapes when interning compacts).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -52,7 +59,7 @@ class ClusterCache:
         self._deployments: dict[str, dict[str, Any]] = {}
         self._model_nodes: dict[str, dict[str, int]] = {}
         self._shape_ids: dict[NodeShape, int] = {}
-        self._shapes: list[NodeShape] = []
+        self._next_shape_id = 0
         self.generation = 0
         """Bumped on every change; lets callers notice that the cache moved."""
 
@@ -96,7 +103,7 @@ class ClusterCache:
     @property
     def shape_count(self) -> int:
         """How many distinct node shapes are interned."""
-        return len(self._shapes)
+        return len(self._shape_ids)
 
     def transient_node(self, obj: Mapping[str, Any]) -> NodeState:
         """A NodeState for a Node sent whole in a request (not stored), with the cache's pods applied."""
@@ -134,11 +141,18 @@ class ClusterCache:
         try:
             req = PodRequirements.from_pod(obj)
         except BadRequestError as exc:
-            log.debug("pod %s ignored by the cache: %s", key, exc)
+            log.debug("pod %s: placement hints ignored by the cache: %s", key, exc)
             req = None
+        if req is not None:
+            gpus = req.gpus
+        else:  # a bad hint annotation must not hide the GPUs the pod holds
+            try:
+                gpus = gpu_request(spec)
+            except BadRequestError:
+                gpus = 0
         record = PodRecord(
             node=str(node),
-            gpus=req.gpus if req else 0,
+            gpus=gpus,
             model=req.model if req else None,
             pool=req.pool if req else None,
             deployment=req.deployment if req else None,
@@ -198,18 +212,26 @@ class ClusterCache:
         self._replace(node_name, fresh)
 
     def _replace(self, name: str, state: NodeState | None) -> None:
-        old = self._nodes.pop(name, None)
-        if old is not None:
-            for model in old.model_codes():
-                holders = self._model_nodes.get(model)
-                if holders is not None:
-                    holders.pop(name, None)
-                    if not holders:
-                        del self._model_nodes[model]
+        old = self._nodes.get(name)
+        before = old.model_codes() if old is not None else {}
+        after = state.model_codes() if state is not None else {}
         if state is not None:
-            self._nodes[name] = state
-            for model, code in state.model_codes().items():
-                self._model_nodes.setdefault(model, {})[name] = code
+            self._nodes[name] = state  # one assignment: readers see the old or the new node
+        else:
+            self._nodes.pop(name, None)
+        for model in before.keys() | after.keys():
+            code = after.get(model)
+            if before.get(model) == code:
+                continue
+            holders = dict(self._model_nodes.get(model, {}))  # copy on write
+            if code is None:
+                holders.pop(name, None)
+            else:
+                holders[name] = code
+            if holders:
+                self._model_nodes[model] = holders
+            else:
+                self._model_nodes.pop(model, None)
         self.generation += 1
 
     def _apply_pods(self, state: NodeState) -> None:
@@ -233,19 +255,16 @@ class ClusterCache:
         found = self._shape_ids.get(shape)
         if found is not None:
             return found
-        if len(self._shapes) > 4 * len(self._nodes) + 4096:
+        if len(self._shape_ids) > 4 * len(self._nodes) + 4096:
             self._compact()
-        self._shape_ids[shape] = len(self._shapes)
-        self._shapes.append(shape)
-        return len(self._shapes) - 1
+        self._shape_ids[shape] = self._next_shape_id
+        self._next_shape_id += 1
+        return self._shape_ids[shape]
 
     def _compact(self) -> None:
-        self._shape_ids.clear()
-        self._shapes.clear()
-        for state in self._nodes.values():
-            state.shape_id = self._shape_ids.setdefault(state.shape, len(self._shapes))
-            if state.shape_id == len(self._shapes):
-                self._shapes.append(state.shape)
+        """Forget shapes no node has any more; live shapes keep their ids (ids are never reused)."""
+        live = {state.shape for state in self._nodes.values()}
+        self._shape_ids = {shape: sid for shape, sid in self._shape_ids.items() if shape in live}
 
 
 class CacheWatcher:
@@ -326,7 +345,7 @@ class CacheWatcher:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                body = json.loads(lister(_preload_content=False).data)
+                body = json.loads(lister(_preload_content=False, _request_timeout=(10, 120)).data)
                 listed = {_key(item): item for item in body.get("items", [])}
                 for key in set(known) - set(listed):
                     self._safe(delete, known[key], name)
@@ -337,8 +356,14 @@ class CacheWatcher:
                 version = body.get("metadata", {}).get("resourceVersion")
                 while not self._stop.is_set():
                     w = watch.Watch()
+                    # timeout_seconds ends the watch on the server; _request_timeout ends it on this
+                    # side too, so a half-open connection cannot stall the cache (read timeout > 30 s)
                     for event in w.stream(
-                        lister, resource_version=version, timeout_seconds=30, allow_watch_bookmarks=True
+                        lister,
+                        resource_version=version,
+                        timeout_seconds=30,
+                        allow_watch_bookmarks=True,
+                        _request_timeout=(10, 60),
                     ):
                         if self._stop.is_set():
                             w.stop()

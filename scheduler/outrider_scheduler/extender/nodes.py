@@ -80,7 +80,9 @@ class NodeState:
     def compute_shape(self) -> NodeShape:
         """Build the shape from the current inventory and requested GPUs."""
         free = max(0, self.allocatable_gpus - self.requested_gpus)
-        if self.inventory is None:
+        if self.inventory is None or (not self.inventory.gpus and self.allocatable_gpus > 0):
+            # no inventory, or a CPU-only one (the agent could not read NVML) on a node whose
+            # device plugin offers GPUs: no trustworthy GPU details, so defer to the resource fit
             return NodeShape(self.allocatable_gpus, free, False)
         slots = tuple(
             GpuSlot(

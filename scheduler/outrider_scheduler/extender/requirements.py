@@ -135,6 +135,11 @@ def _container_gpus(container: Any, where: str) -> int:
     return found
 
 
+def gpu_request(spec: Mapping[str, Any]) -> int:
+    """GPUs a pod spec requests (containers summed, init containers at their maximum)."""
+    return _gpu_request(spec)
+
+
 def _gpu_request(spec: Mapping[str, Any]) -> int:
     containers = spec.get("containers") or []
     inits = spec.get("initContainers") or []

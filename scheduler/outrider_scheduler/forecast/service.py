@@ -220,14 +220,15 @@ class DeploymentForecaster:
                 pred = learned_raw(model, fs.build(origins[oos]), tg.base[oos], eps)
                 for t in TARGETS:
                     raw[t][oos] = pred[t]
-            records = self._records
+            oldest = float(times[0])
+            with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
+                for tm in [tm for tm in self._records if tm < oldest]:
+                    self._records.pop(tm, None)
+                records = dict(self._records)
             for j, tm in enumerate(times.tolist()):
                 rec = records.get(tm)
                 if rec is not None:
                     raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
-            oldest = float(times[0])
-            for tm in [tm for tm in records if tm < oldest]:
-                records.pop(tm, None)
             cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
@@ -285,16 +286,17 @@ class DeploymentForecaster:
             pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
             raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
             t_now = series.t0 + n * float(s.step_seconds)
-            self._records[t_now] = (
-                raw["outrider_gbm"]["mean_p50"],
-                raw["outrider_gbm"]["mean_p90"],
-                raw["outrider_gbm"]["peak_p90"],
-            )
             limit = (
                 s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds
             ) // s.step_seconds + 4 * k
-            while len(self._records) > limit:
-                self._records.pop(next(iter(self._records)))
+            with self._lock:  # a background refit reads these records
+                self._records[t_now] = (
+                    raw["outrider_gbm"]["mean_p50"],
+                    raw["outrider_gbm"]["mean_p90"],
+                    raw["outrider_gbm"]["peak_p90"],
+                )
+                while len(self._records) > limit:
+                    self._records.pop(next(iter(self._records)))
         out = fitted.state.apply(raw, scale) if fitted is not None else {}
         if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
             # not calibrated yet: the moving average, uncalibrated
