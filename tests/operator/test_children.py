@@ -148,3 +148,19 @@ def test_pvc_model_is_mounted_read_only_and_the_runtime_reads_the_mount(minimal_
     # other URIs get no model volume and pass through unchanged
     plain = _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"][0]
     assert "model" not in {v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_gpu_preferences_become_preferred_node_affinity_in_order(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec(
+        {**minimal_spec, "runtime": {"gpuProducts": ["H100", "A100"], "gpuArchitectures": ["hopper"]}}
+    )
+    pod = _by_kind(render_children(OWNER, spec, 1))["Deployment"][0]["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    got = [(t["weight"], e["key"], e["values"]) for t in terms for e in t["preference"]["matchExpressions"]]
+    assert got == [
+        (100, "outrider.dev/gpu-product", ["H100"]),
+        (90, "outrider.dev/gpu-product", ["A100"]),
+        (100, "outrider.dev/gpu-architecture", ["hopper"]),
+    ]
+    plain = _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"][0]
+    assert "affinity" not in plain["spec"]["template"]["spec"]

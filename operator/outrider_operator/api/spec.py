@@ -177,10 +177,20 @@ class RuntimeSpec(ApiModel):
         default=None, pattern=QUANTITY, description="Minimum free memory on each GPU, e.g. 16Gi (optional)."
     )
     gpu_products: list[Annotated[str, Field(max_length=63)]] = Field(
-        default_factory=list, max_length=16, description="Preferred GPU products in order, e.g. [H100, A100]."
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Preferred GPU products in order, e.g. [H100, A100]: preferred node affinity on the node "
+            "agent's outrider.dev/gpu-product label (earlier entries weigh more; other nodes stay eligible)."
+        ),
     )
     gpu_architectures: list[Annotated[str, Field(max_length=63)]] = Field(
-        default_factory=list, max_length=16, description="Preferred GPU architectures, e.g. [hopper, ampere]."
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Preferred GPU architectures in order, e.g. [hopper, ampere]: preferred node affinity on the "
+            "outrider.dev/gpu-architecture label."
+        ),
     )
     max_workers: int = Field(default=4, ge=1, le=64, description="Request worker threads per replica.")
 

@@ -197,6 +197,29 @@ def _pod_annotations(spec: InferenceDeploymentSpec, config_hash: str) -> dict[st
     return annotations
 
 
+def _gpu_preferences(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
+    """``gpuProducts`` / ``gpuArchitectures`` as preferred node affinity on the agent's node labels.
+
+    Earlier entries weigh more (100, 90, ... down to 10): kube-scheduler's NodeAffinity score then
+    ranks nodes in the user's order, and nodes with none of them stay eligible (a preference).
+    """
+    if spec.runtime.gpus_per_replica == 0:
+        return []
+    terms: list[dict[str, Any]] = []
+    for key, values in (
+        (labels.LABEL_GPU_PRODUCT, spec.runtime.gpu_products),
+        (labels.LABEL_GPU_ARCHITECTURE, spec.runtime.gpu_architectures),
+    ):
+        for rank, value in enumerate(values):
+            terms.append(
+                {
+                    "weight": max(10, 100 - 10 * rank),
+                    "preference": {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]},
+                }
+            )
+    return terms
+
+
 def _deployment(
     owner: Owner, spec: InferenceDeploymentSpec, pool: str, replicas: int, config_hash: str
 ) -> dict[str, Any]:
@@ -224,6 +247,9 @@ def _deployment(
         pod_spec["containers"][0]["volumeMounts"].append(
             {"name": "model", "mountPath": f"{PVC_MOUNT}/{claim}", "readOnly": True}
         )
+    affinity = _gpu_preferences(spec)
+    if affinity:
+        pod_spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": affinity}}
     if spec.placement.node_selector:
         pod_spec["nodeSelector"] = dict(spec.placement.node_selector)
     if spec.placement.tolerations:
