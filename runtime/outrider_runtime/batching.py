@@ -160,8 +160,9 @@ class DynamicBatcher:
                 await self._wakeup.wait()
                 continue
             s = self.settings
-            deadline = self._queue[0].enqueued + s.min_batch_delay_ms / 1000.0
             while self._queued_rows() < s.effective_max and not self._closing:
+                # read the delay each pass: a live resize to a shorter delay releases a waiting batch
+                deadline = self._queue[0].enqueued + s.min_batch_delay_ms / 1000.0
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -191,6 +192,11 @@ class DynamicBatcher:
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
+        except asyncio.CancelledError:  # shutting down: answer the batch instead of leaving it hanging
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(NotServingError("the server is shutting down"))
+            raise
         finally:
             self.in_flight -= rows
             self._slots.release()
@@ -207,8 +213,8 @@ class DynamicBatcher:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def cancel(self) -> None:
-        """Stop the loop now and fail what is still queued (used on unload)."""
+    async def cancel(self, reason: str = "model was unloaded") -> None:
+        """Stop the loop now and fail what is still queued with 503 ``reason``."""
         self._closing = True
         if self._task is not None:
             self._task.cancel()
@@ -218,4 +224,4 @@ class DynamicBatcher:
         while self._queue:
             p = self._queue.popleft()
             if not p.future.done():
-                p.future.set_exception(NotServingError("model was unloaded"))
+                p.future.set_exception(NotServingError(reason))

@@ -70,12 +70,24 @@ class LoadOverride:
         if unknown:
             raise BadRequestError(f"load config override has unsupported fields: {unknown}")
         mbs = cfg.get("max_batch_size")
-        if mbs is not None and (not isinstance(mbs, int) or mbs < 1):
-            raise BadRequestError(f"max_batch_size must be a positive integer, got {mbs!r}")
+        if mbs is not None and (isinstance(mbs, bool) or not isinstance(mbs, int) or not 1 <= mbs <= 4096):
+            raise BadRequestError(f"max_batch_size must be an integer in 1..4096, got {mbs!r}")
         delay = None
         dyn = cfg.get("dynamic_batching")
         if isinstance(dyn, dict) and "max_queue_delay_microseconds" in dyn:
-            delay = float(dyn["max_queue_delay_microseconds"]) / 1000.0
+            raw_delay = dyn["max_queue_delay_microseconds"]
+            if isinstance(raw_delay, str) and raw_delay.isdigit():
+                raw_delay = int(raw_delay)  # protobuf JSON writes uint64 as a string
+            if (
+                isinstance(raw_delay, bool)
+                or not isinstance(raw_delay, int | float)
+                or not 0 <= raw_delay <= 10_000_000
+            ):
+                raise BadRequestError(
+                    "dynamic_batching.max_queue_delay_microseconds must be a number in 0..10000000 "
+                    f"(10 s), got {raw_delay!r}"
+                )
+            delay = float(raw_delay) / 1000.0
         prec = None
         params = cfg.get("parameters") or {}
         if "precision" in params:
@@ -88,6 +100,21 @@ class LoadOverride:
                     f"parameters.precision must be one of fp32|fp16|bf16|int8|adaptive, got {value!r}"
                 ) from exc
         return cls(max_batch_size=mbs, min_batch_delay_ms=delay, precision=prec)
+
+
+@dataclass
+class _Built:
+    """A finished build of a model: sessions per precision variant and what calibration measured."""
+
+    precision: PrecisionPolicy
+    pipelines: dict[PrecisionPolicy, Pipeline]
+    agreement: dict[str, float]
+    policy: AdaptivePolicy | None
+    max_len: int
+    tokenizer: _Tokenizer | None
+    hidden: int
+    vocab_size: int | None
+    load_seconds: float
 
 
 @dataclass
@@ -194,6 +221,8 @@ class ModelHandle:
         self.tokenizer: _Tokenizer | None = None
         self.stats = Stats()
         self.load_seconds = 0.0
+        self.reloading = False
+        """True while a new build is being made (readiness reports it; the old one keeps serving)."""
         self._lock = asyncio.Lock()
         metrics.set_state(self.name, self.state)
         metrics.max_batch.labels(self.name).set(self.settings.max_batch_size)
@@ -204,21 +233,22 @@ class ModelHandle:
         """Whether the model has a tokenizer (BYTES ``text`` input accepted)."""
         return self.tokenizer is not None
 
-    def _build(self, precision: PrecisionPolicy) -> None:
+    def _build(self, precision: PrecisionPolicy) -> _Built:
+        """Build, calibrate and warm up every variant (in a worker thread; touches no live state)."""
         t0 = time.perf_counter()
         model_dir = resolve_model_dir(self.config.model.uri)
         desc_path = model_dir / DESCRIPTOR
         desc = json.loads(desc_path.read_text()) if desc_path.exists() else {}
-        self.max_len = int(desc.get("maxSequenceLength", 256))
+        max_len = int(desc.get("maxSequenceLength", 256))
         tok = model_dir / "tokenizer.json"
-        self.tokenizer = _Tokenizer(tok, self.max_len) if tok.exists() else None
+        tokenizer = _Tokenizer(tok, max_len) if tok.exists() else None
         base = onnx.load(str(model_dir / "model.onnx"))
         out_dims = base.graph.output[0].type.tensor_type.shape.dim
-        self.hidden = int(out_dims[-1].dim_value) if out_dims else 0
+        hidden = int(out_dims[-1].dim_value) if out_dims else 0
         word = next(
             (t for t in base.graph.initializer if t.name == "embeddings.word_embeddings.weight"), None
         )
-        self.vocab_size = int(word.dims[0]) if word is not None else None
+        vocab_size = int(word.dims[0]) if word is not None else None
         variants = (
             [PrecisionPolicy.FP32, PrecisionPolicy.INT8]
             if precision is PrecisionPolicy.ADAPTIVE
@@ -237,34 +267,63 @@ class ModelHandle:
             )
             for p in variants
         }
-        self._calibrate(pipelines, precision)
-        for pipe in pipelines.values():  # warm-up with real inferences at two lengths
-            for n in (8, 32):
-                pipe.run(pad_rows([np.full(n, 1000 + i, dtype=np.int64) for i in range(2)]))
-        old = self.pipelines
-        self.pipelines = pipelines
-        self.precision = precision
-        for pipe in old.values():
-            pipe.close()
+        try:
+            agreement, policy = self._calibrate(pipelines, precision, tokenizer)
+            for pipe in pipelines.values():  # warm-up with real inferences at two lengths
+                for n in (8, 32):
+                    pipe.run(pad_rows([np.full(n, 1000 + i, dtype=np.int64) for i in range(2)]))
+        except Exception:
+            for pipe in pipelines.values():
+                pipe.close()
+            raise
         del base
         _release_free_memory()
-        self.load_seconds = time.perf_counter() - t0
+        return _Built(
+            precision=precision,
+            pipelines=pipelines,
+            agreement=agreement,
+            policy=policy,
+            max_len=max_len,
+            tokenizer=tokenizer,
+            hidden=hidden,
+            vocab_size=vocab_size,
+            load_seconds=time.perf_counter() - t0,
+        )
 
-    def _calibration_rows(self) -> list[np.ndarray]:
-        if self.tokenizer is not None:
-            return self.tokenizer.encode(calibration_texts())
+    def _install(self, built: _Built) -> None:
+        """Swap a finished build in (on the event loop, between requests) and close the old sessions."""
+        old = self.pipelines
+        self.max_len, self.tokenizer = built.max_len, built.tokenizer
+        self.hidden, self.vocab_size = built.hidden, built.vocab_size
+        self.pipelines, self.precision = built.pipelines, built.precision
+        self.agreement, self.policy = built.agreement, built.policy
+        self.load_seconds = built.load_seconds
+        for name, value in built.agreement.items():
+            if name != "fp32":
+                self.metrics.agreement.labels(self.name, name).set(value)
+        for pipe in old.values():
+            pipe.close()
+
+    def _calibration_rows(self, tokenizer: _Tokenizer | None) -> list[np.ndarray]:
+        if tokenizer is not None:
+            return tokenizer.encode(calibration_texts())
         rng = np.random.default_rng(0)
         return [rng.integers(1000, 2000, size=int(n)).astype(np.int64) for n in (4, 8, 16, 32, 64, 128)]
 
-    def _calibrate(self, pipelines: dict[PrecisionPolicy, Pipeline], precision: PrecisionPolicy) -> None:
+    def _calibrate(
+        self,
+        pipelines: dict[PrecisionPolicy, Pipeline],
+        precision: PrecisionPolicy,
+        tokenizer: _Tokenizer | None,
+    ) -> tuple[dict[str, float], AdaptivePolicy | None]:
         """Measure each variant's cosine agreement with fp32 on the calibration set; fit adaptive."""
-        self.agreement = {}
-        self.policy = None
+        agreement: dict[str, float] = {}
+        policy: AdaptivePolicy | None = None
         low = [p for p in pipelines if p is not PrecisionPolicy.FP32]
         if not low:
-            self.agreement["fp32"] = 1.0
-            return
-        rows = self._calibration_rows()
+            agreement["fp32"] = 1.0
+            return agreement, policy
+        rows = self._calibration_rows(tokenizer)
         ref_pipe = pipelines.get(PrecisionPolicy.FP32)
         if ref_pipe is None:  # a single low-precision variant: build an fp32 reference just for this
             model_dir = resolve_model_dir(self.config.model.uri)
@@ -274,21 +333,20 @@ class ModelHandle:
         for p in low:
             got = np.concatenate([pipelines[p].run(pad_rows([r])) for r in rows])
             cos = cosine_rows(got, ref)
-            self.agreement[p.value] = float(cos.mean())
-            self.metrics.agreement.labels(self.name, p.value).set(float(cos.mean()))
+            agreement[p.value] = float(cos.mean())
             if precision is PrecisionPolicy.ADAPTIVE:
-                self.policy = AdaptivePolicy.calibrate(self.config.precision.floor, lengths, list(cos), p)
-                self.agreement["adaptive"] = self.policy.agreement()
-                self.metrics.agreement.labels(self.name, "adaptive").set(self.policy.agreement())
+                policy = AdaptivePolicy.calibrate(self.config.precision.floor, lengths, list(cos), p)
+                agreement["adaptive"] = policy.agreement()
                 log.info(
                     "adaptive precision: %s (int8 mean cosine %.4f, adaptive %.4f, floor %.4f)",
-                    self.policy.describe(),
+                    policy.describe(),
                     cos.mean(),
-                    self.policy.agreement(),
+                    policy.agreement(),
                     self.config.precision.floor,
                 )
         if ref_pipe is not pipelines.get(PrecisionPolicy.FP32):
             ref_pipe.close()
+        return agreement, policy
 
     def _set_state(self, state: ModelState) -> None:
         self.state = state
@@ -312,9 +370,18 @@ class ModelHandle:
                 if changes:
                     self.resize(**changes)
             precision = override.precision if override and override.precision else self.precision
-            if not self.pipelines or precision is not self.precision:
+            if not self.pipelines or not self.batchers or precision is not self.precision:
+                # Build first, while the current sessions keep serving; readiness reports the
+                # reload. Only a finished build is swapped in: a failed one leaves the model as it was.
+                self.reloading = True
+                try:
+                    built = await asyncio.to_thread(self._build, precision)
+                finally:
+                    self.reloading = False
+                    if not self.batchers and self.pipelines:
+                        self._start_batchers()  # a stopped old variant serves again
                 await self._stop_batchers(drain=True)
-                await asyncio.to_thread(self._build, precision)
+                self._install(built)
                 self.metrics.load_seconds.labels(self.name).set(self.load_seconds)
                 self._start_batchers()
             self._set_state(target)
@@ -371,6 +438,12 @@ class ModelHandle:
         """Finish queued and in-flight requests and refuse new ones (SIGTERM)."""
         await self._stop_batchers(drain=True)
 
+    async def abort_queued(self, reason: str) -> None:
+        """Fail every queued request with 503 ``reason`` (the drain ran out of time)."""
+        for b in list(self.batchers.values()):
+            await b.cancel(reason)
+        self.batchers.clear()
+
     # ------------------------------------------------------------------ inference
     def _runner(self, precision: PrecisionPolicy) -> Any:
         async def run(batch: list[Pending]) -> None:
@@ -424,6 +497,11 @@ class ModelHandle:
         """Queue token rows for batched execution; returns their embeddings and the precision used."""
         if self.state is not ModelState.SERVING:
             raise NotServingError(f"model {self.name} is {self.state.value}, not serving")
+        if len(rows) > self.settings.max_batch_size:
+            raise BadRequestError(
+                f"the request holds {len(rows)} rows; this model's maxBatchSize is "
+                f"{self.settings.max_batch_size} (split the request)"
+            )
         for r in rows:
             if r.shape[0] == 0:
                 raise BadRequestError("a sequence has zero tokens")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,40 @@ def test_providers_for_devices(monkeypatch: pytest.MonkeyPatch) -> None:
         {"device_id": 2, "trt_fp16_enable": True, "trt_int8_enable": False},
     )
     assert trt[1:] == [("CUDAExecutionProvider", {"device_id": 2}), "CPUExecutionProvider"]
+
+
+async def test_drain_timeout_answers_queued_and_running_requests_instead_of_hanging() -> None:
+    from outrider_runtime.errors import NotServingError
+
+    release = asyncio.Event()
+
+    async def stuck(batch: list[Pending]) -> None:
+        await release.wait()  # a batch that outlives the drain timeout
+
+    b = DynamicBatcher(stuck, BatchSettings(max_batch_size=1, min_batch_delay_ms=0), 100)
+    b.start()
+    futs = [b.submit([np.array([1], dtype=np.int64)]) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(b.drain(), 0.2)
+    await b.cancel("the server is shutting down (drain timeout)")
+    for running in list(b._running):
+        running.cancel()
+    done = await asyncio.gather(*futs, return_exceptions=True)
+    assert all(isinstance(d, NotServingError) for d in done), done
+
+
+def test_load_override_ranges_are_checked() -> None:
+    from outrider_runtime.errors import BadRequestError
+    from outrider_runtime.models import LoadOverride
+
+    ok = LoadOverride.from_triton_config('{"dynamic_batching": {"max_queue_delay_microseconds": "2500"}}')
+    assert ok.min_batch_delay_ms == 2.5
+    for bad in (
+        {"dynamic_batching": {"max_queue_delay_microseconds": 1e12}},
+        {"dynamic_batching": {"max_queue_delay_microseconds": "soon"}},
+        {"max_batch_size": 100_000},
+        {"max_batch_size": True},
+    ):
+        with pytest.raises(BadRequestError):
+            LoadOverride.from_triton_config(json.dumps(bad))

@@ -154,6 +154,48 @@ async def _post(
         ),
         ({"nothing": 1}, 400, "inputs"),
         (b"{not json", 400, "JSON"),
+        (
+            {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [9, 1], "data": [101] * 9}]},
+            400,
+            "maxBatchSize is 8",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "input_ids", "datatype": "INT64", "shape": [1, 3], "data": [101, 102, 103]},
+                    {"name": "attention_mask", "datatype": "INT64", "shape": [1, 3], "data": [0, 1, 1]},
+                ]
+            },
+            400,
+            "right-padded",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "input_ids", "datatype": "INT64", "shape": [1, 2], "data": [101, 102]},
+                    {"name": "attention_mask", "datatype": "INT64", "shape": [1, 2], "data": [2, 1]},
+                ]
+            },
+            400,
+            "only 0 and 1",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "input_ids", "datatype": "INT64", "shape": [4294967296, 4294967296], "data": []}
+                ]
+            },
+            400,
+            "needs",
+        ),
+        (
+            {
+                "inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 2], "data": [101, 102]}],
+                "outputs": [{"name": "logits"}],
+            },
+            400,
+            "unknown output",
+        ),
     ],
 )
 async def test_bad_requests_get_v2_errors(
@@ -317,3 +359,48 @@ async def test_adaptive_sharded_model_over_http(
         text = generate_latest(srv.registry).decode()
         assert 'outrider_runtime_precision_agreement_ratio{model="tiny",precision="int8"}' in text
         assert 'outrider_runtime_precision_requests_total{model="tiny",precision="fp32"} 1.0' in text
+
+
+async def test_a_failed_reload_leaves_the_model_serving_as_before(
+    tiny_config: Call, server_factory: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outrider_runtime import models as models_module
+
+    ok = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 2], "data": [101, 102]}]}
+    async with server_factory(tiny_config()) as srv, aiohttp.ClientSession() as s:
+        url = f"http://{srv.url}/v2/models/tiny/infer"
+        assert (await _post(s, url, ok))[0] == 200
+        real = models_module.build_pipeline
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("simulated build failure")
+
+        monkeypatch.setattr(models_module, "build_pipeline", failing)
+        override = {"parameters": {"config": json.dumps({"parameters": {"precision": "int8"}})}}
+        code, _, payload = await _post(s, f"http://{srv.url}/v2/repository/models/tiny/load", override)
+        assert code >= 400 and "simulated build failure" in payload["error"]
+        # still fp32, still serving: requests succeed and readiness is true
+        code, _, payload = await _post(s, url, ok)
+        assert code == 200 and payload["parameters"]["precision"] == "fp32"
+        async with s.get(f"http://{srv.url}/v2/health/ready") as r:
+            assert r.status == 200
+        monkeypatch.setattr(models_module, "build_pipeline", real)
+        code, _, _ = await _post(s, f"http://{srv.url}/v2/repository/models/tiny/load", override)
+        assert code == 200
+        code, _, payload = await _post(s, url, ok)
+        assert code == 200 and payload["parameters"]["precision"] == "int8"
+
+
+async def test_shortening_the_delay_live_releases_a_waiting_request(
+    tiny_config: Call, server_factory: Call
+) -> None:
+    cfg = tiny_config(batching={"maxBatchSize": 64, "minBatchDelayMs": 8000})
+    ok = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 2], "data": [101, 102]}]}
+    async with server_factory(cfg) as srv, aiohttp.ClientSession() as s:
+        started = asyncio.get_running_loop().time()
+        pending = asyncio.ensure_future(_post(s, f"http://{srv.url}/v2/models/tiny/infer", ok))
+        await asyncio.sleep(0.3)
+        async with s.post(f"http://{srv.url}/v2/admin/batching", json={"minBatchDelayMs": 1}) as r:
+            assert r.status == 200
+        code, _, _ = await asyncio.wait_for(pending, 5)
+        assert code == 200 and asyncio.get_running_loop().time() - started < 4

@@ -107,6 +107,9 @@ class RuntimeServer:
             await asyncio.wait_for(_all(), timeout)
         except TimeoutError:
             log.warning("drain timed out after %.1fs with %d requests in flight", timeout, self.inflight)
+            # what is still queued gets a 503 now instead of hanging until the connection drops
+            for m in self.models.values():
+                await m.abort_queued("the server is shutting down (drain timeout)")
 
     def model(self, name: str) -> ModelHandle:
         """Look a model up by name (404 if unknown)."""
@@ -378,9 +381,17 @@ class RuntimeServer:
                     f"input 'attention_mask' shape {list(mask.shape)} != input_ids shape {list(ids.shape)}"
                 )
             mask = mask.astype(np.int64)
+            if ((mask != 0) & (mask != 1)).any():
+                raise BadRequestError("input 'attention_mask' may hold only 0 and 1")
             lengths = mask.sum(axis=1)
             if (lengths == 0).any():
                 raise BadRequestError("a row of 'attention_mask' is all zeros")
+            # right padding only: each row is 1s then 0s (rows are cut to their mask's length)
+            if (np.diff(mask, axis=1) > 0).any():
+                raise BadRequestError(
+                    "input 'attention_mask' must be right-padded: each row 1s followed by 0s "
+                    "(left padding or gaps are not supported)"
+                )
             return [ids[i, : lengths[i]] for i in range(ids.shape[0])], [
                 mask[i, : lengths[i]] for i in range(ids.shape[0])
             ]
@@ -433,23 +444,26 @@ class RuntimeServer:
             raise BadRequestError(f"{HEADER} must be an integer, got {hl!r}") from exc
         parsed: dict[str, Any] = {}
 
+        binary: set[str] = set()
+
         def decode() -> dict[str, np.ndarray]:
             header, tensors = decode_request(body, header_length)
             parsed.update(header)
+            # requested outputs are checked before any compute is spent on the request
+            requested = header.get("outputs")
+            params = header.get("parameters") or {}
+            if requested:
+                for o in requested:
+                    if not isinstance(o, dict) or o.get("name") != "embeddings":
+                        name = o.get("name") if isinstance(o, dict) else o
+                        raise BadRequestError(f"unknown output {name!r}; model has 'embeddings'")
+                    if (o.get("parameters") or {}).get("binary_data", False):
+                        binary.add("embeddings")
+            elif isinstance(params, dict) and params.get("binary_data_output", False):
+                binary.add("embeddings")
             return tensors
 
         out, precision = await self.run_inference(m, decode)
-        requested = parsed.get("outputs")
-        params = parsed.get("parameters") or {}
-        binary: set[str] = set()
-        if requested:
-            for o in requested:
-                if o.get("name") != "embeddings":
-                    raise BadRequestError(f"unknown output {o.get('name')!r}; model has 'embeddings'")
-                if (o.get("parameters") or {}).get("binary_data", False):
-                    binary.add("embeddings")
-        elif params.get("binary_data_output", False):
-            binary.add("embeddings")
         header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
         if "id" in parsed:
             header_out["id"] = parsed["id"]

@@ -14,6 +14,7 @@ non-standard ``NaN``/``Infinity`` literals is a 400 (send such tensors as binary
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -112,7 +113,7 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
         if dtype_name not in DTYPES:
             raise BadRequestError(f"input {name!r}: unknown datatype {dtype_name!r}")
         shape = _shape(spec.get("shape"), name)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
         params = spec.get("parameters") or {}
         size = params.get("binary_data_size")
         if size is not None:

@@ -9,6 +9,7 @@ not implemented (UNIMPLEMENTED).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -218,7 +219,7 @@ def _decode(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
         shape = [int(d) for d in t.shape]
         if any(d < 0 for d in shape):
             raise BadRequestError(f"input {t.name!r}: shape must be non-negative, got {shape}")
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)  # Python ints: no wrap-around
         if raw:
             if t.datatype == "BYTES":
                 arr = decode_bytes_tensor(raw[idx], count, t.name)
