@@ -47,3 +47,14 @@ app.kubernetes.io/component: operator
 {{- define "outrider.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+Whether prometheus-operator's monitoring.coreos.com/v1 API is available ("auto" asks the cluster).
+*/}}
+{{- define "outrider.promOperator" -}}
+{{- $mode := toString .Values.monitoring.prometheusOperator -}}
+{{- if eq $mode "true" -}}true
+{{- else if eq $mode "false" -}}
+{{- else if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" -}}true
+{{- end -}}
+{{- end }}
