@@ -50,7 +50,9 @@ def namespace(cluster: Any) -> Iterator[str]:
         core = k8s.CoreV1Api(api)
         core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         yield name
-        core.delete_namespace(name)
+    # Wait until the namespace and its pods are gone: later tests share the GPU nodes, and pods
+    # still terminating hold GPUs (a CI run saw the L4 node full when the extender test began).
+    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
 def gpu_deployment(name: str, replicas: int, gpus: int, scheduler: str | None = None) -> dict[str, Any]:

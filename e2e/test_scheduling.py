@@ -100,7 +100,8 @@ def namespace(cluster: Any) -> Iterator[str]:
         core = k8s.CoreV1Api(api)
         core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         yield name
-        core.delete_namespace(name)
+    # wait until its pods are gone: pods still terminating would hold GPUs other tests count on
+    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
 def _inventories(cluster: Any) -> dict[str, GpuInventory]:
