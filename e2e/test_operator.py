@@ -404,10 +404,15 @@ def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[
     assert can("outrider-scheduler", "watch", "inferencedeployments.outrider.dev", "-A")
     assert can("outrider-scheduler", "create", "bindings", "-n", NS)  # system:kube-scheduler
     assert not can("outrider-scheduler", "get", "secrets", "-n", NS)
-    assert can(
+    assert not can(
         "outrider-scheduler", "patch", "inferencedeployments.outrider.dev", "--subresource=status", "-n", NS
-    )  # forecaster
+    )
     assert not can("outrider-scheduler", "patch", "inferencedeployments.outrider.dev", "-n", NS)
+    assert can(
+        "outrider-forecaster", "patch", "inferencedeployments.outrider.dev", "--subresource=status", "-n", NS
+    )
+    assert not can("outrider-forecaster", "patch", "inferencedeployments.outrider.dev", "-n", NS)  # spec
+    assert not can("outrider-forecaster", "list", "pods", "-A")
     assert can("outrider-agent", "patch", "nodes")
     assert not can("outrider-agent", "delete", "nodes")
     assert not can("outrider-agent", "list", "pods", "-A")
