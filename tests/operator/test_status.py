@@ -142,6 +142,9 @@ def test_desired_replicas_by_mode(minimal_spec: dict[str, Any]) -> None:
     assert desired_active_replicas(predictive, InferenceDeploymentStatus()) == 2
     holding = InferenceDeploymentStatus.model_validate({"pools": {"active": {"desired": 4}}})
     assert desired_active_replicas(predictive, holding) == 4  # no forecast: hold, never drop
+    assert desired_active_replicas(advisory, holding) == 4  # advisory never acts: no drop to min either
+    too_many = InferenceDeploymentStatus.model_validate({"pools": {"active": {"desired": 9}}})
+    assert desired_active_replicas(advisory, too_many) == 5  # still within [min, max]
 
 
 def test_observe_deployment() -> None:

@@ -4,7 +4,8 @@
 - predictive: the planner's recommendation in ``status.forecast.recommendedReplicas`` clamped to
   [min, max]; min until there is one. Never below the current count while the planner is silent
   (a forecast that disappears must not drop capacity).
-- advisory: min (decisions are published, never acted on).
+- advisory: decisions are published, never acted on: the pool holds its current size (clamped to
+  [min, max]; min for a new object), like predictive mode while the planner is silent.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ def desired_active_replicas(spec: InferenceDeploymentSpec, status: InferenceDepl
     mode = str(spec.scaling.mode)
     if mode == ScalingMode.REACTIVE.value:
         return _clamp(spec.replicas.target if spec.replicas.target is not None else spec.replicas.min, spec)
+    holding = _clamp(max(status.pools.active.desired, spec.replicas.min), spec)
     if mode == ScalingMode.PREDICTIVE.value:
         recommended = status.forecast.recommended_replicas if status.forecast else None
-        if recommended is None:
-            return _clamp(max(status.pools.active.desired, spec.replicas.min), spec)
-        return _clamp(recommended, spec)
-    return spec.replicas.min
+        return holding if recommended is None else _clamp(recommended, spec)
+    return holding  # advisory: never acts on a decision, so it neither grows nor shrinks the pool
