@@ -147,33 +147,22 @@ def test_desired_replicas_by_mode(minimal_spec: dict[str, Any]) -> None:
     assert desired_active_replicas(advisory, too_many) == 5  # still within [min, max]
 
 
+def _deployment_object(total: int) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 3},
+        "status": {
+            "replicas": total,
+            "readyReplicas": 3,
+            "updatedReplicas": 3,
+            "availableReplicas": 3,
+            "observedGeneration": 2,
+        },
+    }
+
+
 def test_observe_deployment() -> None:
-    obs = observe_deployment(
-        {
-            "metadata": {"generation": 2},
-            "spec": {"replicas": 3},
-            "status": {
-                "replicas": 3,
-                "readyReplicas": 3,
-                "updatedReplicas": 3,
-                "availableReplicas": 3,
-                "observedGeneration": 2,
-            },
-        }
-    )
-    assert obs.rolled_out
-    old_pod_left = observe_deployment(
-        {
-            "metadata": {"generation": 2},
-            "spec": {"replicas": 3},
-            "status": {
-                "replicas": 4,
-                "readyReplicas": 3,
-                "updatedReplicas": 3,
-                "availableReplicas": 3,
-                "observedGeneration": 2,
-            },
-        }
-    )
+    assert observe_deployment(_deployment_object(total=3)).rolled_out
+    old_pod_left = observe_deployment(_deployment_object(total=4))  # an old-template pod remains
     assert not old_pod_left.rolled_out
     assert not observe_deployment(None).exists
