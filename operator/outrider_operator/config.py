@@ -27,3 +27,6 @@ class OperatorConfig:
     """Log at DEBUG level."""
     retry_delay_seconds: float = 5.0
     """Delay before retrying a failed reconciliation."""
+    node_model_cache: str | None = None
+    """Host folder that serving pods share as their model cache (a hostPath, so the node agent can
+    report cached models for cache-aware placement); None: a per-pod emptyDir."""

@@ -46,8 +46,15 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         default=os.environ.get("OUTRIDER_LOG_FORMAT", defaults.log_format),
         help="log format",
     )
+    parser.add_argument(
+        "--node-model-cache",
+        default=os.environ.get("OUTRIDER_NODE_MODEL_CACHE") or None,
+        help="host folder serving pods share as their model cache (hostPath; default: per-pod emptyDir)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
+    if args.node_model_cache is not None and not args.node_model_cache.startswith("/"):
+        parser.error(f"--node-model-cache must be an absolute host path, got {args.node_model_cache!r}")
     if args.resync_seconds <= 0:
         parser.error("--resync-seconds must be > 0")
     return OperatorConfig(
@@ -58,13 +65,16 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         health_port=args.health_port,
         log_format=args.log_format,
         verbose=args.verbose,
+        node_model_cache=args.node_model_cache,
     )
 
 
 def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = None) -> kopf.OperatorRegistry:
     """Build the kopf registry with every handler wired to a fresh :class:`Reconciler`."""
     rest = KubeRest(load_api_client(config.kubeconfig))
-    reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest))
+    reconciler = Reconciler(
+        rest, metrics=metrics, events=EventRecorder(rest), node_model_cache=config.node_model_cache
+    )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, reconciler, config)
 

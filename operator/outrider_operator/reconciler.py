@@ -71,12 +71,14 @@ class Reconciler:
         metrics: OperatorMetrics | None = None,
         events: EventRecorder | None = None,
         facts_ttl_seconds: float = 15.0,
+        node_model_cache: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
     ) -> None:
         self.rest = rest
         self.metrics = metrics or OperatorMetrics.create()
         self.events = events or EventRecorder(rest)
         self.facts_ttl_seconds = facts_ttl_seconds
+        self.node_model_cache = node_model_cache
         self.clock = clock
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -136,7 +138,7 @@ class Reconciler:
         active = desired_active_replicas(spec, previous)
         result = ReconcileResult()
         applied: dict[str, dict[str, Any]] = {}
-        for obj in render_children(owner, spec, active):
+        for obj in render_children(owner, spec, active, node_model_cache=self.node_model_cache):
             try:
                 changed, current = self._apply(obj)
             except KubeApiError as exc:

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,10 @@ __all__ = [
     "build_bert_graph",
     "cache_root",
     "ensure_builtin",
+    "mark_cached",
     "minilm_source_dir",
     "resolve_model_dir",
+    "writable_cache_root",
 ]
 
 log = logging.getLogger(__name__)
@@ -259,13 +262,49 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def writable_cache_root(root: Path | None = None) -> Path:
+    """``root`` (or :func:`cache_root`) if it can be created and written, else a private fallback.
+
+    A shared node cache (a hostPath) that this user may not write must not stop the model from
+    loading: the build goes to a folder under the temp dir instead, and a warning says why.
+    """
+    base = root or cache_root()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK | os.X_OK):
+            return base
+        problem = "not writable"
+    except OSError as exc:
+        problem = str(exc)
+    fallback = Path(tempfile.gettempdir()) / "outrider-models"
+    log.warning("model cache %s cannot be used (%s); building into %s instead", base, problem, fallback)
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def mark_cached(served_name: str, model_dir: Path) -> None:
+    """Record in the cache that ``served_name`` is held here (best effort).
+
+    Writes ``<cache>/<served_name>/outrider-model.json`` beside the built model folder, so the node
+    agent, which reports the cache's sub-folders, names the model as pods and the extender do.
+    """
+    marker_dir = model_dir.parent / served_name
+    if marker_dir == model_dir:
+        return
+    try:
+        marker_dir.mkdir(exist_ok=True)
+        (marker_dir / DESCRIPTOR).write_text(json.dumps({"servedName": served_name, "dir": model_dir.name}))
+    except OSError as exc:
+        log.debug("could not mark %s as cached in %s: %s", served_name, marker_dir, exc)
+
+
 def ensure_builtin(name: str, root: Path | None = None) -> Path:
     """Build (once) and return the directory of a builtin model; later calls hit the cache."""
     if name not in BUILTIN_MODELS:
         raise ModelBuildError(f"unknown builtin model {name!r}; known: {', '.join(BUILTIN_MODELS)}")
     src = minilm_source_dir()
     tokenizer = src / "tokenizer.json"
-    base = root or cache_root()
+    base = writable_cache_root(root)
     if name == "all-minilm-l6-v2":
         cfg = json.loads((src / "config.json").read_text())
         shape = BertShape(

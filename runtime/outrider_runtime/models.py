@@ -28,7 +28,7 @@ from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, Ru
 from outrider_runtime.engine import Pipeline, build_pipeline, length_buckets, pad_rows
 from outrider_runtime.errors import BadRequestError, NotServingError, StateError
 from outrider_runtime.metrics import RuntimeMetrics
-from outrider_runtime.model_build import DESCRIPTOR, resolve_model_dir
+from outrider_runtime.model_build import DESCRIPTOR, mark_cached, resolve_model_dir
 from outrider_runtime.precision import AdaptivePolicy, cosine_rows
 
 __all__ = ["LoadOverride", "ModelHandle", "Stats"]
@@ -237,6 +237,8 @@ class ModelHandle:
         """Build, calibrate and warm up every variant (in a worker thread; touches no live state)."""
         t0 = time.perf_counter()
         model_dir = resolve_model_dir(self.config.model.uri)
+        if self.config.model.uri.startswith("builtin:"):
+            mark_cached(self.name, model_dir)  # the node agent reports the cache under this name
         desc_path = model_dir / DESCRIPTOR
         desc = json.loads(desc_path.read_text()) if desc_path.exists() else {}
         max_len = int(desc.get("maxSequenceLength", 256))

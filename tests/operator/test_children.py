@@ -129,9 +129,25 @@ def test_read_only_root_has_writable_cache_and_tmp(minimal_spec: dict[str, Any])
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         env = {e["name"]: e.get("value") for e in container["env"]}
-        cache = mounts[env["OUTRIDER_CACHE_DIR"]]
-        assert "emptyDir" in volumes[cache["name"]] and not cache.get("readOnly")
+        cache_mount = next(
+            m for path, m in mounts.items() if env["OUTRIDER_CACHE_DIR"].startswith(path + "/")
+        )
+        assert "emptyDir" in volumes[cache_mount["name"]] and not cache_mount.get("readOnly")
         assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+def test_a_node_model_cache_is_a_host_folder_the_agent_can_scan(minimal_spec: dict[str, Any]) -> None:
+    objs = render_children(OWNER, parse_spec(minimal_spec), 1, node_model_cache="/var/cache/outrider")
+    pod = _by_kind(objs)["Deployment"][0]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model-cache")
+    assert volume == {
+        "name": "model-cache",
+        "hostPath": {"path": "/var/cache/outrider", "type": "DirectoryOrCreate"},
+    }
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model-cache")
+    # the runtime builds into <host folder>/models, the folder the node agent scans
+    assert env["OUTRIDER_CACHE_DIR"] == mount["mountPath"] + "/models"
 
 
 def test_pvc_model_is_mounted_read_only_and_the_runtime_reads_the_mount(minimal_spec: dict[str, Any]) -> None:

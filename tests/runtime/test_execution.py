@@ -317,3 +317,33 @@ def test_load_override_ranges_are_checked() -> None:
     ):
         with pytest.raises(BadRequestError):
             LoadOverride.from_triton_config(json.dumps(bad))
+
+
+def test_builtin_models_are_marked_under_their_served_name(tmp_path: Path) -> None:
+    from outrider_runtime import model_build
+    from outrider_scheduler.agent.discovery import cached_models
+
+    cache = tmp_path / "node" / "models"
+    built = model_build.ensure_builtin("tiny-bert", root=cache)
+    assert "tiny" not in cached_models(cache)
+    model_build.mark_cached("tiny", built)
+    # the node agent scans this folder: it now reports the name pods and the extender use
+    assert "tiny" in cached_models(cache)
+
+
+def test_an_unwritable_cache_falls_back_to_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outrider_runtime import model_build
+
+    locked = tmp_path / "node" / "models"
+    real_access = model_build.os.access
+    # a root-owned hostPath seen by uid 10001 (simulated: the tests may run as root)
+    monkeypatch.setattr(
+        model_build.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+    )
+    monkeypatch.setattr(model_build.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    built = model_build.ensure_builtin("tiny-bert", root=locked)
+    assert built.parent == tmp_path / "tmp" / "outrider-models"
+    assert (built / "model.onnx").is_file()
+    assert not any(locked.iterdir())

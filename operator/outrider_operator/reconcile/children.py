@@ -157,7 +157,7 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
         "env": [
             {"name": "OUTRIDER_POOL", "value": pool},
             {"name": "OUTRIDER_MAX_WORKERS", "value": str(spec.runtime.max_workers)},
-            {"name": "OUTRIDER_CACHE_DIR", "value": MODEL_CACHE_MOUNT},
+            {"name": "OUTRIDER_CACHE_DIR", "value": f"{MODEL_CACHE_MOUNT}/models"},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "resources": resources,
@@ -220,8 +220,26 @@ def _gpu_preferences(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
     return terms
 
 
+def _cache_volume(node_model_cache: str | None) -> dict[str, Any]:
+    """The pods' model cache: an emptyDir, or the node's shared cache folder as a hostPath.
+
+    With a host folder, models built there survive the pod and the node agent (which scans the same
+    folder's ``models/`` sub-folder) reports them, so the extender's cache locality sees real node
+    caches. The folder must be writable by uid 10001; the runtime falls back to a private folder
+    (and says so) when it is not. Pod Security "baseline" and "restricted" forbid hostPath volumes.
+    """
+    if node_model_cache is None:
+        return {"name": "model-cache", "emptyDir": {}}
+    return {"name": "model-cache", "hostPath": {"path": node_model_cache, "type": "DirectoryOrCreate"}}
+
+
 def _deployment(
-    owner: Owner, spec: InferenceDeploymentSpec, pool: str, replicas: int, config_hash: str
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    pool: str,
+    replicas: int,
+    config_hash: str,
+    node_model_cache: str | None = None,
 ) -> dict[str, Any]:
     pod_labels = {
         **_labels(owner, "serving" if pool == labels.POOL_ACTIVE else "standby"),
@@ -233,7 +251,7 @@ def _deployment(
         "containers": [_container(spec, pool)],
         "volumes": [
             {"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}},
-            {"name": "model-cache", "emptyDir": {}},
+            _cache_volume(node_model_cache),
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
         ],
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
@@ -277,9 +295,13 @@ def _deployment(
 
 
 def render_children(
-    owner: Owner, spec: InferenceDeploymentSpec, active_replicas: int
+    owner: Owner, spec: InferenceDeploymentSpec, active_replicas: int, node_model_cache: str | None = None
 ) -> list[dict[str, Any]]:
-    """Return every desired child object, in apply order (config first, then workloads)."""
+    """Return every desired child object, in apply order (config first, then workloads).
+
+    ``node_model_cache``: a host folder the serving pods share as their model cache (see
+    :func:`_cache_volume`); None gives each pod its own emptyDir.
+    """
     files = runtime_config_files(spec)
     config_hash = _config_hash(files)
     objects: list[dict[str, Any]] = [
@@ -295,7 +317,7 @@ def render_children(
         labels.POOL_WARM: spec.standby.warm,
         labels.POOL_COLD: spec.standby.cold,
     }
-    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash) for pool in POOLS]
+    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, node_model_cache) for pool in POOLS]
     objects.append(
         {
             "apiVersion": "v1",
