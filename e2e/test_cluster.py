@@ -31,7 +31,7 @@ from outrider_devcluster import (
     TopologyError,
     load_topology,
 )
-from outrider_devcluster.gobuild import kubernetes_ldflags, staging_modules
+from outrider_devcluster.gobuild import GoBuilder, kubernetes_ldflags, staging_modules
 from outrider_devcluster.polling import wait_for
 from outrider_devcluster.processes import ProcessTable
 from outrider_devcluster.topology import Topology
@@ -463,6 +463,18 @@ def test_build_helpers_derive_replaces_and_version_stamps() -> None:
     assert staging_modules(gomod, "../") == ["go.etcd.io/x"]
     flags = kubernetes_ldflags("v1.36.3")
     assert "k8s.io/component-base/version.gitVersion=v1.36.3" in flags and "gitMinor=36" in flags
+
+
+def test_go_builds_ignore_a_developers_workspace_and_cross_compile_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOWORK", str(tmp_path / "go.work"))
+    monkeypatch.setenv("GOFLAGS", "-mod=vendor -trimpath")
+    monkeypatch.setenv("GOOS", "windows")
+    monkeypatch.setenv("GOARCH", "arm64")
+    env = GoBuilder(tmp_path).env()
+    assert env["GOWORK"] == "off" and env["GOFLAGS"] == "-trimpath"
+    assert "GOOS" not in env and "GOARCH" not in env and env["GO111MODULE"] == "on"
 
 
 def test_scheduler_configs_keep_the_extender_out_of_the_default_profile(cluster: Any) -> None:

@@ -17,8 +17,14 @@ echo "==> apt-get install ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # policy-rc.d keeps the package from starting a system Prometheus service; tests start their own.
+# An existing policy-rc.d (Debian/Ubuntu container images ship one) is kept and restored.
+if [ -e /usr/sbin/policy-rc.d ]; then
+  cp -p /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.outrider-saved
+  trap 'mv -f /usr/sbin/policy-rc.d.outrider-saved /usr/sbin/policy-rc.d' EXIT
+else
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
-trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 echo "==> installed: $(promtool --version 2>&1 | head -1)"

@@ -77,11 +77,19 @@ class GoBuilder:
         self.timings_file = build_dir / "timings.json"
 
     def env(self) -> dict[str, str]:
-        """Environment for go: local toolchain only, module mode on."""
+        """Environment for go: local toolchain only, module mode on, native binaries.
+
+        Settings a developer may have exported for other work would break these builds or make
+        them useless here, so they are neutralised: a workspace (``GOWORK``), a ``-mod`` flag in
+        ``GOFLAGS`` (the steps pass their own), and cross-compilation targets (``GOOS``/``GOARCH``).
+        """
         env = dict(os.environ)
         env.setdefault("GOTOOLCHAIN", "local")
         env["GO111MODULE"] = "on"
-        env.setdefault("GOFLAGS", "")
+        env["GOWORK"] = "off"
+        env["GOFLAGS"] = " ".join(f for f in env.get("GOFLAGS", "").split() if not f.startswith("-mod"))
+        for var in ("GOOS", "GOARCH"):
+            env.pop(var, None)
         return env
 
     def go(self) -> str:
