@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from outrider_devcluster import (
     BinaryError,
     Cluster,
+    ClusterError,
     ClusterSettings,
     ComponentExitedError,
     PortInUseError,
@@ -417,6 +418,27 @@ def test_stale_half_running_cluster_is_refused_and_down_stops_only_recorded_pids
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_dead_demo_process_is_forgotten_not_called_a_half_dead_cluster(tmp_path: Path) -> None:
+    settings = _isolated_settings(tmp_path, 31700)
+    table = ProcessTable(settings.cluster_dir / "pids", settings.cluster_dir / "logs")
+    etcd = table.start("etcd", ["sleep", "120"])  # the control plane still runs
+    crashed = table.start("outrider-runtime", ["true"])  # what `make demo` records, now dead
+    assert crashed.popen is not None
+    crashed.popen.wait()
+    messages: list[str] = []
+    lab = Cluster(settings, say=messages.append)
+    try:
+        with pytest.raises(ClusterError) as err:  # judged on the control plane alone
+            lab._reuse_or_clean()
+        assert not isinstance(err.value, StaleClusterError), err.value
+        assert "apiserver is not ready" in str(err.value)
+        assert not (settings.cluster_dir / "pids" / "outrider-runtime.pid").exists()
+        assert any("outrider-runtime" in m and "gone" in m for m in messages)
+    finally:
+        lab.down()
+        assert etcd.popen is not None and etcd.popen.wait(5) is not None
 
 
 def test_missing_binaries_give_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -169,6 +169,12 @@ class Cluster:
     def _reuse_or_clean(self) -> bool:
         """True if a healthy cluster runs; clean a dead one; refuse a half-dead one."""
         recorded = self.table.recorded()
+        for p in [p for p in recorded if p.component.startswith("outrider-") and not p.alive()]:
+            # a demo process (operator, extender, runtime ...) that died is no part of the cluster:
+            # forget it instead of calling the whole cluster half-dead
+            self.say(f"==> {p.component} (pid {p.pid}) is gone; forgetting it (log: {p.log})")
+            (self.table.pid_dir / f"{p.component}.pid").unlink(missing_ok=True)
+            recorded.remove(p)
         alive = [p for p in recorded if p.alive()]
         if recorded and len(alive) == len(recorded) and self.healthy():
             return True
