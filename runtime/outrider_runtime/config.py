@@ -1,7 +1,9 @@
 """The runtime's own typed config file (``RuntimeConfig``), rendered by the operator into a ConfigMap.
 
 Keys are camelCase; the file is YAML or JSON. This module imports neither kopf nor the kubernetes
-client so that a runtime image needs none of the control-plane dependencies.
+client so that a runtime image needs none of the control-plane dependencies. The enumerations the
+operator renders into this file (layers, precision policies, dynamic batching) are the API's own
+(:mod:`outrider_operator.api.spec`, pydantic only), so the two can never disagree on a value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from outrider_operator.api.spec import DynamicBatching as DynamicMode
+from outrider_operator.api.spec import Layer, PrecisionPolicy
 from outrider_runtime.errors import ConfigError
 
 __all__ = [
@@ -41,33 +45,6 @@ KIND = "RuntimeConfig"
 
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
-
-
-class Layer(StrEnum):
-    """A layer group of a transformer model, the unit that shards are made of."""
-
-    EMBEDDINGS = "embeddings"
-    ATTENTION = "attention"
-    FFN = "ffn"
-    HEAD = "head"
-    ALL = "all"
-
-
-class PrecisionPolicy(StrEnum):
-    """Numeric precision of a model or shard; ``adaptive`` picks per request."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    BF16 = "bf16"
-    INT8 = "int8"
-    ADAPTIVE = "adaptive"
-
-
-class DynamicMode(StrEnum):
-    """Whether requests are batched dynamically."""
-
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
 
 
 class ModelState(StrEnum):
