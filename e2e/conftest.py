@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,3 +155,16 @@ def _external(settings: ClusterSettings, kubeconfig: Path) -> LocalCluster:
             f"binaries not found: {', '.join(missing)} (PATH, KUBEBUILDER_ASSETS or `make binaries`)"
         )
     return LocalCluster(settings, binaries, load_topology(), started_here=False, kubeconfig=kubeconfig)
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards and waited for.
+
+    Waiting matters: the tests share the GPU nodes, and pods still terminating hold their GPUs (a CI
+    run saw the L4 node full of an earlier test's pods when the extender-routing test began).
+    """
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)

@@ -8,8 +8,6 @@ import json
 import socket
 import subprocess
 import threading
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,18 +40,6 @@ from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY, GPU_RESOURCE,
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def namespace(cluster: Any) -> Iterator[str]:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    with cluster.api_client() as api:
-        core = k8s.CoreV1Api(api)
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-        yield name
-    # Wait until the namespace and its pods are gone: later tests share the GPU nodes, and pods
-    # still terminating hold GPUs (a CI run saw the L4 node full when the extender test began).
-    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
 def gpu_deployment(name: str, replicas: int, gpus: int, scheduler: str | None = None) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from kubernetes import client as k8s
 
 from outrider_devcluster.polling import wait_for
 from outrider_operator.api.inventory import GpuInventory
@@ -91,17 +90,6 @@ def extender(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-@pytest.fixture
-def namespace(cluster: Any) -> Iterator[str]:
-    name = f"e2e-sched-{uuid.uuid4().hex[:8]}"
-    with cluster.api_client() as api:
-        core = k8s.CoreV1Api(api)
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-        yield name
-    # wait until its pods are gone: pods still terminating would hold GPUs other tests count on
-    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
 def _inventories(cluster: Any) -> dict[str, GpuInventory]:
