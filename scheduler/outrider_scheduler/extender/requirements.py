@@ -20,16 +20,17 @@ from outrider_operator.api.labels import (
     LABEL_MODEL,
     LABEL_POOL,
 )
+from outrider_operator.api.spec import Layer
 
 from .errors import MalformedRequestError
 
-__all__ = ["DevicePreference", "PodRequirements", "ShardGroup", "parse_quantity_int"]
+__all__ = ["DevicePreference", "PodRequirements", "ShardGroup", "gpu_request", "parse_quantity_int"]
 
 DevicePreference = Literal["memoryBandwidth", "compute"]
 """Which device property a shard group benefits from most."""
 
 _PRECISIONS = {"fp32", "fp16", "bf16", "int8", "fp8"}
-_LAYERS = {"embeddings", "attention", "ffn", "head", "all"}
+_LAYERS = {layer.value for layer in Layer}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class PodRequirements:
         return cls(
             namespace=str(meta.get("namespace") or "default"),
             name=meta["name"],
-            gpus=_gpu_request(spec),
+            gpus=gpu_request(spec),
             min_memory_mib=_min_memory(annotations.get(ANNOTATION_MIN_GPU_MEMORY)),
             precision=None if precision in (None, "adaptive") else precision,
             shards=_shard_plan(annotations.get(ANNOTATION_SHARD_PLAN)),
@@ -137,10 +138,6 @@ def _container_gpus(container: Any, where: str) -> int:
 
 def gpu_request(spec: Mapping[str, Any]) -> int:
     """GPUs a pod spec requests (containers summed, init containers at their maximum)."""
-    return _gpu_request(spec)
-
-
-def _gpu_request(spec: Mapping[str, Any]) -> int:
     containers = spec.get("containers") or []
     inits = spec.get("initContainers") or []
     if not isinstance(containers, list) or not isinstance(inits, list):
