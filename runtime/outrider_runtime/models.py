@@ -221,8 +221,6 @@ class ModelHandle:
         self.tokenizer: _Tokenizer | None = None
         self.stats = Stats()
         self.load_seconds = 0.0
-        self.reloading = False
-        """True while a new build is being made (readiness reports it; the old one keeps serving)."""
         self._lock = asyncio.Lock()
         metrics.set_state(self.name, self.state)
         metrics.max_batch.labels(self.name).set(self.settings.max_batch_size)
@@ -373,15 +371,14 @@ class ModelHandle:
                     self.resize(**changes)
             precision = override.precision if override and override.precision else self.precision
             if not self.pipelines or not self.batchers or precision is not self.precision:
-                # Build first, while the current sessions keep serving; readiness reports the
-                # reload. Only a finished build is swapped in: a failed one leaves the model as it was.
-                self.reloading = True
+                # Build first, while the current sessions keep serving (readiness stays true). Only
+                # a finished build is swapped in: a failed one leaves the model as it was.
                 try:
                     built = await asyncio.to_thread(self._build, precision)
-                finally:
-                    self.reloading = False
+                except Exception:
                     if not self.batchers and self.pipelines:
-                        self._start_batchers()  # a stopped old variant serves again
+                        self._start_batchers()  # sessions without batchers (stopped earlier) serve again
+                    raise
                 await self._stop_batchers(drain=True)
                 self._install(built)
                 self.metrics.load_seconds.labels(self.name).set(self.load_seconds)
