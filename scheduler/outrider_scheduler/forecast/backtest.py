@@ -56,8 +56,6 @@ __all__ = [
 
 Array = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
-METHODS = ("outrider", *BASELINE_NAMES, *OPTIONAL_BASELINES)
-"""Methods that can be reported, ours first (optional baselines only when installed)."""
 MIN_EVAL_ORIGINS = 30
 """Fewest scored origins (per phase) a backtest accepts."""
 
