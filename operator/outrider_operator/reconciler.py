@@ -20,13 +20,13 @@ from pydantic import ValidationError
 from outrider_operator.api import labels
 from outrider_operator.api.resource import parse_spec
 from outrider_operator.api.spec import InferenceDeploymentSpec
-from outrider_operator.api.status import InferenceDeploymentStatus
+from outrider_operator.api.status import InferenceDeploymentStatus, parse_status
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, object_path
 from outrider_operator.metrics import OperatorMetrics
 from outrider_operator.reconcile.children import POOLS, Owner, pool_deployment_name, render_children
-from outrider_operator.reconcile.scaling import desired_active_replicas
+from outrider_operator.reconcile.scaling import desired_pool_sizes
 from outrider_operator.reconcile.semantics import (
     ClusterFacts,
     SpecProblem,
@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 IDF_API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
 OPERATOR_CONDITIONS = frozenset({"Ready", "Progressing", "Degraded"})
-"""Conditions the operator owns; others (Forecasting) belong to their own writers."""
-FOREIGN_STATUS_FIELDS = ("forecast", "lastScalingAction")
+"""Conditions the operator owns; others (Forecasting, Planning) belong to their own writers."""
+FOREIGN_STATUS_FIELDS = ("forecast", "plan", "lastScalingAction", "batchSize")
 """Status fields other writers own (server-side apply keeps each writer's fields apart)."""
 
 
@@ -128,17 +128,20 @@ class Reconciler:
             return ReconcileResult(found=False)
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
-        previous = _parse_status(body.get("status"))
+        previous = parse_status(body.get("status"))
         spec, problems = self._validated_spec(body.get("spec") or {})
         if spec is None:
             return self._report_invalid(body, path, previous, problems, generation)
         self._invalid.discard((namespace, name))
         self.metrics.invalid_specs.set(len(self._invalid))
         owner = Owner(name=name, namespace=namespace, uid=str(meta["uid"]))
-        active = desired_active_replicas(spec, previous)
+        sizes = desired_pool_sizes(spec, previous)
+        standby = {pool: n for pool, n in sizes.items() if pool != labels.POOL_ACTIVE}
         result = ReconcileResult()
         applied: dict[str, dict[str, Any]] = {}
-        for obj in render_children(owner, spec, active, node_model_cache=self.node_model_cache):
+        for obj in render_children(
+            owner, spec, sizes[labels.POOL_ACTIVE], node_model_cache=self.node_model_cache, standby=standby
+        ):
             try:
                 changed, current = self._apply(obj)
             except KubeApiError as exc:
@@ -159,12 +162,7 @@ class Reconciler:
             )
         # The apply replies are the Deployments as they are now, status included: no re-read.
         pools = {pool: observe_deployment(applied.get(pool_deployment_name(name, pool))) for pool in POOLS}
-        decided = {
-            labels.POOL_ACTIVE: active,
-            labels.POOL_WARM: spec.standby.warm,
-            labels.POOL_COLD: spec.standby.cold,
-        }
-        status = compute_status(name, spec, generation, previous, pools, self.clock(), decided)
+        status = compute_status(name, spec, generation, previous, pools, self.clock(), sizes)
         result.status_written = self._write_status(path, body, previous, status)
         return result
 
@@ -276,17 +274,3 @@ class Reconciler:
                 return False
             raise
         return True
-
-
-def _parse_status(raw: dict[str, Any] | None) -> InferenceDeploymentStatus:
-    """Parse the stored status; an unreadable one (another version, hand edits) starts fresh."""
-    if not raw:
-        return InferenceDeploymentStatus()
-    try:
-        return InferenceDeploymentStatus.model_validate(raw)
-    except ValidationError:
-        known = {k: v for k, v in raw.items() if k in {"conditions", "observedGeneration"}}
-        try:
-            return InferenceDeploymentStatus.model_validate(known)
-        except ValidationError:
-            return InferenceDeploymentStatus()

@@ -77,17 +77,41 @@ def test_cpu_only_spec_requests_no_gpu(minimal_spec: dict[str, Any]) -> None:
     assert "nvidia.com/gpu" not in dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
 
 
-def test_service_routes_only_to_active_pods(minimal_spec: dict[str, Any]) -> None:
+def test_service_routes_to_the_serving_role_not_a_pool(minimal_spec: dict[str, Any]) -> None:
     objs = render_children(OWNER, parse_spec(minimal_spec), 2)
     svc = _by_kind(objs)["Service"][0]
-    assert svc["spec"]["selector"] == {labels.LABEL_DEPLOYMENT: "minilm", labels.LABEL_POOL: "active"}
-    pools = {
-        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"][labels.LABEL_POOL]
+    assert svc["spec"]["selector"] == {labels.LABEL_DEPLOYMENT: "minilm", labels.LABEL_ROLE: "serving"}
+    templates = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
         for d in _by_kind(objs)["Deployment"]
     }
-    assert pools == {"minilm": "active", "minilm-warm": "warm", "minilm-cold": "cold"}
+    pools = {name: (t[labels.LABEL_POOL], t[labels.LABEL_ROLE]) for name, t in templates.items()}
+    assert pools == {
+        "minilm": ("active", "serving"),
+        "minilm-warm": ("warm", "standby"),
+        "minilm-cold": ("cold", "standby"),
+    }
+    for dep in _by_kind(objs)["Deployment"]:  # the role can change without moving a pod between pools
+        assert labels.LABEL_ROLE not in dep["spec"]["selector"]["matchLabels"]
     pdb = _by_kind(objs)["PodDisruptionBudget"][0]
     assert pdb["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+
+
+def test_every_pool_is_ready_when_settled_in_its_state(minimal_spec: dict[str, Any]) -> None:
+    for dep in _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"]:
+        probe = dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+        assert probe["httpGet"]["path"] == "/v2/health/settled" and probe["periodSeconds"] == 1
+
+
+def test_standby_sizes_come_from_the_caller(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec({**minimal_spec, "standby": {"warm": 2, "cold": 1}})
+    sizes = {
+        d["metadata"]["name"]: d["spec"]["replicas"]
+        for d in _by_kind(render_children(OWNER, spec, 3))["Deployment"]
+    }
+    assert sizes == {"minilm": 3, "minilm-warm": 2, "minilm-cold": 1}
+    refilled = render_children(OWNER, spec, 3, standby={"warm": 4, "cold": 2})
+    assert [d["spec"]["replicas"] for d in _by_kind(refilled)["Deployment"]] == [3, 4, 2]
 
 
 def test_rendering_is_deterministic_and_config_changes_roll_pods(minimal_spec: dict[str, Any]) -> None:

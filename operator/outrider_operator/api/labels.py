@@ -7,10 +7,13 @@ node agent read them. Changing a value here is an API change.
 from __future__ import annotations
 
 __all__ = [
+    "ANNOTATION_DEMOTED_AT",
     "ANNOTATION_GPU_INVENTORY",
     "ANNOTATION_MIN_GPU_MEMORY",
+    "ANNOTATION_POD_DELETION_COST",
     "ANNOTATION_PRECISION",
     "ANNOTATION_SHARD_PLAN",
+    "ANNOTATION_STAND_IN_ENDPOINT",
     "API_GROUP",
     "API_VERSION",
     "GPU_RESOURCE",
@@ -22,11 +25,14 @@ __all__ = [
     "LABEL_MANAGED_BY",
     "LABEL_MODEL",
     "LABEL_POOL",
+    "LABEL_ROLE",
     "MANAGED_BY",
     "PLURAL",
     "POOL_ACTIVE",
     "POOL_COLD",
     "POOL_WARM",
+    "ROLE_SERVING",
+    "ROLE_STANDBY",
     "SCHEDULER_NAME",
 ]
 
@@ -62,6 +68,14 @@ POOL_WARM = "warm"
 """Pool of pods with the model loaded but not serving."""
 POOL_COLD = "cold"
 """Pool of pods that are scheduled with weights cached but nothing loaded."""
+LABEL_ROLE = "outrider.dev/role"
+"""Label on pods: serving (the Service routes to it) or standby. Pods start with their pool's role
+(active: serving, warm and cold: standby); the planner moves it when it promotes or demotes a pod.
+It is not part of any Deployment selector, so changing it never moves a pod between pools."""
+ROLE_SERVING = "serving"
+"""Role of pods the Service routes to."""
+ROLE_STANDBY = "standby"
+"""Role of pods kept in reserve."""
 
 ANNOTATION_SHARD_PLAN = "outrider.dev/shard-plan"
 """Pod annotation: JSON list of shard groups ({name, layers, devicePreference, maxBatchSize, gpus})."""
@@ -71,6 +85,15 @@ ANNOTATION_PRECISION = "outrider.dev/precision"
 """Pod annotation: the precision policy (fp32, fp16, bf16, int8 or adaptive)."""
 ANNOTATION_GPU_INVENTORY = "outrider.dev/gpu-inventory"
 """Node annotation written by the node agent: a JSON GpuInventory (see outrider_operator.api.inventory)."""
+ANNOTATION_DEMOTED_AT = "outrider.dev/demoted-at"
+"""Pod annotation written by the planner: when (RFC 3339) the pod left serving on a scale-down; a
+restarted planner reads it to continue the pod's way down (serving, warm, cold, deleted)."""
+ANNOTATION_POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+"""Kubernetes' pod annotation: the ReplicaSet deletes pods with a lower cost first on scale-down."""
+ANNOTATION_STAND_IN_ENDPOINT = "outrider.dev/stand-in-endpoint"
+"""Pod annotation (development clusters only): host:port of a local runtime process standing in for
+a simulated (KWOK) pod that runs no container. The planner honours it only when started with
+--pod-endpoint-annotation."""
 LABEL_GPU_PRODUCT = "outrider.dev/gpu-product"
 """Node label: short GPU product name (H100, A100, L4, ...), or 'none' on CPU-only nodes."""
 LABEL_GPU_ARCHITECTURE = "outrider.dev/gpu-architecture"

@@ -1,8 +1,16 @@
 """Desired child objects of an InferenceDeployment, as plain Kubernetes manifests.
 
 Children: a ConfigMap with the runtime config, one Deployment per pool (active, warm, cold),
-a Service that selects only active (serving) pods, and a PodDisruptionBudget for the active
-pool. Every child carries an owner reference (deletion cascades) and Outrider's labels.
+a Service and a PodDisruptionBudget. Every child carries an owner reference (deletion cascades)
+and Outrider's labels.
+
+Pools and roles: a pod's pool (the Deployment it belongs to, ``outrider.dev/pool``) never
+changes; its role (``outrider.dev/role``: serving or standby) can. Pods start with their pool's
+role (active pods serving, warm and cold pods standby). The Service and the PodDisruptionBudget
+select the *role*, so the planner promotes a loaded warm pod by switching its runtime to serving
+and relabelling it, without creating a pod. Every pool's readiness probe asks the runtime whether
+the model is in the state it was last asked for (``/v2/health/settled``): a warm pod is Ready once
+loaded, an active one once serving, and a pod being moved is not Ready until it arrives.
 The functions are pure: the same inputs always give the same objects, which is what makes
 server-side apply of them idempotent.
 """
@@ -28,10 +36,15 @@ from outrider_operator.reconcile.runtimeconfig import (
 
 __all__ = [
     "POOLS",
+    "READINESS_PERIOD_SECONDS",
+    "SETTLED_PATH",
     "Owner",
     "child_names",
     "pool_deployment_name",
+    "pool_role",
+    "pool_selector",
     "render_children",
+    "serving_selector",
     "shard_plan_annotation",
 ]
 
@@ -41,6 +54,10 @@ POOLS = (labels.POOL_ACTIVE, labels.POOL_WARM, labels.POOL_COLD)
 CONFIG_MOUNT = "/etc/outrider"
 MODEL_CACHE_MOUNT = "/var/cache/outrider"
 """Writable model cache of serving pods (an emptyDir; the image sets the same path)."""
+SETTLED_PATH = "/v2/health/settled"
+"""Readiness probe path of outrider-engine pods: 200 when the model is in the state last asked for."""
+READINESS_PERIOD_SECONDS = 1
+"""Readiness probe period: a promoted or newly loaded pod is routed within about a second."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,16 @@ def pool_selector(owner_name: str, pool: str) -> dict[str, str]:
     return {labels.LABEL_DEPLOYMENT: owner_name, labels.LABEL_POOL: pool}
 
 
+def serving_selector(owner_name: str) -> dict[str, str]:
+    """Label selector of the pods that serve traffic, whatever their pool (Service, PDB)."""
+    return {labels.LABEL_DEPLOYMENT: owner_name, labels.LABEL_ROLE: labels.ROLE_SERVING}
+
+
+def pool_role(pool: str) -> str:
+    """The role a pool's pods start with: active pods serve, standby pools wait."""
+    return labels.ROLE_SERVING if pool == labels.POOL_ACTIVE else labels.ROLE_STANDBY
+
+
 def shard_plan_annotation(spec: InferenceDeploymentSpec) -> str:
     """JSON shard plan for the scheduler extender (one group holding everything when unsharded)."""
     groups = [
@@ -142,10 +169,10 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
         resources["limits"][labels.GPU_RESOURCE] = gpus
     if spec.runtime.engine == Engine.TRITON.value:
         args = ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit"]
-        ready_path = "/v2/health/ready"
+        ready_path = "/v2/health/ready" if pool == labels.POOL_ACTIVE else "/v2/health/live"
     else:
         args = ["outrider", "runtime", "serve", "--config", f"{CONFIG_MOUNT}/{config_key(pool)}"]
-        ready_path = "/v2/health/ready" if pool == labels.POOL_ACTIVE else "/v2/health/live"
+        ready_path = SETTLED_PATH
     return {
         "name": "server",
         "image": spec.runtime.image,
@@ -161,7 +188,10 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "resources": resources,
-        "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 2},
+        "readinessProbe": {
+            "httpGet": {"path": ready_path, "port": "http"},
+            "periodSeconds": READINESS_PERIOD_SECONDS,
+        },
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10},
         "startupProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
@@ -244,6 +274,7 @@ def _deployment(
     pod_labels = {
         **_labels(owner, "serving" if pool == labels.POOL_ACTIVE else "standby"),
         labels.LABEL_POOL: pool,
+        labels.LABEL_ROLE: pool_role(pool),
         labels.LABEL_MODEL: spec.model.name,
     }
     pod_spec: dict[str, Any] = {
@@ -295,12 +326,18 @@ def _deployment(
 
 
 def render_children(
-    owner: Owner, spec: InferenceDeploymentSpec, active_replicas: int, node_model_cache: str | None = None
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    active_replicas: int,
+    node_model_cache: str | None = None,
+    standby: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Return every desired child object, in apply order (config first, then workloads).
 
-    ``node_model_cache``: a host folder the serving pods share as their model cache (see
-    :func:`_cache_volume`); None gives each pod its own emptyDir.
+    ``active_replicas``: size of the active pool's Deployment; ``standby``: sizes of the warm and
+    cold pools' Deployments (the spec's by default; see :mod:`.scaling`). ``node_model_cache``: a
+    host folder the serving pods share as their model cache (see :func:`_cache_volume`); None
+    gives each pod its own emptyDir.
     """
     files = runtime_config_files(spec)
     config_hash = _config_hash(files)
@@ -316,6 +353,7 @@ def render_children(
         labels.POOL_ACTIVE: active_replicas,
         labels.POOL_WARM: spec.standby.warm,
         labels.POOL_COLD: spec.standby.cold,
+        **(standby or {}),
     }
     objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, node_model_cache) for pool in POOLS]
     objects.append(
@@ -325,7 +363,7 @@ def render_children(
             "metadata": _meta(owner, owner.name, "serving"),
             "spec": {
                 "type": "ClusterIP",
-                "selector": pool_selector(owner.name, labels.POOL_ACTIVE),
+                "selector": serving_selector(owner.name),
                 "ports": [
                     {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
                     {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
@@ -340,7 +378,7 @@ def render_children(
             "metadata": _meta(owner, owner.name, "serving"),
             "spec": {
                 "maxUnavailable": 1,
-                "selector": {"matchLabels": pool_selector(owner.name, labels.POOL_ACTIVE)},
+                "selector": {"matchLabels": serving_selector(owner.name)},
             },
         }
     )

@@ -180,9 +180,6 @@ def compute_status(
                 warm=PoolStatus(desired=decided[labels.POOL_WARM], ready=warm.ready, updated=warm.updated),
                 cold=PoolStatus(desired=decided[labels.POOL_COLD], ready=cold.ready, updated=cold.updated),
             ),
-            "batch_size": previous.batch_size
-            if previous.batch_size is not None
-            else spec.batching.max_batch_size,
             "gpus_attached": gpus,
             "precision": str(spec.precision.policy),
         }

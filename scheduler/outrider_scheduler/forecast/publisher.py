@@ -1,9 +1,10 @@
 """Publish forecasts into InferenceDeployment status: ``status.forecast`` and the ``Forecasting`` condition.
 
-The forecaster is the one writer of those two fields. It writes them by server-side apply to
-the status subresource under its own field manager, so the operator (which applies Ready,
-Progressing, Degraded and the pool counts under ``outrider-operator``) and the forecaster never
-overwrite each other's fields.
+The forecaster is the one writer of the forecast numbers and of that condition. It writes them by
+server-side apply to the status subresource under its own field manager, so the operator (which
+applies Ready, Progressing, Degraded and the pool counts under ``outrider-operator``), the planner
+(``status.forecast.recommendedReplicas``, ``status.plan``, under ``outrider-planner``) and the
+forecaster never overwrite each other's fields. Both ends use the typed status models.
 
 A forecast is published only once one was really made; when metrics are missing, the condition
 says ``Forecasting=False`` with the reason and the last published numbers stay (a vanished
@@ -21,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outrider_operator.api import labels
+from outrider_operator.api.status import ConditionType, ForecastSummary, parse_status
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest
+from outrider_operator.reconcile.status import set_condition
 from outrider_scheduler.forecast.errors import ForecastError
 from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
 
@@ -34,10 +37,6 @@ FIELD_MANAGER = "outrider-forecaster"
 """Field manager that owns status.forecast and the Forecasting condition."""
 _API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
 _LIST_ALL = f"/apis/{labels.API_GROUP}/{labels.API_VERSION}/{labels.PLURAL}"
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _decimal(value: float) -> str:
@@ -96,30 +95,28 @@ class ForecastPublisher:
 
     def _publish(self, item: dict[str, Any], result: ForecastResult) -> None:
         meta = item["metadata"]
-        status = item.get("status") or {}
-        previous = next((c for c in status.get("conditions") or [] if c.get("type") == "Forecasting"), None)
-        cond: dict[str, Any] = dict(result.condition())
-        unchanged = previous is not None and previous.get("status") == cond["status"]
-        cond["lastTransitionTime"] = (
-            previous["lastTransitionTime"] if unchanged and previous else _rfc3339(result.generated_at)
+        previous = parse_status(item.get("status"))
+        now = datetime.fromtimestamp(int(result.generated_at), UTC)
+        conditions = set_condition(
+            previous.conditions,
+            ConditionType.FORECASTING,
+            result.forecasting,
+            result.reason,
+            result.message[:1024],
+            int(meta.get("generation", 0)),
+            now,
         )
-        cond["observedGeneration"] = int(meta.get("generation", 0))
-        cond["message"] = cond["message"][:1024]
-        doc_status: dict[str, Any] = {"conditions": [cond]}
-        finite = all(math.isfinite(v) for v in (result.p50_rps, result.p90_rps, result.peak_p90_rps))
-        if result.forecasting and finite:
-            forecast: dict[str, Any] = {
-                "horizonSeconds": result.horizon_seconds,
-                "p50Rps": _decimal(result.p50_rps),
-                "p90Rps": _decimal(result.p90_rps),
-                "p90PeakRps": _decimal(result.peak_p90_rps),
-                "generatedAt": _rfc3339(result.generated_at),
-            }
-            doc_status["forecast"] = forecast
-        elif status.get("forecast"):
-            # Only this writer sets status.forecast: re-applying the stored numbers keeps them (and
+        doc_status: dict[str, Any] = {
+            "conditions": [c.to_wire() for c in conditions if c.type == ConditionType.FORECASTING.value]
+        }
+        forecast = self._summary(result, now)
+        if forecast is None and previous.forecast is not None and previous.forecast.generated_at is not None:
+            # Only this writer sets the forecast numbers: re-applying the stored ones keeps them (and
             # our ownership) across metric outages and restarts; leaving them out would delete them.
-            doc_status["forecast"] = status["forecast"]
+            forecast = previous.forecast.model_copy(update={"recommended_replicas": None})
+        if forecast is not None:
+            # recommendedReplicas belongs to the planner (its own field manager): never sent from here
+            doc_status["forecast"] = forecast.model_copy(update={"recommended_replicas": None}).to_wire()
         doc = {
             "apiVersion": _API_VERSION,
             "kind": labels.KIND,
@@ -127,6 +124,20 @@ class ForecastPublisher:
             "status": doc_status,
         }
         self.rest.apply(doc, subresource="status", field_manager=FIELD_MANAGER)
+
+    @staticmethod
+    def _summary(result: ForecastResult, now: datetime) -> ForecastSummary | None:
+        """The typed summary of a real forecast (None when none was made or a number is not finite)."""
+        values = (result.p50_rps, result.p90_rps, result.peak_p90_rps)
+        if not result.forecasting or not all(math.isfinite(v) for v in values):
+            return None
+        return ForecastSummary(
+            horizon_seconds=result.horizon_seconds,
+            p50_rps=_decimal(result.p50_rps),
+            p90_rps=_decimal(result.p90_rps),
+            p90_peak_rps=_decimal(result.peak_p90_rps),
+            generated_at=now,
+        )
 
 
 def run_forever(publisher: ForecastPublisher, interval_seconds: float, stop: threading.Event) -> None:
