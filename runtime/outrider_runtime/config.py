@@ -2,15 +2,15 @@
 
 Keys are camelCase; the file is YAML or JSON. This module imports neither kopf nor the kubernetes
 client so that a runtime image needs none of the control-plane dependencies. The enumerations the
-operator renders into this file (layers, precision policies, dynamic batching) are the API's own
-(:mod:`outrider_operator.api.spec`, pydantic only), so the two can never disagree on a value.
+operator renders into this file (layers, precision policies, dynamic batching) and the model states
+the planner asks for are the API's own (:mod:`outrider_operator.api.spec` and
+:mod:`outrider_operator.api.runtime`, pydantic only), so the two can never disagree on a value.
 """
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from outrider_operator.api.runtime import ModelState
 from outrider_operator.api.spec import DynamicBatching as DynamicMode
 from outrider_operator.api.spec import Layer, PrecisionPolicy
 from outrider_runtime.errors import ConfigError
@@ -35,6 +36,7 @@ __all__ = [
     "RuntimeConfig",
     "ServerConfig",
     "ShardConfig",
+    "describe_validation_error",
     "load_config",
     "parse_config",
 ]
@@ -45,14 +47,6 @@ KIND = "RuntimeConfig"
 
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
-
-
-class ModelState(StrEnum):
-    """Lifecycle of a model in a runtime: files on disk, sessions warmed, taking traffic."""
-
-    COLD = "cold"
-    WARM = "warm"
-    SERVING = "serving"
 
 
 class ModelConfig(_Model):
@@ -141,6 +135,9 @@ class ServerConfig(_Model):
     batch_concurrency: int = Field(
         1, ge=1, le=16, description="Batches of one model variant executing at once (unsharded models)."
     )
+    latency_window_s: float = Field(
+        2.0, ge=0.1, le=300, description="Seconds of recent requests whose latency /v2/admin/load reports."
+    )
 
 
 class RuntimeConfig(_Model):
@@ -172,12 +169,22 @@ class RuntimeConfig(_Model):
         return shards
 
 
-def _format_validation_error(exc: ValidationError) -> str:
+_NO_INPUT = ("missing", "extra_forbidden", "value_error", "assertion_error")
+"""Error types whose message needs no ``got <value>`` (there is none, or the message has it)."""
+
+
+def describe_validation_error(exc: ValidationError, subject: str) -> str:
+    """``invalid <subject>: <field.path>: <problem>; ...``, naming each bad field as it was sent."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc or '<root>'}: {err['msg']}")
-    return "invalid runtime config: " + "; ".join(parts)
+        part = f"{loc or '<root>'}: {err['msg']}"
+        value = err.get("input")
+        if err["type"] not in _NO_INPUT and isinstance(value, str | int | float):
+            shown = json.dumps(value)
+            part += f", got {shown if len(shown) <= 80 else shown[:77] + '...'}"
+        parts.append(part)
+    return f"invalid {subject}: " + "; ".join(parts)
 
 
 def parse_config(data: dict[str, Any]) -> RuntimeConfig:
@@ -187,7 +194,7 @@ def parse_config(data: dict[str, Any]) -> RuntimeConfig:
     try:
         return RuntimeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from exc
+        raise ConfigError(describe_validation_error(exc, "runtime config")) from exc
 
 
 def load_config(path: str | Path) -> RuntimeConfig:

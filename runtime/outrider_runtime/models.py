@@ -4,6 +4,11 @@
 * **warm**: sessions built, calibrated and warmed up with real inferences, not taking traffic;
 * **serving**: taking traffic. Only this state makes ``/v2/health/ready`` answer 200.
 
+Besides its state a model remembers the state last asked for (``requested_state``: the config's
+``startState``, then every admin state call, repository load or unload, recorded before the work
+starts) and whether a build is running (``loading``); ``/v2/health/settled`` compares the three.
+Transitions run one at a time, in the order they were asked for.
+
 Loading (cutting into shards, converting precisions, building sessions, calibrating adaptive
 precision, warming up) runs in a worker thread so health checks stay responsive meanwhile.
 """
@@ -30,6 +35,7 @@ from outrider_runtime.errors import BadRequestError, NotServingError, StateError
 from outrider_runtime.metrics import RuntimeMetrics
 from outrider_runtime.model_build import DESCRIPTOR, mark_cached, resolve_model_dir
 from outrider_runtime.precision import AdaptivePolicy, cosine_rows
+from outrider_runtime.traffic import RecentLatencies, RequestCounters
 
 __all__ = ["LoadOverride", "ModelHandle", "Stats"]
 
@@ -204,6 +210,12 @@ class ModelHandle:
         self.name = config.model.name
         self.metrics = metrics
         self.state = ModelState.COLD
+        self.requested_state: ModelState = config.server.start_state
+        """The state last asked for (start state, admin state call, repository load or unload)."""
+        self.loading = False
+        """Whether a build (sessions, calibration, warm-up) is running."""
+        self.load_error: str | None = None
+        """Why the last build failed (None once one succeeds)."""
         self.settings = BatchSettings(
             max_batch_size=config.batching.max_batch_size,
             min_batch_delay_ms=config.batching.min_batch_delay_ms,
@@ -220,6 +232,8 @@ class ModelHandle:
         self.vocab_size: int | None = None
         self.tokenizer: _Tokenizer | None = None
         self.stats = Stats()
+        self.counters = RequestCounters()
+        self.latencies = RecentLatencies(config.server.latency_window_s)
         self.load_seconds = 0.0
         self._lock = asyncio.Lock()
         metrics.set_state(self.name, self.state)
@@ -360,30 +374,51 @@ class ModelHandle:
         if target is ModelState.COLD:
             await self.unload()
             return
+        self.requested_state = target
         async with self._lock:
-            if override is not None:
-                changes: dict[str, Any] = {}
-                if override.max_batch_size is not None:
-                    changes["max_batch_size"] = override.max_batch_size
-                if override.min_batch_delay_ms is not None:
-                    changes["min_batch_delay_ms"] = override.min_batch_delay_ms
-                if changes:
-                    self.resize(**changes)
-            precision = override.precision if override and override.precision else self.precision
-            if not self.pipelines or not self.batchers or precision is not self.precision:
-                # Build first, while the current sessions keep serving (readiness stays true). Only
-                # a finished build is swapped in: a failed one leaves the model as it was.
+            await self._load(target, override)
+
+    async def _load(self, target: ModelState, override: LoadOverride | None) -> None:
+        """:meth:`load` under the lock."""
+        if override is not None:
+            changes: dict[str, Any] = {}
+            if override.max_batch_size is not None:
+                changes["max_batch_size"] = override.max_batch_size
+            if override.min_batch_delay_ms is not None:
+                changes["min_batch_delay_ms"] = override.min_batch_delay_ms
+            if changes:
+                self.resize(**changes)
+        precision = override.precision if override and override.precision else self.precision
+        if not self.pipelines or not self.batchers or precision is not self.precision:
+            # Build first, while the current sessions keep serving (readiness stays true). Only
+            # a finished build is swapped in: a failed one leaves the model as it was.
+            self.loading = True
+            try:
                 try:
                     built = await asyncio.to_thread(self._build, precision)
-                except Exception:
+                except Exception as exc:
+                    self.load_error = f"{type(exc).__name__}: {exc}"
                     if not self.batchers and self.pipelines:
                         self._start_batchers()  # sessions without batchers (stopped earlier) serve again
                     raise
+                self.load_error = None
                 await self._stop_batchers(drain=True)
                 self._install(built)
                 self.metrics.load_seconds.labels(self.name).set(self.load_seconds)
                 self._start_batchers()
-            self._set_state(target)
+            finally:
+                self.loading = False
+        self._set_state(target)
+
+    @property
+    def batch_concurrency(self) -> int:
+        """Batches of one variant executing at once: ``server.batchConcurrency``, 1 when sharded."""
+        return self.config.server.batch_concurrency if not self.config.shards else 1
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests queued over all of the model's batchers."""
+        return sum(b.depth for b in self.batchers.values())
 
     def _start_batchers(self) -> None:
         for p in self.pipelines:
@@ -391,7 +426,7 @@ class ModelHandle:
                 self._runner(p),
                 self.settings,
                 self.config.server.max_queue_size,
-                concurrency=self.config.server.batch_concurrency if not self.config.shards else 1,
+                concurrency=self.batch_concurrency,
             )
             b.start()
             self.batchers[p] = b
@@ -403,25 +438,36 @@ class ModelHandle:
 
     async def unload(self) -> None:
         """Drop sessions and go back to cold (queued requests are finished first)."""
+        self.requested_state = ModelState.COLD
         async with self._lock:
-            await self._stop_batchers(drain=True)
-            for pipe in self.pipelines.values():
-                pipe.close()
-            self.pipelines = {}
-            self._set_state(ModelState.COLD)
+            await self._unload()
+
+    async def _unload(self) -> None:
+        """:meth:`unload` under the lock."""
+        await self._stop_batchers(drain=True)
+        for pipe in self.pipelines.values():
+            pipe.close()
+        self.pipelines = {}
+        self._set_state(ModelState.COLD)
 
     async def set_state(self, state: ModelState) -> None:
-        """Admin transition: warm <-> serving directly, cold via unload, warm/serving from cold via load."""
-        if state is self.state:
-            return
-        if state is ModelState.COLD:
-            await self.unload()
-        elif self.state is ModelState.COLD:
-            await self.load(state)
-        else:
-            if not self.pipelines:
-                raise StateError(f"model {self.name} has no sessions; cannot become {state.value}")
-            self._set_state(state)
+        """Admin transition: warm <-> serving directly, cold via unload, warm/serving from cold via load.
+
+        It waits for a transition already running (a load, say) and then starts from where that
+        one left the model, so the last state asked for is the one the model ends in.
+        """
+        self.requested_state = state
+        async with self._lock:
+            if state is self.state:
+                return
+            if state is ModelState.COLD:
+                await self._unload()
+            elif self.state is ModelState.COLD:
+                await self._load(state, None)
+            else:
+                if not self.pipelines:
+                    raise StateError(f"model {self.name} has no sessions; cannot become {state.value}")
+                self._set_state(state)
 
     def resize(self, **changes: Any) -> BatchSettings:
         """Change batching live on every batcher: no reload, nothing dropped."""

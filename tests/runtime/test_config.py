@@ -66,6 +66,7 @@ def test_defaults_are_pinned() -> None:
         1024,
         16 * 1024 * 1024,
     )
+    assert cfg.server.latency_window_s == 2.0
 
 
 @pytest.mark.parametrize(
@@ -81,6 +82,8 @@ def test_defaults_are_pinned() -> None:
         ({"shards": [{"name": "a", "layers": ["ffn"], "device": "tpu:0"}]}, "shards.0.device"),
         ({"kind": "Deployment"}, "kind"),
         ({"batching": {"maxBatchSise": 3}}, "batching.maxBatchSise"),
+        ({"server": {"latencyWindowS": 0}}, "server.latencyWindowS"),
+        ({"server": {"latencyWindowS": 3600}}, "server.latencyWindowS"),
     ],
 )
 def test_bad_config_names_the_field(data: dict[str, object], field: str) -> None:
@@ -118,3 +121,11 @@ def test_config_module_needs_no_control_plane() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_model_state_is_the_api_enum() -> None:
+    """The runtime and the planner share one ModelState, so they can never disagree on a value."""
+    from outrider_operator.api.runtime import ModelState as ApiModelState
+
+    assert ModelState is ApiModelState
+    assert parse_config({"server": {"startState": "warm"}}).server.start_state is ApiModelState.WARM

@@ -274,7 +274,7 @@ async def test_warm_state_readiness_and_admin(tiny_config: Call, server_factory:
         code, _, _ = await _post(s, f"{base}/v2/models/tiny/infer", ok)
         assert code == 200
         code, _, payload = await _post(s, f"{base}/v2/admin/state", {"state": "hot"})
-        assert code == 400 and "cold|warm|serving" in payload["error"]
+        assert code == 400 and "state: Input should be 'cold', 'warm' or 'serving'" in payload["error"]
         code, _, payload = await _post(s, f"{base}/v2/admin/batching", {"maxBatchSise": 3})
         assert code == 400 and "maxBatchSise" in payload["error"]
         code, _, payload = await _post(s, f"{base}/v2/admin/state", {"state": "cold"})

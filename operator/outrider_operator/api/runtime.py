@@ -59,7 +59,7 @@ class BatchingUpdate(ApiModel):
     model: str | None = Field(
         default=None, max_length=128, description="Model name; the runtime's only model when omitted."
     )
-    # strict: a JSON true, "32" or 3.5 is refused instead of read as 1, 32 or 3
+    # strict: a JSON true, "32" or 3.0 is refused instead of being read as 1, 32 or 3
     max_batch_size: int | None = Field(
         default=None, strict=True, ge=1, le=4096, description="Largest batch the batcher forms."
     )

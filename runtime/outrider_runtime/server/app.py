@@ -5,7 +5,10 @@ Routes (``{m}`` = model name; every ``/v2/models/{m}/...`` route also exists und
 
 =========================================  =====================================================
 ``GET  /v2/health/live``                   200 while the process runs
-``GET  /v2/health/ready``                  200 only when every model is ``serving`` (Kubernetes)
+``GET  /v2/health/ready``                  200 only when every model is ``serving`` and not draining
+``GET  /v2/health/settled``                200 when every model is in the state last asked for,
+                                           nothing loads and the server is not draining (the
+                                           Kubernetes readiness probe of every pool's pods)
 ``GET  /v2``                               server metadata and extensions
 ``GET  /v2/models/{m}``                    model metadata (inputs, outputs)
 ``GET  /v2/models/{m}/ready``              200 when the model is ``serving``
@@ -15,10 +18,14 @@ Routes (``{m}`` = model name; every ``/v2/models/{m}/...`` route also exists und
 ``POST /v2/repository/index``              repository index (empty body accepted)
 ``POST /v2/repository/models/{m}/load``    load; ``parameters.config`` overrides (Triton JSON)
 ``POST /v2/repository/models/{m}/unload``  unload (back to cold)
-``POST /v2/admin/state``                   ``{"state": "cold|warm|serving"}`` (model: optional)
-``POST /v2/admin/batching``                ``{"maxBatchSize": 32, ...}`` live, no reload
+``GET  /v2/admin/load[?model=m]``          live load for the planner (``RuntimeLoad``, camelCase)
+``POST /v2/admin/state``                   ``StateChange``: ``{"state": "cold|warm|serving"}``
+``POST /v2/admin/batching``                ``BatchingUpdate``: ``{"maxBatchSize": 32, ...}`` live,
+                                           no reload; answers ``BatchingSettings``
 ``GET  /metrics``                          Prometheus
 =========================================  =====================================================
+
+The admin bodies and answers are the typed contract of :mod:`outrider_operator.api.runtime`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +43,8 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from outrider_runtime.config import ModelState, RuntimeConfig
+from outrider_operator.api.runtime import BatchingUpdate, StateChange
+from outrider_runtime.config import DynamicMode, ModelState, RuntimeConfig
 from outrider_runtime.errors import (
     BadRequestError,
     InferenceError,
@@ -47,6 +56,7 @@ from outrider_runtime.errors import (
 )
 from outrider_runtime.metrics import GpuTelemetry, RuntimeMetrics
 from outrider_runtime.models import LoadOverride, ModelHandle
+from outrider_runtime.server.admin import batching_settings, parse_body, runtime_load, unsettled_reasons
 from outrider_runtime.server.codec import HEADER, decode_request, encode_response
 
 __all__ = ["SERVER_KEY", "RuntimeServer", "build_app"]
@@ -83,6 +93,9 @@ class RuntimeServer:
         self.draining = False
         self.inflight = 0
         self._idle = asyncio.Event()
+        self.boot_id = str(uuid.uuid4())
+        """Identifies this server instance; a restarted process has a new one."""
+        self._started = time.monotonic()
 
     # ------------------------------------------------------------------ lifecycle
     async def start_models(self) -> None:
@@ -130,6 +143,20 @@ class RuntimeServer:
         return web.json_response(
             {"ready": ok, "models": states, "draining": self.draining}, status=200 if ok else 503
         )
+
+    async def settled(self, request: web.Request) -> web.Response:
+        """200 when every model is in its requested state, none is loading and the server is not draining.
+
+        The readiness probe of every pool's pods: an active pod is Ready once serving, a warm one
+        once loaded, a cold one at once, and a pod the planner is moving is not Ready mid-move.
+        """
+        reasons = unsettled_reasons(self.models.values(), self.draining)
+        models = {
+            n: {"state": m.state.value, "requestedState": m.requested_state.value, "loading": m.loading}
+            for n, m in self.models.items()
+        }
+        body = {"settled": not reasons, "reasons": reasons, "models": models, "draining": self.draining}
+        return web.json_response(body, status=503 if reasons else 200)
 
     async def server_metadata(self, request: web.Request) -> web.Response:
         """Server metadata."""
@@ -276,53 +303,29 @@ class RuntimeServer:
         await m.unload()
         return web.json_response({})
 
+    async def admin_load(self, request: web.Request) -> web.Response:
+        """Live load of one model (``RuntimeLoad``) for the planner; cheap enough to poll at 2 Hz."""
+        m = self.model(request.query.get("model", self.config.model.name))
+        uptime = time.monotonic() - self._started
+        load = runtime_load(m, boot_id=self.boot_id, uptime_s=uptime, draining=self.draining)
+        return web.json_response(load.to_wire())
+
     async def admin_state(self, request: web.Request) -> web.Response:
-        """Move a model between cold, warm and serving."""
-        body = await self._json_body(request)
-        try:
-            state = ModelState(str(body.get("state")))
-        except ValueError as exc:
-            raise BadRequestError(
-                f"'state' must be one of cold|warm|serving, got {body.get('state')!r}"
-            ) from exc
-        m = self.model(body.get("model", self.config.model.name))
-        await m.set_state(state)
+        """Move a model between cold, warm and serving (body: ``StateChange``)."""
+        change = parse_body(StateChange, await self._json_body(request), request.path)
+        m = self.model(change.model or self.config.model.name)
+        await m.set_state(ModelState(change.state))
         return web.json_response({"model": m.name, "state": m.state.value})
 
     async def admin_batching(self, request: web.Request) -> web.Response:
-        """Resize dynamic batching live."""
-        body = await self._json_body(request)
-        m = self.model(body.pop("model", self.config.model.name))
-        fields = {
-            "maxBatchSize": ("max_batch_size", int, 1, 4096),
-            "minBatchDelayMs": ("min_batch_delay_ms", float, 0, 10_000),
-            "lookaheadWindow": ("lookahead_window", int, 0, 64),
-        }
-        changes: dict[str, Any] = {}
-        for key, value in body.items():
-            if key == "dynamic":
-                if value not in ("Enabled", "Disabled"):
-                    raise BadRequestError(f"'dynamic' must be Enabled or Disabled, got {value!r}")
-                changes["dynamic"] = value == "Enabled"
-                continue
-            if key not in fields:
-                raise BadRequestError(
-                    f"unknown batching field {key!r}; known: {sorted([*fields, 'dynamic'])}"
-                )
-            attr, typ, lo, hi = fields[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-                raise BadRequestError(f"{key} must be a number in [{lo}, {hi}], got {value!r}")
-            changes[attr] = typ(value)
-        s = m.resize(**changes)
-        return web.json_response(
-            {
-                "model": m.name,
-                "maxBatchSize": s.max_batch_size,
-                "minBatchDelayMs": s.min_batch_delay_ms,
-                "lookaheadWindow": s.lookahead_window,
-                "dynamic": "Enabled" if s.dynamic else "Disabled",
-            }
-        )
+        """Resize dynamic batching live (body: ``BatchingUpdate``; answer: ``BatchingSettings``)."""
+        update = parse_body(BatchingUpdate, await self._json_body(request), request.path)
+        m = self.model(update.model or self.config.model.name)
+        changes = update.model_dump(exclude={"model", "dynamic"}, exclude_none=True)
+        if update.dynamic is not None:
+            changes["dynamic"] = update.dynamic == DynamicMode.ENABLED
+        m.resize(**changes)
+        return web.json_response(batching_settings(m).to_wire())
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         """Prometheus exposition."""
@@ -402,15 +405,22 @@ class RuntimeServer:
     ) -> tuple[np.ndarray, str]:
         """Decode, validate, batch and run one request (shared by HTTP and gRPC); keeps the books."""
         t0 = time.perf_counter()
-        if self.draining:
-            raise NotServingError("server is shutting down", retry_after_s=1.0)
+        counters = m.counters
+        counters.received += 1
+        counters.inflight += 1
         self.inflight += 1
+        succeeded = False
         try:
             try:
+                if self.draining:
+                    raise NotServingError("server is shutting down", retry_after_s=1.0)
                 rows, masks = self._rows(m, decode())
                 out, precision = await m.infer(rows, masks)
-            except InferenceError as exc:
-                m.metrics.failures.labels(m.name, str(exc.status)).inc()
+            except Exception as exc:
+                code = exc.status if isinstance(exc, InferenceError) else 500
+                if isinstance(exc, OverloadedError):
+                    counters.rejected += 1
+                m.metrics.failures.labels(m.name, str(code)).inc()
                 m.metrics.requests.labels(m.name, "failure").inc()
                 m.stats.fail.add(time.perf_counter() - t0)
                 raise
@@ -420,8 +430,15 @@ class RuntimeServer:
             m.stats.success.add(elapsed)
             m.stats.inference_count += len(rows)
             m.stats.last_inference_ms = int(time.time() * 1000)
+            counters.completed += 1
+            counters.rows_completed += len(rows)
+            m.latencies.add(elapsed)
+            succeeded = True
             return out.astype(np.float32, copy=False), precision
         finally:
+            if not succeeded:  # any failure, a cancelled request included
+                counters.failed += 1
+            counters.inflight -= 1
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
@@ -501,6 +518,7 @@ def build_app(server: RuntimeServer) -> web.Application:
     r = app.router
     r.add_get("/v2/health/live", s.live)
     r.add_get("/v2/health/ready", s.ready)
+    r.add_get("/v2/health/settled", s.settled)
     r.add_get("/v2", s.server_metadata)
     r.add_get("/v2/models/stats", s.stats)
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
@@ -512,6 +530,7 @@ def build_app(server: RuntimeServer) -> web.Application:
     r.add_post("/v2/repository/index", s.repository_index)
     r.add_post("/v2/repository/models/{model}/load", s.load)
     r.add_post("/v2/repository/models/{model}/unload", s.unload)
+    r.add_get("/v2/admin/load", s.admin_load)
     r.add_post("/v2/admin/state", s.admin_state)
     r.add_post("/v2/admin/batching", s.admin_batching)
     r.add_get("/metrics", s.metrics_handler)
