@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "runtime": ("outrider_runtime.cli", "Run the per-node model server."),
     "extender": ("outrider_scheduler.extender.cli", "Run the kube-scheduler extender service."),
     "agent": ("outrider_scheduler.agent.run_cli", "Run the node GPU agent (publishes the GPU inventory)."),
+    "planner": (
+        "outrider_scheduler.planner.cli",
+        "Run the planner: scale ahead of the forecast, answer surges.",
+    ),
     "cluster": ("outrider_devcluster.cli", "Local development cluster: binaries, up, down, status."),
 }
 """Subcommand name -> (module providing ``register(parser)``, one-line help)."""

@@ -3,7 +3,9 @@
 Changes to an InferenceDeployment's spec (create, update, resume) trigger a pass with kopf's
 retries; a timer repeats the pass for every object (drift repair, status refresh); events on
 owned children (someone edits or deletes one, or pods become ready) trigger a pass for their
-owner. Errors become ``kopf.TemporaryError`` here and nowhere else.
+owner; a new planner decision in status (the pool sizes it asks for) triggers one at once, since
+the surge path has seconds, not a resync period. Errors become ``kopf.TemporaryError`` here and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ def _owner_name(body: Any) -> str | None:
     return None
 
 
+def planner_sizes(body: Any) -> tuple[Any, Any, Any]:
+    """The pool sizes the planner asks for in an InferenceDeployment's status (None where unset)."""
+    status = body.get("status") or {}
+    forecast = status.get("forecast") or {}
+    plan = status.get("plan") or {}
+    return forecast.get("recommendedReplicas"), plan.get("warmReplicas"), plan.get("coldReplicas")
+
+
 def _resync_once(reconciler: Reconciler, config: OperatorConfig) -> int:
     api_version = f"{labels.API_GROUP}/{labels.API_VERSION}"
     if config.namespaces:
@@ -104,6 +114,30 @@ def register_handlers(
     def on_spec(namespace: str | None, name: str, logger: Any, **_: Any) -> None:
         if namespace is not None:
             _run(reconciler, namespace, name, config, logger)
+
+    seen_sizes: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+
+    @kopf.on.event(*resource, registry=registry, id="planner-sizes")
+    def on_planner_sizes(
+        body: Any, namespace: str | None, name: str, type: str | None, logger: Any, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            seen_sizes.pop(key, None)
+            return
+        sizes = planner_sizes(body)
+        if seen_sizes.get(key) == sizes:
+            return
+        first = key not in seen_sizes
+        seen_sizes[key] = sizes
+        if first or sizes == (None, None, None):
+            return  # the spec handlers cover creation and resume
+        try:
+            reconciler.reconcile_coalesced(namespace, name)
+        except KubeApiError as exc:
+            logger.warning("reconcile after a planner decision failed: %s", exc)
 
     resync_tasks: list[asyncio.Task[None]] = []
 

@@ -14,15 +14,18 @@ from outrider_operator.kube.rest import KubeRest, object_path
 
 __all__ = ["EventRecorder"]
 
-_log_component = "outrider-operator"
+DEFAULT_COMPONENT = "outrider-operator"
 
 
 class EventRecorder:
     """Posts core/v1 Events, suppressing repeats of the same message for ``dedupe_seconds``."""
 
-    def __init__(self, rest: KubeRest, dedupe_seconds: float = 300.0) -> None:
+    def __init__(
+        self, rest: KubeRest, dedupe_seconds: float = 300.0, component: str = DEFAULT_COMPONENT
+    ) -> None:
         self.rest = rest
         self.dedupe_seconds = dedupe_seconds
+        self.component = component
         self._recent: dict[tuple[str, str, str, str], float] = {}
         self._lock = threading.Lock()
 
@@ -58,8 +61,8 @@ class EventRecorder:
             "type": event_type,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": _log_component},
-            "reportingComponent": _log_component,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from outrider_operator.api.labels import API_GROUP, API_VERSION, PLURAL, POOL_COLD, POOL_WARM
+from outrider_operator.kube.listwatch import ListWatch
 
 from .errors import BadRequestError, MalformedRequestError
 from .nodes import NodeShape, NodeState, node_from_object
@@ -274,9 +275,7 @@ class CacheWatcher:
         self.cache = cache
         self.api_client = api_client
         self.watch_deployments = watch_deployments
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._synced: dict[str, threading.Event] = {}
+        self._watches: dict[str, ListWatch] = {}
 
     def start(self) -> None:
         """Start one daemon thread per watched resource."""
@@ -284,33 +283,32 @@ class CacheWatcher:
 
         core = client.CoreV1Api(self.api_client)
         custom = client.CustomObjectsApi(self.api_client)
-        sources: list[
-            tuple[str, Callable[..., Any], Callable[[Mapping[str, Any]], None], Callable[..., None]]
-        ]
-        sources = [
-            ("nodes", core.list_node, self._upsert_node, self._delete_node),
-            ("pods", core.list_pod_for_all_namespaces, self.cache.upsert_pod, self.cache.delete_pod),
-        ]
+        bad = (BadRequestError,)
+        self._watches = {
+            "nodes": ListWatch("nodes", core.list_node, self._upsert_node, self._delete_node, tolerated=bad),
+            "pods": ListWatch(
+                "pods",
+                core.list_pod_for_all_namespaces,
+                self.cache.upsert_pod,
+                self.cache.delete_pod,
+                tolerated=bad,
+            ),
+        }
         if self.watch_deployments:
 
             def list_deployments(**kw: Any) -> Any:
                 return custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, **kw)
 
-            sources.append(
-                (
-                    "inferencedeployments",
-                    list_deployments,
-                    self.cache.upsert_deployment,
-                    self.cache.delete_deployment,
-                )
+            self._watches["inferencedeployments"] = ListWatch(
+                "inferencedeployments",
+                list_deployments,
+                self.cache.upsert_deployment,
+                self.cache.delete_deployment,
+                optional=True,
+                tolerated=bad,
             )
-        for name, lister, upsert, delete in sources:
-            self._synced[name] = threading.Event()
-            t = threading.Thread(
-                target=self._run, args=(name, lister, upsert, delete), name=f"watch-{name}", daemon=True
-            )
-            self._threads.append(t)
-            t.start()
+        for w in self._watches.values():
+            w.start()
 
     def _upsert_node(self, obj: Mapping[str, Any]) -> None:
         self.cache.upsert_node(obj)
@@ -320,89 +318,9 @@ class CacheWatcher:
 
     def wait_synced(self, timeout: float) -> bool:
         """Wait until nodes and pods were listed once (deployments are optional)."""
-        required = [e for n, e in self._synced.items() if n != "inferencedeployments"]
-        return all(e.wait(timeout) for e in required)
+        return all(w.synced.wait(timeout) for n, w in self._watches.items() if n != "inferencedeployments")
 
     def stop(self) -> None:
         """Ask the threads to stop (they exit at their next watch timeout)."""
-        self._stop.set()
-
-    def _run(
-        self,
-        name: str,
-        lister: Callable[..., Any],
-        upsert: Callable[[Mapping[str, Any]], None],
-        delete: Callable[[Mapping[str, Any]], None],
-    ) -> None:
-        """List, then watch from the list's resourceVersion; relist (dropping vanished objects) on 410."""
-        import json
-
-        from kubernetes import watch as k8s_watch
-        from kubernetes.client.exceptions import ApiException
-
-        watch: Any = k8s_watch
-        known: dict[tuple[str, str], dict[str, Any]] = {}
-        backoff = 1.0
-        while not self._stop.is_set():
-            try:
-                body = json.loads(lister(_preload_content=False, _request_timeout=(10, 120)).data)
-                listed = {_key(item): item for item in body.get("items", [])}
-                for key in set(known) - set(listed):
-                    self._safe(delete, known[key], name)
-                for item in listed.values():
-                    self._safe(upsert, item, name)
-                known = {k: {"metadata": v.get("metadata", {})} for k, v in listed.items()}
-                self._synced[name].set()
-                version = body.get("metadata", {}).get("resourceVersion")
-                while not self._stop.is_set():
-                    w = watch.Watch()
-                    # timeout_seconds ends the watch on the server; _request_timeout ends it on this
-                    # side too, so a half-open connection cannot stall the cache (read timeout > 30 s)
-                    for event in w.stream(
-                        lister,
-                        resource_version=version,
-                        timeout_seconds=30,
-                        allow_watch_bookmarks=True,
-                        _request_timeout=(10, 60),
-                    ):
-                        if self._stop.is_set():
-                            w.stop()
-                            break
-                        obj = event.get("raw_object") or {}
-                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                        kind = event.get("type")
-                        if kind == "DELETED":
-                            known.pop(_key(obj), None)
-                            self._safe(delete, obj, name)
-                        elif kind in ("ADDED", "MODIFIED"):
-                            known[_key(obj)] = {"metadata": obj.get("metadata", {})}
-                            self._safe(upsert, obj, name)
-                    backoff = 1.0
-            except ApiException as exc:
-                if exc.status == 404 and name == "inferencedeployments":
-                    log.info("InferenceDeployment CRD not installed; cache-locality uses pods and nodes only")
-                    self._synced[name].set()
-                    self._stop.wait(60)
-                    continue
-                if exc.status == 410:
-                    log.info("watch %s expired (410 Gone); relisting", name)
-                    continue
-                log.warning("watch %s failed (HTTP %s); relisting in %.0fs", name, exc.status, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except Exception as exc:
-                log.warning("watch %s failed (%s); relisting in %.0fs", name, exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    @staticmethod
-    def _safe(fn: Callable[[Mapping[str, Any]], None], obj: Mapping[str, Any], name: str) -> None:
-        try:
-            fn(obj)
-        except BadRequestError as exc:
-            log.warning("ignoring malformed %s object: %s", name, exc)
-
-
-def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        for w in self._watches.values():
+            w.stop()

@@ -1,0 +1,229 @@
+"""The capacity model: requests/s one replica serves at a batch size, within the p99 target.
+
+Service time of one batch of ``b`` rows, ``s(b)``, comes from measured points: a capacity profile
+(:mod:`.profile`) to start with, replaced size by size by what the deployment's own pods measure
+(the runtime's per-batch-size statistics, ``batchStats`` of ``/v2/admin/load``). Between points it
+is interpolated; beyond them extrapolated with a least-squares line through all points (never
+below the per-row time of the largest measured batch).
+
+From ``s(b)``, for a replica running ``workers`` batches at once:
+
+- throughput at batch ``b``: ``workers * b / s(b)`` rows/s, divided by rows per request;
+- p99 latency at batch ``b`` near saturation: ``delay + 2 * s(b)`` (a request waits for the batch
+  being formed, then for the one running, then runs), times a latency factor learned online;
+- the largest batch size whose predicted p99 stays under ``targetLatencyP99Ms`` (with a margin).
+
+Capacity is reported at a target utilisation (0.8 by default): the planner sizes pools so that
+each replica runs at most that busy. An online correction factor (0.25-1.5) scales capacity down
+when pods miss the p99 target below the predicted capacity, and lets it recover when they do not.
+The model is pure arithmetic over its inputs; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from outrider_operator.api.runtime import BatchStat
+
+from .profile import CapacityProfile
+
+__all__ = ["CapacityModel", "CapacitySettings"]
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """Knobs of the capacity model."""
+
+    utilisation: float = 0.8
+    """Target busy fraction of a replica: capacity is reported at this load."""
+    latency_margin: float = 0.9
+    """The largest batch must keep predicted p99 under this share of the target."""
+    min_observed_batches: int = 5
+    """Batches of one size the pods must have run before their mean replaces the profile's point."""
+    observation_weight: float = 0.3
+    """Weight of a new observation in the moving average of a batch size's service time."""
+    min_correction: float = 0.25
+    """Lowest correction factor."""
+    max_correction: float = 1.5
+    """Highest correction factor."""
+
+
+@dataclass
+class _Point:
+    seconds: float
+    batches: int = 0
+    """Batches observed on the pods (0: the value comes from the profile)."""
+
+
+@dataclass
+class CapacityModel:
+    """Service time per batch size of one deployment, with its online corrections."""
+
+    settings: CapacitySettings = field(default_factory=CapacitySettings)
+    workers: int = 1
+    rows_per_request: float = 1.0
+    correction: float = 1.0
+    """Throughput correction learned from p99 misses (1.0: trust the measured service times)."""
+    latency_factor: float = 1.0
+    """Observed p99 over the predicted p99 at the operating point (learned)."""
+    source: str = "none"
+    """Where the points came from: none, profile, observed or profile+observed."""
+    _points: dict[int, _Point] = field(default_factory=dict)
+    _last_stats: dict[str, dict[int, tuple[int, float]]] = field(default_factory=dict)
+    _pending: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_profile(
+        cls, profile: CapacityProfile | None, settings: CapacitySettings | None = None
+    ) -> CapacityModel:
+        """A model seeded with ``profile``'s points (or empty: then it learns from the pods alone)."""
+        model = cls(settings=settings or CapacitySettings())
+        if profile is not None:
+            model.workers = profile.workers
+            model.rows_per_request = profile.rows_per_request
+            model._points = {p.batch_size: _Point(p.seconds) for p in profile.points}
+            model.source = "profile"
+        return model
+
+    # ------------------------------------------------------------------ learning
+    @property
+    def known(self) -> bool:
+        """Whether any service time is known (from the profile or the pods)."""
+        return bool(self._points)
+
+    def observe_batches(self, pod: str, stats: Iterable[BatchStat], boot_id: str) -> None:
+        """Fold one pod's cumulative batch statistics in (the delta since its previous sample)."""
+        key = f"{pod}/{boot_id}"
+        previous = self._last_stats.get(key, {})
+        current = {s.batch_size: (s.count, s.seconds) for s in stats}
+        self._last_stats = {k: v for k, v in self._last_stats.items() if not k.startswith(f"{pod}/")}
+        self._last_stats[key] = current
+        if not previous:
+            return  # first sample of this process: its totals include warm-up; start from here
+        for size, (count, seconds) in current.items():
+            before = previous.get(size, (0, 0.0))
+            batches, spent = count - before[0], seconds - before[1]
+            if batches <= 0 or spent <= 0:
+                continue
+            self._fold(size, spent / batches, batches)
+
+    def retain(self, pods: Iterable[str]) -> None:
+        """Forget the statistics of pods that are gone (bounded memory under churn)."""
+        keep = {f"{p}/" for p in pods}
+        self._last_stats = {k: v for k, v in self._last_stats.items() if k[: k.rfind("/") + 1] in keep}
+
+    def _fold(self, size: int, mean: float, batches: int) -> None:
+        point = self._points.get(size)
+        if point is None:
+            self._points[size] = _Point(mean, batches)
+        elif point.batches == 0:
+            # a profile value gives way once the pods ran enough batches of this size
+            seen, spent = self._pending.get(size, (0, 0.0))
+            seen, spent = seen + batches, spent + mean * batches
+            if seen < self.settings.min_observed_batches:
+                self._pending[size] = (seen, spent)
+                return
+            self._pending.pop(size, None)
+            self._points[size] = _Point(spent / seen, seen)
+        else:
+            w = self.settings.observation_weight
+            point.seconds = (1 - w) * point.seconds + w * mean
+            point.batches += batches
+        self.source = "observed" if self.source in ("none", "observed") else "profile+observed"
+
+    def observe_workers(self, workers: int, rows_per_request: float | None) -> None:
+        """Take the pods' batch concurrency and their rows per request."""
+        self.workers = max(1, workers)
+        if rows_per_request is not None and rows_per_request > 0:
+            self.rows_per_request = rows_per_request
+
+    def observe_latency(
+        self, p99_ms: float, demand_per_replica: float, batch: int, delay_ms: float, target_ms: float
+    ) -> None:
+        """Correct the model with one deployment-wide p99 observation at a known load and batch size."""
+        if not self.known or demand_per_replica <= 0:
+            return
+        predicted = self.p99_ms(batch, delay_ms)
+        raw = self.raw_capacity(batch)
+        utilisation = demand_per_replica / raw if raw > 0 else 0.0
+        if utilisation >= 0.5 and predicted > 0:
+            ratio = min(4.0, max(0.5, p99_ms / predicted))
+            self.latency_factor = 0.8 * self.latency_factor + 0.2 * ratio
+        s = self.settings
+        if p99_ms > target_ms and demand_per_replica < self.capacity(batch):
+            self.correction = max(s.min_correction, self.correction * 0.9)
+        elif p99_ms < 0.6 * target_ms and demand_per_replica > 0.8 * self.capacity(batch):
+            self.correction = min(s.max_correction, self.correction * 1.05)
+
+    # ------------------------------------------------------------------ queries
+    def service_seconds(self, batch: int) -> float:
+        """Predicted compute time of one batch of ``batch`` rows (``nan`` when nothing is known)."""
+        if not self._points:
+            return math.nan
+        sizes = sorted(self._points)
+        if batch in self._points:
+            return self._points[batch].seconds
+        lo = max((b for b in sizes if b < batch), default=None)
+        hi = min((b for b in sizes if b > batch), default=None)
+        if lo is not None and hi is not None:
+            f = (batch - lo) / (hi - lo)
+            return (1 - f) * self._points[lo].seconds + f * self._points[hi].seconds
+        intercept, slope = self._line()
+        edge = hi if lo is None else lo
+        assert edge is not None
+        per_row = self._points[edge].seconds / edge
+        fitted = intercept + slope * batch
+        if lo is None:  # below the smallest measured batch: never faster than proportional
+            return max(fitted, per_row * batch, 1e-6)
+        return max(fitted, per_row * batch * 0.5, self._points[edge].seconds)
+
+    def _line(self) -> tuple[float, float]:
+        xs = sorted(self._points)
+        ys = [self._points[x].seconds for x in xs]
+        if len(xs) == 1:
+            return 0.0, ys[0] / xs[0]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+        slope = max(slope, 1e-9)
+        return max(0.0, my - slope * mx), slope
+
+    def raw_capacity(self, batch: int) -> float:
+        """Requests/s one replica completes at full load with batches of ``batch`` rows."""
+        s = self.service_seconds(batch)
+        if not math.isfinite(s) or s <= 0:
+            return math.nan
+        return self.workers * batch / s / self.rows_per_request * self.correction
+
+    def capacity(self, batch: int) -> float:
+        """Requests/s one replica serves at the target utilisation with batches of ``batch`` rows."""
+        return self.raw_capacity(batch) * self.settings.utilisation
+
+    def p99_ms(self, batch: int, delay_ms: float) -> float:
+        """Predicted p99 latency (ms) near saturation with batches of ``batch`` rows."""
+        return (delay_ms + 2000.0 * self.service_seconds(batch)) * self.latency_factor
+
+    def best_batch(self, target_ms: float, delay_ms: float, ceiling: int, floor: int = 1) -> int:
+        """The largest batch size in [floor, ceiling] whose predicted p99 stays under the target.
+
+        Returns ``floor`` when even that misses it (or nothing is known).
+        """
+        if not self.known:
+            return floor
+        limit = target_ms * self.settings.latency_margin
+        if self.p99_ms(floor, delay_ms) > limit:
+            return floor
+        lo, hi = floor, max(floor, ceiling)  # p99 grows with the batch size: bisect for the last fit
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.p99_ms(mid, delay_ms) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def points(self) -> dict[int, float]:
+        """Current service time per measured batch size (for status, metrics and tests)."""
+        return {b: p.seconds for b, p in sorted(self._points.items())}

@@ -1,0 +1,103 @@
+"""Capacity model, load signals and capacity profiles."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outrider_operator.api.runtime import BatchStat
+from outrider_scheduler.planner.capacity import CapacityModel
+from outrider_scheduler.planner.errors import ProfileError
+from outrider_scheduler.planner.profile import ProfileBook, default_profile, load_profile
+from outrider_scheduler.planner.signals import PodSignals
+
+
+def test_service_time_interpolates_and_extrapolates(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile(per_row_ms=5.0, fixed_ms=5.0))
+    assert m.service_seconds(8) == pytest.approx(0.045)
+    assert m.service_seconds(12) == pytest.approx(0.065)  # between 8 and 16
+    assert m.service_seconds(64) == pytest.approx(0.325, rel=0.01)  # the fitted line beyond 32
+    assert m.capacity(8) == pytest.approx(0.8 * 8 / 0.045)
+    assert math.isnan(CapacityModel.from_profile(None).capacity(8))
+
+
+def test_best_batch_keeps_predicted_p99_under_the_target(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile())
+    assert m.best_batch(200, 10, 64) == 16  # 10 + 2 * 85 ms = 180 ms = 0.9 * 200
+    assert m.best_batch(200, 10, 12) == 12  # never above the ceiling
+    assert m.best_batch(20, 10, 64) == 1  # nothing fits: the floor
+
+
+def test_pod_statistics_replace_the_profile_after_enough_batches(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile())
+    m.observe_batches(
+        "p", [BatchStat(batch_size=8, count=100, seconds=1.0)], "boot1"
+    )  # first sample: baseline
+    assert m.service_seconds(8) == pytest.approx(0.045)
+    m.observe_batches("p", [BatchStat(batch_size=8, count=102, seconds=1.2)], "boot1")  # 2 batches of 100 ms
+    assert m.service_seconds(8) == pytest.approx(0.045)  # not enough yet
+    m.observe_batches("p", [BatchStat(batch_size=8, count=106, seconds=1.6)], "boot1")  # 4 more
+    assert m.service_seconds(8) == pytest.approx(0.1)
+    assert m.source == "profile+observed"
+    # a restarted pod (new boot id) starts from its own new baseline, never a negative delta
+    m.observe_batches("p", [BatchStat(batch_size=8, count=1, seconds=5.0)], "boot2")
+    assert m.service_seconds(8) == pytest.approx(0.1)
+
+
+def test_missed_p99_below_capacity_lowers_the_estimate_and_recovers(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile())
+    before = m.capacity(8)
+    for _ in range(5):
+        m.observe_latency(p99_ms=400, demand_per_replica=0.5 * before, batch=8, delay_ms=10, target_ms=200)
+    assert m.capacity(8) < 0.7 * before
+    low = m.capacity(8)
+    for _ in range(20):
+        m.observe_latency(
+            p99_ms=50, demand_per_replica=0.95 * m.capacity(8), batch=8, delay_ms=10, target_ms=200
+        )
+    assert m.capacity(8) > low
+
+
+def test_signals_give_rates_and_reset_on_restart(mk: Any) -> None:
+    sig = PodSignals(window_seconds=1.0)
+    assert sig.add(0.0, mk.load(received=100)).arrival_rps == 0.0
+    r = sig.add(0.5, mk.load(received=150))
+    assert r.arrival_rps == pytest.approx(100.0) and r.idle_seconds == 0.0
+    r = sig.add(1.0, mk.load(received=150))
+    assert r.idle_seconds == pytest.approx(0.5)
+    r = sig.add(1.5, mk.load(received=10, boot="b2"))  # restarted: counters from zero
+    assert r.arrival_rps == 0.0 and r.window_seconds == 0.0
+    r = sig.add(2.0, mk.load(received=30, boot="b2"))
+    assert r.arrival_rps == pytest.approx(40.0)
+
+
+def test_the_shipped_profile_is_a_real_measurement() -> None:
+    p = default_profile()
+    assert p.uri == "builtin:all-minilm-l6-v2" and len(p.points) >= 5
+    per_row = [pt.seconds / pt.batch_size for pt in p.points]
+    assert all(0.0005 < x < 0.05 for x in per_row)
+
+
+def test_bad_profiles_are_named_and_never_raised_from_the_book(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": "m", "points": [{"batchSize": 0, "seconds": 0.01}]}))
+    with pytest.raises(ProfileError, match=r"bad.json.*points.0.batchSize"):
+        load_profile(bad)
+    (tmp_path / "dup.yaml").write_text(
+        "model: m\npoints:\n- {batchSize: 1, seconds: 0.1}\n- {batchSize: 1, seconds: 0.2}\n"
+    )
+    (tmp_path / "good.json").write_text(
+        json.dumps({"model": "mine", "points": [{"batchSize": 1, "seconds": 0.1}]})
+    )
+    book = ProfileBook.load([tmp_path])
+    assert len(book.errors) == 2 and any("must not repeat" in e for e in book.errors)
+    assert book.find("builtin:x", "mine") is not None
+    shipped = book.find("builtin:all-minilm-l6-v2", "whatever")
+    assert shipped is not None and shipped.uri == "builtin:all-minilm-l6-v2"
+    assert book.find("pvc://c/x", "unknown") is None
+    with pytest.raises(ProfileError, match="cannot read"):
+        load_profile(tmp_path / "missing.json")

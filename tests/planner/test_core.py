@@ -1,0 +1,201 @@
+"""The pure decision core: surges, the forecast, scale-down steps, faults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outrider_operator.api import labels
+from outrider_operator.api.status import ActionKind, ActionTrigger
+from outrider_scheduler.planner.capacity import CapacityModel
+from outrider_scheduler.planner.core import CoreSettings, Memory, OpKind, Plan, decide
+from outrider_scheduler.planner.observe import DeploymentView, ForecastView, PodView
+
+S = CoreSettings()
+W, C = labels.POOL_WARM, labels.POOL_COLD
+
+
+def ops(plan: Plan, kind: OpKind) -> list[str]:
+    return sorted(op.pod for op in plan.ops if op.kind is kind)
+
+
+def kinds(plan: Plan) -> list[ActionKind]:
+    return [a.kind for a in plan.actions]
+
+
+def twice(v: DeploymentView, model: CapacityModel, memory: Memory | None = None) -> Plan:
+    """The surge path acts on the second overloaded sample in a row."""
+    memory = memory or Memory()
+    first = decide(v, model, memory, S)
+    if memory.overloaded_cycles == 1:
+        assert not ops(first, OpKind.PROMOTE), "one overloaded sample must not be enough"
+    return decide(DeploymentView(**{**v.__dict__, "now": v.now + 0.5}), model, memory, S)
+
+
+def base_pods(mk: Any, rps_each: float) -> list[PodView]:
+    return [
+        mk.pod("a1", rps=rps_each, batch=8),
+        mk.pod("a2", rps=rps_each, batch=8),
+        mk.pod("w1", W, created=1),
+        mk.pod("w2", W, created=2),
+        mk.pod("c1", C),
+    ]
+
+
+def test_steady_load_changes_nothing(mk: Any, model: CapacityModel) -> None:
+    memory = Memory()
+    for i in range(4):
+        plan = decide(mk.view(base_pods(mk, 60.0), now=1000 + i), model, memory, S)
+        assert plan.ops == () and plan.actions == ()
+        assert (plan.active_target, plan.warm_target, plan.cold_target) == (2, 2, 1)
+    assert plan.numbers.serving == 2 and plan.numbers.warm == 2 and plan.numbers.cold == 1
+
+
+def test_surge_raises_batches_promotes_warm_pods_and_refills(mk: Any, model: CapacityModel) -> None:
+    # 2 pods at 300 req/s each = 600; capacity at batch 16 is ~150 per pod: 2 more pods wanted
+    memory = Memory()
+    first = decide(mk.view(base_pods(mk, 300.0)), model, memory, S)
+    assert kinds(first) == [ActionKind.RESIZE_BATCH]  # batches grow at the first overloaded sample
+    plan = twice(mk.view(base_pods(mk, 300.0), now=1000.5), model, memory)
+    assert ops(plan, OpKind.PROMOTE) == ["w1", "w2"]
+    assert ops(plan, OpKind.RESIZE) == ["a1", "a2"]
+    assert all(op.batch_size == 16 for op in plan.ops if op.kind in (OpKind.RESIZE, OpKind.PROMOTE))
+    assert kinds(plan)[0] == ActionKind.PROMOTE_WARM
+    promote = plan.actions[0]
+    assert promote.trigger is ActionTrigger.SURGE and promote.to_serving == 4
+    assert "demand 600.0 req/s" in promote.message and promote.adds_capacity
+    assert plan.warm_target == 4  # spec 2 + the 2 promoted: the pool is refilled
+    assert ActionKind.REFILL_STANDBY in kinds(plan)
+    assert plan.trigger_time == 1000.0  # the first overloaded sample, not the acting ones
+
+
+def test_beyond_the_warm_pool_cold_pods_load_then_new_replicas(mk: Any, model: CapacityModel) -> None:
+    plan = twice(mk.view(base_pods(mk, 400.0)), model)  # 800 req/s: 6 pods at ~150
+    assert ops(plan, OpKind.PROMOTE) == ["w1", "w2"]
+    assert ops(plan, OpKind.LOAD) == ["c1"]
+    add = next(a for a in plan.actions if a.kind is ActionKind.ADD_REPLICAS)
+    assert add.count == 1 and plan.active_target == 3
+    assert (plan.warm_target, plan.cold_target) == (4, 2)
+
+
+def test_serving_never_exceeds_replicas_max(mk: Any, model: CapacityModel) -> None:
+    v = mk.view(base_pods(mk, 2000.0), spec=mk.spec(replicas={"min": 1, "max": 3}))
+    plan = twice(v, model)
+    assert len(ops(plan, OpKind.PROMOTE)) == 1 and not ops(plan, OpKind.LOAD)
+    assert plan.active_target == 2 and any("replicas.max=3" in n for n in plan.notes)
+
+
+def test_add_replicas_is_reported_once_while_pods_are_created(mk: Any, model: CapacityModel) -> None:
+    pods = [mk.pod("a1", rps=400.0, batch=16)]  # no standby at all
+    s = mk.spec(standby={"warm": 0, "cold": 0})
+    memory = Memory()
+    plan = twice(mk.view(pods, spec=s), model, memory)
+    assert plan.active_target == 3 and kinds(plan) == [ActionKind.ADD_REPLICAS]
+    again = decide(mk.view(pods, now=1001, spec=s, recommended_active=3), model, memory, S)
+    assert again.active_target == 3 and ActionKind.ADD_REPLICAS not in kinds(again)
+
+
+def test_an_unreachable_warm_pod_is_skipped_and_another_promoted(mk: Any, model: CapacityModel) -> None:
+    pods = [*base_pods(mk, 200.0)[:2], mk.pod("w1", W, unreachable=True), mk.pod("w2", W), mk.pod("w3", W)]
+    plan = twice(mk.view(pods, spec=mk.spec(standby={"warm": 3})), model)
+    assert ops(plan, OpKind.PROMOTE) == ["w2"]
+    assert plan.numbers.unreachable == 1 and any("w1" in n for n in plan.notes)
+
+
+def test_latency_miss_without_capacity_data_adds_one_pod(mk: Any) -> None:
+    empty = CapacityModel.from_profile(None)
+    pods = [mk.pod("a1", rps=50.0, p99=450.0, count=200, queue=40), mk.pod("w1", W)]
+    plan = twice(mk.view(pods), empty)
+    assert ops(plan, OpKind.PROMOTE) == ["w1"]
+    assert plan.actions[0].trigger is ActionTrigger.LATENCY
+    assert any("capacity unknown" in n for n in plan.notes)
+
+
+def test_forecast_gap_adds_new_replicas_and_keeps_the_warm_pool(mk: Any, model: CapacityModel) -> None:
+    fc = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=990.0)  # 4 pods at batch 8
+    plan = decide(mk.view(base_pods(mk, 60.0), forecast=fc), model, Memory(), S)
+    assert not ops(plan, OpKind.PROMOTE) and not ops(plan, OpKind.LOAD)
+    add = next(a for a in plan.actions if a.kind is ActionKind.ADD_REPLICAS)
+    assert add.trigger is ActionTrigger.FORECAST and plan.active_target == 4
+    stale = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=500.0)
+    assert decide(mk.view(base_pods(mk, 60.0), forecast=stale), model, Memory(), S).active_target == 2
+
+
+def test_scale_down_waits_for_the_stabilisation_window_then_demotes_promoted_first(
+    mk: Any,
+    model: CapacityModel,
+) -> None:
+    pods = [
+        mk.pod("a1", rps=10.0, batch=8, created=5),
+        mk.pod("a2", rps=10.0, batch=8, created=9),
+        mk.pod("w1", W, labels.ROLE_SERVING, "serving", rps=10.0, batch=8, created=7),
+        mk.pod("w2", W),
+    ]
+    memory = Memory()
+    for t in range(0, 60, 5):  # a 60-s window: nothing before it has passed
+        plan = decide(mk.view(pods, now=1000 + t, disruptions_allowed=1), model, memory, S)
+        assert not ops(plan, OpKind.DEMOTE), t
+    plan = decide(mk.view(pods, now=1061, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.DEMOTE) == ["w1"]  # one at a time (PDB), the promoted pod first
+    assert plan.actions[0].kind is ActionKind.DEMOTE and plan.actions[0].trigger is ActionTrigger.LOAD_DROP
+    held = decide(mk.view(pods, now=1062, disruptions_allowed=0), model, memory, S)
+    assert not ops(held, OpKind.DEMOTE) and any("PodDisruptionBudget" in n for n in held.notes)
+
+
+def test_a_restarted_planner_does_not_scale_down_at_once(mk: Any, model: CapacityModel) -> None:
+    pods = [mk.pod(f"a{i}", rps=1.0, created=i) for i in (1, 2, 3)]
+    memory = Memory()
+    plan = decide(mk.view(pods, now=5000, disruptions_allowed=1), model, memory, S)
+    assert not ops(plan, OpKind.DEMOTE)
+    plan = decide(mk.view(pods, now=5061, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.DEMOTE) == ["a3"]  # the newest active pod... after a full window
+
+
+def test_a_demoted_pod_settles_to_warm_once_idle_then_steps_down(mk: Any, model: CapacityModel) -> None:
+    draining = mk.pod("a2", role=labels.ROLE_STANDBY, state="serving", demoted_at=1000.0, idle=0.2, rps=3.0)
+    plan = decide(mk.view([mk.pod("a1", rps=5.0), draining], now=1001), model, Memory(), S)
+    assert not ops(plan, OpKind.SETTLE_WARM)  # requests still arrive
+    idle = mk.pod("a2", role=labels.ROLE_STANDBY, state="serving", demoted_at=1000.0, idle=1.5)
+    assert ops(
+        decide(mk.view([mk.pod("a1", rps=5.0), idle], now=1002), model, Memory(), S), OpKind.SETTLE_WARM
+    ) == ["a2"]
+    warm = mk.pod("a2", role=labels.ROLE_STANDBY, state="warm", demoted_at=1000.0)
+    assert not ops(decide(mk.view([mk.pod("a1"), warm], now=1030), model, Memory(), S), OpKind.UNLOAD)
+    assert ops(decide(mk.view([mk.pod("a1"), warm], now=1061), model, Memory(), S), OpKind.UNLOAD) == ["a2"]
+    cold = mk.pod("a2", role=labels.ROLE_STANDBY, state="cold", demoted_at=1100.0)
+    plan = decide(mk.view([mk.pod("a1"), cold], now=1161), model, Memory(), S)
+    assert ops(plan, OpKind.RELEASE) == ["a2"] and plan.active_target == 1
+    unready = mk.pod("a3", ready=False)
+    plan = decide(mk.view([mk.pod("a1"), cold, unready], now=1161), model, Memory(), S)
+    assert not ops(plan, OpKind.RELEASE)  # the ReplicaSet would delete the unready pod instead
+
+
+def test_a_surge_cancels_the_way_down_first(mk: Any, model: CapacityModel) -> None:
+    pods = [
+        mk.pod("a1", rps=200.0, batch=16),
+        mk.pod("a2", role=labels.ROLE_STANDBY, state="warm", demoted_at=900.0, created=3),
+        mk.pod("w1", W, created=1),
+    ]
+    plan = twice(mk.view(pods), model)
+    assert ops(plan, OpKind.PROMOTE) == ["a2"]  # the demoted pod, not the fresh warm standby
+
+
+def test_a_restarted_promoted_pod_is_promoted_again_and_unlabelled_ones_finished(
+    mk: Any, model: CapacityModel
+) -> None:
+    restarted = mk.pod("w1", W, labels.ROLE_SERVING, "warm")
+    loaded = mk.pod("c1", C, labels.ROLE_STANDBY, "serving")
+    plan = decide(mk.view([mk.pod("a1", rps=5.0), restarted, loaded]), model, Memory(), S)
+    assert ops(plan, OpKind.PROMOTE) == ["w1"]
+    assert ops(plan, OpKind.LABEL_SERVING) == ["c1"]
+    assert plan.cold_target == 2  # the cold pod serving counts as taken: its pool is refilled
+
+
+def test_busy_pods_are_not_decided_on_twice(mk: Any, model: CapacityModel) -> None:
+    from dataclasses import replace
+
+    memory = Memory()
+    plan = twice(mk.view(base_pods(mk, 300.0)), model, memory)
+    promoted = set(ops(plan, OpKind.PROMOTE))
+    pods = [replace(p, busy="promote") if p.name in promoted else p for p in base_pods(mk, 300.0)]
+    again = decide(mk.view(pods, now=1001), model, memory, S)
+    assert not ops(again, OpKind.PROMOTE) and ActionKind.PROMOTE_WARM not in kinds(again)
