@@ -1,77 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-
-from outrider_runtime.config import RuntimeConfig, parse_config
-from outrider_runtime.metrics import RuntimeMetrics
-from outrider_runtime.server import RuntimeServer, build_app
-from outrider_runtime.server.grpc_service import start_grpc
-
-
-def _tiny_config(**overrides: Any) -> RuntimeConfig:
-    """A RuntimeConfig for the tiny generated model, deep-merged with ``overrides`` (camelCase)."""
-    data: dict[str, Any] = {
-        "model": {"name": "tiny", "uri": "builtin:tiny-bert"},
-        "precision": {"policy": "fp32"},
-        "batching": {"maxBatchSize": 8, "minBatchDelayMs": 5, "lookaheadWindow": 2},
-        "server": {"httpPort": 0, "host": "127.0.0.1", "intraOpThreads": 1},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return parse_config(data)
-
-
-class Running:
-    def __init__(self, server: RuntimeServer, url: str) -> None:
-        self.server = server
-        self.url = url
-        self.registry = server.metrics.registry
-        self.grpc_url = ""
-
-
-@asynccontextmanager
-async def run_server(config: RuntimeConfig) -> AsyncIterator[Running]:
-    server = RuntimeServer(config, RuntimeMetrics(CollectorRegistry()))
-    runner = web.AppRunner(build_app(server), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    grpc_server, grpc_port = await start_grpc(server, "127.0.0.1", 0)
-    try:
-        await server.start_models()
-        running = Running(server, f"127.0.0.1:{port}")
-        running.grpc_url = f"127.0.0.1:{grpc_port}"
-        yield running
-    finally:
-        await server.drain(timeout_s=5)
-        await grpc_server.stop(grace=None)
-        await runner.cleanup()
-        for m in server.models.values():
-            for p in m.pipelines.values():
-                p.close()
-
-
-@pytest.fixture
-def tiny_config() -> Callable[..., RuntimeConfig]:
-    """Build a RuntimeConfig for the tiny model: ``tiny_config(batching={...}, server={...})``."""
-    return _tiny_config
-
-
-@pytest.fixture
-def server_factory() -> Callable[..., Any]:
-    return run_server
 
 
 class AsyncTriton:

@@ -1,0 +1,324 @@
+"""The planner loop against real runtime servers over HTTP (tiny model), with the cluster emulated.
+
+The watch cache is fed by hand and pod patches land back in it (what the apiserver and the watch
+would do); an EndpointSlice follows the pods' role labels (what the EndpointSlice controller
+does). The e2e tests repeat this on the real control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from outrider_operator.api import labels
+from outrider_operator.errors import KubeApiError
+from outrider_scheduler.planner.actuator import Actuator
+from outrider_scheduler.planner.capacity import CapacitySettings
+from outrider_scheduler.planner.cluster import PlannerCache
+from outrider_scheduler.planner.metrics import PlannerMetrics
+from outrider_scheduler.planner.profile import CapacityProfile, ProfileBook, ProfilePoint
+from outrider_scheduler.planner.publishing import FIELD_MANAGER, StatusWriter
+from outrider_scheduler.planner.runtime_client import RuntimeClient
+from outrider_scheduler.planner.service import PlannerService, PlannerSettings
+
+NS, NAME = "ml", "m"
+INFER = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 3], "data": [101, 7, 102]}]}
+
+
+def merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(into)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict):
+            out[k] = merge(out.get(k) or {}, v)
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class FakeApi:
+    """Stands in for the apiserver: pod patches go back into the cache; status and Events are kept."""
+
+    cache: PlannerCache
+    applies: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, content_type: str | None = None, **_: Any
+    ) -> Any:
+        if method == "POST" and path.endswith("/events"):
+            self.events.append(body)
+            return body
+        if method == "PATCH" and "/pods/" in path:
+            name = path.rsplit("/", 1)[1]
+            pod = next((p for p in self.cache.pods(NS, NAME) if p["metadata"]["name"] == name), None)
+            if pod is None:
+                raise KubeApiError(404, f"pod {name} not found")
+            self.patches.append((name, body))
+            self.cache.upsert_pod(merge(pod, body))
+            return pod
+        raise AssertionError(f"unexpected {method} {path}")
+
+    def apply(self, obj: dict[str, Any], *, subresource: str | None = None, field_manager: str = "") -> Any:
+        assert subresource == "status" and field_manager == FIELD_MANAGER
+        self.applies.append(obj)
+        return obj
+
+    def last_status(self) -> dict[str, Any]:
+        return dict(self.applies[-1]["status"])
+
+
+def idf(mode: str = "predictive") -> dict[str, Any]:
+    return {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1},
+        "spec": {
+            "model": {"name": "tiny", "uri": "builtin:tiny-bert"},
+            "runtime": {"gpusPerReplica": 0},
+            "replicas": {"min": 1, "max": 6},
+            "standby": {"warm": 2, "cold": 1},
+            "batching": {"maxBatchSize": 8, "minBatchDelayMs": 5},
+            "scaling": {"mode": mode, "targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 300},
+        },
+    }
+
+
+def pod(name: str, pool: str, address: str) -> dict[str, Any]:
+    role = labels.ROLE_SERVING if pool == labels.POOL_ACTIVE else labels.ROLE_STANDBY
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {
+                labels.LABEL_MANAGED_BY: labels.MANAGED_BY,
+                labels.LABEL_DEPLOYMENT: NAME,
+                labels.LABEL_POOL: pool,
+                labels.LABEL_ROLE: role,
+            },
+            "annotations": {labels.ANNOTATION_STAND_IN_ENDPOINT: address},
+        },
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def slow_profile() -> ProfileBook:
+    """20 ms per row whatever the batch: one replica serves 40 req/s at 80% utilisation."""
+    points = [ProfilePoint(batch_size=b, seconds=0.02 * b) for b in (1, 2, 4, 8, 16, 32)]
+    return ProfileBook(profiles=[CapacityProfile(model="tiny", uri="builtin:tiny-bert", points=points)])
+
+
+@dataclass
+class Harness:
+    cache: PlannerCache
+    api: FakeApi
+    service: PlannerService
+    urls: dict[str, str]
+    failed: list[int] = field(default_factory=list)
+    sent: int = 0
+
+    def serving(self) -> list[str]:
+        return sorted(
+            p["metadata"]["name"]
+            for p in self.cache.pods(NS, NAME)
+            if p["metadata"]["labels"][labels.LABEL_ROLE] == labels.ROLE_SERVING
+        )
+
+    def sync_endpoints(self) -> None:
+        """The EndpointSlice controller's part: ready endpoints are the pods labelled serving."""
+        endpoints = [
+            {"targetRef": {"kind": "Pod", "name": n}, "conditions": {"ready": True}} for n in self.serving()
+        ]
+        self.cache.upsert_slice(
+            {
+                "metadata": {
+                    "namespace": NS,
+                    "name": f"{NAME}-x",
+                    "labels": {"kubernetes.io/service-name": NAME},
+                },
+                "endpoints": endpoints,
+            }
+        )
+
+    async def cycle(self) -> None:
+        await self.service.cycle()
+        self.sync_endpoints()
+
+    async def load(self, rps: float, seconds: float) -> None:
+        """Requests at ``rps`` spread over the serving pods (kube-proxy's part), each awaited."""
+        async with aiohttp.ClientSession() as s:
+            tasks = []
+            i = 0
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            while loop.time() - start < seconds:
+                targets = self.serving()
+                url = self.urls[targets[i % len(targets)]]
+                tasks.append(asyncio.create_task(self._one(s, url)))
+                i += 1
+                await asyncio.sleep(1 / rps)
+            await asyncio.gather(*tasks)
+
+    async def _one(self, s: aiohttp.ClientSession, url: str) -> None:
+        self.sent += 1
+        async with s.post(f"http://{url}/v2/models/tiny/infer", data=json.dumps(INFER).encode()) as r:
+            await r.read()
+            if r.status != 200:
+                self.failed.append(r.status)
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any], mode: str
+) -> AsyncIterator[Harness]:
+    starts = {"a1": "serving", "w1": "warm", "w2": "warm", "c1": "cold"}
+    async with contextlib.AsyncExitStack() as stack:
+        urls = {}
+        for name, state in starts.items():
+            running = await stack.enter_async_context(
+                server_factory(tiny_config(server={"startState": state}))
+            )
+            urls[name] = running.url
+        cache = PlannerCache()
+        cache.upsert_deployment(idf(mode))
+        pools = {
+            "a1": labels.POOL_ACTIVE,
+            "w1": labels.POOL_WARM,
+            "w2": labels.POOL_WARM,
+            "c1": labels.POOL_COLD,
+        }
+        for name, pool in pools.items():
+            cache.upsert_pod(pod(name, pool, urls[name]))
+        api = FakeApi(cache)
+        runtime = RuntimeClient()
+        stack.push_async_callback(runtime.close)
+        actuator = Actuator(api, runtime)  # type: ignore[arg-type]
+        stack.push_async_callback(actuator.close)
+        settings = PlannerSettings(
+            poll_interval_s=0.25,
+            pod_endpoint_annotation=True,
+            capacity=CapacitySettings(min_observed_batches=10**9),  # keep the slow profile: no learning here
+        )
+        service = PlannerService(
+            cache, StatusWriter(api), actuator, runtime, slow_profile(), PlannerMetrics(), settings
+        )  # type: ignore[arg-type]
+        h = Harness(cache, api, service, urls)
+        h.sync_endpoints()
+        yield h
+
+
+async def drive(h: Harness, rps: float, seconds: float, until: Callable[[], bool]) -> None:
+    load = asyncio.create_task(h.load(rps, seconds))
+    while not load.done():
+        await h.cycle()
+        if until():
+            break
+        await asyncio.sleep(0.25)
+    await load
+
+
+async def admin_state(url: str) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"http://{url}/v2/admin/load") as r:
+        return str((await r.json())["state"])
+
+
+@pytest.mark.slow
+async def test_a_surge_promotes_warm_pods_with_zero_failed_requests(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any]
+) -> None:
+    async with harness(server_factory, tiny_config, "predictive") as h:
+        for _ in range(3):  # steady: 1 pod, ~10 req/s: nothing to do
+            await h.cycle()
+        assert h.serving() == ["a1"] and not h.api.patches
+        await drive(h, rps=120, seconds=6, until=lambda: len(h.serving()) >= 3)
+        risen = [n for n in h.serving() if n != "a1"]
+        assert risen and set(risen) <= {"w1", "w2"}, h.serving()  # warm pods first, not the cold one
+        for name in risen:
+            assert await admin_state(h.urls[name]) == "serving"
+        assert h.failed == [] and h.sent > 100
+        for _ in range(6):
+            await h.cycle()  # the promotion is reported once its pods serve and are endpoints
+        reasons = [e["reason"] for e in h.api.events]
+        assert "PromoteWarm" in reasons
+        promote = next(e for e in h.api.events if e["reason"] == "PromoteWarm")
+        assert "serving in" in promote["message"] and "demand" in promote["message"]
+        status = h.api.last_status()
+        actions = [a["status"].get("lastScalingAction") or {} for a in h.api.applies]
+        promoted = [a for a in actions if a.get("action") == "PromoteWarm"]
+        assert promoted, actions
+        ready, decided = float(promoted[0]["readySeconds"]), float(promoted[0]["decisionSeconds"])
+        assert (
+            0 <= decided <= ready < 10 and promoted[0]["trigger"] == "Surge" and not promoted[0]["advisory"]
+        )
+        assert status["plan"]["warmReplicas"] == 2 + len(risen) and status["plan"]["servingPods"] >= 2
+        assert status["forecast"] == {"recommendedReplicas": status["forecast"]["recommendedReplicas"]}
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["Planning"]["status"] == "True" and conditions["Planning"]["reason"] == "Acting"
+
+
+@pytest.mark.slow
+async def test_advisory_mode_publishes_the_same_decisions_and_changes_nothing(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any]
+) -> None:
+    async with harness(server_factory, tiny_config, "advisory") as h:
+        await drive(h, rps=100, seconds=3, until=lambda: False)
+        assert h.serving() == ["a1"] and not h.api.patches
+        assert await admin_state(h.urls["w1"]) == "warm" and await admin_state(h.urls["c1"]) == "cold"
+        advisory = [e for e in h.api.events if e["message"].startswith("Advisory")]
+        assert any(e["reason"] == "PromoteWarm" for e in advisory)
+        # reported when the decision changes, not once per cycle (about 12 cycles ran)
+        assert 1 <= len([e for e in advisory if e["reason"] == "PromoteWarm"]) <= 3, [
+            e["message"] for e in advisory
+        ]
+        status = h.api.last_status()
+        assert status["lastScalingAction"]["advisory"] is True
+        assert status["plan"]["mode"] == "advisory"
+        assert max(a["status"]["plan"]["desiredServing"] for a in h.api.applies) >= 3
+        assert {c["type"]: c["reason"] for c in status["conditions"]} == {"Planning": "Advisory"}
+
+
+@pytest.mark.slow
+async def test_a_warm_pod_that_refuses_the_admin_call_is_skipped_and_reported(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any]
+) -> None:
+    async with harness(server_factory, tiny_config, "predictive") as h:
+        # w1 answers /v2/admin/load like a warm runtime but fails every state change
+        async with aiohttp.ClientSession() as s, s.get(f"http://{h.urls['w1']}/v2/admin/load") as r:
+            sample = await r.json()
+
+        async def load(_: web.Request) -> web.Response:
+            return web.json_response(sample)
+
+        async def refuse(_: web.Request) -> web.Response:
+            return web.json_response({"error": "injected fault"}, status=500)
+
+        app = web.Application()
+        app.router.add_get("/v2/admin/load", load)
+        app.router.add_post("/v2/admin/state", refuse)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            broken = f"127.0.0.1:{runner.addresses[0][1]}"
+            h.cache.upsert_pod(pod("w1", labels.POOL_WARM, broken))
+            await drive(h, rps=70, seconds=6, until=lambda: "w2" in h.serving())
+            assert "w2" in h.serving() and "w1" not in h.serving()
+            assert h.failed == []
+            failures = h.service.metrics.pod_call_failures.labels(NS, NAME, "promote")._value.get()
+            assert failures >= 1
+        finally:
+            await runner.cleanup()
