@@ -374,3 +374,32 @@ def test_status_headroom_source() -> None:
     assert source.expected_extra_replicas("prod/none") == 1  # no forecast in status: the static number
     assert source.expected_extra_replicas("prod/unknown") == 0
     assert source.reserved_gpus("n1") == {"chat": 2} and set(source.reserved_nodes()) == {"n1"}
+
+
+def test_status_headroom_source_reads_the_planners_plan() -> None:
+    from outrider_scheduler.extender.cache import ClusterCache
+    from outrider_scheduler.extender.strategies import StatusHeadroomSource
+
+    cache = ClusterCache()
+    plan = {
+        "mode": "predictive",
+        "expectedExtraReplicas": 2,
+        "reservations": [{"node": "n1", "gpus": 2}, {"node": "n2", "gpus": 1}],
+        "updatedAt": "2026-12-05T00:00:00Z",
+    }
+    cache.upsert_deployment(
+        {"metadata": {"namespace": "prod", "name": "chat"}, "status": {"replicas": 1, "plan": plan}}
+    )
+    static = StaticHeadroomSource({"n1": {"other": 1}}, {})
+    source = StatusHeadroomSource(cache.deployment, static, cache.reservations)
+    assert source.expected_extra_replicas("prod/chat") == 2
+    assert source.reserved_gpus("n1") == {"other": 1, "chat": 2}
+    assert source.reserved_gpus("n2") == {"chat": 1}
+    assert set(source.reserved_nodes()) == {"n1", "n2"}
+    # the plan changes: reservations follow; the deployment goes: they are gone
+    cache.upsert_deployment(
+        {"metadata": {"namespace": "prod", "name": "chat"}, "status": {"plan": {**plan, "reservations": []}}}
+    )
+    assert source.reserved_gpus("n2") == {}
+    cache.delete_deployment({"metadata": {"namespace": "prod", "name": "chat"}})
+    assert source.expected_extra_replicas("prod/chat") == 0 and set(source.reserved_nodes()) == {"n1"}

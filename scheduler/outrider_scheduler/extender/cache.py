@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outrider_operator.api.labels import API_GROUP, API_VERSION, PLURAL, POOL_COLD, POOL_WARM
+from outrider_operator.api.status import parse_status
 from outrider_operator.kube.listwatch import ListWatch
 
 from .errors import BadRequestError, MalformedRequestError
@@ -58,6 +59,8 @@ class ClusterCache:
         self._pods: dict[str, PodRecord] = {}
         self._pods_by_node: dict[str, dict[str, PodRecord]] = {}
         self._deployments: dict[str, dict[str, Any]] = {}
+        self._planned: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._reservations: dict[str, dict[str, int]] = {}
         self._model_nodes: dict[str, dict[str, int]] = {}
         self._shape_ids: dict[NodeShape, int] = {}
         self._next_shape_id = 0
@@ -100,6 +103,10 @@ class ClusterCache:
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A cached InferenceDeployment as a plain dict, or None."""
         return self._deployments.get(f"{namespace}/{name}")
+
+    def reservations(self) -> Mapping[str, Mapping[str, int]]:
+        """Node -> deployment name -> GPUs the planner holds back there (``status.plan.reservations``)."""
+        return self._reservations
 
     @property
     def shape_count(self) -> int:
@@ -184,16 +191,35 @@ class ClusterCache:
             self._refresh(old.node)
 
     def upsert_deployment(self, obj: Mapping[str, Any]) -> None:
-        """Record an InferenceDeployment (kept as a plain dict; optional input)."""
+        """Record an InferenceDeployment (a plain dict; optional input) and its planned reservations."""
         meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+        plan = parse_status(dict(obj.get("status") or {})).plan
+        planned = tuple((r.node, r.gpus) for r in plan.reservations) if plan is not None else ()
         with self._lock:
-            self._deployments[f"{meta.get('namespace', 'default')}/{meta.get('name')}"] = dict(obj)
+            self._deployments[key] = dict(obj)
+            if self._planned.get(key, ()) != planned:
+                self._planned[key] = planned
+                self._rebuild_reservations()
 
     def delete_deployment(self, obj: Mapping[str, Any]) -> None:
         """Forget an InferenceDeployment."""
         meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
         with self._lock:
-            self._deployments.pop(f"{meta.get('namespace', 'default')}/{meta.get('name')}", None)
+            self._deployments.pop(key, None)
+            if self._planned.pop(key, ()):
+                self._rebuild_reservations()
+
+    def _rebuild_reservations(self) -> None:
+        """Recompute node -> deployment -> GPUs and publish it whole (lock-free readers)."""
+        merged: dict[str, dict[str, int]] = {}
+        for key, planned in self._planned.items():
+            name = key.partition("/")[2]
+            for node, gpus in planned:
+                per = merged.setdefault(node, {})
+                per[name] = per.get(name, 0) + gpus
+        self._reservations = merged
 
     # ---- internals (call with the lock held) -------------------------------------------------
     def _refresh(self, node_name: str) -> None:

@@ -57,8 +57,8 @@ class ExtenderService:
         strategies = config.build_strategies()
         for strategy, _ in strategies:
             if isinstance(strategy, ForecastHeadroom):
-                # Live forecasts: the InferenceDeployments' status, from this service's watch cache.
-                strategy.source = StatusHeadroomSource(cache.deployment, strategy.source)
+                # The planner's plan: the InferenceDeployments' status, from this service's watch cache.
+                strategy.source = StatusHeadroomSource(cache.deployment, strategy.source, cache.reservations)
         self.engine = Engine(strategies, budget_s=config.budget_ms / 1000.0, metrics=self.metrics)
         self.ready: Callable[[], bool] = lambda: True
 

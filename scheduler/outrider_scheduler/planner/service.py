@@ -421,7 +421,7 @@ class PlannerService:
         ns, name = meta["namespace"], meta["name"]
         decision_s = max(0.0, decided_at - trigger_at)
         ready_s = max(0.0, ready_at - trigger_at) if ready_at is not None else None
-        message = ("Advisory: " if advisory else "") + action.message
+        message = ("Advisory (not acted on): " if advisory else "") + action.message
         if ready_s is not None and action.adds_capacity:
             message += f"; serving in {ready_s:.1f} s"
             self.metrics.trigger_to_serving.labels(action=action.kind.value).observe(ready_s)

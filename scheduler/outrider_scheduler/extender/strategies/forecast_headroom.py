@@ -1,6 +1,6 @@
 """Forecast headroom: keep spare GPUs where the forecast says a deployment will need them.
 
-The forecaster decides how many GPUs to hold back on which node for which deployment, and how
+The planner decides how many GPUs to hold back on which node for which deployment, and how
 many extra replicas each deployment will need soon. This strategy reads that through the small
 :class:`HeadroomSource` interface and
 
@@ -9,9 +9,9 @@ many extra replicas each deployment will need soon. This strategy reads that thr
 - prefers nodes with room for the deployment's expected extra replicas next to this one.
 
 :class:`StaticHeadroomSource` serves fixed numbers from configuration. :class:`StatusHeadroomSource`
-reads the forecaster's output where the operator publishes it — ``status.forecast.recommendedReplicas``
-against ``status.replicas`` of the pod's InferenceDeployment, from the extender's watch cache — and
-falls back to the static numbers. Per-node reservations come only from configuration so far.
+reads the planner's plan from the InferenceDeployments' status in the extender's watch cache —
+``status.plan.expectedExtraReplicas`` and ``status.plan.reservations`` (the nodes where the planner
+holds GPUs back for a deployment's next replicas) — and falls back to the static numbers.
 
 Arguments (``strategies.forecastHeadroom.args``): ``reservations`` (node → deployment → GPUs)
 and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to build a static source.
@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from outrider_operator.api.status import parse_status
 
 from ..errors import ConfigError
 from ..nodes import NodeState
@@ -81,37 +83,57 @@ class StaticHeadroomSource:
 
 
 class StatusHeadroomSource:
-    """Expected extra replicas from InferenceDeployment status (recommended minus current replicas).
+    """Headroom from the planner's plan in InferenceDeployment status, with static numbers beneath.
 
-    ``lookup(namespace, name)`` returns the InferenceDeployment as a plain dict (or None); anything
-    the status does not say is answered by ``fallback``.
+    ``lookup(namespace, name)`` returns the InferenceDeployment as a plain dict (or None);
+    ``reservations()`` returns node -> deployment -> GPUs held back, merged over every deployment's
+    ``status.plan.reservations`` (see :meth:`ClusterCache.reservations`). Expected extra replicas
+    come from ``status.plan.expectedExtraReplicas`` (the planner's typed plan), else from
+    ``recommendedReplicas - replicas``; anything the status does not say is answered by ``fallback``,
+    and per-node reservations add to the fallback's.
     """
 
     def __init__(
-        self, lookup: Callable[[str, str], Mapping[str, Any] | None], fallback: HeadroomSource
+        self,
+        lookup: Callable[[str, str], Mapping[str, Any] | None],
+        fallback: HeadroomSource,
+        reservations: Callable[[], Mapping[str, Mapping[str, int]]] | None = None,
     ) -> None:
         self._lookup = lookup
         self.fallback = fallback
+        self._reservations = reservations or (lambda: {})
 
     def reserved_gpus(self, node: str) -> Mapping[str, int]:
-        """Per-node reservations (from the fallback)."""
-        return self.fallback.reserved_gpus(node)
+        """GPUs held back on ``node`` per deployment: the planner's plus the configured ones."""
+        planned = self._reservations().get(node)
+        static = self.fallback.reserved_gpus(node)
+        if not planned:
+            return static
+        merged = dict(static)
+        for dep, gpus in planned.items():
+            merged[dep] = merged.get(dep, 0) + gpus
+        return merged
 
     def reserved_nodes(self) -> Collection[str]:
-        """Nodes with reservations (from the fallback)."""
-        return self.fallback.reserved_nodes()
+        """Nodes with reservations (planned or configured)."""
+        return {
+            *self.fallback.reserved_nodes(),
+            *(n for n, r in self._reservations().items() if any(r.values())),
+        }
 
     def expected_extra_replicas(self, deployment: str) -> int:
-        """``recommendedReplicas - replicas`` from the deployment's status, at least 0."""
+        """The planner's expected extra replicas, else ``recommendedReplicas - replicas``, at least 0."""
         namespace, _, name = deployment.rpartition("/")
         obj = self._lookup(namespace or "default", name)
-        status = obj.get("status") if isinstance(obj, Mapping) else None
-        forecast = status.get("forecast") if isinstance(status, Mapping) else None
-        recommended = forecast.get("recommendedReplicas") if isinstance(forecast, Mapping) else None
-        if isinstance(recommended, int) and not isinstance(recommended, bool) and isinstance(status, Mapping):
-            current = status.get("replicas", 0)
-            current = current if isinstance(current, int) else 0
-            return max(0, recommended - current)
+        raw = obj.get("status") if isinstance(obj, Mapping) else None
+        if not isinstance(raw, Mapping):
+            return self.fallback.expected_extra_replicas(deployment)
+        status = parse_status(dict(raw))
+        if status.plan is not None:
+            return status.plan.expected_extra_replicas
+        recommended = status.forecast.recommended_replicas if status.forecast else None
+        if recommended is not None:
+            return max(0, recommended - status.replicas)
         return self.fallback.expected_extra_replicas(deployment)
 
 
