@@ -390,7 +390,7 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
                     trigger if surge else ActionTrigger.FORECAST,
                     (),
                     from_serving,
-                    desired,
+                    from_serving + add_replicas,
                     f"Adding {add_replicas} replica{'s' if add_replicas > 1 else ''} on spare GPUs: "
                     + _why(reason, demand, cap_high, p99, queue, forecast),
                     adds_capacity=True,

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from outrider_operator.api import labels
 from outrider_operator.api.resource import parse_spec
 from outrider_operator.api.spec import Engine, InferenceDeploymentSpec, ScalingMode
-from outrider_operator.api.status import ActionKind, ScalingAction, ScalingSource, parse_status
+from outrider_operator.api.status import ActionKind, ActionTrigger, ScalingAction, ScalingSource, parse_status
 from outrider_operator.errors import KubeApiError
 from outrider_operator.reconcile.runtimeconfig import HTTP_PORT
 
@@ -216,6 +216,7 @@ class PlannerService:
             state = self.deployments[(ns, name)] = _Deployment(
                 CapacityModel.from_profile(profile, self.settings.capacity)
             )
+            self._resume(body, state)
         view, addresses = await self._observe(body, spec, state, rooms)
         started = time.perf_counter()
         plan = decide(view, state.model, state.memory, self.settings.core)
@@ -356,6 +357,10 @@ class PlannerService:
                 continue
             if action.adds_capacity:
                 state.pending.append(_Pending(action, trigger_at, now, set(action.pods), active_now))
+                # in status at once (readySeconds empty): a restarted planner finishes the report
+                self.writer.state(view.namespace, view.name, body).last_action = self._scaling_action(
+                    action, trigger_at, now, None, False, action.message
+                )
             else:
                 self._record(
                     body,
@@ -419,7 +424,6 @@ class PlannerService:
     ) -> None:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        decision_s = max(0.0, decided_at - trigger_at)
         ready_s = max(0.0, ready_at - trigger_at) if ready_at is not None else None
         message = ("Advisory (not acted on): " if advisory else "") + action.message
         if ready_s is not None and action.adds_capacity:
@@ -427,8 +431,21 @@ class PlannerService:
             self.metrics.trigger_to_serving.labels(action=action.kind.value).observe(ready_s)
         self.metrics.actions.labels(ns, name, action.kind.value, action.trigger.value, mode).inc()
         st = self.writer.state(ns, name, body)
-        st.last_action = ScalingAction(
-            time=datetime.fromtimestamp(int(decided_at), UTC),
+        st.last_action = self._scaling_action(action, trigger_at, decided_at, ready_s, advisory, message)
+        self.writer.event(body, "Normal", action.kind.value, message)
+        log.info("%s/%s: %s", ns, name, message)
+
+    @staticmethod
+    def _scaling_action(
+        action: Action,
+        trigger_at: float,
+        decided_at: float,
+        ready_s: float | None,
+        advisory: bool,
+        message: str,
+    ) -> ScalingAction:
+        return ScalingAction(
+            time=datetime.fromtimestamp(decided_at, UTC).replace(microsecond=0),
             source=ScalingSource.PREDICTIVE,
             action=action.kind,
             trigger=action.trigger,
@@ -437,11 +454,46 @@ class PlannerService:
             from_replicas=action.from_serving,
             to_replicas=action.to_serving,
             reason=message[:1024],
-            decision_seconds=f"{decision_s:.3f}",
+            decision_seconds=f"{max(0.0, decided_at - trigger_at):.3f}",
             ready_seconds=f"{ready_s:.3f}" if ready_s is not None else None,
         )
-        self.writer.event(body, "Normal", action.kind.value, message)
-        log.info("%s/%s: %s", ns, name, message)
+
+    def _resume(self, body: dict[str, Any], state: _Deployment) -> None:
+        """After a restart: wait for the capacity of an action the previous planner left unfinished."""
+        meta = body["metadata"]
+        last = self.writer.state(meta["namespace"], meta["name"], body).last_action
+        if last is None or last.ready_seconds is not None or last.advisory or last.action is None:
+            return
+        kind = ActionKind(last.action)
+        if kind not in (ActionKind.PROMOTE_WARM, ActionKind.LOAD_COLD, ActionKind.ADD_REPLICAS):
+            return
+        decided = last.time.timestamp()
+        if self.wall() - decided > self.settings.ready_timeout_s:
+            return
+        trigger_at = decided - float(last.decision_seconds or 0)
+        action = Action(
+            kind,
+            ActionTrigger(last.trigger or ActionTrigger.SURGE),
+            tuple(last.pods),
+            last.from_replicas,
+            last.to_replicas,
+            last.reason,
+            adds_capacity=True,
+            count=max(1, last.to_replicas - last.from_replicas),
+        )
+        baseline = {
+            p["metadata"]["name"]
+            for p in self.cache.pods(meta["namespace"], meta["name"])
+            if (p["metadata"].get("labels") or {}).get(labels.LABEL_POOL) == labels.POOL_ACTIVE
+            and (_parse_time(p["metadata"].get("creationTimestamp")) or 0.0) < decided
+        }
+        state.pending.append(_Pending(action, trigger_at, decided, set(last.pods), baseline))
+        log.info(
+            "%s/%s: resuming the report of %s (decided before a restart)",
+            meta["namespace"],
+            meta["name"],
+            kind.value,
+        )
 
     def _record_op(self, result: OpResult) -> None:
         if not result.ok:
