@@ -378,10 +378,11 @@ class PlannerService:
         endpoints = self.cache.endpoint_ready(view.namespace, view.name)
         kinds = {p.name: classify(p) for p in view.pods}
         serving = {n for n, k in kinds.items() if k is PodKind.SERVING and n in endpoints}
+        active = {p.name for p in view.pods if p.pool == labels.POOL_ACTIVE}
         keep: list[_Pending] = []
         for pending in state.pending:
             if pending.action.kind is ActionKind.ADD_REPLICAS:
-                new = sorted((endpoints[n], n) for n in serving if n not in pending.baseline)
+                new = sorted((endpoints[n], n) for n in serving & active if n not in pending.baseline)
                 done = len(new) >= pending.action.count
                 ready_at = new[pending.action.count - 1][0] if done else 0.0
             else:

@@ -1,0 +1,418 @@
+"""The planner end to end on the real local control plane, with real runtimes behind the pods.
+
+The chart is installed with helm; the operator and the planner run as local processes with tokens
+of the chart's ServiceAccounts (so the chart's RBAC is what is tested). Pods land on stand-in
+nodes, where a StandInHost runs a real ``outrider runtime serve`` (MiniLM) for each and plays the
+kubelet's readiness prober; the real EndpointSlice controller turns readiness and the planner's
+role labels into endpoints, and a kube-proxy stand-in routes real inferences to them. Traffic goes
+only to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from outrider_devcluster import polling
+from outrider_devcluster.standins import StandInHost
+from outrider_devcluster.topology import STAND_IN_LABEL
+from outrider_devcluster.traffic import LoadGenerator, ServiceRouter
+from outrider_operator.api import labels
+
+REPO = Path(__file__).resolve().parents[1]
+NS = f"e2e-planner-{os.getpid()}"
+RELEASE_NS = "outrider-system"
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.2) -> Any:
+    return polling.wait_for(
+        what, check, timeout_s, every_s=every_s, tolerate=(KeyError, IndexError, TypeError)
+    )
+
+
+@dataclass
+class Component:
+    """A component running locally as a chart ServiceAccount."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def setup(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """CRDs, the chart, the namespace, the operator (as its ServiceAccount) and a stand-in host."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=30s", "crd/inferencedeployments.outrider.dev"
+    )
+    cluster.helm(
+        "upgrade",
+        "--install",
+        "outrider",
+        str(REPO / "charts" / "outrider"),
+        "--namespace",
+        RELEASE_NS,
+        "--create-namespace",
+        "--set",
+        "operator.replicas=0",
+        "--set",
+        "planner.enabled=true",
+        "--wait",
+    )
+    cluster.kubectl("create", "namespace", NS, check=False)
+    tmp = tmp_path_factory.mktemp("planner")
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    started: list[Component] = []
+
+    def start(name: str, account: str, argv: list[str]) -> Component:
+        token = cluster.make_token(RELEASE_NS, account)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": admin["clusters"],
+            "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
+            "current-context": "sa",
+            "users": [{"name": "sa", "user": {"token": token}}],
+        }
+        kubeconfig = tmp / f"{name}.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        log = tmp / f"{name}.log"
+        proc = subprocess.Popen(
+            [*argv, "--kubeconfig", str(kubeconfig)],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            cwd=REPO,
+        )
+        component = Component(proc, log)
+        started.append(component)
+        time.sleep(1.0)
+        assert proc.poll() is None, f"{name} exited early:\n{component.tail()}"
+        return component
+
+    def planner(name: str, *extra: str) -> tuple[Component, int]:
+        metrics = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "outrider_cli",
+            "planner",
+            "serve",
+            "--namespace",
+            NS,
+            "--pod-endpoint-annotation",
+            "--metrics-port",
+            str(metrics),
+            "--health-port",
+            str(free_port()),
+            "--bind-address",
+            "127.0.0.1",
+            "--lease-namespace",
+            RELEASE_NS,
+            "--identity",
+            name,
+            *extra,
+        ]
+        return start(name, "outrider-planner", argv), metrics
+
+    operator = start(
+        "operator",
+        "outrider-operator",
+        [
+            sys.executable,
+            "-m",
+            "outrider_operator.main",
+            "--resync-seconds",
+            "3",
+            "--metrics-port",
+            str(free_port()),
+            "--health-port",
+            str(free_port()),
+            "--namespace",
+            NS,
+        ],
+    )
+    host = StandInHost(cluster.kubeconfig, tmp / "stand-ins", namespaces=[NS]).start()
+    try:
+        yield {"start": start, "planner": planner, "operator": operator, "host": host, "tmp": tmp}
+    finally:
+        for c in reversed(started):
+            c.stop()
+            print(f"--- {c.log.name} ---\n{c.tail()}")
+        host.stop()
+        cluster.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
+
+
+def deployment(name: str, **spec: Any) -> str:
+    body = {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
+            "placement": {
+                "nodeSelector": {STAND_IN_LABEL: "true"},
+                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+            },
+            **spec,
+        },
+    }
+    return yaml.safe_dump(body)
+
+
+def get(cluster: Any, *args: str) -> Any:
+    out = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def status(cluster: Any, name: str) -> dict[str, Any]:
+    return dict((get(cluster, "infd", name, "-n", NS) or {}).get("status") or {})
+
+
+def pods(cluster: Any, name: str) -> list[dict[str, Any]]:
+    items = (get(cluster, "pods", "-n", NS, "-l", f"{labels.LABEL_DEPLOYMENT}={name}") or {}).get("items", [])
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def role_of(p: dict[str, Any]) -> str:
+    return str(p["metadata"]["labels"].get(labels.LABEL_ROLE))
+
+
+def admin_load(address: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{address}/v2/admin/load", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+def settled(cluster: Any, name: str, serving: int, warm: int = 0, cold: int = 0) -> None:
+    """Wait until the planner reports the pool as asked (every pod loaded and idle)."""
+
+    def check() -> bool:
+        plan = status(cluster, name).get("plan") or {}
+        return (plan.get("servingPods"), plan.get("warmPods"), plan.get("coldPods")) == (serving, warm, cold)
+
+    wait_for(f"{name}: {serving} serving, {warm} warm, {cold} cold", check, timeout_s=240, every_s=1)
+
+
+def surge(
+    cluster: Any,
+    name: str,
+    base: float,
+    peak: float,
+    base_s: float,
+    peak_s: float,
+    until: Callable[[ServiceRouter], bool],
+) -> tuple[Any, float, float | None, ServiceRouter]:
+    """Base load, then a step to ``peak``; returns the report, the step time and when ``until`` held."""
+    with cluster.api_client() as api:
+        router = ServiceRouter(api, NS, name).start()
+        try:
+            gen = LoadGenerator(router)
+            step_at: dict[str, float] = {}
+            seen: dict[str, float] = {}
+
+            def rate(t: float) -> float:
+                if t < base_s:
+                    return base
+                step_at.setdefault("t", router.clock())
+                return peak
+
+            async def watch() -> None:
+                while not gen.stop.is_set():
+                    if "t" in step_at and "t" not in seen and until(router):
+                        seen["t"] = router.clock()
+                    await asyncio.sleep(0.05)
+
+            async def main() -> Any:
+                watcher = asyncio.create_task(watch())
+                report = await gen.run(rate, base_s + peak_s)
+                gen.stop.set()
+                await watcher
+                return report
+
+            report = asyncio.run(main())
+        finally:
+            router.stop()
+    return report, step_at.get("t", 0.0), seen.get("t"), router
+
+
+def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
+    cluster: Any, setup: dict[str, Any]
+) -> None:
+    name = "surge"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 4},
+            standby={"warm": 2, "cold": 0},
+            batching={"maxBatchSize": 4, "minBatchDelayMs": 10},
+            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+        ),
+    )
+    planner, metrics_port = setup["planner"]("planner-surge")
+    try:
+        settled(cluster, name, serving=1, warm=2)
+        before = {p["metadata"]["name"]: role_of(p) for p in pods(cluster, name)}
+        assert sorted(before.values()) == ["serving", "standby", "standby"]
+
+        def promoted(router: ServiceRouter) -> bool:
+            return len(router.ready_pods()) >= 2
+
+        report, step_at, capacity_at, _ = surge(
+            cluster, name, base=40, peak=220, base_s=6, peak_s=14, until=promoted
+        )
+        assert report.sent > 2000
+        assert report.failed == [], f"{len(report.failed)} failed: {report.failed[:5]}"
+        assert capacity_at is not None, "no warm pod became a ready endpoint during the surge"
+        assert capacity_at - step_at < 10.0, (
+            f"added capacity served {capacity_at - step_at:.1f} s after the step"
+        )
+        after = pods(cluster, name)
+        serving = [p for p in after if role_of(p) == labels.ROLE_SERVING]
+        assert any(p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_WARM for p in serving)
+        for p in serving:  # batches were raised on the serving pods, live
+            address = p["metadata"]["annotations"][labels.ANNOTATION_STAND_IN_ENDPOINT]
+            assert admin_load(address)["batching"]["maxBatchSize"] > 4
+        st = status(cluster, name)
+        assert st["lastScalingAction"]["advisory"] is False and st["plan"]["mode"] == "predictive"
+        print(f"surge: capacity served {capacity_at - step_at:.2f} s after the step; {report.sent} requests")
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        promotes = [e for e in events if e["reason"] == "PromoteWarm"]
+        assert promotes and "serving in" in promotes[0]["message"], [e["message"] for e in events]
+        assert any(e["reason"] == "ResizeBatch" for e in events)
+        # the warm pool is refilled: its Deployment asks for one more pod per pod taken to serve
+        warm = get(cluster, "deployment", f"{name}-warm", "-n", NS)
+        taken = len([p for p in serving if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_WARM])
+        assert warm["spec"]["replicas"] == 2 + taken
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert 'outrider_planner_actions_total{action="PromoteWarm"' in text.replace(
+            f'namespace="{NS}",deployment="{name}",', ""
+        )
+        assert "outrider_planner_trigger_to_serving_seconds_count" in text
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_advisory_mode_publishes_decisions_and_changes_nothing(cluster: Any, setup: dict[str, Any]) -> None:
+    name = "advice"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 4},
+            standby={"warm": 1, "cold": 0},
+            scaling={"mode": "advisory", "targetLatencyP99Ms": 200},
+        ),
+    )
+    planner, _ = setup["planner"]("planner-advice")
+    try:
+        settled(cluster, name, serving=1, warm=1)
+        before = {
+            p["metadata"]["name"]: (role_of(p), p["metadata"]["resourceVersion"]) for p in pods(cluster, name)
+        }
+        report, _, _, _ = surge(cluster, name, base=40, peak=220, base_s=3, peak_s=8, until=lambda r: False)
+        assert report.failed == []
+        after = {
+            p["metadata"]["name"]: (role_of(p), p["metadata"]["resourceVersion"]) for p in pods(cluster, name)
+        }
+        assert after == before  # not a label, not an annotation: nothing was touched
+        assert get(cluster, "deployment", f"{name}-warm", "-n", NS)["spec"]["replicas"] == 1
+        st = status(cluster, name)
+        assert st["plan"]["mode"] == "advisory"
+        cond = next(c for c in st["conditions"] if c["type"] == "Planning")
+        assert cond["reason"] == "Advisory"
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        advisory = [e for e in events if e["message"].startswith("Advisory")]
+        assert any(e["reason"] == "PromoteWarm" for e in advisory), [e["message"] for e in events]
+        assert st["lastScalingAction"]["advisory"] is True
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_two_planners_one_acts_and_the_other_takes_over(cluster: Any, setup: dict[str, Any]) -> None:
+    a, port_a = setup["planner"]("planner-a")
+    b, port_b = setup["planner"]("planner-b")
+
+    def leaders() -> dict[str, float]:
+        out = {}
+        for who, port in (("planner-a", port_a), ("planner-b", port_b)):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    line = next(
+                        ln
+                        for ln in r.read().decode().splitlines()
+                        if ln.startswith("outrider_planner_leader ")
+                    )
+                out[who] = float(line.split()[1])
+            except OSError:
+                out[who] = -1.0
+        return out
+
+    try:
+        first = wait_for(
+            "one planner leading",
+            lambda: (lambda m: m if sorted(m.values()) == [0.0, 1.0] else None)(leaders()),
+            60,
+        )
+        holder = next(w for w, v in first.items() if v == 1.0)
+        lease = get(cluster, "lease", "outrider-planner", "-n", RELEASE_NS)
+        assert lease["spec"]["holderIdentity"] == holder
+        for _ in range(5):  # it stays that way
+            time.sleep(1)
+            assert sorted(leaders().values()) == [0.0, 1.0]
+        other = "planner-b" if holder == "planner-a" else "planner-a"
+        (a if holder == "planner-a" else b).stop(signal.SIGKILL)  # no clean release: the lease must expire
+        wait_for(
+            f"{other} takes the lease",
+            lambda: (
+                get(cluster, "lease", "outrider-planner", "-n", RELEASE_NS)["spec"]["holderIdentity"] == other
+            ),
+            45,
+            1,
+        )
+        wait_for(f"{other} acts", lambda: leaders()[other] == 1.0, 20, 0.5)
+    finally:
+        a.stop()
+        b.stop()
