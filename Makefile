@@ -74,6 +74,10 @@ cluster-down: ## Stop every process the local cluster started.
 cluster-status: ## Show cluster processes, readiness, nodes and memory.
 	$(PY) -m outrider_devcluster status
 
+.PHONY: cluster-stand-ins
+cluster-stand-ins: ## Run real runtimes on 127.0.0.1 for the pods on stand-in nodes (foreground; Ctrl-C stops).
+	$(PY) -m outrider_devcluster stand-ins
+
 .PHONY: demo
 demo: ## The main job: local cluster, chart, operator, extender, samples, a real inference, a live forecast.
 	@test -x $(PY) || $(MAKE) setup

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from outrider_devcluster.polling import wait_for
+from outrider_devcluster.topology import STAND_IN_LABEL
 from outrider_operator.api.inventory import GpuInventory
 from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY
 from outrider_scheduler.extender.simulation import make_pod
@@ -93,9 +94,12 @@ def extender(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def _inventories(cluster: Any) -> dict[str, GpuInventory]:
+    """GPU inventories of the nodes these tests' pods may land on (stand-in nodes are tainted)."""
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     out = {}
     for n in nodes:
+        if (n["metadata"].get("labels") or {}).get(STAND_IN_LABEL) == "true":
+            continue
         raw = (n["metadata"].get("annotations") or {}).get(ANNOTATION_GPU_INVENTORY)
         if raw:
             out[n["metadata"]["name"]] = GpuInventory.from_annotation(raw)

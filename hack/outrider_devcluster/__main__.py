@@ -1,4 +1,4 @@
-"""Command line: ``python -m outrider_devcluster {binaries,up,down,status}``."""
+"""Command line: ``python -m outrider_devcluster {binaries,up,down,status,nodes,stand-ins}``."""
 
 from __future__ import annotations
 

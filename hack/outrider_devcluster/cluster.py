@@ -26,6 +26,7 @@ from .configs import kwok_config, render_kubeconfig, scheduler_config, write_yam
 from .errors import BinaryError, ClusterError, ComponentExitedError, StaleClusterError
 from .kube import admin_ssl_context, api_client, create_nodes, http_ok, wait_nodes_ready
 from .processes import ManagedProcess, ProcessTable, check_port_free, rss_bytes
+from .routes import RouteGuard
 from .settings import ClusterSettings
 from .topology import Topology
 
@@ -93,6 +94,7 @@ class Cluster:
         self.pki = Pki(root / "pki")
         self.config_dir = root / "config"
         self.table = ProcessTable(root / "pids", root / "logs")
+        self.routes = RouteGuard(root, say)
 
     # ------------------------------------------------------------------ queries
 
@@ -144,6 +146,7 @@ class Cluster:
         if self._reuse_or_clean():
             self.say("==> a healthy cluster is already running; reusing it")
             self._create_nodes(topology)
+            self.routes.install()
             return 0.0
         self._check_ports()
         binaries = ensure_binaries(self.settings, CONTROL_PLANE) if build else locate(self.settings)
@@ -162,6 +165,7 @@ class Cluster:
             self._stop_all()
             raise
         elapsed = time.monotonic() - started
+        self.routes.install()
         self.say(f"==> cluster ready in {elapsed:.1f}s with {topology.node_count} nodes")
         self.say(f"    export KUBECONFIG={self.settings.kubeconfig}")
         return elapsed
@@ -283,8 +287,16 @@ class Cluster:
     # ------------------------------------------------------------------ down
 
     def down(self, *, keep_data: bool = False) -> list[str]:
-        """Stop every recorded process (only those, by PID) and remove the cluster state."""
+        """Stop every recorded process (only those, by PID) and remove the cluster state.
+
+        That includes runtime processes a stand-in host left in ``stand-ins/pids`` (the default
+        folder of ``python -m outrider_devcluster stand-ins``), and the unreachable routes unless
+        another live cluster holds them.
+        """
         stopped = self._stop_all()
+        leftovers = ProcessTable(self.settings.stand_in_dir / "pids", self.settings.stand_in_dir / "logs")
+        stopped += [f"stand-in {p.component} (pid {p.pid})" for p in leftovers.recorded() if p.stop()]
+        self.routes.remove()
         if stopped:
             self.say(f"==> stopped: {', '.join(stopped)}")
         else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .certs import Pki
-from .settings import ClusterSettings
+from .settings import SERVICE_CIDR, ClusterSettings
 
 __all__ = ["CommandBuilder"]
 
@@ -80,7 +80,7 @@ class CommandBuilder:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.96.0.0/16",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             f"--cert-dir={pki.folder / 'apiserver-certs'}",

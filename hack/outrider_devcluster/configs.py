@@ -9,6 +9,7 @@ never compete; leader election is off (one instance each).
 
 from __future__ import annotations
 
+import ipaddress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from .certs import Pki
-from .settings import ClusterSettings
+from .settings import POD_CIDR, ClusterSettings
 
 __all__ = [
     "EXTENDER_TIMEOUT",
@@ -94,13 +95,19 @@ def scheduler_config(kubeconfig: Path, profile: str, extender_url: str | None) -
     return config
 
 
+def _first_address(cidr: str) -> str:
+    """``10.244.0.0/16`` -> ``10.244.0.1/16`` (kwok takes an address with the prefix length)."""
+    net = ipaddress.ip_network(cidr)
+    return f"{net[1]}/{net.prefixlen}"
+
+
 def kwok_config(settings: ClusterSettings) -> list[dict[str, Any]]:
     """Return the KWOK controller config documents: options plus the shipped stages."""
     options: dict[str, Any] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokConfiguration",
         "options": {
-            "cidr": "10.244.0.1/16",
+            "cidr": _first_address(POD_CIDR),
             "nodeIP": "10.240.0.1",
             "manageNodesWithAnnotationSelector": "kwok.x-k8s.io/node=fake",
             "serverAddress": f"127.0.0.1:{settings.ports.kwok}",

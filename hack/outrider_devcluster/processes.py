@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,12 @@ class ProcessTable:
         start = _start_time(popen.pid) or "0"
         (self.pid_dir / f"{component}.pid").write_text(f"{popen.pid} {start} {argv[0]}\n")
         return ManagedProcess(component, popen.pid, start, log, popen)
+
+    def record_self(self, component: str) -> None:
+        """Record this Python process as ``component`` (so ``down`` stops it; ``forget`` undoes it)."""
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        pid = os.getpid()
+        (self.pid_dir / f"{component}.pid").write_text(f"{pid} {_start_time(pid) or '0'} {sys.executable}\n")
 
     def recorded(self) -> list[ManagedProcess]:
         """Every process recorded in the PID folder (alive or not), oldest first."""

@@ -10,10 +10,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_EXTENDER_URL", "ClusterSettings", "Ports", "Versions", "repo_root"]
+__all__ = [
+    "DEFAULT_EXTENDER_URL",
+    "POD_CIDR",
+    "SERVICE_CIDR",
+    "ClusterSettings",
+    "Ports",
+    "Versions",
+    "repo_root",
+]
 
 DEFAULT_EXTENDER_URL = "http://127.0.0.1:8765/scheduler"
 """Where the outrider scheduler profile sends filter/prioritize calls (env ``OUTRIDER_EXTENDER_URL``)."""
+SERVICE_CIDR = "10.96.0.0/16"
+"""ClusterIP range of the apiserver (``--service-cluster-ip-range``); nothing answers there."""
+POD_CIDR = "10.244.0.0/16"
+"""Range KWOK draws its made-up pod IPs from; nothing answers there either."""
 
 
 def repo_root() -> Path:
@@ -109,6 +121,11 @@ class ClusterSettings:
     def kubeconfig(self) -> Path:
         """The admin kubeconfig (a fixed path scripts rely on)."""
         return self.cluster_dir / "kubeconfig"
+
+    @property
+    def stand_in_dir(self) -> Path:
+        """Default work folder of the stand-in host: configs, logs, PIDs and the model cache."""
+        return self.cluster_dir / "stand-ins"
 
     @property
     def server(self) -> str:

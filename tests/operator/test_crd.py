@@ -60,7 +60,18 @@ def test_crd_metadata() -> None:
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas.target"
     assert "status" in version["subresources"]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Active", "Warm", "Cold", "Batch", "GPUs", "Forecast", "Pods", "Demand", "Age"]
+    assert columns == [
+        "Ready",
+        "Active",
+        "Warm",
+        "Cold",
+        "Batch",
+        "GPUs",
+        "Forecast",
+        "Pods",
+        "Demand",
+        "Age",
+    ]
     wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1}
     assert wide == {"Pods", "Demand"}
     rules = [
