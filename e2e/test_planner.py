@@ -241,6 +241,7 @@ def surge(
     with cluster.api_client() as api:
         router = ServiceRouter(api, NS, name).start()
         try:
+            wait_for(f"{name} has a ready endpoint", router.targets, 60)
             gen = LoadGenerator(router)
             step_at: dict[str, float] = {}
             seen: dict[str, float] = {}
@@ -252,8 +253,8 @@ def surge(
                 return peak
 
             async def watch() -> None:
-                while not gen.stop.is_set():
-                    if "t" in step_at and "t" not in seen and until(router):
+                while not gen.stop.is_set():  # in a thread: a slow check must not hold the traffic back
+                    if "t" in step_at and "t" not in seen and await asyncio.to_thread(until, router):
                         seen["t"] = router.clock()
                     await asyncio.sleep(0.05)
 
@@ -416,3 +417,208 @@ def test_two_planners_one_acts_and_the_other_takes_over(cluster: Any, setup: dic
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_cold_pod_loads_and_serves_when_no_warm_pod_is_left(cluster: Any, setup: dict[str, Any]) -> None:
+    name = "cold"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 2},
+            standby={"warm": 0, "cold": 1},
+            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+        ),
+    )
+    planner, _ = setup["planner"]("planner-cold")
+    try:
+        settled(cluster, name, serving=1, cold=1)
+
+        def two(router: ServiceRouter) -> bool:
+            return len(router.ready_pods()) >= 2
+
+        report, step_at, capacity_at, _ = surge(
+            cluster, name, base=40, peak=200, base_s=4, peak_s=25, until=two
+        )
+        assert report.failed == [], f"{len(report.failed)} failed: {report.failed[:5]}"
+        assert capacity_at is not None, "the cold pod never served"
+        print(f"cold: capacity served {capacity_at - step_at:.2f} s after the step")
+        cold_pod = next(
+            p
+            for p in pods(cluster, name)
+            if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_COLD
+            and role_of(p) == labels.ROLE_SERVING
+        )
+        assert (
+            admin_load(cold_pod["metadata"]["annotations"][labels.ANNOTATION_STAND_IN_ENDPOINT])["state"]
+            == "serving"
+        )
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        assert [e for e in events if e["reason"] == "LoadCold" and "serving in" in e["message"]]
+        assert get(cluster, "deployment", f"{name}-cold", "-n", NS)["spec"]["replicas"] == 2  # refilled
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_new_replicas_on_spare_gpus_when_no_standby_is_left(cluster: Any, setup: dict[str, Any]) -> None:
+    name = "grow"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 2},
+            standby={"warm": 0, "cold": 0},
+            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+        ),
+    )
+    planner, _ = setup["planner"]("planner-grow")
+    try:
+        settled(cluster, name, serving=1)
+
+        def two(router: ServiceRouter) -> bool:
+            return len(router.ready_pods()) >= 2
+
+        report, step_at, capacity_at, _ = surge(
+            cluster, name, base=40, peak=200, base_s=4, peak_s=40, until=two
+        )
+        assert report.failed == [], f"{len(report.failed)} failed: {report.failed[:5]}"
+        assert capacity_at is not None, "no new replica served"
+        print(f"grow: a new pod served {capacity_at - step_at:.2f} s after the step")
+        st = status(cluster, name)
+        assert st["forecast"]["recommendedReplicas"] == 2
+        active = get(cluster, "deployment", name, "-n", NS)
+        assert active["spec"]["replicas"] == 2
+        new = [
+            p for p in pods(cluster, name) if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_ACTIVE
+        ]
+        assert len(new) == 2 and all(p["spec"]["nodeName"].startswith("stand-in-") for p in new)
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        assert [e for e in events if e["reason"] == "AddReplicas" and "serving in" in e["message"]]
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
+    cluster: Any, setup: dict[str, Any]
+) -> None:
+    name = "shrink"
+    window = 8
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 3},
+            standby={"warm": 1, "cold": 0},
+            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": window},
+        ),
+    )
+    planner, _ = setup["planner"]("planner-shrink")
+    try:
+        settled(cluster, name, serving=1, warm=1)
+        report, _, capacity_at, _ = surge(
+            cluster, name, base=40, peak=200, base_s=3, peak_s=6, until=lambda r: len(r.ready_pods()) >= 2
+        )
+        assert capacity_at is not None and report.failed == []
+        promoted = next(
+            p["metadata"]["name"]
+            for p in pods(cluster, name)
+            if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_WARM
+            and role_of(p) == labels.ROLE_SERVING
+        )
+
+        def state_of(pod: str) -> tuple[str, str, str | None] | None:
+            p = next((q for q in pods(cluster, name) if q["metadata"]["name"] == pod), None)
+            if p is None:
+                return None
+            ann = p["metadata"].get("annotations") or {}
+            load = admin_load(ann[labels.ANNOTATION_STAND_IN_ENDPOINT])
+            return role_of(p), load["state"], ann.get(labels.ANNOTATION_POD_DELETION_COST)
+
+        # light load goes on while the pod steps down: every request must still be answered
+        steps: list[tuple[str, str, str | None] | None] = []
+
+        def follow(router: ServiceRouter) -> bool:
+            s = state_of(promoted)
+            if not steps or steps[-1] != s:
+                steps.append(s)
+            return s is None
+
+        report, _, gone_at, _ = surge(
+            cluster, name, base=15, peak=15, base_s=0.1, peak_s=6 * window, until=follow
+        )
+        assert report.failed == [], f"{len(report.failed)} failed during the scale-down: {report.failed[:5]}"
+        seen = [s[:2] if s else None for s in steps]
+        assert ("standby", "warm") in seen and ("standby", "cold") in seen, steps
+        assert seen.index(("standby", "warm")) < seen.index(("standby", "cold")), steps
+        assert gone_at is not None, f"the pod was never released and deleted: {steps}"
+        events = {
+            e["reason"]
+            for e in get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")[
+                "items"
+            ]
+        }
+        assert {"Demote", "Unload", "RemoveReplicas"} <= events, events
+        assert get(cluster, "deployment", f"{name}-warm", "-n", NS)["spec"]["replicas"] == 1
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_a_planner_killed_mid_action_is_replaced_without_repeating_or_losing_it(
+    cluster: Any, setup: dict[str, Any]
+) -> None:
+    name = "restart"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=deployment(
+            name,
+            replicas={"min": 1, "max": 2},
+            standby={"warm": 0, "cold": 1},
+            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+        ),
+    )
+    first, _ = setup["planner"]("planner-first")
+    second = None
+    try:
+        settled(cluster, name, serving=1, cold=1)
+        cold = next(
+            p for p in pods(cluster, name) if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_COLD
+        )
+        address = cold["metadata"]["annotations"][labels.ANNOTATION_STAND_IN_ENDPOINT]
+        boot = admin_load(address)["bootId"]
+        killed: dict[str, float] = {}
+
+        def kill_when_loading(router: ServiceRouter) -> bool:
+            nonlocal second
+            if "t" not in killed and admin_load(address)["requestedState"] == "serving":
+                first.stop(signal.SIGKILL)  # mid-action: the load runs, the label is not switched yet
+                killed["t"] = time.monotonic()
+                second, _ = setup["planner"]("planner-second")
+            return "t" in killed and len(router.ready_pods()) >= 2
+
+        report, _, done_at, _ = surge(
+            cluster, name, base=40, peak=200, base_s=3, peak_s=40, until=kill_when_loading
+        )
+        assert killed, "the first planner never started loading the cold pod"
+        assert done_at is not None, "the replacement did not finish the cold pod's way to serving"
+        load = admin_load(address)
+        assert load["bootId"] == boot and load["state"] == "serving"  # the same process, loaded once
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        loads = [e for e in events if e["reason"] == "LoadCold"]
+        assert len(loads) == 1 and "serving in" in loads[0]["message"], [e["message"] for e in events]
+        assert report.failed == []
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)

@@ -132,6 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         try:
             await service.run(stop, elector.leading if elector else (lambda: True))
+            if elector is not None and not lost["flag"]:
+                await asyncio.to_thread(elector.release)
         finally:
             await actuator.close()
             await runtime.close()

@@ -28,6 +28,14 @@ class _Lock(LeaseLock):
     def __init__(self, name: str, namespace: str, identity: str, api_client: Any) -> None:
         super().__init__(name, namespace, identity)  # type: ignore[no-untyped-call]
         self.api_instance = client.CoordinationV1Api(api_client)
+        self.refuse = False
+        """Set on release: the election thread must not take the lease back before the process exits."""
+
+    def create(self, name: str, namespace: str, election_record: Any) -> bool:
+        return False if self.refuse else bool(super().create(name, namespace, election_record))  # type: ignore[no-untyped-call]
+
+    def update(self, name: str, namespace: str, updated_record: Any) -> bool:
+        return False if self.refuse else bool(super().update(name, namespace, updated_record))  # type: ignore[no-untyped-call]
 
 
 class LeaderElector:
@@ -50,6 +58,7 @@ class LeaderElector:
         self._lost = threading.Event()
         self._on_lost = on_lost
         lock = _Lock(name, namespace, identity, api_client)
+        self._lock = lock
         config = electionconfig.Config(  # type: ignore[no-untyped-call]
             lock,
             lease_duration,
@@ -73,6 +82,26 @@ class LeaderElector:
     def lost(self) -> bool:
         """True once this process held the lease and lost it."""
         return self._lost.is_set()
+
+    def release(self) -> bool:
+        """Give the lease up on a clean shutdown (holder cleared), so a follower takes over at its next
+        retry instead of waiting for the lease to expire. Returns whether this process held it."""
+        self._lock.refuse = True
+        if not self.leading():
+            return False
+        self._leading.clear()
+        api = self._lock.api_instance
+        try:
+            lease = api.read_namespaced_lease(self._lock.name, self._lock.namespace)
+            if lease.spec is None or lease.spec.holder_identity != self.identity:
+                return False
+            lease.spec.holder_identity = None
+            api.replace_namespaced_lease(self._lock.name, self._lock.namespace, lease)
+        except Exception as exc:  # the lease simply expires then
+            log.warning("could not release the planner lease: %s", exc)
+            return False
+        log.info("%s released the planner lease", self.identity)
+        return True
 
     def _run(self) -> None:
         try:

@@ -223,10 +223,15 @@ class PlannerService:
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
         mode = str(spec.scaling.mode)
         acting = mode == ScalingMode.PREDICTIVE.value
+        self._report(body, spec, state, view, plan, acting)
+        if acting and any(a.adds_capacity for a in plan.actions):
+            # write-ahead: the action is in status before any pod is touched, so a planner killed
+            # mid-action is followed by one that finishes its report instead of losing it
+            self._publish(body, spec, plan, view, self._condition(spec, plan))
         if acting and plan.ops:
             for result in await self.actuator.execute(ns, name, list(plan.ops), addresses):
                 self._record_op(result)
-        self._report(body, spec, state, view, plan, acting)
+        self._check_pending(body, mode, state, view)
         self._gauges(ns, name, plan)
         self._publish(body, spec, plan, view, self._condition(spec, plan))
 
@@ -431,8 +436,9 @@ class PlannerService:
             message += f"; serving in {ready_s:.1f} s"
             self.metrics.trigger_to_serving.labels(action=action.kind.value).observe(ready_s)
         self.metrics.actions.labels(ns, name, action.kind.value, action.trigger.value, mode).inc()
-        st = self.writer.state(ns, name, body)
-        st.last_action = self._scaling_action(action, trigger_at, decided_at, ready_s, advisory, message)
+        if action.kind is not ActionKind.REFILL_STANDBY:  # a refill follows an action; it does not replace it
+            st = self.writer.state(ns, name, body)
+            st.last_action = self._scaling_action(action, trigger_at, decided_at, ready_s, advisory, message)
         self.writer.event(body, "Normal", action.kind.value, message)
         log.info("%s/%s: %s", ns, name, message)
 
