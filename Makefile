@@ -100,3 +100,11 @@ bench-extender: ## Extender filter/prioritize latency at 100-5,000 nodes; writes
 .PHONY: bench-forecast
 bench-forecast: ## Forecaster backtests on every shared trace; writes bench/results/forecast/.
 	$(PY) bench/forecast_bench.py
+
+.PHONY: bench-surge
+bench-surge: ## Planner surge trials on the local cluster (real runtimes behind stand-in pods); writes bench/results/surge.json.
+	$(PY) bench/surge_bench.py
+
+.PHONY: profile-runtime
+profile-runtime: ## Measure the runtime's compute time per batch size; writes the planner's shipped capacity profile.
+	$(PY) bench/capacity_profile.py --install

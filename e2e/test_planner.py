@@ -14,12 +14,9 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,8 @@ import pytest
 import yaml
 
 from outrider_devcluster import polling
+from outrider_devcluster.stack import RELEASE_NAMESPACE as RELEASE_NS
+from outrider_devcluster.stack import Component, Stack
 from outrider_devcluster.standins import StandInHost
 from outrider_devcluster.topology import STAND_IN_LABEL
 from outrider_devcluster.traffic import LoadGenerator, ServiceRouter
@@ -34,16 +33,7 @@ from outrider_operator.api import labels
 
 REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-planner-{os.getpid()}"
-RELEASE_NS = "outrider-system"
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0, every_s: float = 0.2) -> Any:
@@ -52,127 +42,26 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0, every
     )
 
 
-@dataclass
-class Component:
-    """A component running locally as a chart ServiceAccount."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
 @pytest.fixture(scope="module")
 def setup(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """CRDs, the chart, the namespace, the operator (as its ServiceAccount) and a stand-in host."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=30s", "crd/inferencedeployments.outrider.dev"
-    )
-    cluster.helm(
-        "upgrade",
-        "--install",
-        "outrider",
-        str(REPO / "charts" / "outrider"),
-        "--namespace",
-        RELEASE_NS,
-        "--create-namespace",
-        "--set",
-        "operator.replicas=0",
-        "--set",
-        "planner.enabled=true",
-        "--wait",
-    )
+    """The chart, the namespace, the operator (as its ServiceAccount) and a stand-in host."""
+    stack = Stack(cluster.kubeconfig, cluster.binaries, tmp_path_factory.mktemp("planner"))
+    stack.install()
     cluster.kubectl("create", "namespace", NS, check=False)
-    tmp = tmp_path_factory.mktemp("planner")
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    started: list[Component] = []
-
-    def start(name: str, account: str, argv: list[str]) -> Component:
-        token = cluster.make_token(RELEASE_NS, account)
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": admin["clusters"],
-            "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
-            "current-context": "sa",
-            "users": [{"name": "sa", "user": {"token": token}}],
-        }
-        kubeconfig = tmp / f"{name}.kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump(config))
-        log = tmp / f"{name}.log"
-        proc = subprocess.Popen(
-            [*argv, "--kubeconfig", str(kubeconfig)],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-            cwd=REPO,
-        )
-        component = Component(proc, log)
-        started.append(component)
-        time.sleep(1.0)
-        assert proc.poll() is None, f"{name} exited early:\n{component.tail()}"
-        return component
 
     def planner(name: str, *extra: str) -> tuple[Component, int]:
-        metrics = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "outrider_cli",
-            "planner",
-            "serve",
-            "--namespace",
-            NS,
-            "--pod-endpoint-annotation",
-            "--metrics-port",
-            str(metrics),
-            "--health-port",
-            str(free_port()),
-            "--bind-address",
-            "127.0.0.1",
-            "--lease-namespace",
-            RELEASE_NS,
-            "--identity",
-            name,
-            *extra,
-        ]
-        return start(name, "outrider-planner", argv), metrics
+        component = stack.planner(name, [NS], *extra)
+        return component, component.ports["metrics"]
 
-    operator = start(
-        "operator",
-        "outrider-operator",
-        [
-            sys.executable,
-            "-m",
-            "outrider_operator.main",
-            "--resync-seconds",
-            "3",
-            "--metrics-port",
-            str(free_port()),
-            "--health-port",
-            str(free_port()),
-            "--namespace",
-            NS,
-        ],
-    )
-    host = StandInHost(cluster.kubeconfig, tmp / "stand-ins", namespaces=[NS]).start()
+    stack.operator([NS])
+    host = StandInHost(cluster.kubeconfig, stack.workdir / "stand-ins", namespaces=[NS]).start()
     try:
-        yield {"start": start, "planner": planner, "operator": operator, "host": host, "tmp": tmp}
+        yield {"planner": planner, "host": host}
     finally:
-        for c in reversed(started):
+        for c in reversed(stack.components):
             c.stop()
             print(f"--- {c.log.name} ---\n{c.tail()}")
+        stack.stop()
         host.stop()
         cluster.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from outrider_operator.api import labels
@@ -137,8 +138,13 @@ def test_scale_down_waits_for_the_stabilisation_window_then_demotes_promoted_fir
     plan = decide(mk.view(pods, now=1061, disruptions_allowed=1), model, memory, S)
     assert ops(plan, OpKind.DEMOTE) == ["w1"]  # one at a time (PDB), the promoted pod first
     assert plan.actions[0].kind is ActionKind.DEMOTE and plan.actions[0].trigger is ActionTrigger.LOAD_DROP
-    held = decide(mk.view(pods, now=1062, disruptions_allowed=0), model, memory, S)
+    # the PDB covers the active pool: it holds active victims, not the promoted standby pod
+    active_only = [p for p in pods if p.pool == labels.POOL_ACTIVE or p.role != labels.ROLE_SERVING]
+    held = decide(mk.view(active_only, now=1062, disruptions_allowed=0), model, memory, S)
     assert not ops(held, OpKind.DEMOTE) and any("PodDisruptionBudget" in n for n in held.notes)
+    unready = [replace(p, ready=False) if p.name == "a1" else p for p in pods]
+    held = decide(mk.view(unready, now=1063, disruptions_allowed=1), model, memory, S)
+    assert not ops(held, OpKind.DEMOTE) and any("not ready" in n for n in held.notes)
 
 
 def test_a_restarted_planner_does_not_scale_down_at_once(mk: Any, model: CapacityModel) -> None:
@@ -191,8 +197,6 @@ def test_a_restarted_promoted_pod_is_promoted_again_and_unlabelled_ones_finished
 
 
 def test_busy_pods_are_not_decided_on_twice(mk: Any, model: CapacityModel) -> None:
-    from dataclasses import replace
-
     memory = Memory()
     plan = twice(mk.view(base_pods(mk, 300.0)), model, memory)
     promoted = set(ops(plan, OpKind.PROMOTE))

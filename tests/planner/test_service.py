@@ -53,6 +53,8 @@ class FakeApi:
     applies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    """What happened, in order: ``apply:<lastScalingAction.action>`` or ``patch:<pod>``."""
 
     def request(
         self, method: str, path: str, *, body: Any = None, content_type: str | None = None, **_: Any
@@ -66,6 +68,7 @@ class FakeApi:
             if pod is None:
                 raise KubeApiError(404, f"pod {name} not found")
             self.patches.append((name, body))
+            self.order.append(f"patch:{name}")
             self.cache.upsert_pod(merge(pod, body))
             return pod
         raise AssertionError(f"unexpected {method} {path}")
@@ -73,6 +76,7 @@ class FakeApi:
     def apply(self, obj: dict[str, Any], *, subresource: str | None = None, field_manager: str = "") -> Any:
         assert subresource == "status" and field_manager == FIELD_MANAGER
         self.applies.append(obj)
+        self.order.append(f"apply:{(obj['status'].get('lastScalingAction') or {}).get('action')}")
         return obj
 
     def last_status(self) -> dict[str, Any]:
@@ -257,8 +261,12 @@ async def test_a_surge_promotes_warm_pods_with_zero_failed_requests(
         assert "serving in" in promote["message"] and "demand" in promote["message"]
         status = h.api.last_status()
         actions = [a["status"].get("lastScalingAction") or {} for a in h.api.applies]
-        promoted = [a for a in actions if a.get("action") == "PromoteWarm"]
-        assert promoted, actions
+        ahead = [a for a in actions if a.get("action") == "PromoteWarm" and "readySeconds" not in a]
+        promoted = [a for a in actions if a.get("action") == "PromoteWarm" and "readySeconds" in a]
+        assert ahead and promoted, actions  # in status before any pod was touched, then with its timing
+        assert h.api.applies.index(
+            next(x for x in h.api.applies if x["status"].get("lastScalingAction") == ahead[0])
+        ) < min(i for i, x in enumerate(h.api.applies) if x["status"].get("lastScalingAction") in promoted)
         ready, decided = float(promoted[0]["readySeconds"]), float(promoted[0]["decisionSeconds"])
         assert (
             0 <= decided <= ready < 10 and promoted[0]["trigger"] == "Surge" and not promoted[0]["advisory"]

@@ -6,11 +6,13 @@ and Outrider's labels.
 
 Pools and roles: a pod's pool (the Deployment it belongs to, ``outrider.dev/pool``) never
 changes; its role (``outrider.dev/role``: serving or standby) can. Pods start with their pool's
-role (active pods serving, warm and cold pods standby). The Service and the PodDisruptionBudget
-select the *role*, so the planner promotes a loaded warm pod by switching its runtime to serving
+role (active pods serving, warm and cold pods standby). The Service selects the *role*, so the
+planner promotes a loaded warm pod by switching its runtime to serving
 and relabelling it, without creating a pod. Every pool's readiness probe asks the runtime whether
 the model is in the state it was last asked for (``/v2/health/settled``): a warm pod is Ready once
-loaded, an active one once serving, and a pod being moved is not Ready until it arrives.
+loaded, an active one once serving, and a pod being moved is not Ready until it arrives. The
+PodDisruptionBudget covers the active pool (``maxUnavailable`` counts against one Deployment's
+scale; over pods of several Deployments it would never allow a disruption).
 The functions are pure: the same inputs always give the same objects, which is what makes
 server-side apply of them idempotent.
 """
@@ -378,7 +380,8 @@ def render_children(
             "metadata": _meta(owner, owner.name, "serving"),
             "spec": {
                 "maxUnavailable": 1,
-                "selector": {"matchLabels": serving_selector(owner.name)},
+                # the active pool only: maxUnavailable needs one controller's scale to count against
+                "selector": {"matchLabels": pool_selector(owner.name, labels.POOL_ACTIVE)},
             },
         }
     )

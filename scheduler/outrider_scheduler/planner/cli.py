@@ -49,9 +49,13 @@ async def _health(host: str, port: int, service: object, cache: object, stale_s:
         ok = cache.synced()
         return web.json_response({"ok": ok}, status=200 if ok else 503)
 
+    async def actions(_: web.Request) -> web.Response:
+        return web.json_response({"actions": [a.to_json() for a in service.recent]})
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/debug/actions", actions)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

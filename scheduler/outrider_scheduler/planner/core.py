@@ -20,8 +20,9 @@ Rules (``docs/planner.md`` explains them with figures):
    on their way down), keeping the warm pool for what the forecast misses.
 4. **Scale down** only to the highest wanted count of the last ``scaleDownStabilizationSeconds``,
    and step by step: serving -> warm (after draining) -> cold -> released for deletion, each step
-   after another stabilization period, at most as many pods at once as the PodDisruptionBudget
-   allows. Promoted standby pods leave serving first.
+   after another stabilization period; one pod at a time, only while every serving pod is healthy
+   and, for an active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave
+   serving first.
 5. A pod whose admin API does not answer is skipped and reported; another one is used instead.
 """
 
@@ -402,12 +403,26 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     if not overloaded and not incoming and not restartable:
         excess = len(serving) - max(down_to, spec.replicas.min)
         if excess > 0:
-            allowed = view.disruptions_allowed
-            step = excess if allowed is None else min(excess, allowed)
+            # one pod at a time, and only while every serving pod is healthy; an active-pool pod also
+            # needs its PodDisruptionBudget (maxUnavailable 1 over the active pool) to allow it
+            healthy = all(p.ready and p.endpoint_ready for p in serving)
+            candidates = [
+                p
+                for p in _order_victims(serving)
+                if p.pool != labels.POOL_ACTIVE
+                or view.disruptions_allowed is None
+                or view.disruptions_allowed > 0
+            ]
+            step = min(excess, 1) if healthy and candidates else 0
             if step <= 0:
-                notes.append("scale-down held: the PodDisruptionBudget allows no disruption now")
+                why = (
+                    "a serving pod is not ready"
+                    if not healthy
+                    else "the PodDisruptionBudget allows no disruption"
+                )
+                notes.append(f"scale-down held: {why}")
             else:
-                victims = _order_victims(serving)[:step]
+                victims = candidates[:step]
                 for p in victims:
                     ops.append(PodOp(OpKind.DEMOTE, p.name))
                 actions.append(

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ from .publishing import StatusWriter
 from .runtime_client import RuntimeClient
 from .signals import SignalBook
 
-__all__ = ["PlannerService", "PlannerSettings"]
+__all__ = ["ActionRecord", "PlannerService", "PlannerSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,41 @@ class PlannerSettings:
     """Decision rules."""
     capacity: CapacitySettings = field(default_factory=CapacitySettings)
     """Capacity model."""
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One reported action with exact times (unix seconds), kept for ``GET /debug/actions``."""
+
+    namespace: str
+    deployment: str
+    action: str
+    trigger: str
+    advisory: bool
+    pods: tuple[str, ...]
+    count: int
+    trigger_at: float
+    decided_at: float
+    ready_at: float | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase JSON, with the two durations the status shows."""
+        return {
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+            "action": self.action,
+            "trigger": self.trigger,
+            "advisory": self.advisory,
+            "pods": list(self.pods),
+            "count": self.count,
+            "triggerAt": self.trigger_at,
+            "decidedAt": self.decided_at,
+            "readyAt": self.ready_at,
+            "decisionSeconds": round(self.decided_at - self.trigger_at, 3),
+            "readySeconds": round(self.ready_at - self.trigger_at, 3) if self.ready_at is not None else None,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -137,6 +173,8 @@ class PlannerService:
         self.signals = SignalBook(window_seconds=max(1.0, 2 * self.settings.poll_interval_s))
         self.deployments: dict[tuple[str, str], _Deployment] = {}
         self.last_cycle_at = 0.0
+        self.recent: deque[ActionRecord] = deque(maxlen=512)
+        """The latest reported actions (served at /debug/actions)."""
         self.metrics.profile_errors.set(len(profiles.errors))
         for error in profiles.errors:
             log.error("%s", error)
@@ -223,7 +261,8 @@ class PlannerService:
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
         mode = str(spec.scaling.mode)
         acting = mode == ScalingMode.PREDICTIVE.value
-        self._report(body, spec, state, view, plan, acting)
+        decided_at = self.wall()
+        later = self._report(body, spec, state, view, plan, acting)
         if acting and any(a.adds_capacity for a in plan.actions):
             # write-ahead: the action is in status before any pod is touched, so a planner killed
             # mid-action is followed by one that finishes its report instead of losing it
@@ -231,6 +270,10 @@ class PlannerService:
         if acting and plan.ops:
             for result in await self.actuator.execute(ns, name, list(plan.ops), addresses):
                 self._record_op(result)
+        trigger_at = plan.trigger_time if plan.trigger_time is not None else view.now
+        for action in later:  # done once the operations returned: a resize is in effect now
+            applied = self.wall() if action.kind is ActionKind.RESIZE_BATCH else None
+            self._record(body, action, mode, trigger_at, decided_at, applied)
         self._check_pending(body, mode, state, view)
         self._gauges(ns, name, plan)
         self._publish(body, spec, plan, view, self._condition(spec, plan))
@@ -343,9 +386,11 @@ class PlannerService:
         view: DeploymentView,
         plan: Plan,
         acting: bool,
-    ) -> None:
+    ) -> list[Action]:
+        """Report advisory actions, queue capacity actions until they serve; return the rest."""
         mode = str(spec.scaling.mode)
         now = view.now
+        later: list[Action] = []
         trigger_at = plan.trigger_time if plan.trigger_time is not None else now
         active_now = {p.name for p in view.pods if p.pool == labels.POOL_ACTIVE}
         for action in plan.actions:
@@ -367,15 +412,8 @@ class PlannerService:
                     action, trigger_at, now, None, False, action.message
                 )
             else:
-                self._record(
-                    body,
-                    action,
-                    mode,
-                    trigger_at,
-                    now,
-                    now if action.kind is ActionKind.RESIZE_BATCH else None,
-                )
-        self._check_pending(body, mode, state, view)
+                later.append(action)
+        return later
 
     def _check_pending(
         self, body: dict[str, Any], mode: str, state: _Deployment, view: DeploymentView
@@ -440,6 +478,21 @@ class PlannerService:
             st = self.writer.state(ns, name, body)
             st.last_action = self._scaling_action(action, trigger_at, decided_at, ready_s, advisory, message)
         self.writer.event(body, "Normal", action.kind.value, message)
+        self.recent.append(
+            ActionRecord(
+                ns,
+                name,
+                action.kind.value,
+                action.trigger.value,
+                advisory,
+                action.pods,
+                action.count,
+                trigger_at,
+                decided_at,
+                ready_at,
+                message,
+            )
+        )
         log.info("%s/%s: %s", ns, name, message)
 
     @staticmethod

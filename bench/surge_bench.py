@@ -1,0 +1,379 @@
+"""``make bench-surge``: how fast the planner turns an unforecast surge into serving capacity.
+
+On the local cluster (reused when healthy, else started and stopped again), with the chart, the
+operator, the extender and the planner running as local processes (as the chart's
+ServiceAccounts), and real ``outrider runtime serve`` processes (MiniLM) standing in for the pods
+on the stand-in nodes. Real requests go through a kube-proxy stand-in that follows the Service's
+ready endpoints; traffic goes only to 127.0.0.1.
+
+A trial is a step surge: ``--base`` req/s, then three times that within one second, held until the
+added capacity serves, then calm until the planner has stepped back to one serving pod. Three
+kinds of trials, each on its own InferenceDeployment:
+
+* ``warm`` (``--trials``): one warm standby pod and a small batch limit: the planner raises the
+  batch size and promotes the warm pod;
+* ``cold`` (``--cold-trials``): one cold standby pod: it is loaded (cold -> warm -> serving);
+* ``grow`` (``--grow-trials``): no standby: a new replica is placed on a spare GPU of a stand-in
+  node (the extender places it) and serves once its runtime has loaded.
+
+Reported (seconds; p50 and p99 over trials): ``surge_to_capacity`` (the step, as sent, to the
+first added pod being a ready endpoint with a serving runtime), ``warm_promotion`` (the planner's
+decision to that pod serving and routable), ``batch_resize`` (decision to every serving runtime
+batching at the new size), ``cold_to_serving``, ``new_pod`` and ``spare_gpu_attach`` (decision to
+the new pod bound to a GPU node: control-plane time on simulated nodes), and every failed request.
+Decisions and readiness times come from the planner's ``/debug/actions``; the step and the
+endpoints from the bench's own watch. Writes ``bench/results/surge.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from outrider_devcluster import Cluster, ClusterSettings, StandInHost, ensure_binaries, load_topology
+from outrider_devcluster.kube import api_client
+from outrider_devcluster.stack import Stack
+from outrider_devcluster.topology import STAND_IN_LABEL
+from outrider_devcluster.traffic import LoadGenerator, LoadReport, ServiceRouter
+from outrider_operator.kube.listwatch import ListWatch
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "results" / "surge.json"
+NS = "bench-surge"
+TARGETS = {"warm_promotion_p99_s": 2.0, "surge_to_capacity_p99_s": 10.0, "batch_resize_p99_s": 1.0}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"p50_s": None, "p99_s": None, "n": 0}
+    a = np.asarray(values, dtype=float)
+    return {
+        "p50_s": round(float(np.percentile(a, 50)), 3),
+        "p99_s": round(float(np.percentile(a, 99)), 3),
+        "max_s": round(float(a.max()), 3),
+        "n": len(values),
+    }
+
+
+class Bench:
+    """The running stack and the bench's own watches."""
+
+    def __init__(self, settings: ClusterSettings, stack: Stack, planner_port: int) -> None:
+        self.settings = settings
+        self.stack = stack
+        self.planner_port = planner_port
+        self.bound: dict[str, float] = {}
+        """Pod name -> wall time the bench first saw it bound to a node."""
+        self._api = api_client(settings.kubeconfig)
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        self._pods = ListWatch(
+            f"pods/{NS}", lambda **kw: core.list_namespaced_pod(NS, **kw), self._pod, lambda o: None
+        )
+        self._pods.start()
+
+    def _pod(self, obj: Mapping[str, Any]) -> None:
+        if (obj.get("spec") or {}).get("nodeName"):
+            self.bound.setdefault(str(obj["metadata"]["name"]), time.time())
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return self.stack.run("kubectl", *args, input=input).stdout
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "infd", name, "-n", NS, "-o", "json")).get("status") or {})
+
+    def actions(self) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.planner_port}/debug/actions"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return list(json.loads(r.read())["actions"])
+
+    def wait(self, what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (KeyError, ValueError, RuntimeError):
+                pass
+            time.sleep(every_s)
+        raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+    def plan_is(self, name: str, serving: int, warm: int, cold: int = 0) -> bool:
+        """The planner reports exactly these pods: the deployment is back at its baseline."""
+        plan = self.status(name).get("plan") or {}
+        found = (plan.get("servingPods"), plan.get("warmPods", 0), plan.get("coldPods", 0))
+        return found == (serving, warm, cold) and plan.get("unreachablePods", 0) == 0
+
+    def create(self, name: str, **spec: Any) -> None:
+        body = {
+            "apiVersion": "outrider.dev/v1alpha1",
+            "kind": "InferenceDeployment",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+                "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
+                "placement": {
+                    "nodeSelector": {STAND_IN_LABEL: "true"},
+                    "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+                },
+                **spec,
+            },
+        }
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+
+def one_trial(bench: Bench, name: str, base: float, hold_s: float) -> dict[str, Any]:
+    """Base load, a step to 3x within a second, held ``hold_s``; returns what the bench saw."""
+    with api_client(bench.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+        deadline = time.monotonic() + 60
+        while not router.targets() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = set(router.ready_pods())
+        gen = LoadGenerator(router)
+        marks: dict[str, float] = {}
+        base_s = 5.0
+
+        def rate(t: float) -> float:
+            if t < base_s:
+                return base
+            if "step" not in marks:
+                marks["step"], marks["step_wall"] = router.clock(), time.time()
+            return base * min(3.0, 1.0 + 2.0 * (t - base_s))  # x3 within one second
+
+        async def run() -> LoadReport:
+            async def watch() -> None:
+                while not gen.stop.is_set():
+                    if "step" in marks and "served" not in marks:
+                        new = {p: t for p, t in router.ready_pods().items() if p not in before}
+                        if new:
+                            marks["served"] = min(new.values())
+                    await asyncio.sleep(0.02)
+
+            watcher = asyncio.create_task(watch())
+            report = await gen.run(rate, base_s + hold_s)
+            gen.stop.set()
+            await watcher
+            return report
+
+        report = asyncio.run(run())
+    served = marks.get("served")
+    return {
+        "step_wall": marks.get("step_wall", 0.0),
+        "surge_to_capacity_s": (served - marks["step"]) if served is not None and "step" in marks else None,
+        "requests": report.sent,
+        "failed": len(report.failed),
+        "failures": sorted({r.status for r in report.failed}),
+    }
+
+
+def calm(bench: Bench, name: str, until: Callable[[], bool], timeout_s: float) -> int:
+    """Light load (so draining pods see real traffic end) until ``until()``; returns failed requests."""
+    with api_client(bench.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+        gen = LoadGenerator(router)
+
+        async def run() -> LoadReport:
+            async def watch() -> None:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    if await asyncio.to_thread(until):
+                        break
+                    await asyncio.sleep(1.0)
+                gen.stop.set()
+
+            watcher = asyncio.create_task(watch())
+            report = await gen.run(lambda t: 10.0, timeout_s + 5)
+            await watcher
+            return report
+
+        report = asyncio.run(run())
+    if not until():
+        raise RuntimeError(
+            f"{name} did not step back within {timeout_s:.0f}s: {bench.status(name).get('plan')}"
+        )
+    return len(report.failed)
+
+
+def actions_since(bench: Bench, name: str, since_wall: float) -> list[dict[str, Any]]:
+    return [a for a in bench.actions() if a["deployment"] == name and a["decidedAt"] >= since_wall - 1.0]
+
+
+def scenario(
+    bench: Bench, name: str, trials: int, base: float, hold_s: float, kind: str, back: Callable[[], bool]
+) -> dict[str, list[float] | int]:
+    out: dict[str, Any] = {
+        "surge_to_capacity": [],
+        "action": [],
+        "resize": [],
+        "attach": [],
+        "failed": 0,
+        "requests": 0,
+    }
+    for i in range(trials):
+        bench.wait(f"{name} back at its baseline", back, 180)
+        trial = one_trial(bench, name, base, hold_s)
+        out["requests"] += trial["requests"]
+        out["failed"] += trial["failed"]
+        time.sleep(1.0)  # the planner reports capacity actions on its next cycle
+        acts = actions_since(bench, name, trial["step_wall"])
+        capacity = [a for a in acts if a["action"] == kind and a["readyAt"] is not None]
+        resize = [a for a in acts if a["action"] == "ResizeBatch" and a["readyAt"] is not None]
+        if trial["surge_to_capacity_s"] is not None:
+            out["surge_to_capacity"].append(trial["surge_to_capacity_s"])
+        for a in capacity[:1]:
+            out["action"].append(a["readyAt"] - a["decidedAt"])
+            if kind == "AddReplicas":
+                new = [t for p, t in bench.bound.items() if t >= a["decidedAt"] - 0.5]
+                if new:
+                    out["attach"].append(min(new) - a["decidedAt"])
+        for a in resize[:1]:
+            out["resize"].append(a["readyAt"] - a["decidedAt"])
+        served = trial["surge_to_capacity_s"]
+        took = [a["readyAt"] - a["decidedAt"] for a in capacity[:1]]
+        log(
+            f"  {name} trial {i + 1}/{trials}: capacity served "
+            + (f"{served:.2f} s after the step" if served is not None else "never")
+            + f"; {kind}: "
+            + (f"{took[0]:.2f} s" if took else "none")
+            + f"; {trial['requests']} requests, {trial['failed']} failed {trial['failures'] or ''}"
+        )
+        out["failed"] += calm(bench, name, back, 240)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20, help="Warm-promotion trials (default 20).")
+    ap.add_argument("--cold-trials", type=int, default=5, help="Cold-load trials (default 5).")
+    ap.add_argument("--grow-trials", type=int, default=5, help="New-replica trials (default 5).")
+    ap.add_argument("--base", type=float, default=50.0, help="Base load, req/s (the step is 3x; default 50).")
+    ap.add_argument("--out", default=str(OUT), help="Where to write the JSON.")
+    args = ap.parse_args()
+    started_at = time.time()
+    settings = ClusterSettings.from_env()
+    binaries = ensure_binaries(settings)
+    cluster = Cluster(settings, say=lambda m: log(f"    {m}"))
+    extras = sorted(p.stem for p in (settings.cluster_dir / "pids").glob("outrider-*.pid"))
+    if extras:
+        raise SystemExit(
+            f"the local cluster runs demo or stand-in processes ({', '.join(extras)}): run make cluster-down"
+        )
+    ours = not cluster.healthy()
+    if ours:
+        log("==> starting the local cluster")
+        cluster.up(load_topology(), build=False)
+    workdir = settings.cluster_dir / "bench-surge"
+    stack = Stack(settings.kubeconfig, binaries, workdir)
+    host: StandInHost | None = None
+    try:
+        log("==> chart, operator, extender, stand-in host, planner")
+        stack.install()
+        stack.run("kubectl", "create", "namespace", NS, check=False)
+        stack.operator([NS])
+        outrider = str(Path(sys.executable).parent / "outrider")
+        extender = [outrider, "extender", "serve", "--host", "127.0.0.1", "--port", "8765"]
+        stack.start("extender", "outrider-scheduler", extender)
+        host = StandInHost(settings.kubeconfig, workdir / "stand-ins", namespaces=[NS]).start()
+        planner = stack.planner("bench-planner", [NS])
+        bench = Bench(settings, stack, planner.ports["health"])
+        window = {"scaleDownStabilizationSeconds": 4, "targetLatencyP99Ms": 200}
+        small_batches = {"maxBatchSize": 4, "minBatchDelayMs": 10}
+        bench.create(
+            "warm", replicas={"min": 1, "max": 4}, standby={"warm": 1}, batching=small_batches, scaling=window
+        )
+        bench.create("cold", replicas={"min": 1, "max": 2}, standby={"cold": 1}, scaling=window)
+        bench.create("grow", replicas={"min": 1, "max": 2}, scaling=window)
+        results: dict[str, Any] = {}
+        log(f"==> warm promotion: {args.trials} trials")
+        results["warm"] = scenario(
+            bench, "warm", args.trials, args.base, 8.0, "PromoteWarm", lambda: bench.plan_is("warm", 1, 1)
+        )
+        log(f"==> cold to serving: {args.cold_trials} trials")
+        results["cold"] = scenario(
+            bench,
+            "cold",
+            args.cold_trials,
+            args.base,
+            20.0,
+            "LoadCold",
+            lambda: bench.plan_is("cold", 1, 0, 1),
+        )
+        log(f"==> new replicas on spare GPUs: {args.grow_trials} trials")
+        results["grow"] = scenario(
+            bench,
+            "grow",
+            args.grow_trials,
+            args.base,
+            30.0,
+            "AddReplicas",
+            lambda: bench.plan_is("grow", 1, 0, 0),
+        )
+    finally:
+        log("==> stopping")
+        stack.run("kubectl", "delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
+        stack.stop()
+        if host is not None:
+            host.stop()
+        if ours:
+            cluster.down()
+    w, c, g = results["warm"], results["cold"], results["grow"]
+    doc: dict[str, Any] = {
+        "trials": args.trials,
+        "cold_trials": args.cold_trials,
+        "grow_trials": args.grow_trials,
+        "base_rps": args.base,
+        "surge": "step to 3x the base rate within 1 s, real MiniLM inferences",
+        "warm_promotion": summary(w["action"]),
+        "surge_to_capacity": summary(
+            w["surge_to_capacity"] + c["surge_to_capacity"] + g["surge_to_capacity"]
+        ),
+        "surge_to_capacity_warm": summary(w["surge_to_capacity"]),
+        "batch_resize": summary(w["resize"]),
+        "cold_to_serving": summary(c["action"]),
+        "new_pod": summary(g["action"]),
+        "spare_gpu_attach": {**summary(g["attach"]), "note": "control-plane time on simulated nodes"},
+        "failed_requests": w["failed"] + c["failed"] + g["failed"],
+        "requests": w["requests"] + c["requests"] + g["requests"],
+        "timings": {
+            "warm_promotion_s": summary(w["action"])["p50_s"],
+            "cold_to_serving_s": summary(c["action"])["p50_s"],
+            "new_pod_s": summary(g["action"])["p50_s"],
+        },
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "wall_seconds": round(time.time() - started_at, 1),
+    }
+    doc["targets"] = {}
+    for key, target in TARGETS.items():
+        value = doc[key.removesuffix("_p99_s")]["p99_s"]
+        doc["targets"][key] = {"target": target, "value": value, "met": value is not None and value <= target}
+    doc["targets"]["failed_requests"] = {
+        "target": 0,
+        "value": doc["failed_requests"],
+        "met": doc["failed_requests"] == 0,
+    }
+    text = json.dumps(doc, indent=2)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
