@@ -84,9 +84,8 @@ class Stack:
     def install(self, *sets: str) -> None:
         """Apply the CRDs and install the chart with the locally run components at zero replicas."""
         self.run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-        self.run(
-            "wait", "--for=condition=Established", "--timeout=30s", "crd/inferencedeployments.outrider.dev"
-        )
+        crd = "crd/inferencedeployments.outrider.dev"
+        self.run("kubectl", "wait", "--for=condition=Established", "--timeout=30s", crd)
         args = ["upgrade", "--install", "outrider", str(REPO / "charts" / "outrider"), "--namespace"]
         args += [RELEASE_NAMESPACE, "--create-namespace", "--set", "operator.replicas=0", "--wait"]
         for s in sets:
