@@ -181,10 +181,16 @@ class LoadGenerator:
     """Open-loop traffic: ``rate(t)`` requests/s for ``seconds``, at most ``max_inflight`` at once."""
 
     def __init__(
-        self, router: ServiceRouter, model: str = "minilm", max_inflight: int = 256, timeout_s: float = 30.0
+        self,
+        router: ServiceRouter,
+        model: str = "minilm",
+        max_inflight: int = 256,
+        timeout_s: float = 30.0,
+        texts: list[str] | None = None,
     ):
         self.router = router
         self.model = model
+        self.texts = texts or TEXTS
         self.max_inflight = max_inflight
         self.timeout_s = timeout_s
         self.report = LoadReport()
@@ -199,7 +205,7 @@ class LoadGenerator:
             json.dumps(
                 {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [t]}]}
             ).encode()
-            for t in TEXTS
+            for t in self.texts
         ]
         start = clock()
         due = start

@@ -79,15 +79,15 @@ class FakeApi:
         self.order.append(f"apply:{(obj['status'].get('lastScalingAction') or {}).get('action')}")
         return obj
 
-    def last_status(self) -> dict[str, Any]:
-        return dict(self.applies[-1]["status"])
+    def last_status(self, name: str = NAME) -> dict[str, Any]:
+        return dict([a for a in self.applies if a["metadata"]["name"] == name][-1]["status"])
 
 
-def idf(mode: str = "predictive") -> dict[str, Any]:
+def idf(mode: str = "predictive", name: str = NAME) -> dict[str, Any]:
     return {
         "apiVersion": "outrider.dev/v1alpha1",
         "kind": "InferenceDeployment",
-        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1},
+        "metadata": {"name": name, "namespace": NS, "uid": f"u-{name}", "generation": 1},
         "spec": {
             "model": {"name": "tiny", "uri": "builtin:tiny-bert"},
             "runtime": {"gpusPerReplica": 0},
@@ -99,7 +99,7 @@ def idf(mode: str = "predictive") -> dict[str, Any]:
     }
 
 
-def pod(name: str, pool: str, address: str) -> dict[str, Any]:
+def pod(name: str, pool: str, address: str, deployment: str = NAME) -> dict[str, Any]:
     role = labels.ROLE_SERVING if pool == labels.POOL_ACTIVE else labels.ROLE_STANDBY
     return {
         "metadata": {
@@ -108,7 +108,7 @@ def pod(name: str, pool: str, address: str) -> dict[str, Any]:
             "creationTimestamp": "2026-01-01T00:00:00Z",
             "labels": {
                 labels.LABEL_MANAGED_BY: labels.MANAGED_BY,
-                labels.LABEL_DEPLOYMENT: NAME,
+                labels.LABEL_DEPLOYMENT: deployment,
                 labels.LABEL_POOL: pool,
                 labels.LABEL_ROLE: role,
             },
@@ -188,7 +188,7 @@ class Harness:
 async def harness(
     server_factory: Callable[..., Any], tiny_config: Callable[..., Any], mode: str
 ) -> AsyncIterator[Harness]:
-    starts = {"a1": "serving", "w1": "warm", "w2": "warm", "c1": "cold"}
+    starts = {"a1": "serving", "w1": "warm", "w2": "warm", "c1": "cold", "other": "serving"}
     async with contextlib.AsyncExitStack() as stack:
         urls = {}
         for name, state in starts.items():
@@ -206,6 +206,9 @@ async def harness(
         }
         for name, pool in pools.items():
             cache.upsert_pod(pod(name, pool, urls[name]))
+        # another deployment in the same namespace: the planner must keep the two apart
+        cache.upsert_deployment(idf(mode, "neighbour"))
+        cache.upsert_pod(pod("other", labels.POOL_ACTIVE, urls["other"], "neighbour"))
         api = FakeApi(cache)
         runtime = RuntimeClient()
         stack.push_async_callback(runtime.close)
@@ -272,6 +275,10 @@ async def test_a_surge_promotes_warm_pods_with_zero_failed_requests(
             0 <= decided <= ready < 10 and promoted[0]["trigger"] == "Surge" and not promoted[0]["advisory"]
         )
         assert status["plan"]["warmReplicas"] == 2 + len(risen) and status["plan"]["servingPods"] >= 2
+        demands = [
+            float(a["status"]["plan"]["demandRps"]) for a in h.api.applies if a["metadata"]["name"] == NAME
+        ]
+        assert max(demands) > 60  # rates kept across cycles although a neighbour shares the namespace
         assert status["forecast"] == {"recommendedReplicas": status["forecast"]["recommendedReplicas"]}
         conditions = {c["type"]: c for c in status["conditions"]}
         assert conditions["Planning"]["status"] == "True" and conditions["Planning"]["reason"] == "Acting"

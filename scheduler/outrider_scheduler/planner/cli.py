@@ -56,7 +56,7 @@ async def _health(host: str, port: int, service: object, cache: object, stale_s:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/debug/actions", actions)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)  # probes every few seconds: no log line each
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

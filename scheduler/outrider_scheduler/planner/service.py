@@ -127,6 +127,7 @@ class _Deployment:
     """Per-deployment state of the loop."""
 
     model: CapacityModel
+    signals: SignalBook
     memory: Memory = field(default_factory=Memory)
     pending: list[_Pending] = field(default_factory=list)
     advisory_seen: dict[tuple[Any, ...], float] = field(default_factory=dict)
@@ -170,7 +171,6 @@ class PlannerService:
         self.settings = settings or PlannerSettings()
         self.wall = wall
         self.mono = mono
-        self.signals = SignalBook(window_seconds=max(1.0, 2 * self.settings.poll_interval_s))
         self.deployments: dict[tuple[str, str], _Deployment] = {}
         self.last_cycle_at = 0.0
         self.recent: deque[ActionRecord] = deque(maxlen=512)
@@ -212,6 +212,9 @@ class PlannerService:
         await asyncio.gather(*(self._one(b, rooms) for b in bodies))
         for result in self.actuator.drain_completed():
             self._record_op(result)
+        for ns in {k[0] for k in keys}:  # forget operations of pods that are gone, namespace by namespace
+            alive = {p["metadata"]["name"] for (n, d) in keys if n == ns for p in self.cache.pods(n, d)}
+            self.actuator.forget(ns, alive)
 
     def _in_scope(self, body: dict[str, Any]) -> bool:
         ns = (body.get("metadata") or {}).get("namespace", "")
@@ -252,7 +255,8 @@ class PlannerService:
         if state is None:
             profile = self.profiles.find(spec.model.uri, spec.model.name)
             state = self.deployments[(ns, name)] = _Deployment(
-                CapacityModel.from_profile(profile, self.settings.capacity)
+                CapacityModel.from_profile(profile, self.settings.capacity),
+                SignalBook(window_seconds=max(1.0, 2 * self.settings.poll_interval_s)),
             )
             self._resume(body, state)
         view, addresses = await self._observe(body, spec, state, rooms)
@@ -310,7 +314,7 @@ class PlannerService:
                 and not isinstance(answer, PodCallError)
                 and not self.actuator.failed(ns, pname)
             ):
-                rates = self.signals.add(key, sampled, answer)
+                rates = state.signals.add(key, sampled, answer)
                 state.model.observe_batches(key, answer.batch_stats, answer.boot_id)
                 reachable.add(key)
             pl = pm.get("labels") or {}
@@ -337,9 +341,8 @@ class PlannerService:
                     starting=rates is None and (pname not in addresses or (young and not ready)),
                 )
             )
-        self.signals.retain({k for k in self.signals.pods if not k.startswith(f"{ns}/")} | reachable)
+        state.signals.retain(reachable)
         state.model.retain(reachable)
-        self.actuator.forget(ns, {v.name for v in views})
         served = [v.rates for v in views if v.rates is not None and v.rates.rows_per_request is not None]
         rows = sum(r.rows_per_request or 0 for r in served) / len(served) if served else None
         workers = max((v.rates.load.workers for v in views if v.rates), default=state.model.workers)
