@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -53,11 +54,46 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "surge.json"
 NS = "bench-surge"
 TARGETS = {"warm_promotion_p99_s": 2.0, "surge_to_capacity_p99_s": 10.0, "batch_resize_p99_s": 1.0}
-_WORDS = (
-    "outrider warms standby pods before the surge arrives so that requests keep meeting their latency "
-    "target while new capacity is placed on spare accelerators by the scheduler extender and the planner "
-    "resizes batches live on the serving pods"
-).split()
+_WORDS = [
+    "outrider",
+    "warms",
+    "standby",
+    "pods",
+    "before",
+    "the",
+    "surge",
+    "arrives",
+    "so",
+    "that",
+    "requests",
+    "keep",
+    "meeting",
+    "their",
+    "latency",
+    "target",
+    "while",
+    "new",
+    "capacity",
+    "is",
+    "placed",
+    "on",
+    "spare",
+    "accelerators",
+    "by",
+    "the",
+    "scheduler",
+    "extender",
+    "and",
+    "the",
+    "planner",
+    "resizes",
+    "batches",
+    "live",
+    "on",
+    "the",
+    "serving",
+    "pods",
+]
 TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capitalize() + "." for i in range(8)]
 """Requests of about 40 tokens: a pod of the stand-in nodes (one CPU thread) serves about 80 of them a
 second, so a surge that needs more pods stays within what a 2-core machine can run."""
@@ -195,27 +231,31 @@ def calm(bench: Bench, name: str, until: Callable[[], bool], timeout_s: float) -
     """Light load (so draining pods see real traffic end) until ``until()``; returns failed requests."""
     with api_client(bench.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
         gen = LoadGenerator(router, texts=TEXTS)
+        loop = asyncio.new_event_loop()
+        done: dict[str, LoadReport] = {}
 
-        async def run() -> LoadReport:
-            async def watch() -> None:
-                deadline = time.monotonic() + timeout_s
-                while time.monotonic() < deadline:
-                    if await asyncio.to_thread(until):
-                        break
-                    await asyncio.sleep(1.0)
-                gen.stop.set()
+        def send() -> None:
+            done["report"] = loop.run_until_complete(gen.run(lambda t: 5.0, timeout_s + 5))
 
-            watcher = asyncio.create_task(watch())
-            report = await gen.run(lambda t: 5.0, timeout_s + 5)
-            await watcher
-            return report
-
-        report = asyncio.run(run())
-    if not until():
+        sender = threading.Thread(target=send, name="calm-load")
+        sender.start()
+        deadline = time.monotonic() + timeout_s
+        back = False
+        while not back and time.monotonic() < deadline:
+            try:
+                back = until()
+            except (KeyError, ValueError, RuntimeError):
+                back = False
+            if not back:
+                time.sleep(1.0)
+        loop.call_soon_threadsafe(gen.stop.set)
+        sender.join()
+        loop.close()
+    if not back:
         raise RuntimeError(
             f"{name} did not step back within {timeout_s:.0f}s: {bench.status(name).get('plan')}"
         )
-    return len(report.failed)
+    return len(done["report"].failed)
 
 
 def actions_since(bench: Bench, name: str, since_wall: float) -> list[dict[str, Any]]:
@@ -272,7 +312,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20, help="Warm-promotion trials (default 20).")
     ap.add_argument("--cold-trials", type=int, default=5, help="Cold-load trials (default 5).")
     ap.add_argument("--grow-trials", type=int, default=5, help="New-replica trials (default 5).")
-    ap.add_argument("--base", type=float, default=30.0, help="Base load, req/s (the step is 3x; default 30).")
+    ap.add_argument("--base", type=float, default=45.0, help="Base load, req/s (the step is 3x; default 45).")
     ap.add_argument("--out", default=str(OUT), help="Where to write the JSON.")
     args = ap.parse_args()
     started_at = time.time()
