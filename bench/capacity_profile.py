@@ -29,9 +29,9 @@ OUT = REPO / "bench" / "results" / "capacity-minilm-cpu.json"
 INSTALLED = REPO / "scheduler" / "outrider_scheduler" / "planner" / "profiles" / "minilm-cpu.json"
 SIZES = (1, 2, 4, 8, 16, 32, 64)
 TEXT = (
-    "Outrider warms standby pods before the surge arrives so that requests keep meeting their latency "
-    "target while new capacity is placed on spare accelerators by the scheduler extender"
-).split()
+    "Outrider warms standby pods before the surge arrives so that requests keep meeting their "
+    "latency target while new capacity is placed on spare accelerators by the scheduler extender"
+).split(" ")
 
 
 def log(msg: str) -> None:
@@ -62,7 +62,9 @@ def batch_stats(base: str) -> dict[int, tuple[int, float]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=40, help="Requests per batch size (default 40).")
-    ap.add_argument("--install", action="store_true", help="Also write the planner's shipped default profile.")
+    ap.add_argument(
+        "--install", action="store_true", help="Also write the planner's shipped default profile."
+    )
     args = ap.parse_args()
     port = 18750
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +76,17 @@ def main() -> int:
         conf = Path(tmp) / "runtime.yaml"
         conf.write_text(yaml.safe_dump(cfg))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "outrider_cli", "runtime", "serve", "--config", str(conf), "--log-level", "WARNING"]
+            [
+                sys.executable,
+                "-m",
+                "outrider_cli",
+                "runtime",
+                "serve",
+                "--config",
+                str(conf),
+                "--log-level",
+                "WARNING",
+            ]
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -125,8 +137,15 @@ def main() -> int:
         INSTALLED.write_text(text)
         log(f"wrote {INSTALLED}")
     per_row = [p["seconds"] / p["batchSize"] for p in points]
-    print(json.dumps({"profile": str(OUT), "per_row_ms": [round(x * 1000, 3) for x in per_row],
-                      "batch_gain_64_vs_1": round(float(np.divide(per_row[0], per_row[-1])), 2)}))
+    print(
+        json.dumps(
+            {
+                "profile": str(OUT),
+                "per_row_ms": [round(x * 1000, 3) for x in per_row],
+                "batch_gain_64_vs_1": round(float(np.divide(per_row[0], per_row[-1])), 2),
+            }
+        )
+    )
     return 0
 
 
