@@ -31,7 +31,7 @@ SIZES = (1, 2, 4, 8, 16, 32, 64)
 TEXT = (
     "Outrider warms standby pods before the surge arrives so that requests keep meeting their "
     "latency target while new capacity is placed on spare accelerators by the scheduler extender"
-).split(" ")
+)
 
 
 def log(msg: str) -> None:
@@ -40,7 +40,8 @@ def log(msg: str) -> None:
 
 def sentence(i: int) -> str:
     n = (8, 12, 16, 10, 14, 20)[i % 6]
-    return " ".join(TEXT[(i + k) % len(TEXT)] for k in range(n)).capitalize() + "."
+    words = TEXT.split()
+    return " ".join(words[(i + k) % len(words)] for k in range(n)).capitalize() + "."
 
 
 def get(url: str) -> Any:

@@ -54,46 +54,12 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "surge.json"
 NS = "bench-surge"
 TARGETS = {"warm_promotion_p99_s": 2.0, "surge_to_capacity_p99_s": 10.0, "batch_resize_p99_s": 1.0}
-_WORDS = [
-    "outrider",
-    "warms",
-    "standby",
-    "pods",
-    "before",
-    "the",
-    "surge",
-    "arrives",
-    "so",
-    "that",
-    "requests",
-    "keep",
-    "meeting",
-    "their",
-    "latency",
-    "target",
-    "while",
-    "new",
-    "capacity",
-    "is",
-    "placed",
-    "on",
-    "spare",
-    "accelerators",
-    "by",
-    "the",
-    "scheduler",
-    "extender",
-    "and",
-    "the",
-    "planner",
-    "resizes",
-    "batches",
-    "live",
-    "on",
-    "the",
-    "serving",
-    "pods",
-]
+_TEXT = (
+    "outrider warms standby pods before the surge arrives so that requests keep meeting their latency "
+    "target while new capacity is placed on spare accelerators by the scheduler extender and the planner "
+    "resizes batches live on the serving pods"
+)
+_WORDS = _TEXT.split()
 TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capitalize() + "." for i in range(8)]
 """Requests of about 40 tokens: a pod of the stand-in nodes (one CPU thread) serves about 80 of them a
 second, so a surge that needs more pods stays within what a 2-core machine can run."""
