@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 import threading
 import time
@@ -171,7 +172,8 @@ def one_trial(bench: Bench, name: str, base: float, hold_s: float) -> dict[str, 
             async def watch() -> None:
                 while not gen.stop.is_set():
                     if "step" in marks and "served" not in marks:
-                        new = {p: t for p, t in router.ready_pods().items() if p not in before}
+                        step = marks["step"]  # pods routed before the step are not the surge's doing
+                        new = {p: t for p, t in router.ready_pods().items() if p not in before and t >= step}
                         if new:
                             marks["served"] = min(new.values())
                     await asyncio.sleep(0.02)
@@ -278,9 +280,11 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20, help="Warm-promotion trials (default 20).")
     ap.add_argument("--cold-trials", type=int, default=5, help="Cold-load trials (default 5).")
     ap.add_argument("--grow-trials", type=int, default=5, help="New-replica trials (default 5).")
-    ap.add_argument("--base", type=float, default=45.0, help="Base load, req/s (the step is 3x; default 45).")
+    ap.add_argument("--base", type=float, default=35.0, help="Base load, req/s (the step is 3x; default 35).")
     ap.add_argument("--out", default=str(OUT), help="Where to write the JSON.")
     args = ap.parse_args()
+    # SIGTERM (timeout, Ctrl-C from make) unwinds like an exception: the processes and the namespace go
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     started_at = time.time()
     settings = ClusterSettings.from_env()
     binaries = ensure_binaries(settings)

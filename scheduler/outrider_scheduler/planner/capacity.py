@@ -153,9 +153,14 @@ class CapacityModel:
             self.latency_factor = 0.8 * self.latency_factor + 0.2 * ratio
         s = self.settings
         if p99_ms > target_ms and demand_per_replica < self.capacity(batch):
+            # missed below the predicted capacity: the replica serves less than the model says
             self.correction = max(s.min_correction, self.correction * 0.9)
-        elif p99_ms < 0.6 * target_ms and demand_per_replica > 0.8 * self.capacity(batch):
-            self.correction = min(s.max_correction, self.correction * 1.05)
+        elif p99_ms < 0.6 * target_ms:
+            # comfortably within the target: drift back towards the measured service times (to 1.0),
+            # and above them only with evidence that a busy replica keeps up
+            ceiling = s.max_correction if demand_per_replica > 0.8 * self.capacity(batch) else 1.0
+            if self.correction < ceiling:
+                self.correction = min(ceiling, self.correction * 1.03)
 
     # ------------------------------------------------------------------ queries
     def service_seconds(self, batch: int) -> float:
