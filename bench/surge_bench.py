@@ -280,7 +280,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20, help="Warm-promotion trials (default 20).")
     ap.add_argument("--cold-trials", type=int, default=5, help="Cold-load trials (default 5).")
     ap.add_argument("--grow-trials", type=int, default=5, help="New-replica trials (default 5).")
-    ap.add_argument("--base", type=float, default=35.0, help="Base load, req/s (the step is 3x; default 35).")
+    ap.add_argument("--base", type=float, default=50.0, help="Base load, req/s (the step is 3x; default 50).")
     ap.add_argument("--out", default=str(OUT), help="Where to write the JSON.")
     args = ap.parse_args()
     # SIGTERM (timeout, Ctrl-C from make) unwinds like an exception: the processes and the namespace go
