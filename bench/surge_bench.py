@@ -48,6 +48,7 @@ from outrider_devcluster import Cluster, ClusterSettings, StandInHost, ensure_bi
 from outrider_devcluster.kube import api_client
 from outrider_devcluster.stack import Stack
 from outrider_devcluster.topology import STAND_IN_LABEL
+from outrider_devcluster.traffic import LONG_TEXTS as TEXTS
 from outrider_devcluster.traffic import LoadGenerator, LoadReport, ServiceRouter
 from outrider_operator.kube.listwatch import ListWatch
 
@@ -55,15 +56,6 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "surge.json"
 NS = "bench-surge"
 TARGETS = {"warm_promotion_p99_s": 2.0, "surge_to_capacity_p99_s": 10.0, "batch_resize_p99_s": 1.0}
-_TEXT = (
-    "outrider warms standby pods before the surge arrives so that requests keep meeting their latency "
-    "target while new capacity is placed on spare accelerators by the scheduler extender and the planner "
-    "resizes batches live on the serving pods"
-)
-_WORDS = _TEXT.split()
-TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capitalize() + "." for i in range(8)]
-"""Requests of about 40 tokens: a pod of the stand-in nodes (one CPU thread) serves about 80 of them a
-second, so a surge that needs more pods stays within what a 2-core machine can run."""
 
 
 def log(msg: str) -> None:

@@ -7,7 +7,11 @@
 3. applies the two sample InferenceDeployments and waits until the first is Ready;
 4. shows what happened: the objects, where pods were placed and why, status, Events, metrics;
 5. runs the Outrider runtime locally with the config the operator rendered and sends a real
-   inference over the Triton protocol with tritonclient.
+   inference over the Triton protocol with tritonclient;
+6. lets Prometheus and the forecaster publish a live forecast into status;
+7. runs the planner and the stand-in host (real runtimes behind pods on the stand-in nodes), sends
+   a surge of real requests and shows the planner answer it: batches resized, a warm pod promoted
+   and serving within seconds, the warm pool refilled.
 """
 
 from __future__ import annotations
@@ -219,6 +223,66 @@ def forecast_live(demo: Demo) -> None:
     )
 
 
+def surge(demo: Demo) -> None:
+    """The planner answers a surge on a deployment whose pods are real runtimes (stand-in nodes)."""
+    import asyncio
+
+    from outrider_devcluster.kube import api_client
+    from outrider_devcluster.topology import STAND_IN_LABEL
+    from outrider_devcluster.traffic import LONG_TEXTS, LoadGenerator, ServiceRouter
+
+    name = "minilm-surge"
+    body = {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
+            "replicas": {"min": 1, "max": 3},
+            "standby": {"warm": 1},
+            "batching": {"maxBatchSize": 4},
+            "placement": {
+                "nodeSelector": {STAND_IN_LABEL: "true"},
+                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    }
+    path = demo.settings.cluster_dir / "demo-surge.yaml"
+    path.write_text(json.dumps(body))
+    kubeconfig = str(demo.settings.kubeconfig)
+    demo.start("outrider-stand-ins", [sys.executable, "-m", "outrider_devcluster", "stand-ins"], None)
+    planner = [str(VENV_BIN / "outrider"), "planner", "serve", "--kubeconfig", kubeconfig, "--namespace", NS]
+    planner += ["--pod-endpoint-annotation", "--metrics-port", "18090", "--health-port", "18091"]
+    demo.start(
+        "outrider-planner", [*planner, "--bind-address", "127.0.0.1"], "http://127.0.0.1:18091/healthz"
+    )
+    demo.run("kubectl", "apply", "-f", str(path), show=True)
+    print("    waiting for 1 serving and 1 warm pod (real runtimes on 127.0.0.1 stand in for the pods) ...")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        plan = (demo.kubectl_json("infd", name, "-n", NS).get("status") or {}).get("plan") or {}
+        if plan.get("servingPods") == 1 and plan.get("warmPods") == 1:
+            break
+        time.sleep(1)
+    else:
+        raise SystemExit(f"{name} did not settle within 240 s; see .cluster/logs/outrider-planner.log")
+    demo.run("kubectl", "get", "infd", name, "-n", NS, show=True)
+    print("    50 req/s for 5 s, then a step to 150 req/s for 10 s (real MiniLM inferences) ...", flush=True)
+    with api_client(demo.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+        gen = LoadGenerator(router, texts=LONG_TEXTS)
+        report = asyncio.run(gen.run(lambda t: 50.0 if t < 5 else 150.0, 15.0))
+    print(f"    {report.sent} requests, {len(report.failed)} failed; served by pods: {report.by_pod()}")
+    time.sleep(2)
+    demo.run("kubectl", "get", "infd", name, "-n", NS, show=True)
+    events = demo.kubectl_json("events", "-n", NS, "--field-selector", f"involvedObject.name={name}")
+    for e in events.get("items", []):
+        if e.get("source", {}).get("component") == "outrider-planner":
+            print(f"    {e['reason']:<14} {e['message']}")
+    last = (demo.kubectl_json("infd", name, "-n", NS).get("status") or {}).get("lastScalingAction") or {}
+    print(f"    status.lastScalingAction: {json.dumps(last)}")
+
+
 def main() -> int:
     say("control-plane binaries (built once from the Go module proxy, then cached)")
     demo = Demo()
@@ -302,12 +366,15 @@ def main() -> int:
     say("forecast: Prometheus scrapes the runtime, the forecaster publishes status.forecast")
     forecast_live(demo)
 
+    say("planner: an unforecast surge, answered by resizing batches and promoting a warm pod")
+    surge(demo)
+
     say("done")
     print(
         f"    kubeconfig: {kubeconfig}\n"
         f"    try:  {VENV_BIN}/python hack/tool.py kubectl get infd -w\n"
-        f"    stop everything (cluster, operator, extender, runtime, Prometheus, forecaster):\n"
-        f"          make cluster-down"
+        f"    stop everything (cluster, operator, extender, runtime, Prometheus, forecaster, planner,\n"
+        f"    stand-ins):  make cluster-down"
     )
     return 0
 

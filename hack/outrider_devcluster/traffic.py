@@ -26,7 +26,7 @@ import aiohttp
 from outrider_operator.api.labels import ANNOTATION_STAND_IN_ENDPOINT
 from outrider_operator.kube.listwatch import ListWatch
 
-__all__ = ["LoadGenerator", "LoadReport", "RequestRecord", "ServiceRouter"]
+__all__ = ["LONG_TEXTS", "TEXTS", "LoadGenerator", "LoadReport", "RequestRecord", "ServiceRouter"]
 
 _SERVICE_LABEL = "kubernetes.io/service-name"
 TEXTS = [
@@ -35,6 +35,16 @@ TEXTS = [
     "A warm pod is promoted by a label and a state change, not a new pod.",
     "Spare accelerators take the replicas the forecast asks for.",
 ]
+"""Short requests (about 12 tokens)."""
+_LONG = (
+    "outrider warms standby pods before the surge arrives so that requests keep meeting their latency "
+    "target while new capacity is placed on spare accelerators by the scheduler extender and the planner "
+    "resizes batches live on the serving pods"
+)
+_WORDS = _LONG.split()
+LONG_TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capitalize() + "." for i in range(8)]
+"""Requests of about 40 tokens: a stand-in pod (one CPU thread) serves about 130 a second within a
+200-ms p99, so a surge that needs more pods stays within what a 2-core machine can run."""
 
 
 class ServiceRouter:
