@@ -14,19 +14,27 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import MetricsUnavailableError
 from .series import StepSeries
 
-__all__ = ["DEFAULT_QUERY", "MAX_POINTS", "PrometheusSource"]
+__all__ = ["DEFAULT_QUERY", "MAX_POINTS", "CountSource", "PrometheusSource"]
 
 DEFAULT_QUERY = 'sum(outrider_runtime_requests_total{{namespace="{namespace}",deployment="{deployment}"}})'
 """Query template: the runtime's request counter summed over a deployment's pods."""
 MAX_POINTS = 10_000
 """Points per ``query_range`` request (Prometheus refuses more than 11,000)."""
+
+
+class CountSource(Protocol):
+    """Where a forecaster reads a deployment's request counts (Prometheus in production)."""
+
+    def fetch(self, namespace: str, deployment: str, start: float, end: float, step: int) -> StepSeries:
+        """Arrivals per ``step`` bin from ``start`` to ``end``; MetricsUnavailableError if there are none."""
+        ...
 
 
 @dataclass(frozen=True)

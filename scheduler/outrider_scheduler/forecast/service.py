@@ -30,7 +30,7 @@ from .features import FeatureSet
 from .metrics import ForecastMetrics
 from .model import LearnedModel, ModelSettings
 from .pipeline import ENSEMBLE_CANDIDATES, eps_for, learned_raw, make_targets, simple_candidates
-from .prometheus import PrometheusSource
+from .prometheus import CountSource
 from .series import StepSeries, effective_horizon
 
 __all__ = [
@@ -379,7 +379,7 @@ class ForecasterService:
 
     def __init__(
         self,
-        source: PrometheusSource,
+        source: CountSource,
         settings: ForecasterSettings | None = None,
         metrics: ForecastMetrics | None = None,
         clock: Callable[[], float] = time.time,
