@@ -47,8 +47,7 @@ import yaml
 from forecast_lead import DailyRamps, HistoryThenLive, lead_of, run_ramps
 from outrider_devcluster import Cluster, ClusterSettings, StandInHost, ensure_binaries, load_topology
 from outrider_devcluster.kube import api_client
-from outrider_devcluster.stack import Stack
-from outrider_devcluster.topology import STAND_IN_LABEL
+from outrider_devcluster.stack import Stack, stand_in_deployment
 from outrider_devcluster.traffic import LONG_TEXTS as TEXTS
 from outrider_devcluster.traffic import LoadGenerator, LoadReport, ServiceRouter
 from outrider_operator.kube.listwatch import ListWatch
@@ -126,21 +125,7 @@ class Bench:
         return found == (serving, warm, cold) and plan.get("unreachablePods", 0) == 0
 
     def create(self, name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": "outrider.dev/v1alpha1",
-            "kind": "InferenceDeployment",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-                "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
-                "placement": {
-                    "nodeSelector": {STAND_IN_LABEL: "true"},
-                    "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-                },
-                **spec,
-            },
-        }
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(stand_in_deployment(name, NS, **spec)))
 
 
 def one_trial(bench: Bench, name: str, base: float, hold_s: float) -> dict[str, Any]:

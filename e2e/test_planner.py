@@ -11,6 +11,7 @@ only to 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,9 +26,8 @@ import yaml
 
 from outrider_devcluster import polling
 from outrider_devcluster.stack import RELEASE_NAMESPACE as RELEASE_NS
-from outrider_devcluster.stack import Component, Stack
+from outrider_devcluster.stack import Component, Stack, stand_in_deployment
 from outrider_devcluster.standins import StandInHost
-from outrider_devcluster.topology import STAND_IN_LABEL
 from outrider_devcluster.traffic import LoadGenerator, ServiceRouter
 from outrider_operator.api import labels
 
@@ -67,21 +67,19 @@ def setup(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
 
 
 def deployment(name: str, **spec: Any) -> str:
-    body = {
-        "apiVersion": "outrider.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
-            "placement": {
-                "nodeSelector": {STAND_IN_LABEL: "true"},
-                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-            },
-            **spec,
-        },
-    }
-    return yaml.safe_dump(body)
+    return yaml.safe_dump(stand_in_deployment(name, NS, **spec))
+
+
+@contextlib.contextmanager
+def planned(cluster: Any, setup: dict[str, Any], name: str, **spec: Any) -> Iterator[int]:
+    """Apply a stand-in InferenceDeployment and run a planner for it (yields its metrics port); both go."""
+    cluster.kubectl("apply", "-f", "-", input=deployment(name, **spec))
+    planner, metrics_port = setup["planner"](f"planner-{name}")
+    try:
+        yield metrics_port
+    finally:
+        planner.stop()
+        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def get(cluster: Any, *args: str) -> Any:
@@ -164,20 +162,15 @@ def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
     cluster: Any, setup: dict[str, Any]
 ) -> None:
     name = "surge"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=deployment(
-            name,
-            replicas={"min": 1, "max": 4},
-            standby={"warm": 2, "cold": 0},
-            batching={"maxBatchSize": 4, "minBatchDelayMs": 10},
-            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
-        ),
-    )
-    planner, metrics_port = setup["planner"]("planner-surge")
-    try:
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 4},
+        standby={"warm": 2, "cold": 0},
+        batching={"maxBatchSize": 4, "minBatchDelayMs": 10},
+        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+    ) as metrics_port:
         settled(cluster, name, serving=1, warm=2)
         before = {p["metadata"]["name"]: role_of(p) for p in pods(cluster, name)}
         assert sorted(before.values()) == ["serving", "standby", "standby"]
@@ -217,26 +210,18 @@ def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
             f'namespace="{NS}",deployment="{name}",', ""
         )
         assert "outrider_planner_trigger_to_serving_seconds_count" in text
-    finally:
-        planner.stop()
-        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def test_advisory_mode_publishes_decisions_and_changes_nothing(cluster: Any, setup: dict[str, Any]) -> None:
     name = "advice"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=deployment(
-            name,
-            replicas={"min": 1, "max": 4},
-            standby={"warm": 1, "cold": 0},
-            scaling={"mode": "advisory", "targetLatencyP99Ms": 200},
-        ),
-    )
-    planner, _ = setup["planner"]("planner-advice")
-    try:
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 4},
+        standby={"warm": 1, "cold": 0},
+        scaling={"mode": "advisory", "targetLatencyP99Ms": 200},
+    ):
         settled(cluster, name, serving=1, warm=1)
         before = {
             p["metadata"]["name"]: (role_of(p), p["metadata"]["resourceVersion"]) for p in pods(cluster, name)
@@ -256,9 +241,6 @@ def test_advisory_mode_publishes_decisions_and_changes_nothing(cluster: Any, set
         advisory = [e for e in events if e["message"].startswith("Advisory")]
         assert any(e["reason"] == "PromoteWarm" for e in advisory), [e["message"] for e in events]
         assert st["lastScalingAction"]["advisory"] is True
-    finally:
-        planner.stop()
-        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def test_two_planners_one_acts_and_the_other_takes_over(cluster: Any, setup: dict[str, Any]) -> None:
@@ -310,19 +292,14 @@ def test_two_planners_one_acts_and_the_other_takes_over(cluster: Any, setup: dic
 
 def test_a_cold_pod_loads_and_serves_when_no_warm_pod_is_left(cluster: Any, setup: dict[str, Any]) -> None:
     name = "cold"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=deployment(
-            name,
-            replicas={"min": 1, "max": 2},
-            standby={"warm": 0, "cold": 1},
-            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
-        ),
-    )
-    planner, _ = setup["planner"]("planner-cold")
-    try:
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 2},
+        standby={"warm": 0, "cold": 1},
+        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+    ):
         settled(cluster, name, serving=1, cold=1)
 
         def two(router: ServiceRouter) -> bool:
@@ -347,26 +324,18 @@ def test_a_cold_pod_loads_and_serves_when_no_warm_pod_is_left(cluster: Any, setu
         events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
         assert [e for e in events if e["reason"] == "LoadCold" and "serving in" in e["message"]]
         assert get(cluster, "deployment", f"{name}-cold", "-n", NS)["spec"]["replicas"] == 2  # refilled
-    finally:
-        planner.stop()
-        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def test_new_replicas_on_spare_gpus_when_no_standby_is_left(cluster: Any, setup: dict[str, Any]) -> None:
     name = "grow"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=deployment(
-            name,
-            replicas={"min": 1, "max": 2},
-            standby={"warm": 0, "cold": 0},
-            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
-        ),
-    )
-    planner, _ = setup["planner"]("planner-grow")
-    try:
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 2},
+        standby={"warm": 0, "cold": 0},
+        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+    ):
         settled(cluster, name, serving=1)
 
         def two(router: ServiceRouter) -> bool:
@@ -388,9 +357,6 @@ def test_new_replicas_on_spare_gpus_when_no_standby_is_left(cluster: Any, setup:
         assert len(new) == 2 and all(p["spec"]["nodeName"].startswith("stand-in-") for p in new)
         events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
         assert [e for e in events if e["reason"] == "AddReplicas" and "serving in" in e["message"]]
-    finally:
-        planner.stop()
-        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
@@ -398,19 +364,14 @@ def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
 ) -> None:
     name = "shrink"
     window = 8
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=deployment(
-            name,
-            replicas={"min": 1, "max": 3},
-            standby={"warm": 1, "cold": 0},
-            scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": window},
-        ),
-    )
-    planner, _ = setup["planner"]("planner-shrink")
-    try:
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 3},
+        standby={"warm": 1, "cold": 0},
+        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": window},
+    ):
         settled(cluster, name, serving=1, warm=1)
         report, _, capacity_at, _ = surge(
             cluster, name, base=40, peak=200, base_s=3, peak_s=6, until=lambda r: len(r.ready_pods()) >= 2
@@ -456,9 +417,6 @@ def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
         }
         assert {"Demote", "Unload", "RemoveReplicas"} <= events, events
         assert get(cluster, "deployment", f"{name}-warm", "-n", NS)["spec"]["replicas"] == 1
-    finally:
-        planner.stop()
-        cluster.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
 
 
 def test_a_planner_killed_mid_action_is_replaced_without_repeating_or_losing_it(

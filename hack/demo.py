@@ -228,26 +228,13 @@ def surge(demo: Demo) -> None:
     import asyncio
 
     from outrider_devcluster.kube import api_client
-    from outrider_devcluster.topology import STAND_IN_LABEL
+    from outrider_devcluster.stack import stand_in_deployment
     from outrider_devcluster.traffic import LONG_TEXTS, LoadGenerator, ServiceRouter
 
     name = "minilm-surge"
-    body = {
-        "apiVersion": "outrider.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
-            "replicas": {"min": 1, "max": 3},
-            "standby": {"warm": 1},
-            "batching": {"maxBatchSize": 4},
-            "placement": {
-                "nodeSelector": {STAND_IN_LABEL: "true"},
-                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-            },
-        },
-    }
+    body = stand_in_deployment(
+        name, NS, replicas={"min": 1, "max": 3}, standby={"warm": 1}, batching={"maxBatchSize": 4}
+    )
     path = demo.settings.cluster_dir / "demo-surge.yaml"
     path.write_text(json.dumps(body))
     kubeconfig = str(demo.settings.kubeconfig)

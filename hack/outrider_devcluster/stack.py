@@ -17,17 +17,41 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from .binaries import Binaries
 from .kube import api_client, request_token
+from .topology import STAND_IN_LABEL
 
-__all__ = ["RELEASE_NAMESPACE", "Component", "Stack", "free_port"]
+__all__ = ["RELEASE_NAMESPACE", "Component", "Stack", "free_port", "stand_in_deployment"]
 
 RELEASE_NAMESPACE = "outrider-system"
 """Namespace the chart is installed in."""
 REPO = Path(__file__).resolve().parents[2]
+
+
+def stand_in_deployment(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """An InferenceDeployment of the builtin MiniLM placed on the stand-in nodes (1 GPU, 1 CPU per pod).
+
+    Its pods get real runtimes once a :class:`~.standins.StandInHost` runs; ``spec`` adds or replaces
+    top-level spec fields (replicas, standby, batching, scaling, ...).
+    """
+    return {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
+            "placement": {
+                "nodeSelector": {STAND_IN_LABEL: "true"},
+                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+            },
+            **spec,
+        },
+    }
 
 
 def free_port() -> int:
