@@ -63,7 +63,7 @@ class PlannerSettings:
     """Plan only InferenceDeployments in these namespaces (empty: all)."""
     pod_endpoint_annotation: bool = False
     """Reach pods at their ``outrider.dev/stand-in-endpoint`` annotation (development clusters only)."""
-    startup_grace_s: float = 120.0
+    startup_grace_s: float = 300.0
     """A young pod that is not ready and does not answer yet counts as starting, not unreachable."""
     ready_timeout_s: float = 600.0
     """An action whose capacity is not serving after this long is reported as late and dropped."""
@@ -338,7 +338,7 @@ class PlannerService:
                     endpoint_ready=pname in endpoints,
                     rates=rates,
                     busy=self.actuator.busy(ns, pname, sampled, role),
-                    starting=rates is None and (pname not in addresses or (young and not ready)),
+                    starting=rates is None and young and not ready,
                 )
             )
         state.signals.retain(reachable)
