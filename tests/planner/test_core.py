@@ -203,3 +203,20 @@ def test_busy_pods_are_not_decided_on_twice(mk: Any, model: CapacityModel) -> No
     pods = [replace(p, busy="promote") if p.name in promoted else p for p in base_pods(mk, 300.0)]
     again = decide(mk.view(pods, now=1001), model, memory, S)
     assert not ops(again, OpKind.PROMOTE) and ActionKind.PROMOTE_WARM not in kinds(again)
+
+
+def test_the_warm_pool_grows_to_absorb_what_the_forecast_missed(mk: Any, model: CapacityModel) -> None:
+    memory = Memory()
+    fc = ForecastView(peak_rps=100.0, horizon_seconds=300, generated_at=1000.0)
+    plan = decide(mk.view(base_pods(mk, 150.0), forecast=fc), model, memory, S)  # 300 req/s vs 100 forecast
+    assert plan.warm_target == 2 + 2  # the spec's 2, plus 2 pods for the 200 req/s missed (~150 per pod)
+    grow = [
+        a for a in plan.actions if a.kind is ActionKind.REFILL_STANDBY and a.trigger is ActionTrigger.FORECAST
+    ]
+    assert grow and "200 req/s above the forecast" in grow[0].message
+    calm = decide(mk.view(base_pods(mk, 20.0), forecast=fc, now=1500.0), model, memory, S)
+    assert calm.warm_target == 4  # remembered for an hour
+    later = decide(
+        mk.view(base_pods(mk, 20.0), forecast=replace(fc, generated_at=5000.0), now=5000.0), model, memory, S
+    )
+    assert later.warm_target == 2  # an hour later the miss is forgotten

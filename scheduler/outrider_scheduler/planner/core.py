@@ -18,12 +18,14 @@ Rules (``docs/planner.md`` explains them with figures):
    refilled by asking their Deployments for one more pod per pod taken from them.
 3. **Ahead of the forecast**: a gap that only the forecast shows is closed with new pods (and pods
    on their way down), keeping the warm pool for what the forecast misses.
-4. **Scale down** only to the highest wanted count of the last ``scaleDownStabilizationSeconds``,
+4. **The warm pool** is the spec's size, one more pod per pod taken from it to serve, and enough
+   pods to absorb the largest load above the forecast's p90 peak seen in the last hour.
+5. **Scale down** only to the highest wanted count of the last ``scaleDownStabilizationSeconds``,
    and step by step: serving -> warm (after draining) -> cold -> released for deletion, each step
    after another stabilization period; one pod at a time, only while every serving pod is healthy
    and, for an active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave
    serving first.
-5. A pod whose admin API does not answer is skipped and reported; another one is used instead.
+6. A pod whose admin API does not answer is skipped and reported; another one is used instead.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ class CoreSettings:
     """An older forecast is not acted on."""
     min_latency_samples: int = 10
     """Requests in a pod's latency window before its p99 counts."""
+    miss_window_seconds: float = 3600.0
+    """The warm pool absorbs the largest load the forecast missed over this window."""
 
 
 @dataclass
@@ -168,6 +172,10 @@ class Memory:
     overload_since: float | None = None
     calm_since: float | None = None
     batch_target: int | None = None
+    absorb: int = 0
+    """Warm pods added to absorb forecast misses (reported when it grows)."""
+    misses: deque[tuple[float, float]] = field(default_factory=deque)
+    """(time, requests/s above the forecast's p90 peak) over ``miss_window_seconds``."""
     started: float | None = None
     """First cycle: the history is seeded with the pods serving then, so a restart never scales down
     before a full stabilisation window has passed."""
@@ -241,10 +249,17 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         need_latency = len(serving) + 1
     need_forecast = 0
     forecast = view.forecast
-    if forecast is not None and now - forecast.generated_at <= settings.forecast_max_age_seconds:
+    fresh = forecast is not None and now - forecast.generated_at <= settings.forecast_max_age_seconds
+    if forecast is not None and fresh:
         cap_fc = cap_default if math.isfinite(cap_default) and cap_default > 0 else cap_high
         if known and forecast.peak_rps > 0:
             need_forecast = math.ceil(forecast.peak_rps / cap_fc)
+        # what the forecast missed (demand above its p90 peak), kept for the warm pool's size
+        memory.misses.append((now, max(0.0, demand - forecast.peak_rps)))
+    while memory.misses and memory.misses[0][0] < now - settings.miss_window_seconds:
+        memory.misses.popleft()
+    worst_miss = max((m for _, m in memory.misses), default=0.0)
+    absorb = math.ceil(worst_miss / cap_high) if known and worst_miss > 0 else 0
     floor = max(spec.replicas.min, 1 if demand > 0 else 0)
     if max(need_load, need_forecast) > spec.replicas.max:
         notes.append(
@@ -490,12 +505,15 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     taken = _taken(
         view.pods, kinds, released_now, {op.pod for op in ops if op.kind in (OpKind.PROMOTE, OpKind.LOAD)}
     )
-    warm_target = spec.standby.warm + taken[labels.POOL_WARM]
+    # the warm pool: the spec's size, one more per pod taken from it to serve, and enough pods to
+    # absorb the largest load the forecast missed in the last hour (the operator caps the total)
+    warm_target = spec.standby.warm + taken[labels.POOL_WARM] + absorb
     cold_target = spec.standby.cold + taken[labels.POOL_COLD]
     refill = (warm_target - _count(view.pods, labels.POOL_WARM)) + (
         cold_target - _count(view.pods, labels.POOL_COLD)
     )
     if refill > 0 and any(a.adds_capacity for a in actions):
+        extra = f", plus {absorb} for the {worst_miss:.0f} req/s the forecast missed" if absorb else ""
         actions.append(
             Action(
                 ActionKind.REFILL_STANDBY,
@@ -504,11 +522,26 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
                 len(serving),
                 len(serving),
                 f"Refilling standby pools to warm={warm_target} cold={cold_target} "
-                f"(spec {spec.standby.warm}/{spec.standby.cold} plus pods taken to serve)",
+                f"(spec {spec.standby.warm}/{spec.standby.cold} plus pods taken to serve{extra})",
                 count=refill,
             )
         )
 
+    if absorb > memory.absorb:
+        actions.append(
+            Action(
+                ActionKind.REFILL_STANDBY,
+                ActionTrigger.FORECAST,
+                (),
+                len(serving),
+                len(serving),
+                f"Warm pool grows to {warm_target}: demand went {worst_miss:.0f} req/s above the "
+                f"forecast's p90 peak in the last {settings.miss_window_seconds / 60:.0f} min "
+                f"({absorb} pods absorb that)",
+                count=absorb - memory.absorb,
+            )
+        )
+    memory.absorb = absorb
     expected = max(0, active_target - len(active_pods)) + max(0, refill)
     numbers = Numbers(
         demand_rps=demand,
