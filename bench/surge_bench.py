@@ -50,6 +50,7 @@ from outrider_devcluster.kube import api_client
 from outrider_devcluster.stack import Stack, stand_in_deployment
 from outrider_devcluster.traffic import LONG_TEXTS as TEXTS
 from outrider_devcluster.traffic import LoadGenerator, LoadReport, ServiceRouter
+from outrider_operator.api import labels
 from outrider_operator.kube.listwatch import ListWatch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,10 +120,17 @@ class Bench:
         raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
     def plan_is(self, name: str, serving: int, warm: int, cold: int = 0) -> bool:
-        """The planner reports exactly these pods: the deployment is back at its baseline."""
+        """Back at the baseline: the planner reports exactly these pods and no other pod exists (none
+        draining, loading, or released but not yet deleted)."""
         plan = self.status(name).get("plan") or {}
         found = (plan.get("servingPods"), plan.get("warmPods", 0), plan.get("coldPods", 0))
-        return found == (serving, warm, cold) and plan.get("unreachablePods", 0) == 0
+        if found != (serving, warm, cold) or plan.get("unreachablePods", 0):
+            return False
+        pods = json.loads(
+            self.kubectl("get", "pods", "-n", NS, "-l", f"{labels.LABEL_DEPLOYMENT}={name}", "-o", "json")
+        )
+        alive = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+        return len(alive) == serving + warm + cold
 
     def create(self, name: str, **spec: Any) -> None:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(stand_in_deployment(name, NS, **spec)))
