@@ -1,0 +1,139 @@
+"""The twin's server model, fleet and policies: each rule checked on a small case."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from outrider_scheduler.planner.profile import CapacityProfile, ProfilePoint
+from outrider_scheduler.simulate.fleet import SERVING, WARM, Fleet, Timings
+from outrider_scheduler.simulate.policies import HpaPolicy, KpaPolicy, Observation, OraclePolicy
+from outrider_scheduler.simulate.runner import minute_p99_ms
+from outrider_scheduler.simulate.servers import ServerModel
+
+
+def flat_profile(per_row_ms: float = 10.0) -> CapacityProfile:
+    """Every row costs the same: one replica completes 100 requests/s whatever the batch."""
+    return CapacityProfile(
+        model="m",
+        points=[ProfilePoint(batch_size=b, seconds=per_row_ms * b / 1000) for b in (1, 2, 4, 8, 16)],
+    )
+
+
+def test_a_fleet_serves_its_throughput_queues_the_rest_and_refuses_beyond_the_limit() -> None:
+    m = ServerModel(flat_profile(), queue_limit=50)
+    light = m.tick(50.0, 1, 16, 0.0)
+    assert light.served == pytest.approx(50.0) and light.backlog == 0 and light.rejected == 0
+    assert 0.01 < light.p99_s < 0.2
+    over = m.tick(180.0, 1, 16, 0.0)  # 100/s throughput: 80 left, 50 fit in the queue
+    assert over.served == pytest.approx(100.0)
+    assert over.backlog == pytest.approx(50.0) and over.rejected == pytest.approx(30.0)
+    assert over.p99_s > light.p99_s + 0.4  # the backlog takes half a second to drain
+    nobody = m.tick(10.0, 0, 16, 0.0)
+    assert nobody.rejected == 10.0 and math.isinf(nobody.p99_s)
+
+
+def test_batches_grow_with_load_and_p99_follows_the_batch_time() -> None:
+    profile = CapacityProfile(
+        model="m", points=[ProfilePoint(batch_size=b, seconds=0.02 + 0.002 * b) for b in (1, 2, 4, 8, 16, 32)]
+    )
+    m = ServerModel(profile)
+    assert m.formed_batch(5.0, 32) == pytest.approx(1.0, abs=0.2)
+    heavy = m.formed_batch(400.0, 32)
+    assert 8 < heavy <= 32
+    assert m.tick(400.0, 1, 32, 0.0).batch == pytest.approx(heavy)
+
+
+def test_the_vectorised_static_fleet_matches_tick_by_tick() -> None:
+    m = ServerModel(flat_profile())
+    rates = np.random.default_rng(1).poisson(350, 600).astype(float)
+    backlog, loop = 0.0, []
+    for r in rates:
+        t = m.tick(float(r), 4, 16, backlog)
+        backlog = t.backlog
+        loop.append(t.p99_s)
+    assert np.allclose(m.static_p99(rates, 4, 16), loop)
+
+
+def test_minute_p99_is_arrival_weighted() -> None:
+    p99 = np.array([0.05] * 59 + [5.0] + [0.05] * 60)
+    quiet_spike = np.array([10.0] * 59 + [0.1] + [10.0] * 60)  # the slow second carries almost nothing
+    busy_spike = np.array([10.0] * 59 + [100.0] + [10.0] * 60)
+    assert minute_p99_ms(p99, quiet_spike)[0] == pytest.approx(50.0)
+    assert minute_p99_ms(p99, busy_spike)[0] == pytest.approx(5000.0)
+
+
+def _obs(now: int, rates: np.ndarray, fleet: Fleet) -> Observation:
+    return Observation(now, rates, fleet, 0.1, 0.1)
+
+
+def test_hpa_scales_by_the_ratio_within_its_limits_and_waits_300_s_to_scale_down() -> None:
+    fleet = Fleet(Timings(new_pod_s=30))
+    hpa = HpaPolicy(target_rps=70.0)
+    hpa.start(fleet)
+    rates = np.full(2000, 700.0)  # 10 pods' worth
+    hpa.act(_obs(60, rates, fleet))
+    assert len([p for p in fleet.pods if p.target == SERVING]) == 5  # +4 pods or +100%: 1 -> 5
+    fleet.advance(100)
+    hpa.act(_obs(100, rates, fleet))
+    assert len(fleet.pods) == 10
+    fleet.advance(200)
+    low = rates.copy()
+    low[200:] = 70.0
+    hpa.act(_obs(275, low, fleet))
+    assert len(fleet.pods) == 10  # a recommendation of 10 is still inside the 300-s window
+    for t in range(290, 700, 15):
+        hpa.act(_obs(t, low, fleet))
+    assert len(fleet.pods) == 1
+
+
+def test_kpa_panics_on_a_burst_and_never_scales_down_while_panicking() -> None:
+    fleet = Fleet(Timings(new_pod_s=0))
+    kpa = KpaPolicy(target_rps=100.0)  # 70 per pod
+    kpa.start(fleet)
+    rates = np.full(400, 50.0)
+    rates[100:110] = 700.0  # a 10-s burst: the 6-s panic window sees 10x a pod's target
+    kpa.act(_obs(108, rates, fleet))
+    assert kpa._panic_since == 108 and len(fleet.pods) == 10
+    fleet.advance(108)
+    kpa.act(_obs(140, rates, fleet))  # the stable window alone would want fewer: panic holds
+    assert len(fleet.pods) == 10
+    kpa.act(_obs(200, rates, fleet))  # over 60 s after the last trigger: stable again, at most halving
+    assert kpa._panic_since is None and len(fleet.pods) == 5
+
+
+def test_the_oracle_starts_pods_ahead_of_the_load_by_their_start_time() -> None:
+    fleet = Fleet(Timings(new_pod_s=30))
+    oracle = OraclePolicy(capacity_rps=100.0, lead_s=30)
+    oracle.start(fleet)
+    rates = np.full(600, 50.0)
+    rates[300:] = 450.0
+    oracle.act(_obs(200, rates, fleet))
+    assert len(fleet.pods) == 1  # 100 s ahead: beyond its start time plus a minute
+    oracle.act(_obs(250, rates, fleet))
+    assert len(fleet.pods) == 5  # 50 s ahead: started now, serving 20 s before the load
+
+
+def test_timings_come_from_the_surge_benchmark_or_defaults(tmp_path: Path) -> None:
+    doc = tmp_path / "surge.json"
+    doc.write_text(
+        '{"trials": 20, "timings": {"warm_promotion_s": 0.1, "cold_to_serving_s": 2, "new_pod_s": 4}}'
+    )
+    t = Timings.from_surge_bench(doc)
+    assert (t.warm_promotion_s, t.cold_to_serving_s, t.new_pod_s) == (
+        0.1,
+        2.0,
+        4.0,
+    ) and "20 trials" in t.source
+    assert Timings.from_surge_bench(tmp_path / "missing.json").source == "defaults"
+
+
+def test_warm_pods_hold_gpus_cold_ones_do_not() -> None:
+    fleet = Fleet(Timings(), gpus_per_pod=2)
+    fleet.add("active", SERVING, 0.0, 0.0)
+    fleet.add("warm", WARM, 0.0, 0.0)
+    fleet.add("cold", "cold", 0.0, 0.0)
+    assert fleet.gpus() == 4
