@@ -45,15 +45,22 @@ def document(sim: Simulation, results: dict[str, PolicyResult]) -> dict[str, Any
 
 def format_table(doc: dict[str, Any]) -> str:
     """A plain-text table of every policy."""
-    head = f"{'policy':<12}{'SLO min %':>10}{'violating':>10}{'GPU-h':>9}{'vs peak':>9}{'p99 ms':>9}{'rejected':>10}{'actions':>9}"
+    columns = ("policy", "SLO min %", "violating", "GPU-h", "vs peak", "p99 ms", "rejected", "actions")
+    head = f"{columns[0]:<12}" + "".join(f"{c:>11}" for c in columns[1:])
     lines = [head, "-" * len(head)]
     for name, p in doc["policies"].items():
         vs = p["gpu_hours_vs_static_peak"]
-        lines.append(
-            f"{name:<12}{p['slo_minutes_pct']:>10.2f}{p['violating_minutes']:>10}{p['gpu_hours']:>9.1f}"
-            f"{(f'{vs:.2f}' if vs is not None else '-'):>9}{(p['p99_ms'] if p['p99_ms'] is not None else float('nan')):>9.0f}"
-            f"{p['rejected_requests']:>10}{p['actions']:>9}"
+        p99 = p["p99_ms"]
+        cells = (
+            f"{p['slo_minutes_pct']:.2f}",
+            str(p["violating_minutes"]),
+            f"{p['gpu_hours']:.1f}",
+            f"{vs:.2f}" if vs is not None else "-",
+            f"{p99:.0f}" if p99 is not None else "-",
+            str(p["rejected_requests"]),
+            str(p["actions"]),
         )
+        lines.append(f"{name:<12}" + "".join(f"{c:>11}" for c in cells))
     return "\n".join(lines)
 
 
@@ -83,7 +90,7 @@ def write_outputs(
         f"{Path(sim.trace.name).name}: load and serving capacity (SLO p99 {sim.settings.slo_p99_ms:.0f} ms)"
     )
     bx = axes[1]
-    for i, (name, r) in enumerate(results.items()):
+    for i, r in enumerate(results.values()):
         bad = np.nonzero(~r.minute_ok)[0]
         bx.scatter(bad / 60.0, np.full(bad.size, i), s=2, marker="|")
     bx.set_yticks(range(len(results)), list(results))
