@@ -105,6 +105,14 @@ bench-forecast: ## Forecaster backtests on every shared trace; writes bench/resu
 bench-surge: ## Planner surge trials on the local cluster (real runtimes behind stand-in pods); writes bench/results/surge.json.
 	$(PY) bench/surge_bench.py
 
+.PHONY: bench-policy
+bench-policy: ## outrider simulate on every shared trace (all policies); writes bench/results/policy/.
+	$(PY) bench/policy_bench.py
+
+.PHONY: bench-twin
+bench-twin: ## The simulator's latency model beside real runtimes, minute by minute; writes bench/results/twin.json.
+	$(PY) bench/twin_check.py
+
 .PHONY: profile-runtime
 profile-runtime: ## Measure the runtime's compute time per batch size; writes the planner's shipped capacity profile.
 	$(PY) bench/capacity_profile.py --install

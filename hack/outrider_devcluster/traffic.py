@@ -26,7 +26,15 @@ import aiohttp
 from outrider_operator.api.labels import ANNOTATION_STAND_IN_ENDPOINT
 from outrider_operator.kube.listwatch import ListWatch
 
-__all__ = ["LONG_TEXTS", "TEXTS", "LoadGenerator", "LoadReport", "RequestRecord", "ServiceRouter"]
+__all__ = [
+    "LONG_TEXTS",
+    "TEXTS",
+    "FixedRouter",
+    "LoadGenerator",
+    "LoadReport",
+    "RequestRecord",
+    "ServiceRouter",
+]
 
 _SERVICE_LABEL = "kubernetes.io/service-name"
 TEXTS = [
@@ -152,6 +160,19 @@ class ServiceRouter:
         return targets[next(self._rr) % len(targets)]
 
 
+class FixedRouter:
+    """Round-robin over fixed local addresses (pods = names), for runtimes started without a cluster."""
+
+    def __init__(self, targets: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
+        self._targets = sorted(targets.items())
+        self.clock = clock
+        self._rr = itertools.count()
+
+    def pick(self) -> tuple[str, str] | None:
+        """The next (name, address)."""
+        return self._targets[next(self._rr) % len(self._targets)] if self._targets else None
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One request: when it was sent (monotonic), how long it took, its HTTP status (0: no answer)."""
@@ -192,7 +213,7 @@ class LoadGenerator:
 
     def __init__(
         self,
-        router: ServiceRouter,
+        router: ServiceRouter | FixedRouter,
         model: str = "minilm",
         max_inflight: int = 256,
         timeout_s: float = 30.0,

@@ -14,7 +14,7 @@ From ``s(b)``, for a replica running ``workers`` batches at once:
 - the largest batch size whose predicted p99 stays under ``targetLatencyP99Ms`` (with a margin).
 
 Capacity is reported at a target utilisation (0.8 by default): the planner sizes pools so that
-each replica runs at most that busy. An online correction factor (0.25-1.5) scales capacity down
+each replica runs at most that busy. An online correction factor (0.25-1) scales capacity down
 when pods miss the p99 target below the predicted capacity, and lets it recover when they do not.
 The model is pure arithmetic over its inputs; nothing here does I/O.
 """
@@ -46,8 +46,9 @@ class CapacitySettings:
     """Weight of a new observation in the moving average of a batch size's service time."""
     min_correction: float = 0.25
     """Lowest correction factor."""
-    max_correction: float = 1.5
-    """Highest correction factor."""
+    max_correction: float = 1.0
+    """Highest correction factor: a low p99 at moderate load says nothing about throughput beyond the
+    measured batch times (the pods' own statistics raise those), so latency only ever lowers capacity."""
 
 
 @dataclass
@@ -155,12 +156,9 @@ class CapacityModel:
         if p99_ms > target_ms and demand_per_replica < self.capacity(batch):
             # missed below the predicted capacity: the replica serves less than the model says
             self.correction = max(s.min_correction, self.correction * 0.9)
-        elif p99_ms < 0.6 * target_ms:
-            # comfortably within the target: drift back towards the measured service times (to 1.0),
-            # and above them only with evidence that a busy replica keeps up
-            ceiling = s.max_correction if demand_per_replica > 0.8 * self.capacity(batch) else 1.0
-            if self.correction < ceiling:
-                self.correction = min(ceiling, self.correction * 1.03)
+        elif p99_ms < 0.6 * target_ms and self.correction < s.max_correction:
+            # comfortably within the target: drift back towards the measured service times
+            self.correction = min(s.max_correction, self.correction * 1.03)
 
     # ------------------------------------------------------------------ queries
     def service_seconds(self, batch: int) -> float:

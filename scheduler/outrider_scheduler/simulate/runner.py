@@ -254,12 +254,12 @@ def build_policy(name: str, sim: Simulation) -> Policy:
     if name == "dynamo":
         return DynamoPolicy(sim.capacity_rps, max_replicas=limit)
     if name == "outrider":
-        standby = max(1, s.peak_replicas // 8)
+        warm, cold = max(1, s.peak_replicas // 16), max(1, s.peak_replicas // 8)
         spec = parse_spec(
             {
                 "model": {"name": "twin", "uri": "builtin:all-minilm-l6-v2"},
                 "replicas": {"min": 1, "max": limit},
-                "standby": {"warm": standby, "cold": standby},
+                "standby": {"warm": warm, "cold": cold},
                 "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
                 "scaling": {
                     "targetLatencyP99Ms": int(s.slo_p99_ms),
