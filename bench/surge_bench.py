@@ -379,6 +379,12 @@ def main() -> int:
             "AddReplicas",
             lambda: bench.plan_is("grow", 1, 0, 0),
         )
+        for name in ("warm", "cold", "grow"):  # the forecaster below forecasts every deployment it lists
+            stack.run("kubectl", "delete", "infd", name, "-n", NS, "--wait=true", check=False)
+        results["forecast"] = {"leads": [], "requests": 0, "failed": 0}
+        if args.forecast_trials:
+            log(f"==> forecast lead: {args.forecast_trials} ramps the forecaster has seen before")
+            results["forecast"] = forecast_scenario(bench, args.forecast_trials, args.base)
     finally:
         log("==> stopping")
         stack.run("kubectl", "delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)

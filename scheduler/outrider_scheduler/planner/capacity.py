@@ -141,9 +141,19 @@ class CapacityModel:
             self.rows_per_request = rows_per_request
 
     def observe_latency(
-        self, p99_ms: float, demand_per_replica: float, batch: int, delay_ms: float, target_ms: float
+        self,
+        p99_ms: float,
+        demand_per_replica: float,
+        batch: int,
+        delay_ms: float,
+        target_ms: float,
+        queue_per_replica: float = 0.0,
     ) -> None:
-        """Correct the model with one deployment-wide p99 observation at a known load and batch size."""
+        """Correct the model with one deployment-wide p99 observation at a known load and batch size.
+
+        A miss only counts against the model when neither the load (above capacity) nor a backlog
+        (more than a batch queued per replica, left by a burst) explains it.
+        """
         if not self.known or demand_per_replica <= 0:
             return
         predicted = self.p99_ms(batch, delay_ms)
@@ -153,9 +163,10 @@ class CapacityModel:
             ratio = min(4.0, max(0.5, p99_ms / predicted))
             self.latency_factor = 0.8 * self.latency_factor + 0.2 * ratio
         s = self.settings
-        if p99_ms > target_ms and demand_per_replica < self.capacity(batch):
-            # missed below the predicted capacity: the replica serves less than the model says
-            self.correction = max(s.min_correction, self.correction * 0.9)
+        unexplained = demand_per_replica < self.capacity(batch) and queue_per_replica <= max(1, batch)
+        if p99_ms > target_ms and unexplained:
+            # missed below the predicted capacity with no backlog: the replica serves less than modelled
+            self.correction = max(s.min_correction, self.correction * 0.95)
         elif p99_ms < 0.6 * target_ms and self.correction < s.max_correction:
             # comfortably within the target: drift back towards the measured service times
             self.correction = min(s.max_correction, self.correction * 1.03)

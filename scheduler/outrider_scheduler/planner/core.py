@@ -239,7 +239,9 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     cap_default = model.capacity(default_batch)
     known = model.known and math.isfinite(cap_high) and cap_high > 0
     if serving and p99 is not None:
-        model.observe_latency(p99, demand / len(serving), current_batch, delay_ms, target_ms)
+        model.observe_latency(
+            p99, demand / len(serving), current_batch, delay_ms, target_ms, queue / len(serving)
+        )
 
     # ---- how many serving pods are wanted ---------------------------------------------------------
     need_load = math.ceil(demand / cap_high) if known and demand > 0 else 0

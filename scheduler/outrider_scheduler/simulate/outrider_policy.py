@@ -53,12 +53,13 @@ class OutriderPolicy:
     promotions: int = 0
     cold_starts: int = 0
     _load: dict[str, float] = field(default_factory=dict)
+    _queue_share: float = 0.0
 
-    def start(self, fleet: Fleet) -> None:
-        """The spec's pools, ready."""
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """The spec's pools, ready (the active one with what the first minute needs)."""
         fleet.batch = self.spec.batching.max_batch_size
         for pool, n in (
-            (labels.POOL_ACTIVE, max(1, self.spec.replicas.min)),
+            (labels.POOL_ACTIVE, max(1, self.spec.replicas.min, initial)),
             (labels.POOL_WARM, self.spec.standby.warm),
             (labels.POOL_COLD, self.spec.standby.cold),
         ):
@@ -125,6 +126,7 @@ class OutriderPolicy:
         lam = float(obs.rates[now - 1]) if now > 0 else 0.0
         per = lam / len(serving) if serving else 0.0
         p99_ms = obs.last_p99_s * 1000 if math.isfinite(obs.last_p99_s) else 60_000.0
+        self._queue_share = obs.backlog / len(serving) if serving else 0.0
         pods = tuple(self._pod(p, per, p99_ms, fleet.batch, now) for p in fleet.pods)
         forecast = None
         if self.forecast_peak is not None and now > 0:
@@ -150,7 +152,7 @@ class OutriderPolicy:
             rejected=0,
             rows_completed=int(self._load.get(pod.name, 0.0)),
             inflight=0,
-            queue_depth=0,
+            queue_depth=int(self._queue_share) if serving else 0,
             queue_limit=1024,
             workers=self.model.workers,
             latency=LatencyWindow.model_construct(

@@ -60,6 +60,8 @@ class Observation:
     """p99 latency of the last second, seconds."""
     expected_p99_s: float
     """What the profile predicts for that load and fleet (for correction factors)."""
+    backlog: float = 0.0
+    """Requests queued over the whole fleet at the end of the last second."""
 
 
 class Policy(Protocol):
@@ -68,8 +70,8 @@ class Policy(Protocol):
     name: str
     interval_s: int
 
-    def start(self, fleet: Fleet) -> None:
-        """Create the initial pods."""
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """Create the initial pods (``initial``: what the first minute needs)."""
         ...
 
     def act(self, obs: Observation) -> None:
@@ -90,7 +92,7 @@ class StaticPolicy:
     name: str = "static-peak"
     interval_s: int = 3600
 
-    def start(self, fleet: Fleet) -> None:
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
         """Start the peak count serving."""
         for _ in range(self.replicas):
             fleet.add("active", SERVING, 0.0, 0.0)
@@ -111,9 +113,10 @@ class OraclePolicy:
     max_replicas: int = 1000
     actions: int = 0
 
-    def start(self, fleet: Fleet) -> None:
-        """One pod to begin with."""
-        fleet.add("active", SERVING, 0.0, 0.0)
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """The pods the first minute needs (every policy starts from the same fleet)."""
+        for _ in range(max(1, initial)):
+            fleet.add("active", SERVING, 0.0, 0.0)
 
     def act(self, obs: Observation) -> None:
         """Size for the highest rate between now and a minute after new pods would be ready."""
@@ -140,9 +143,10 @@ class HpaPolicy:
     actions: int = 0
     _recs: deque[tuple[int, int]] = field(default_factory=deque)
 
-    def start(self, fleet: Fleet) -> None:
-        """One pod to begin with."""
-        fleet.add("active", SERVING, 0.0, 0.0)
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """The pods the first minute needs (every policy starts from the same fleet)."""
+        for _ in range(max(1, initial)):
+            fleet.add("active", SERVING, 0.0, 0.0)
 
     def act(self, obs: Observation) -> None:
         """One HPA sync (Pods metric, AverageValue target, default behavior)."""
@@ -150,8 +154,8 @@ class HpaPolicy:
         ready = len(fleet.serving())
         unready = len([p for p in fleet.pods if p.state == "to_serving"])
         current = ready + unready
-        if ready == 0:
-            return
+        if ready == 0 or obs.now < self.metric_window_s:
+            return  # no metric yet: the HPA leaves the count alone
         total = _mean(obs.rates, obs.now - self.metric_window_s, obs.now)
         ratio = total / ready / self.target_rps
         desired = current
@@ -194,15 +198,18 @@ class KpaPolicy:
     _panic_since: int | None = None
     _panic_pods: int = 0
 
-    def start(self, fleet: Fleet) -> None:
-        """One pod to begin with."""
-        fleet.add("active", SERVING, 0.0, 0.0)
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """The pods the first minute needs (every policy starts from the same fleet)."""
+        for _ in range(max(1, initial)):
+            fleet.add("active", SERVING, 0.0, 0.0)
 
     def act(self, obs: Observation) -> None:
         """One autoscaler tick (``pkg/autoscaler/scaling/autoscaler.go``'s ``Scale``)."""
         fleet = obs.fleet
         ready = max(1, len(fleet.serving()))
         current = len([p for p in fleet.pods if p.target == SERVING])
+        if obs.now < self.panic_s:
+            return  # no window of data yet
         per_pod = self.target_rps * self.utilisation
         max_up = math.ceil(self.max_up_rate * ready)
         max_down = math.floor(ready / self.max_down_rate)
@@ -254,14 +261,15 @@ class DynamoPolicy:
     actions: int = 0
     _history: list[float] = field(default_factory=list)
 
-    def start(self, fleet: Fleet) -> None:
-        """One pod to begin with."""
-        fleet.add("active", SERVING, 0.0, 0.0)
+    def start(self, fleet: Fleet, initial: int = 1) -> None:
+        """The pods the first minute needs (every policy starts from the same fleet)."""
+        for _ in range(max(1, initial)):
+            fleet.add("active", SERVING, 0.0, 0.0)
 
     def act(self, obs: Observation) -> None:
         """One adjustment: correction from observed latency, the next interval's load, replicas."""
-        if obs.now == 0:
-            return
+        if obs.now < self.interval_s:
+            return  # Dynamo skips an interval without metrics
         self._history = [*self._history, _mean(obs.rates, obs.now - self.interval_s, obs.now)][-self.window :]
         if obs.expected_p99_s > 0 and math.isfinite(obs.last_p99_s):
             self.correction = min(4.0, max(0.25, obs.last_p99_s / obs.expected_p99_s))

@@ -210,7 +210,9 @@ def prepare(
     rates = per_second * scale
     slo = _slo_rps(server, max(batch, settings.max_batch), settings.slo_p99_ms / 1000)
     sim = Simulation(trace, settings, profile, timings, rates, scale, server, capacity, slo, None)
-    sim.forecast_peak = _forecast(trace, settings, scale, len(rates), say, sim.notes)
+    # the forecaster sees what the fleet receives: the replayed arrivals, in 1-s bins
+    replayed = Trace(f"{trace.name} (replayed)", 0, 1, rates)
+    sim.forecast_peak = _forecast(replayed, settings, 1.0, len(rates), say, sim.notes)
     return sim
 
 
@@ -281,7 +283,8 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
     n = len(rates)
     minutes = (n + 59) // 60
     fleet = Fleet(sim.timings, batch=sim.settings.max_batch)
-    policy.start(fleet)
+    first = float(rates[:60].max()) if n else 0.0
+    policy.start(fleet, max(1, math.ceil(first / sim.slo_rps)))
     p99 = np.zeros(n)
     rejected = np.zeros(n)
     serving = np.zeros(n)
@@ -295,7 +298,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
     for t in range(n):
         fleet.advance(t)
         if t % interval == 0:
-            policy.act(Observation(t, rates, fleet, last, expected))
+            policy.act(Observation(t, rates, fleet, last, expected, backlog))
         k = sum(1 for p in fleet.pods if p.state == "serving")
         res = server.tick(float(rates[t]), k, fleet.batch, backlog)
         backlog = res.backlog
