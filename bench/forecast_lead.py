@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,35 +89,18 @@ class HistoryThenLive:
             np.add.at(counts, idx, 1)
         return StepSeries(t0=start, step_seconds=step, y=counts)
 
-    def record(self, report: LoadReport, clock_to_wall: Callable[[float], float]) -> None:
-        """Take the send times of a finished run."""
-        with self._lock:
-            self.sent.extend(clock_to_wall(r.sent) for r in report.records)
 
-
-def run_ramps(
-    router: ServiceRouter,
-    source: HistoryThenLive,
-    until_wall: float,
-    on_tick: Callable[[], None] | None = None,
-) -> LoadReport:
-    """Send the pattern's live load until ``until_wall``, feeding the source as it goes (10-s chunks)."""
+def run_ramps(router: ServiceRouter, source: HistoryThenLive, until_wall: float) -> LoadReport:
+    """Send the pattern's live load until ``until_wall``; every send reaches the source at once."""
     offset = time.time() - router.clock()
-    total = LoadReport()
-    while time.time() < until_wall:
-        chunk_end = min(until_wall, time.time() + 10.0)
-        gen = LoadGenerator(router, texts=LONG_TEXTS)
-        base = router.clock()
 
-        def rate(t: float, base: float = base) -> float:
-            return source.pattern.rate(base + t + offset)
+    def sent(at: float) -> None:
+        with source._lock:
+            source.sent.append(at + offset)
 
-        report = asyncio.run(gen.run(rate, chunk_end - time.time()))
-        source.record(report, lambda c: c + offset)
-        total.records.extend(report.records)
-        if on_tick is not None:
-            on_tick()
-    return total
+    gen = LoadGenerator(router, texts=LONG_TEXTS, on_send=sent)
+    base = router.clock()
+    return asyncio.run(gen.run(lambda t: source.pattern.rate(base + t + offset), until_wall - time.time()))
 
 
 def lead_of(actions: list[dict[str, Any]], deployment: str, ramp_start: float) -> float | None:

@@ -218,8 +218,11 @@ class LoadGenerator:
         max_inflight: int = 256,
         timeout_s: float = 30.0,
         texts: list[str] | None = None,
+        on_send: Callable[[float], None] | None = None,
     ):
         self.router = router
+        self.on_send = on_send
+        """Called with the send time (the router's clock) of every request, as it is sent."""
         self.model = model
         self.texts = texts or TEXTS
         self.max_inflight = max_inflight
@@ -265,6 +268,8 @@ class LoadGenerator:
     async def _one(self, session: aiohttp.ClientSession, body: bytes, slots: asyncio.Semaphore) -> None:
         clock = self.router.clock
         sent = clock()
+        if self.on_send is not None:
+            self.on_send(sent)
         target = self.router.pick()
         if target is None:
             self.report.records.append(RequestRecord(sent, 0.0, 0, ""))

@@ -51,8 +51,20 @@ def test_pod_statistics_replace_the_profile_after_enough_batches(mk: Any) -> Non
 def test_missed_p99_below_capacity_lowers_the_estimate_and_recovers(mk: Any) -> None:
     m = CapacityModel.from_profile(mk.profile())
     before = m.capacity(8)
-    for _ in range(5):
+    for _ in range(10):
         m.observe_latency(p99_ms=400, demand_per_replica=0.5 * before, batch=8, delay_ms=10, target_ms=200)
+    lowered = m.capacity(8)
+    m.observe_latency(
+        p99_ms=400,
+        demand_per_replica=0.5 * before,
+        batch=8,
+        delay_ms=10,
+        target_ms=200,
+        queue_per_replica=500,
+    )
+    assert (
+        m.capacity(8) == lowered
+    )  # a backlog (a burst's leftovers) explains the miss: no blame on the model
     assert m.capacity(8) < 0.7 * before
     low = m.capacity(8)
     for _ in range(20):

@@ -1,0 +1,59 @@
+"""``outrider simulate`` end to end on a real shared trace, and its answers to bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from outrider_cli import main
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
+
+
+@pytest.mark.slow
+def test_a_replay_scores_every_policy_and_the_oracle_bounds_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = TRACES / "azure_llm_2023_code_1s.csv"
+    out = tmp_path / "sim"
+    assert main(["simulate", "--trace", str(trace), "--out", str(out), "--quick"]) == 0
+    doc = json.loads((out / "simulate.json").read_text())
+    assert (out / "simulate.png").stat().st_size > 10_000
+    policies = doc["policies"]
+    assert set(policies) == {"outrider", "hpa", "kpa", "dynamo", "static-peak", "oracle"}
+    assert policies["static-peak"]["gpu_hours_vs_static_peak"] == 1.0
+    assert policies["static-peak"]["slo_minutes_pct"] >= 99.9  # the trace is scaled so that it is
+    assert policies["oracle"]["slo_minutes_pct"] >= 99.0
+    for name, p in policies.items():
+        assert 0 <= p["slo_minutes_pct"] <= 100 and p["gpu_hours"] > 0, name
+        assert p["violating_minutes"] == round((100 - p["slo_minutes_pct"]) / 100 * doc["seconds"] / 60), name
+    oracle = policies["oracle"]
+    as_good = [
+        p for n, p in policies.items() if n != "oracle" and p["slo_minutes_pct"] >= oracle["slo_minutes_pct"]
+    ]
+    assert as_good  # static peak at least
+    # no policy that serves as well as the oracle does it on fewer GPU-hours
+    assert oracle["gpu_hours"] <= min(p["gpu_hours"] for p in as_good) * 1.05
+    assert doc["timings"]["new_pod_s"] > 0 and doc["peak_replicas"] == 16
+    table = capsys.readouterr().out
+    assert "outrider" in table and "static-peak" in table
+
+
+def test_bad_input_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_seconds,requests\n0,1\n1,-3\n")
+    assert main(["simulate", "--trace", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.csv" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["simulate", "--trace", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "line 1" in capsys.readouterr().err
+    good = TRACES / "azure_llm_2023_code_1s.csv"
+    assert main(["simulate", "--trace", str(good), "--policies", "outrider,magic"]) == 2
+    assert "magic" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(good), "--profile", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv" in capsys.readouterr().err
