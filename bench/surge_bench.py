@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -304,7 +305,14 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
             )
         )
     fc = bench.status("ahead").get("forecast") or {}
-    return {"leads": leads, "requests": report.sent, "failed": len(report.failed), "last_forecast": fc}
+    return {
+        "leads": leads,
+        "requests": report.sent,
+        "failed": len(report.failed),
+        "failures": sorted({r.status for r in report.failed}),
+        "failed_by_pod": dict(sorted(Counter(r.pod for r in report.failed).items())),
+        "last_forecast": fc,
+    }
 
 
 def main() -> int:
@@ -414,7 +422,11 @@ def main() -> int:
             "p50": round(float(np.median(leads)), 1) if leads else None,
             "min": round(min(leads), 1) if leads else None,
             "ramps": len(f["leads"]),
-            "served_ahead": len(leads),
+            "served_ahead": sum(1 for x in leads if x > 0),
+            "requests": f["requests"],
+            "failed": f["failed"],
+            "failures": f.get("failures", []),
+            "failed_by_pod": f.get("failed_by_pod", {}),
             "note": "real forecaster fed eight days of synthetic daily ramps, then the live arrivals",
         },
         "failed_requests": w["failed"] + c["failed"] + g["failed"] + f["failed"],

@@ -74,13 +74,14 @@ def test_live_accuracy_is_published() -> None:
     fc = DeploymentForecaster("ns/chat", SETTINGS, ForecastMetrics(registry))
     fc.observe(StepSeries(0.0, 10, y[:1500]))
     fc.refit(15_000.0)
+    backfilled = len(fc._records)  # the first model's out-of-sample stand-ins for live forecasts
     for i in range(1500, 1700):
         fc.observe(StepSeries(i * 10.0, 10, y[i : i + 1]))
         fc.predict(i * 10.0 + 10)
     acc = fc.accuracy()
     assert acc["windows"] >= 150
     # the learned model's live forecasts are kept as its out-of-sample record for calibration
-    assert len(fc._records) == 200
+    assert len(fc._records) == backfilled + 200
     fc.refit(17_000.0)
     assert fc._fitted is not None
     assert np.isfinite(fc._fitted.state.offsets["outrider_gbm"]["mean_p90"])
@@ -93,3 +94,37 @@ def test_live_accuracy_is_published() -> None:
         "outrider_forecaster_pinball_loss_ratio", {"deployment": "ns/chat", "target": "mean_p90"}
     )
     assert loss is not None and 0 < loss < 0.2
+
+
+def _daily_ramps(days: int, ramp_at: float, base: float = 50.0, peak: float = 175.0) -> np.ndarray:
+    """10-s counts: ``base`` req/s, and every day at ``ramp_at`` s a 3-min climb to ``peak``, held 3 min."""
+    t = np.arange(days * 8640) * 10.0 + 5.0
+    dt = (t - ramp_at) % 86_400
+    rate = np.where(dt < 180, base + (peak - base) * dt / 180, np.where(dt < 360, peak, base))
+    fall = (dt >= 360) & (dt < 540)
+    rate = np.where(fall, peak - (peak - base) * (dt - 360) / 180, rate)
+    return np.random.default_rng(3).poisson(rate * 10).astype(np.float64)
+
+
+def test_a_fresh_forecaster_forecasts_a_daily_ramp_it_learned_from_earlier_days() -> None:
+    """Started with eight days of history on a quiet afternoon, it sees the ninth day's ramp coming.
+
+    Its learned model has no live record yet; without a walk-forward stand-in for one, only the
+    quiet hours after its training cut would score it and the ensemble would average its forecast
+    of the ramp away (it forecast a 5-min peak of 116 req/s for a ramp to 175 before this test).
+    """
+    ramp_at = 15 * 3600.0
+    y = _daily_ramps(9, ramp_at)
+    now = 8 * 86_400 + ramp_at - 120  # two minutes before the ninth ramp
+    fc = DeploymentForecaster("ns/ramps", ForecasterSettings())
+    fc.observe(StepSeries(0.0, 10, y[: int(now // 10)]))
+    fc.refit(now)
+    res = fc.predict(now)
+    assert res.reason == "Learned"
+    assert res.peak_p90_rps >= 150, res
+    later = 8 * 86_400 + ramp_at + 1800.0  # half an hour after it: back to the base rate
+    fc2 = DeploymentForecaster("ns/ramps", ForecasterSettings())
+    fc2.observe(StepSeries(0.0, 10, y[: int(later // 10)]))
+    fc2.refit(later)
+    quiet = fc2.predict(later)
+    assert quiet.peak_p90_rps < 100, quiet  # and it does not forecast a ramp where there is none

@@ -191,22 +191,18 @@ class DeploymentForecaster:
         model_at = prev.model_fitted_at if prev else 0.0
         train_end_time = prev.train_end_time if prev else 0.0
         fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
+        first = max(1, n - (cw + lw + 2 * k))
         if n * s.step_seconds >= s.learned_min_history_seconds:
             due = model is None or force_model or now - model_at >= s.refit_interval_seconds
             if due:
                 holdout = min(cw, n // 3)
                 cut = n - holdout  # fit on windows over by `cut`; calibrate on the rest (split conformal)
-                train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
-                m = LearnedModel(fs.names, s.model)
-                if train.size:
-                    tg_train = make_targets(series, k, eps, train, fs)
-                    lb = np.log(tg_train.base + eps)
-                    zm = np.log(tg_train.rate["mean_p50"] + eps) - lb
-                    zp = np.log(tg_train.rate["peak_p90"] + eps) - lb
-                    if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)):
-                        model, model_at = m, now
-                        train_end_time = series.t0 + cut * s.step_seconds
-        first = max(1, n - (cw + lw + 2 * k))
+                m = self._fit(series, fs, cut)
+                if m is not None:
+                    if model is None:
+                        self._backfill_records(series, fs, first, cut)
+                    model, model_at = m, now
+                    train_end_time = series.t0 + cut * s.step_seconds
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         tg = make_targets(series, k, eps, origins, fs)
@@ -243,6 +239,50 @@ class DeploymentForecaster:
             self._fitted = _Fitted(model, state, now, model_at, train_end_time)
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
+
+    def _fit(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
+        """A learned model fitted on the windows over by row ``cut`` (None: too few or idle)."""
+        s, k, eps = self.settings, self.k, self.eps
+        train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
+        if not train.size:
+            return None
+        tg = make_targets(series, k, eps, train, fs)
+        lb = np.log(tg.base + eps)
+        zm = np.log(tg.rate["mean_p50"] + eps) - lb
+        zp = np.log(tg.rate["peak_p90"] + eps) - lb
+        m = LearnedModel(fs.names, s.model)
+        return m if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)) else None
+
+    def _backfill_records(self, series: StepSeries, fs: FeatureSet, first: int, cut: int) -> None:
+        """Give a first learned model a walk-forward record over the scored origins it trained on.
+
+        A fresh forecaster (started, or restarted, with days of history) has no live forecasts of
+        its learned model, so only the hours after the training cut would score it: on a quiet
+        afternoon a daily ramp that it learned from earlier days would count for nothing in its
+        weight until it had run live for a day, and the forecast would miss the next ramp. A second
+        model, fitted only on windows over before the first scored origin, forecasts those origins
+        out of sample, and its forecasts stand in for the live record the learned model lacks (live
+        forecasts, once made, are never replaced).
+        """
+        s, k, eps = self.settings, self.k, self.eps
+        end = first - k
+        if end * s.step_seconds < s.learned_min_history_seconds:
+            return
+        m = self._fit(series, fs, end)
+        if m is None:
+            return
+        origins = np.arange(first, cut + 1, dtype=np.int64)
+        if not origins.size:
+            return
+        pred = learned_raw(m, fs.build(origins), fs.base(origins), eps)
+        times = (series.t0 + origins * float(s.step_seconds)).tolist()
+        with self._lock:
+            for j, tm in enumerate(times):
+                self._records.setdefault(
+                    tm, (float(pred["mean_p50"][j]), float(pred["mean_p90"][j]), float(pred["peak_p90"][j]))
+                )
+            # the oldest first, so that pruning in ``predict`` drops the oldest
+            self._records = dict(sorted(self._records.items()))
 
     def refit_due(self, now: float) -> bool:
         """Whether a recalibration (and maybe a model refit) is due."""
