@@ -288,6 +288,7 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
             )
             with ServiceRouter(api, NS, "ahead") as router:
                 report = run_ramps(router, source, starts[-1] + 360)
+                to_wall = time.time() - router.clock()
             time.sleep(1.0)
             actions = bench.actions()
         finally:
@@ -305,7 +306,16 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
             )
         )
     fc = bench.status("ahead").get("forecast") or {}
+    failed_at = [r.sent + to_wall for r in report.failed]
+    for at in failed_at[:10]:  # what the planner did around each failure, to explain it
+        near = [
+            f"{a['action']} {a['decidedAt'] - at:+.1f} s"
+            for a in actions
+            if a["deployment"] == "ahead" and abs(a["decidedAt"] - at) <= 30
+        ]
+        log(f"  failed request at {at - starts[0]:+.1f} s from the first ramp; near: {near or 'none'}")
     return {
+        "failed_at_s": [round(at - starts[0], 1) for at in failed_at[:50]],
         "leads": leads,
         "requests": report.sent,
         "failed": len(report.failed),
@@ -427,6 +437,7 @@ def main() -> int:
             "failed": f["failed"],
             "failures": f.get("failures", []),
             "failed_by_pod": f.get("failed_by_pod", {}),
+            "failed_at_s": f.get("failed_at_s", []),
             "note": "real forecaster fed eight days of synthetic daily ramps, then the live arrivals",
         },
         "failed_requests": w["failed"] + c["failed"] + g["failed"] + f["failed"],
