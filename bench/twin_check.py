@@ -91,6 +91,12 @@ def main() -> int:
         "--load", type=float, default=0.75, help="Peak load over the replicas' throughput (default 0.75)."
     )
     ap.add_argument("--profile", default=None, help="Capacity profile (default: the shipped one).")
+    ap.add_argument(
+        "--arrivals",
+        choices=("poisson", "even"),
+        default="poisson",
+        help="Gaps between requests: exponential, as independent clients make (default), or even.",
+    )
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     profile = load_profile(args.profile) if args.profile else default_profile()
@@ -112,7 +118,9 @@ def main() -> int:
             for i, p in enumerate(procs):
                 wait_ready(port0 + i, p)
             router = FixedRouter({f"r{i}": f"127.0.0.1:{port0 + i}" for i in range(args.replicas)})
-            gen = LoadGenerator(router, texts=texts, max_inflight=1024)
+            gen = LoadGenerator(
+                router, texts=texts, max_inflight=1024, poisson_seed=7 if args.arrivals == "poisson" else None
+            )
             log(
                 f"replaying {args.minutes} min of {Path(args.trace).name} from {args.start} s: "
                 f"{rates.mean():.0f} req/s mean, {rates.max():.0f} peak, on {args.replicas} replica(s)"
@@ -139,6 +147,8 @@ def main() -> int:
         "slice_start_s": args.start,
         "minutes": args.minutes,
         "replicas": args.replicas,
+        "arrivals": args.arrivals,
+        "load": args.load,
         "mean_rps": round(float(rates.mean()), 1),
         "peak_rps": round(float(rates.max()), 1),
         "requests": len(report.records),

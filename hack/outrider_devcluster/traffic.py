@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -219,8 +220,12 @@ class LoadGenerator:
         timeout_s: float = 30.0,
         texts: list[str] | None = None,
         on_send: Callable[[float], None] | None = None,
+        poisson_seed: int | None = None,
     ):
         self.router = router
+        self._gaps = random.Random(poisson_seed) if poisson_seed is not None else None
+        """With a seed, gaps between requests are exponential (Poisson arrivals, as many independent
+        clients make); without one they are even (``1/rate``)."""
         self.on_send = on_send
         """Called with the send time (the router's clock) of every request, as it is sent."""
         self.model = model
@@ -256,7 +261,7 @@ class LoadGenerator:
                     continue
                 if now < due:
                     await asyncio.sleep(due - now)
-                due += 1.0 / r
+                due += self._gaps.expovariate(r) if self._gaps is not None else 1.0 / r
                 await slots.acquire()
                 task = asyncio.create_task(self._one(session, bodies[i % len(bodies)], slots))
                 i += 1
