@@ -11,7 +11,7 @@ import pytest
 from outrider_scheduler.planner.profile import CapacityProfile, ProfilePoint
 from outrider_scheduler.simulate.fleet import SERVING, WARM, Fleet, Timings
 from outrider_scheduler.simulate.policies import HpaPolicy, KpaPolicy, Observation, OraclePolicy
-from outrider_scheduler.simulate.runner import minute_p99_ms
+from outrider_scheduler.simulate.runner import minute_p99_mixed_ms, minute_p99_ms
 from outrider_scheduler.simulate.servers import ServerModel
 
 
@@ -64,6 +64,36 @@ def test_minute_p99_is_arrival_weighted() -> None:
     busy_spike = np.array([10.0] * 59 + [100.0] + [10.0] * 60)
     assert minute_p99_ms(p99, quiet_spike)[0] == pytest.approx(50.0)
     assert minute_p99_ms(p99, busy_spike)[0] == pytest.approx(5000.0)
+
+
+def test_random_arrivals_cost_latency_near_full_throughput_even_without_a_backlog() -> None:
+    m = ServerModel(flat_profile())  # 100 requests/s per replica
+    calm, busy = m.tick(30.0, 1, 16, 0.0), m.tick(95.0, 1, 16, 0.0)
+    assert busy.backlog == 0 and calm.backlog == 0
+    # Kingman's tail: 0.95 * exp(-x * 0.05 * 100 / 0.65) = 1% at x = ln(95) / 7.69 s
+    assert busy.p99_s - busy.base_s == pytest.approx(math.log(95) / (0.05 * 100 / 0.65), rel=1e-6)
+    assert calm.p99_s - calm.base_s < 0.05 < busy.p99_s - busy.base_s
+    # a fleet twice as big at the same load per replica waits as long (kube-proxy splits at random)
+    assert m.tick(190.0, 2, 16, 0.0).p99_s == pytest.approx(busy.p99_s)
+
+
+def test_a_minutes_p99_is_that_of_the_mixture_of_its_seconds() -> None:
+    rates = np.full(60, 10.0)
+    base = np.full(60, 0.05)
+    none = minute_p99_mixed_ms(base, np.zeros(60), np.ones(60), rates)
+    assert none[0] == pytest.approx(50.0, abs=0.01)
+    # every second: half the requests wait, the wait's tail decays at 100/s: 1% slower than ln(50)/100
+    half = minute_p99_mixed_ms(base, np.full(60, 0.5), np.full(60, 100.0), rates)
+    assert half[0] == pytest.approx(50.0 + 1000 * math.log(50) / 100, abs=0.01)
+    # one busy second among quiet ones: it holds 1/60 of the requests, so only its tail's top matters
+    share = np.zeros(60)
+    share[0] = 0.9
+    one = minute_p99_mixed_ms(base, share, np.full(60, 10.0), rates)[0]
+    assert 50.0 + 1000 * math.log(0.9 / 0.6) / 10 == pytest.approx(one, abs=0.01)
+    # more than 1% of a minute's requests with no replica at all: the minute's p99 is infinite
+    dead = base.copy()
+    dead[:2] = np.inf
+    assert math.isinf(minute_p99_mixed_ms(dead, np.zeros(60), np.ones(60), rates)[0])
 
 
 def _obs(now: int, rates: np.ndarray, fleet: Fleet) -> Observation:

@@ -45,6 +45,7 @@ __all__ = [
     "SimSettings",
     "Simulation",
     "build_policy",
+    "minute_p99_mixed_ms",
     "minute_p99_ms",
     "prepare",
     "run_policy",
@@ -150,12 +151,45 @@ def minute_p99_ms(p99_s: Array, rates: Array) -> Array:
     return np.where(total[:, 0] > 0, out, 0.0)
 
 
+def minute_p99_mixed_ms(base_s: Array, share: Array, rate: Array, rates: Array) -> Array:
+    """Per minute: the p99 (ms) of the arrival-weighted mixture of its seconds' latency distributions.
+
+    Second ``i`` serves ``rates[i]`` requests with latency ``base_s[i]`` plus a wait that exceeds
+    ``x`` with probability ``share[i] * exp(-x * rate[i])``; the minute's p99 is the ``x`` at which
+    1% of the minute's requests are slower (bisection, all minutes at once). Infinite when more than
+    1% of a minute's requests could not be served at all.
+    """
+    n = len(rates)
+    minutes = (n + 59) // 60
+    pad = minutes * 60 - n
+
+    def shape(a: Array, fill: float) -> Array:
+        return np.concatenate([a, np.full(pad, fill)]).reshape(minutes, 60)
+
+    w, b, sh, r = shape(rates, 0.0), shape(base_s, 0.0), shape(share, 0.0), shape(rate, 1.0)
+    r = np.where(np.isfinite(r) & (r > 0), r, 1e9)
+    total = w.sum(axis=1)
+    finite_b = np.where(np.isfinite(b), b, 0.0)
+    lo = np.zeros(minutes)
+    hi = finite_b.max(axis=1) + np.max(np.log(np.maximum(sh, 0.01) / 0.01) / r, axis=1) + 1e-6
+    for _ in range(40):
+        x = (lo + hi) / 2
+        over = x[:, None] - b
+        slow = np.where(over < 0, 1.0, sh * np.exp(-np.maximum(over, 0.0) * r))
+        too_many = (w * slow).sum(axis=1) > 0.01 * total
+        lo = np.where(too_many, x, lo)
+        hi = np.where(too_many, hi, x)
+    unserved = (w * ~np.isfinite(b)).sum(axis=1) > 0.01 * total
+    out = np.where(unserved, np.inf, hi * 1000)
+    return np.where(total > 0, out, 0.0)
+
+
 def _scale_for_static(server: ServerModel, rates: Array, replicas: int, batch: int, slo_ms: float) -> float:
     """The largest scale of ``rates`` at which ``replicas`` replicas meet the SLO in 99.9% of minutes."""
 
     def ok(scale: float) -> bool:
         scaled = rates * scale
-        p99 = minute_p99_ms(server.static_p99(scaled, replicas, batch), scaled)
+        p99 = minute_p99_mixed_ms(*server.static_seconds(scaled, replicas, batch), scaled)
         return float((p99 <= slo_ms).mean()) >= 0.999
 
     lo, hi = 0.0, replicas * server.replica_rps(batch) / max(float(rates.max()), 1e-9) * 4
@@ -285,7 +319,9 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
     fleet = Fleet(sim.timings, batch=sim.settings.max_batch)
     first = float(rates[:60].max()) if n else 0.0
     policy.start(fleet, max(1, math.ceil(first / sim.slo_rps)))
-    p99 = np.zeros(n)
+    base = np.zeros(n)
+    share = np.zeros(n)
+    rate = np.ones(n)
     rejected = np.zeros(n)
     serving = np.zeros(n)
     gpu_seconds = 0.0
@@ -303,7 +339,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
         res = server.tick(float(rates[t]), k, fleet.batch, backlog)
         backlog = res.backlog
         last = res.p99_s
-        p99[t] = res.p99_s
+        base[t], share[t], rate[t] = res.base_s, res.tail_share, res.tail_rate
         rejected[t] = res.rejected
         serving[t] = k
         gpu_seconds += fleet.gpus()
@@ -311,7 +347,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
             expected = server.tick(float(rates[t]), max(1, k), fleet.batch, 0.0).p99_s
         if t and t % report_every == 0:
             say(f"  {policy.name}: {100 * t // n}%")
-    minute_p99 = minute_p99_ms(p99, rates)
+    minute_p99 = minute_p99_mixed_ms(base, share, rate, rates)
     pad = minutes * 60 - n
     minute_rej = np.concatenate([rejected, np.zeros(pad)]).reshape(minutes, 60).sum(axis=1)
     minute_serving = (

@@ -11,7 +11,13 @@ tick with ``lam`` requests/s arriving, spread evenly over ``n`` serving replicas
   the runtime's queue limit per replica they are refused (HTTP 429 in the runtime);
 - **p99 latency**: an idle worker's batcher waits up to ``delay`` for company; a request then waits
   for the batch already running (up to ``s(b)``, in proportion to how busy the worker is) and runs
-  in its own batch (``s(b)``); plus the backlog's drain time.
+  in its own batch (``s(b)``); plus the backlog's drain time. That is the *base*; on top of it comes
+  the wait that arrivals' own randomness causes within the second (the fluid queue cannot see it):
+  Kingman's heavy-traffic tail, ``P(wait > x) = rho * exp(-x * (1 - rho) * mu / v)`` with ``rho`` a
+  replica's utilisation, ``mu`` its throughput and ``v = (ca2 + cs2) / 2`` the variability (Poisson
+  arrivals, ``ca2 = 1``; service times ``cs2 = 0.3``, calibrated by ``make bench-twin``). A second's
+  p99 is where that tail falls to 1%; a minute's p99 is where the arrival-weighted mixture of its
+  seconds' tails does (:func:`outrider_scheduler.simulate.runner.minute_p99_mixed_ms`).
 
 The model is checked against real runtime processes by ``make bench-twin`` (per-minute p99 of the
 twin beside the measured one).
@@ -28,7 +34,7 @@ import numpy.typing as npt
 from outrider_scheduler.planner.capacity import CapacityModel
 from outrider_scheduler.planner.profile import CapacityProfile
 
-__all__ = ["ServerModel", "TickResult"]
+__all__ = ["ServerModel", "TickResult", "second_p99"]
 
 Array = npt.NDArray[np.float64]
 
@@ -49,6 +55,12 @@ class TickResult:
     """What the serving replicas could complete per second at the batch limit."""
     batch: float
     """Mean rows per executed batch."""
+    base_s: float = 0.0
+    """p99 without the arrivals' randomness (batching, running batch, backlog drain)."""
+    tail_share: float = 0.0
+    """Share of requests that wait for the randomness of arrivals (a replica's utilisation)."""
+    tail_rate: float = math.inf
+    """Decay rate (1/s) of that wait's exponential tail."""
 
 
 @dataclass
@@ -61,6 +73,8 @@ class ServerModel:
     """The batcher's ``minBatchDelayMs``, seconds."""
     queue_limit: int = 1024
     """Queued requests per replica before refusals (the runtime's ``server.maxQueueSize``)."""
+    variability: float = 0.65
+    """``(ca2 + cs2) / 2``: Poisson arrivals (1) and the measured service-time variability (0.3)."""
 
     def __post_init__(self) -> None:
         self._model = CapacityModel.from_profile(self.profile)
@@ -96,8 +110,23 @@ class ServerModel:
             b = nxt
         return b
 
+    def tail(self, per_replica: Array, batch: int) -> tuple[Array, Array]:
+        """(share, rate) of the random-arrival wait at ``per_replica`` requests/s (vectorised)."""
+        mu = self.replica_rps(batch)
+        rho = np.clip(per_replica / mu, 0.0, 0.99)
+        return rho, (1.0 - rho) * mu / self.variability
+
+    def static_seconds(self, rates: Array, n: int, batch: int) -> tuple[Array, Array, Array]:
+        """(base, tail share, tail rate) of every second of ``rates`` on a fixed fleet of ``n``."""
+        share, rate = self.tail(rates / n, batch)
+        return self._static_base(rates, n, batch), np.where(rates > 0, share, 0.0), rate
+
     def static_p99(self, rates: Array, n: int, batch: int) -> Array:
-        """p99 latency (s) of every second of ``rates`` on a fixed fleet: :meth:`tick` vectorised.
+        """p99 latency (s) of every second of ``rates`` on a fixed fleet: :meth:`tick` vectorised."""
+        return second_p99(*self.static_seconds(rates, n, batch))
+
+    def _static_base(self, rates: Array, n: int, batch: int) -> Array:
+        """The base p99 (s) of every second of ``rates`` on a fixed fleet.
 
         With a fixed fleet the backlog is a reflected walk, ``B_t = S_t - min(0, min_{s<=t} S_s)``
         for the running sum ``S`` of arrivals minus throughput, so a whole trace takes milliseconds
@@ -122,7 +151,8 @@ class ServerModel:
         """Serve one tick of ``lam`` requests/s on ``n`` replicas with batch limit ``batch``."""
         arriving = lam * dt
         if n <= 0:
-            return TickResult(0.0, arriving + backlog, 0.0, math.inf if arriving > 0 else 0.0, 0.0, 1.0)
+            never = math.inf if arriving > 0 else 0.0
+            return TickResult(0.0, arriving + backlog, 0.0, never, 0.0, 1.0, never)
         per_worker = lam / n / self.workers
         formed = self.formed_batch(per_worker, batch)
         s_b = self.service_s(formed)
@@ -138,5 +168,15 @@ class ServerModel:
         # A request waits for the batch running when it came (up to s_b) and then runs in its own.
         form_wait = self.delay_s * max(0.0, 1.0 - 2.0 * busy)
         drain = left / cap if cap > 0 else math.inf
-        p99 = form_wait + s_b * (1.0 + busy) + drain if arriving > 0 else 0.0
-        return TickResult(served, rejected, left, p99, cap, formed)
+        base = form_wait + s_b * (1.0 + busy) + drain if arriving > 0 else 0.0
+        mu = self.replica_rps(batch)
+        share = min(0.99, lam / n / mu) if arriving > 0 else 0.0
+        rate = (1.0 - share) * mu / self.variability
+        p99 = base + (math.log(share / 0.01) / rate if share > 0.01 else 0.0)
+        return TickResult(served, rejected, left, p99, cap, formed, base, share, rate)
+
+
+def second_p99(base: Array, share: Array, rate: Array) -> Array:
+    """p99 (s) of each second: its base plus where its random-arrival wait's tail falls to 1%."""
+    wait = np.where(share > 0.01, np.log(np.maximum(share, 0.01) / 0.01) / rate, 0.0)
+    return base + wait
