@@ -34,6 +34,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from outrider_operator.api import labels
 from outrider_operator.api.runtime import ModelState
@@ -168,6 +169,7 @@ class Memory:
     """What the planner remembers about one deployment between cycles (rebuilt after a restart)."""
 
     desired_history: deque[tuple[float, int]] = field(default_factory=deque)
+    """(time, wanted serving pods), decreasing: its first entry is the largest of the window."""
     overloaded_cycles: int = 0
     overload_since: float | None = None
     calm_since: float | None = None
@@ -175,13 +177,24 @@ class Memory:
     absorb: int = 0
     """Warm pods added to absorb forecast misses (reported when it grows)."""
     misses: deque[tuple[float, float]] = field(default_factory=deque)
-    """(time, requests/s above the forecast's p90 peak) over ``miss_window_seconds``."""
+    """(time, requests/s above the forecast's p90 peak) over ``miss_window_seconds``, decreasing: its
+    first entry is the largest miss of the window."""
     started: float | None = None
     """First cycle: the history is seeded with the pods serving then, so a restart never scales down
     before a full stabilisation window has passed."""
 
 
 _DONE = (PodKind.GONE,)
+_N = TypeVar("_N", int, float)
+
+
+def _push_max(window: deque[tuple[float, _N]], now: float, value: _N) -> None:
+    """Add ``value`` to a sliding-window maximum: entries it outdoes can never be the maximum again,
+    so the deque stays decreasing and its first entry is the window's maximum once expired entries
+    are popped from the left."""
+    while window and window[-1][1] <= value:
+        window.pop()
+    window.append((now, value))
 
 
 def _latency_p99(pods: list[PodView], settings: CoreSettings) -> float | None:
@@ -257,10 +270,10 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         if known and forecast.peak_rps > 0:
             need_forecast = math.ceil(forecast.peak_rps / cap_fc)
         # what the forecast missed (demand above its p90 peak), kept for the warm pool's size
-        memory.misses.append((now, max(0.0, demand - forecast.peak_rps)))
+        _push_max(memory.misses, now, max(0.0, demand - forecast.peak_rps))
     while memory.misses and memory.misses[0][0] < now - settings.miss_window_seconds:
         memory.misses.popleft()
-    worst_miss = max((m for _, m in memory.misses), default=0.0)
+    worst_miss = memory.misses[0][1] if memory.misses else 0.0
     absorb = math.ceil(worst_miss / cap_high) if known and worst_miss > 0 else 0
     floor = max(spec.replicas.min, 1 if demand > 0 else 0)
     if max(need_load, need_forecast) > spec.replicas.max:
@@ -287,12 +300,12 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     # ---- stabilisation history (for scale-down) --------------------------------------------------
     if memory.started is None:
         memory.started = now
-        memory.desired_history.append((now, len(serving) + len(incoming)))
-    memory.desired_history.append((now, desired))
+        _push_max(memory.desired_history, now, len(serving) + len(incoming))
+    _push_max(memory.desired_history, now, desired)
     window = float(spec.scaling.scale_down_stabilization_seconds)
     while memory.desired_history and memory.desired_history[0][0] < now - window:
         memory.desired_history.popleft()
-    down_to = max(v for _, v in memory.desired_history)
+    down_to = memory.desired_history[0][1]
 
     # ---- pods restarted into the wrong place, and promotions to finish ----------------------------
     for p in restartable:

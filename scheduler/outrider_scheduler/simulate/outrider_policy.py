@@ -54,6 +54,7 @@ class OutriderPolicy:
     cold_starts: int = 0
     _load: dict[str, float] = field(default_factory=dict)
     _queue_share: float = 0.0
+    _batching: dict[int, BatchingSettings] = field(default_factory=dict)
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The spec's pools, ready (the active one with what the first minute needs)."""
@@ -127,7 +128,23 @@ class OutriderPolicy:
         per = lam / len(serving) if serving else 0.0
         p99_ms = obs.last_p99_s * 1000 if math.isfinite(obs.last_p99_s) else 60_000.0
         self._queue_share = obs.backlog / len(serving) if serving else 0.0
-        pods = tuple(self._pod(p, per, p99_ms, fleet.batch, now) for p in fleet.pods)
+        # one latency window per tick for every serving pod (and one for the rest), one batching
+        # settings object per batch size: building them per pod was most of a replay's time
+        count = int(per * 2)
+        windows = (
+            LatencyWindow.model_construct(window_seconds=2.0, count=count, p99_ms=p99_ms, p50_ms=None),
+            LatencyWindow.model_construct(window_seconds=2.0, count=count, p99_ms=None, p50_ms=None),
+        )
+        batching = self._batching.get(fleet.batch)
+        if batching is None:
+            batching = self._batching[fleet.batch] = BatchingSettings.model_construct(
+                model="twin",
+                max_batch_size=fleet.batch,
+                min_batch_delay_ms=10.0,
+                lookahead_window=3,
+                dynamic=DynamicBatching.ENABLED,
+            )
+        pods = tuple(self._pod(p, per, windows, batching, now) for p in fleet.pods)
         forecast = None
         if self.forecast_peak is not None and now > 0:
             peak = float(self.forecast_peak[now - 1])
@@ -135,7 +152,14 @@ class OutriderPolicy:
                 forecast = ForecastView(peak, self.horizon_s, float(now - 1))
         return DeploymentView("sim", "twin", self.spec, pods, float(now), forecast)
 
-    def _pod(self, pod: SimPod, per: float, p99_ms: float, batch: int, now: int) -> PodView:
+    def _pod(
+        self,
+        pod: SimPod,
+        per: float,
+        windows: tuple[LatencyWindow, LatencyWindow],
+        batching: BatchingSettings,
+        now: int,
+    ) -> PodView:
         serving = pod.state == SERVING
         if serving:
             self._load[pod.name] = self._load.get(pod.name, 0.0) + per
@@ -155,16 +179,8 @@ class OutriderPolicy:
             queue_depth=int(self._queue_share) if serving else 0,
             queue_limit=1024,
             workers=self.model.workers,
-            latency=LatencyWindow.model_construct(
-                window_seconds=2.0, count=int(per * 2), p99_ms=p99_ms if serving else None, p50_ms=None
-            ),
-            batching=BatchingSettings.model_construct(
-                model="twin",
-                max_batch_size=batch,
-                min_batch_delay_ms=10.0,
-                lookahead_window=3,
-                dynamic=DynamicBatching.ENABLED,
-            ),
+            latency=windows[0] if serving else windows[1],
+            batching=batching,
             loading=False,
             draining=False,
             batch_stats=[],
