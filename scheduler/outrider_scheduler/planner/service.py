@@ -477,8 +477,14 @@ class PlannerService:
             message += f"; serving in {ready_s:.1f} s"
             self.metrics.trigger_to_serving.labels(action=action.kind.value).observe(ready_s)
         self.metrics.actions.labels(ns, name, action.kind.value, action.trigger.value, mode).inc()
-        if action.kind is not ActionKind.REFILL_STANDBY:  # a refill follows an action; it does not replace it
-            st = self.writer.state(ns, name, body)
+        st = self.writer.state(ns, name, body)
+        # a refill follows an action and does not replace it; nor does any action that adds no capacity
+        # replace one whose pods are not serving yet: a restarted planner finishes that one's report
+        # from status (a batch resize decided in the same cycle as a cold load used to erase it)
+        keeps = action.kind is ActionKind.REFILL_STANDBY or (
+            not action.adds_capacity and self._in_flight(st.last_action, decided_at)
+        )
+        if not keeps:
             st.last_action = self._scaling_action(action, trigger_at, decided_at, ready_s, advisory, message)
         self.writer.event(body, "Normal", action.kind.value, message)
         self.recent.append(
@@ -521,18 +527,22 @@ class PlannerService:
             ready_seconds=f"{ready_s:.3f}" if ready_s is not None else None,
         )
 
+    def _in_flight(self, last: ScalingAction | None, now: float) -> bool:
+        """Whether ``last`` is a capacity action still waiting for its pods to serve."""
+        if last is None or last.ready_seconds is not None or last.advisory or last.action is None:
+            return False
+        if last.action not in (ActionKind.PROMOTE_WARM, ActionKind.LOAD_COLD, ActionKind.ADD_REPLICAS):
+            return False
+        return now - last.time.timestamp() <= self.settings.ready_timeout_s
+
     def _resume(self, body: dict[str, Any], state: _Deployment) -> None:
         """After a restart: wait for the capacity of an action the previous planner left unfinished."""
         meta = body["metadata"]
         last = self.writer.state(meta["namespace"], meta["name"], body).last_action
-        if last is None or last.ready_seconds is not None or last.advisory or last.action is None:
+        if last is None or last.action is None or not self._in_flight(last, self.wall()):
             return
         kind = ActionKind(last.action)
-        if kind not in (ActionKind.PROMOTE_WARM, ActionKind.LOAD_COLD, ActionKind.ADD_REPLICAS):
-            return
         decided = last.time.timestamp()
-        if self.wall() - decided > self.settings.ready_timeout_s:
-            return
         trigger_at = decided - float(last.decision_seconds or 0)
         action = Action(
             kind,
