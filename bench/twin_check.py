@@ -28,7 +28,7 @@ from capacity_profile import sentence
 from outrider_devcluster.traffic import FixedRouter, LoadGenerator
 from outrider_scheduler.forecast.traces import load_trace
 from outrider_scheduler.planner.profile import default_profile, load_profile
-from outrider_scheduler.simulate.runner import minute_p99_mixed_ms
+from outrider_scheduler.simulate.runner import minute_p99_ms
 from outrider_scheduler.simulate.servers import ServerModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def main() -> int:
     for m in range(args.minutes):
         sel = (sent >= 60 * m) & (sent < 60 * m + 60) & ok
         measured.append(float(np.percentile(lat[sel], 99)) * 1000 if sel.any() else float("nan"))
-    twin = minute_p99_mixed_ms(*model.static_seconds(rates, args.replicas, batch), rates)
+    twin = minute_p99_ms(*model.static_seconds(rates, args.replicas, batch), rates)
     ratio = [t / m if m > 0 else float("nan") for t, m in zip(twin, measured, strict=True)]
     within = [abs(r - 1) <= 0.25 for r in ratio]
     doc: dict[str, Any] = {

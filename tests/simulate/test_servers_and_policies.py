@@ -11,8 +11,8 @@ import pytest
 from outrider_scheduler.planner.profile import CapacityProfile, ProfilePoint
 from outrider_scheduler.simulate.fleet import SERVING, WARM, Fleet, Timings
 from outrider_scheduler.simulate.policies import HpaPolicy, KpaPolicy, Observation, OraclePolicy
-from outrider_scheduler.simulate.runner import minute_p99_mixed_ms, minute_p99_ms
-from outrider_scheduler.simulate.servers import ServerModel
+from outrider_scheduler.simulate.runner import minute_p99_ms
+from outrider_scheduler.simulate.servers import ServerModel, second_p99
 
 
 def flat_profile(per_row_ms: float = 10.0) -> CapacityProfile:
@@ -55,15 +55,16 @@ def test_the_vectorised_static_fleet_matches_tick_by_tick() -> None:
         t = m.tick(float(r), 4, 16, backlog)
         backlog = t.backlog
         loop.append(t.p99_s)
-    assert np.allclose(m.static_p99(rates, 4, 16), loop)
+    assert np.allclose(second_p99(*m.static_seconds(rates, 4, 16)), loop)
 
 
 def test_minute_p99_is_arrival_weighted() -> None:
     p99 = np.array([0.05] * 59 + [5.0] + [0.05] * 60)
     quiet_spike = np.array([10.0] * 59 + [0.1] + [10.0] * 60)  # the slow second carries almost nothing
     busy_spike = np.array([10.0] * 59 + [100.0] + [10.0] * 60)
-    assert minute_p99_ms(p99, quiet_spike)[0] == pytest.approx(50.0)
-    assert minute_p99_ms(p99, busy_spike)[0] == pytest.approx(5000.0)
+    calm, one = np.zeros(len(p99)), np.ones(len(p99))  # no random-arrival wait: the bases alone
+    assert minute_p99_ms(p99, calm, one, quiet_spike)[0] == pytest.approx(50.0)
+    assert minute_p99_ms(p99, calm, one, busy_spike)[0] == pytest.approx(5000.0)
 
 
 def test_random_arrivals_cost_latency_near_full_throughput_even_without_a_backlog() -> None:
@@ -80,20 +81,20 @@ def test_random_arrivals_cost_latency_near_full_throughput_even_without_a_backlo
 def test_a_minutes_p99_is_that_of_the_mixture_of_its_seconds() -> None:
     rates = np.full(60, 10.0)
     base = np.full(60, 0.05)
-    none = minute_p99_mixed_ms(base, np.zeros(60), np.ones(60), rates)
+    none = minute_p99_ms(base, np.zeros(60), np.ones(60), rates)
     assert none[0] == pytest.approx(50.0, abs=0.01)
     # every second: half the requests wait, the wait's tail decays at 100/s: 1% slower than ln(50)/100
-    half = minute_p99_mixed_ms(base, np.full(60, 0.5), np.full(60, 100.0), rates)
+    half = minute_p99_ms(base, np.full(60, 0.5), np.full(60, 100.0), rates)
     assert half[0] == pytest.approx(50.0 + 1000 * math.log(50) / 100, abs=0.01)
     # one busy second among quiet ones: it holds 1/60 of the requests, so only its tail's top matters
     share = np.zeros(60)
     share[0] = 0.9
-    one = minute_p99_mixed_ms(base, share, np.full(60, 10.0), rates)[0]
+    one = minute_p99_ms(base, share, np.full(60, 10.0), rates)[0]
     assert 50.0 + 1000 * math.log(0.9 / 0.6) / 10 == pytest.approx(one, abs=0.01)
     # more than 1% of a minute's requests with no replica at all: the minute's p99 is infinite
     dead = base.copy()
     dead[:2] = np.inf
-    assert math.isinf(minute_p99_mixed_ms(dead, np.zeros(60), np.ones(60), rates)[0])
+    assert math.isinf(minute_p99_ms(dead, np.zeros(60), np.ones(60), rates)[0])
 
 
 def _obs(now: int, rates: np.ndarray, fleet: Fleet) -> Observation:

@@ -37,7 +37,7 @@ from outrider_scheduler.planner.profile import CapacityProfile
 from .fleet import Fleet, Timings
 from .outrider_policy import OutriderPolicy
 from .policies import DynamoPolicy, HpaPolicy, KpaPolicy, Observation, OraclePolicy, Policy, StaticPolicy
-from .servers import ServerModel
+from .servers import ServerModel, second_p99
 
 __all__ = [
     "ALL_POLICIES",
@@ -45,7 +45,6 @@ __all__ = [
     "SimSettings",
     "Simulation",
     "build_policy",
-    "minute_p99_mixed_ms",
     "minute_p99_ms",
     "prepare",
     "run_policy",
@@ -135,23 +134,7 @@ class PolicyResult:
         }
 
 
-def minute_p99_ms(p99_s: Array, rates: Array) -> Array:
-    """Per minute: the arrival-weighted 99th percentile of the seconds' p99 latencies, in ms."""
-    n = len(rates)
-    minutes = (n + 59) // 60
-    pad = minutes * 60 - n
-    lat = np.concatenate([p99_s, np.zeros(pad)]).reshape(minutes, 60)
-    w = np.concatenate([rates, np.zeros(pad)]).reshape(minutes, 60)
-    order = np.argsort(lat, axis=1)
-    lat_sorted = np.take_along_axis(lat, order, axis=1)
-    cum = np.cumsum(np.take_along_axis(w, order, axis=1), axis=1)
-    total = cum[:, -1:]
-    idx = np.argmax(cum >= 0.99 * np.where(total > 0, total, 1.0), axis=1)
-    out = lat_sorted[np.arange(minutes), idx] * 1000
-    return np.where(total[:, 0] > 0, out, 0.0)
-
-
-def minute_p99_mixed_ms(base_s: Array, share: Array, rate: Array, rates: Array) -> Array:
+def minute_p99_ms(base_s: Array, share: Array, rate: Array, rates: Array) -> Array:
     """Per minute: the p99 (ms) of the arrival-weighted mixture of its seconds' latency distributions.
 
     Second ``i`` serves ``rates[i]`` requests with latency ``base_s[i]`` plus a wait that exceeds
@@ -169,9 +152,9 @@ def minute_p99_mixed_ms(base_s: Array, share: Array, rate: Array, rates: Array) 
     w, b, sh, r = shape(rates, 0.0), shape(base_s, 0.0), shape(share, 0.0), shape(rate, 1.0)
     r = np.where(np.isfinite(r) & (r > 0), r, 1e9)
     total = w.sum(axis=1)
-    finite_b = np.where(np.isfinite(b), b, 0.0)
     lo = np.zeros(minutes)
-    hi = finite_b.max(axis=1) + np.max(np.log(np.maximum(sh, 0.01) / 0.01) / r, axis=1) + 1e-6
+    # no second has more than 1% of its requests slower than its own p99: neither has the minute
+    hi = np.max(second_p99(np.where(np.isfinite(b), b, 0.0), sh, r), axis=1) + 1e-6
     for _ in range(40):
         x = (lo + hi) / 2
         over = x[:, None] - b
@@ -189,7 +172,7 @@ def _scale_for_static(server: ServerModel, rates: Array, replicas: int, batch: i
 
     def ok(scale: float) -> bool:
         scaled = rates * scale
-        p99 = minute_p99_mixed_ms(*server.static_seconds(scaled, replicas, batch), scaled)
+        p99 = minute_p99_ms(*server.static_seconds(scaled, replicas, batch), scaled)
         return float((p99 <= slo_ms).mean()) >= 0.999
 
     lo, hi = 0.0, replicas * server.replica_rps(batch) / max(float(rates.max()), 1e-9) * 4
@@ -347,7 +330,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
             expected = server.tick(float(rates[t]), max(1, k), fleet.batch, 0.0).p99_s
         if t and t % report_every == 0:
             say(f"  {policy.name}: {100 * t // n}%")
-    minute_p99 = minute_p99_mixed_ms(base, share, rate, rates)
+    minute_p99 = minute_p99_ms(base, share, rate, rates)
     pad = minutes * 60 - n
     minute_rej = np.concatenate([rejected, np.zeros(pad)]).reshape(minutes, 60).sum(axis=1)
     minute_serving = (

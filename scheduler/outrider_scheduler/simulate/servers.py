@@ -17,7 +17,7 @@ tick with ``lam`` requests/s arriving, spread evenly over ``n`` serving replicas
   replica's utilisation, ``mu`` its throughput and ``v = (ca2 + cs2) / 2`` the variability (Poisson
   arrivals, ``ca2 = 1``; service times ``cs2 = 0.3``, calibrated by ``make bench-twin``). A second's
   p99 is where that tail falls to 1%; a minute's p99 is where the arrival-weighted mixture of its
-  seconds' tails does (:func:`outrider_scheduler.simulate.runner.minute_p99_mixed_ms`).
+  seconds' tails does (:func:`outrider_scheduler.simulate.runner.minute_p99_ms`).
 
 The model is checked against real runtime processes by ``make bench-twin`` (per-minute p99 of the
 twin beside the measured one).
@@ -117,13 +117,10 @@ class ServerModel:
         return rho, (1.0 - rho) * mu / self.variability
 
     def static_seconds(self, rates: Array, n: int, batch: int) -> tuple[Array, Array, Array]:
-        """(base, tail share, tail rate) of every second of ``rates`` on a fixed fleet of ``n``."""
+        """(base, tail share, tail rate) of every second of ``rates`` on a fixed fleet of ``n``:
+        :meth:`tick` vectorised (:func:`second_p99` of them is each second's p99)."""
         share, rate = self.tail(rates / n, batch)
         return self._static_base(rates, n, batch), np.where(rates > 0, share, 0.0), rate
-
-    def static_p99(self, rates: Array, n: int, batch: int) -> Array:
-        """p99 latency (s) of every second of ``rates`` on a fixed fleet: :meth:`tick` vectorised."""
-        return second_p99(*self.static_seconds(rates, n, batch))
 
     def _static_base(self, rates: Array, n: int, batch: int) -> Array:
         """The base p99 (s) of every second of ``rates`` on a fixed fleet.
@@ -157,7 +154,8 @@ class ServerModel:
         formed = self.formed_batch(per_worker, batch)
         s_b = self.service_s(formed)
         busy = min(1.0, per_worker * s_b / formed)  # share of time a worker runs a batch
-        cap = n * self.replica_rps(batch)
+        mu = self.replica_rps(batch)
+        cap = n * mu
         work = backlog + arriving
         served = min(work, cap * dt)
         left = work - served
@@ -169,7 +167,6 @@ class ServerModel:
         form_wait = self.delay_s * max(0.0, 1.0 - 2.0 * busy)
         drain = left / cap if cap > 0 else math.inf
         base = form_wait + s_b * (1.0 + busy) + drain if arriving > 0 else 0.0
-        mu = self.replica_rps(batch)
         share = min(0.99, lam / n / mu) if arriving > 0 else 0.0
         rate = (1.0 - share) * mu / self.variability
         p99 = base + (math.log(share / 0.01) / rate if share > 0.01 else 0.0)
