@@ -83,6 +83,11 @@ class Fleet:
         self.pods.append(pod)
         return pod
 
+    def add_serving(self, count: int) -> None:
+        """``count`` active-pool pods serving from the start."""
+        for _ in range(count):
+            self.add("active", SERVING, 0.0, 0.0)
+
     def move(self, pod: SimPod, state: str, now: float, after: float) -> None:
         """Start moving ``pod`` to ``state``; it arrives after ``after`` seconds."""
         pod.state = state if after <= 0 else f"to_{state}"

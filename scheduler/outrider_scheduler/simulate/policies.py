@@ -94,8 +94,7 @@ class StaticPolicy:
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """Start the peak count serving."""
-        for _ in range(self.replicas):
-            fleet.add("active", SERVING, 0.0, 0.0)
+        fleet.add_serving(self.replicas)
 
     def act(self, obs: Observation) -> None:
         """Nothing to decide."""
@@ -115,8 +114,7 @@ class OraclePolicy:
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The pods the first minute needs (every policy starts from the same fleet)."""
-        for _ in range(max(1, initial)):
-            fleet.add("active", SERVING, 0.0, 0.0)
+        fleet.add_serving(max(1, initial))
 
     def act(self, obs: Observation) -> None:
         """Size for the highest rate between now and a minute after new pods would be ready."""
@@ -145,8 +143,7 @@ class HpaPolicy:
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The pods the first minute needs (every policy starts from the same fleet)."""
-        for _ in range(max(1, initial)):
-            fleet.add("active", SERVING, 0.0, 0.0)
+        fleet.add_serving(max(1, initial))
 
     def act(self, obs: Observation) -> None:
         """One HPA sync (Pods metric, AverageValue target, default behavior)."""
@@ -200,8 +197,7 @@ class KpaPolicy:
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The pods the first minute needs (every policy starts from the same fleet)."""
-        for _ in range(max(1, initial)):
-            fleet.add("active", SERVING, 0.0, 0.0)
+        fleet.add_serving(max(1, initial))
 
     def act(self, obs: Observation) -> None:
         """One autoscaler tick (``pkg/autoscaler/scaling/autoscaler.go``'s ``Scale``)."""
@@ -263,8 +259,7 @@ class DynamoPolicy:
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The pods the first minute needs (every policy starts from the same fleet)."""
-        for _ in range(max(1, initial)):
-            fleet.add("active", SERVING, 0.0, 0.0)
+        fleet.add_serving(max(1, initial))
 
     def act(self, obs: Observation) -> None:
         """One adjustment: correction from observed latency, the next interval's load, replicas."""
