@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from local_runtime import start_runtime, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "capacity-minilm-cpu.json"
@@ -69,37 +69,10 @@ def main() -> int:
     args = ap.parse_args()
     port = 18750
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = {
-            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "batching": {"maxBatchSize": max(SIZES), "minBatchDelayMs": 0, "dynamic": "Enabled"},
-            "server": {"httpPort": port, "grpcPort": 0, "host": "127.0.0.1", "intraOpThreads": 1},
-        }
-        conf = Path(tmp) / "runtime.yaml"
-        conf.write_text(yaml.safe_dump(cfg))
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "outrider_cli",
-                "runtime",
-                "serve",
-                "--config",
-                str(conf),
-                "--log-level",
-                "WARNING",
-            ]
-        )
+        proc = start_runtime(Path(tmp), "runtime", port, {"maxBatchSize": max(SIZES), "minBatchDelayMs": 0})
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    get(f"{base}/v2/health/ready")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("the runtime did not become ready") from None
-                    time.sleep(0.5)
+            wait_ready(port, proc)
             points = []
             for b in SIZES:
                 before = batch_stats(base)

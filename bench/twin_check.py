@@ -13,22 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from capacity_profile import sentence
+from local_runtime import start_runtime, wait_ready
 from outrider_devcluster.traffic import FixedRouter, LoadGenerator
 from outrider_scheduler.forecast.traces import load_trace
 from outrider_scheduler.planner.profile import default_profile, load_profile
-from outrider_scheduler.simulate.runner import minute_p99_ms
+from outrider_scheduler.simulate.runner import minute_p99_ms, replay_rates
 from outrider_scheduler.simulate.servers import ServerModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,45 +35,6 @@ TRACE = REPO.parent / "shared" / "traces" / "azure_llm_2023_conv_1s.csv"
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def start_runtime(tmp: Path, i: int, port: int, batch: int, delay_ms: float) -> subprocess.Popen[bytes]:
-    cfg = {
-        "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-        "batching": {"maxBatchSize": batch, "minBatchDelayMs": delay_ms, "dynamic": "Enabled"},
-        "server": {"httpPort": port, "grpcPort": 0, "host": "127.0.0.1", "intraOpThreads": 1},
-    }
-    conf = tmp / f"runtime-{i}.yaml"
-    conf.write_text(yaml.safe_dump(cfg))
-    log_file = (tmp / f"runtime-{i}.log").open("wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "outrider_cli",
-            "runtime",
-            "serve",
-            "--config",
-            str(conf),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"runtime on {port} exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"runtime on {port} did not become ready")
 
 
 def main() -> int:
@@ -104,8 +62,7 @@ def main() -> int:
     model = ServerModel(profile, profile.workers, delay_ms / 1000)
     trace = load_trace(args.trace)
     seconds = 60 * args.minutes
-    per_second = np.repeat(trace.counts / trace.bin_seconds, trace.bin_seconds).astype(np.float64)
-    per_second = np.convolve(per_second, np.ones(10) / 10, mode="same")[args.start : args.start + seconds]
+    per_second = replay_rates(trace)[args.start : args.start + seconds]  # as the twin replays it
     if len(per_second) < seconds:
         raise SystemExit(f"the trace has no {args.minutes} minutes from second {args.start}")
     scale = args.load * args.replicas * model.replica_rps(batch) / float(per_second.max())
@@ -113,7 +70,11 @@ def main() -> int:
     texts = [sentence(i) for i in range(64)]
     port0 = 18800
     with tempfile.TemporaryDirectory() as tmp:
-        procs = [start_runtime(Path(tmp), i, port0 + i, batch, delay_ms) for i in range(args.replicas)]
+        batching = {"maxBatchSize": batch, "minBatchDelayMs": delay_ms}
+        procs = [
+            start_runtime(Path(tmp), f"runtime-{i}", port0 + i, batching, Path(tmp) / f"runtime-{i}.log")
+            for i in range(args.replicas)
+        ]
         try:
             for i, p in enumerate(procs):
                 wait_ready(port0 + i, p)

@@ -47,6 +47,7 @@ __all__ = [
     "build_policy",
     "minute_p99_ms",
     "prepare",
+    "replay_rates",
     "run_policy",
 ]
 
@@ -197,6 +198,17 @@ def _slo_rps(server: ServerModel, batch: int, slo_s: float) -> float:
     return lo
 
 
+def replay_rates(trace: Trace) -> Array:
+    """The trace's arrivals per second, unscaled: a bin's count spread evenly over its seconds."""
+    per_second = np.repeat(trace.counts / trace.bin_seconds, trace.bin_seconds).astype(np.float64)
+    if trace.bin_seconds < SMOOTH_SECONDS:
+        # a trace's per-second counts carry its own small-number noise; multiplied up it would be a
+        # stream many times noisier than a busier real one: scale the 10-s mean rate instead
+        kernel = np.ones(SMOOTH_SECONDS) / SMOOTH_SECONDS
+        per_second = np.convolve(per_second, kernel, mode="same")
+    return per_second
+
+
 def prepare(
     trace: Trace,
     profile: CapacityProfile,
@@ -209,12 +221,7 @@ def prepare(
     if settings.quick and trace.duration_seconds > settings.quick_seconds:
         bins = settings.quick_seconds // trace.bin_seconds
         trace = dataclasses.replace(trace, counts=trace.counts[:bins])
-    per_second = np.repeat(trace.counts / trace.bin_seconds, trace.bin_seconds).astype(np.float64)
-    if trace.bin_seconds < SMOOTH_SECONDS:
-        # a trace's per-second counts carry its own small-number noise; multiplied up it would be a
-        # stream many times noisier than a busier real one: scale the 10-s mean rate instead
-        kernel = np.ones(SMOOTH_SECONDS) / SMOOTH_SECONDS
-        per_second = np.convolve(per_second, kernel, mode="same")
+    per_second = replay_rates(trace)
     server = ServerModel(profile, profile.workers, settings.delay_ms / 1000, settings.queue_limit)
     model = CapacityModel.from_profile(profile)
     batch = model.best_batch(settings.slo_p99_ms, settings.delay_ms, 4 * settings.max_batch)
