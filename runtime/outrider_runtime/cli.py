@@ -27,9 +27,11 @@ async def serve(
     """Run HTTP (and gRPC) until SIGTERM/SIGINT, then drain in-flight requests and exit."""
     from aiohttp import web
 
+    from outrider_runtime.engine import describe_providers
     from outrider_runtime.server import RuntimeServer, build_app
     from outrider_runtime.server.grpc_service import start_grpc
 
+    log.info("%s", describe_providers())
     server = RuntimeServer(config)
     app = build_app(server)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)

@@ -33,9 +33,11 @@ __all__ = [
     "Pipeline",
     "ShardPlan",
     "build_pipeline",
+    "describe_providers",
     "length_buckets",
     "pad_rows",
     "providers_for",
+    "visible_gpus",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,42 @@ def providers_for(device: str, precision: PrecisionPolicy = PrecisionPolicy.FP32
     raise ModelBuildError(f"unknown device {device!r}; expected cpu or cuda:N")
 
 
+def visible_gpus() -> int:
+    """GPUs the NVIDIA driver shows this process (0 without a driver, a device or ``pynvml``)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # NVMLError_LibraryNotFound / DriverNotLoaded / ImportError: no usable GPU
+        return 0
+
+
 def default_device() -> str:
-    """``cuda:0`` when the CUDA provider is available, else ``cpu``."""
-    return "cuda:0" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    """``cuda:0`` when this onnxruntime build has the CUDA provider and a GPU is visible, else ``cpu``.
+
+    A GPU build of onnxruntime lists its CUDA provider whether or not the node has a GPU; asking for
+    it without one would fail inside ONNX Runtime, so the GPU image serves on the CPU instead (see
+    :func:`describe_providers`, which the server logs at start).
+    """
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "cpu"
+    return "cuda:0" if visible_gpus() > 0 else "cpu"
+
+
+def describe_providers() -> str:
+    """One log line: the onnxruntime build, its execution providers, visible GPUs, default device."""
+    built = ort.get_available_providers()
+    gpus = visible_gpus()
+    device = default_device()
+    line = f"onnxruntime {ort.__version__}: execution providers {built}; GPUs visible: {gpus}; "
+    line += f"device {device}"
+    if "CUDAExecutionProvider" in built and device == "cpu":
+        line += " (GPU build without a visible GPU: serving on CPUExecutionProvider)"
+    return line
 
 
 @dataclass

@@ -46,8 +46,9 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$"
 DECIMAL_0_1 = r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$"
 MODEL_URI = r"^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?|s3://[^/\s]+(/\S*)?|hf://[^/\s]+/[^/\s]+(@\S+)?|/\S*|builtin:[a-z0-9.-]+)$"
 
-DEFAULT_IMAGE = "ghcr.io/outrider-dev/outrider:0.1.0"
-"""Image used for serving pods when ``spec.runtime.image`` is not set."""
+DEFAULT_IMAGE = "ghcr.io/outrider-dev/outrider-runtime:0.1.0"
+"""Image used for serving pods when ``spec.runtime.image`` is not set: the Dockerfile's ``runtime``
+target (the model server without the control-plane packages)."""
 
 
 class ModelFormat(StrEnum):
