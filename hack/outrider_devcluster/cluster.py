@@ -1,5 +1,6 @@
 """The local cluster: start etcd, kube-apiserver, kube-controller-manager, two kube-schedulers and
-KWOK as processes on 127.0.0.1, create the simulated nodes, report status and stop it all.
+KWOK as processes on 127.0.0.1, create the simulated nodes, start the real nodes (kubelet +
+containerd, :mod:`.realnode`) with the images built from the Dockerfile, report status and stop it all.
 
 Layout of the cluster folder (``.cluster/`` by default)::
 
@@ -7,25 +8,30 @@ Layout of the cluster folder (``.cluster/`` by default)::
     pki/                    CA, apiserver serving cert, client certs, service-account key pair
     config/                 per-component kubeconfigs, scheduler configs, kwok config
     etcd/                   etcd data
+    nodes/<name>/           a real node's configs, kubelet root, containerd root, pod IPAM
     logs/<component>.log    each component's output
     pids/<component>.pid    PID and start time of each process this tooling started
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .binaries import CONTROL_PLANE, Binaries, ensure_binaries, locate
+from .binaries import CONTROL_PLANE, NODE, Binaries, ensure_binaries, locate
 from .certs import CLIENTS, Pki, make_pki
 from .commands import CommandBuilder
 from .configs import kwok_config, render_kubeconfig, scheduler_config, write_yaml
 from .errors import BinaryError, ClusterError, ComponentExitedError, StaleClusterError
+from .images import ensure_images
 from .kube import admin_ssl_context, api_client, create_nodes, http_ok, wait_nodes_ready
 from .processes import ManagedProcess, ProcessTable, check_port_free, rss_bytes
+from .realnode import RealNodes, other_real_node_clusters
 from .routes import RouteGuard
 from .settings import ClusterSettings
 from .topology import Topology
@@ -70,7 +76,8 @@ class StatusReport:
     def lines(self) -> list[str]:
         """Human-readable report."""
         out = [f"{'component':<26}{'pid':>8}  state"]
-        for component in COMPONENTS:
+        extra = sorted(c for c in self.processes if c not in COMPONENTS)  # real nodes, demo processes
+        for component in (*COMPONENTS, *extra):
             pid, alive = self.processes.get(component, (None, False))
             out.append(f"{component:<26}{pid or '-':>8}  {'running' if alive else 'stopped'}")
         out.append(
@@ -95,6 +102,7 @@ class Cluster:
         self.config_dir = root / "config"
         self.table = ProcessTable(root / "pids", root / "logs")
         self.routes = RouteGuard(root, say)
+        self.real_nodes = RealNodes(settings, self.pki, self.table, self.config_dir, say)
 
     # ------------------------------------------------------------------ queries
 
@@ -149,24 +157,33 @@ class Cluster:
             self.routes.install()
             return 0.0
         self._check_ports()
-        binaries = ensure_binaries(self.settings, CONTROL_PLANE) if build else locate(self.settings)
-        missing = binaries.missing(CONTROL_PLANE)
+        needed = (*CONTROL_PLANE, *NODE) if self.real_nodes.nodes else CONTROL_PLANE
+        cni_dir = self.real_nodes.preflight() if self.real_nodes.nodes else ""
+        binaries = ensure_binaries(self.settings, needed) if build else locate(self.settings)
+        missing = binaries.missing(needed)
         if missing:
             raise BinaryError(
                 f"missing binaries: {', '.join(missing)}; run `make binaries` (builds them into "
                 f"{self.settings.bin_cache}) or set KUBEBUILDER_ASSETS"
             )
+        archives = ensure_images(self.settings, say=self.say) if self.real_nodes.nodes else {}
         started = time.monotonic()
         try:
             self._start_all(binaries)
             self._create_nodes(topology)
+            self.routes.install()
+            self._start_real_nodes(binaries, archives, cni_dir)
         except BaseException:
             self.say("==> start-up failed; stopping the processes started so far")
             self._stop_all()
             raise
         elapsed = time.monotonic() - started
-        self.routes.install()
-        self.say(f"==> cluster ready in {elapsed:.1f}s with {topology.node_count} nodes")
+        timings = {"up_s": round(elapsed, 2), **self.real_nodes.timings}
+        (self.settings.cluster_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+        nodes = topology.node_count + len(self.real_nodes.nodes)
+        self.say(
+            f"==> cluster ready in {elapsed:.1f}s with {nodes} nodes ({len(self.real_nodes.nodes)} real)"
+        )
         self.say(f"    export KUBECONFIG={self.settings.kubeconfig}")
         return elapsed
 
@@ -284,6 +301,23 @@ class Cluster:
                 raise ClusterError(f"kwok: {exc}; see its log: {self.table.log_for('kwok')}") from exc
         self.say(f"    ok  {created} nodes created, all {len(nodes)} Ready after {waited:.1f}s")
 
+    def _start_real_nodes(self, binaries: Binaries, archives: dict[str, Path], cni_dir: str) -> None:
+        if not self.real_nodes.nodes:
+            return
+        names = [n.name for n in self.real_nodes.nodes]
+        self.say(f"==> starting {len(names)} real node(s): {', '.join(names)} (kubelet + containerd + runc)")
+        started = time.monotonic()
+        self.real_nodes.start(binaries, archives, cni_dir)
+        with api_client(self.settings.kubeconfig) as api:
+            try:
+                wait_nodes_ready(api, names, timeout_s=90.0, check=self.real_nodes.check_running)
+            except TimeoutError as exc:
+                logs = ", ".join(str(self.table.log_for(f"kubelet-{n}")) for n in names)
+                raise ClusterError(f"real nodes: {exc}; see the kubelet log(s): {logs}") from exc
+        elapsed = time.monotonic() - started
+        self.real_nodes.timings["real nodes Ready"] = round(elapsed, 2)
+        self.say(f"    ok  {len(names)} real node(s) Ready after {elapsed:.1f}s")
+
     # ------------------------------------------------------------------ down
 
     def down(self, *, keep_data: bool = False) -> list[str]:
@@ -306,7 +340,7 @@ class Cluster:
         return stopped
 
     def _stop_all(self) -> list[str]:
-        stopped = []
+        stopped = self.real_nodes.stop(last_cluster=not other_real_node_clusters(self.settings.cluster_dir))
         order = {name: i for i, name in enumerate(COMPONENTS)}
         recorded = sorted(
             self.table.recorded(), key=lambda p: order.get(p.component, len(order)), reverse=True

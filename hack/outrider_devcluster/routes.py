@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .processes import ProcessTable
-from .settings import POD_CIDR, SERVICE_CIDR
+from .settings import POD_CIDR, REAL_POD_CIDR, SERVICE_CIDR
 
 __all__ = ["REGISTRY", "UNREACHABLE_CIDRS", "RouteGuard", "unreachable_routes"]
 
-UNREACHABLE_CIDRS = (SERVICE_CIDR, POD_CIDR)
+UNREACHABLE_CIDRS = (SERVICE_CIDR, POD_CIDR, REAL_POD_CIDR)
 """Ranges that get an ``unreachable`` route while a cluster runs."""
 REGISTRY = Path("/run/outrider-devcluster/routes")
 """One file per cluster folder holding the routes (content: the folder's path)."""

@@ -10,9 +10,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ClusterError
+
 __all__ = [
     "DEFAULT_EXTENDER_URL",
+    "MAX_REAL_NODES",
     "POD_CIDR",
+    "REAL_POD_CIDR",
     "SERVICE_CIDR",
     "ClusterSettings",
     "Ports",
@@ -26,6 +30,14 @@ SERVICE_CIDR = "10.96.0.0/16"
 """ClusterIP range of the apiserver (``--service-cluster-ip-range``); nothing answers there."""
 POD_CIDR = "10.244.0.0/16"
 """Range KWOK draws its made-up pod IPs from; nothing answers there either."""
+REAL_POD_CIDR = "10.245.0.0/16"
+"""Addresses of the real nodes: node ``i`` has its pods' bridge on ``10.245.i.0/24`` and its own
+address ``10.245.255.(i+1)`` on the loopback interface. Covered by an ``unreachable`` route, so an
+address of a node that is gone fails at once."""
+
+
+MAX_REAL_NODES = 8
+"""Most real nodes one machine is asked to run (each costs ~200 MiB before its pods)."""
 
 
 def repo_root() -> Path:
@@ -106,11 +118,23 @@ class ClusterSettings:
     """Listening ports on 127.0.0.1."""
     ready_timeout_s: float = 60.0
     """How long each component may take to become ready before start-up fails."""
+    real_nodes: int = 0
+    """Real nodes (kubelet + containerd + runc) started beside the simulated ones. ``from_env()``
+    (``make cluster-up``, the e2e tests, the demo) makes it ``OUTRIDER_REAL_NODES``, default 1;
+    clusters built in code (fault tests, benchmarks) ask for them explicitly."""
 
     @classmethod
     def from_env(cls) -> ClusterSettings:
         """Build settings from defaults and the ``OUTRIDER_*`` environment variables."""
-        return cls(extender_url=os.environ.get("OUTRIDER_EXTENDER_URL", DEFAULT_EXTENDER_URL))
+        raw = os.environ.get("OUTRIDER_REAL_NODES", "1").strip() or "1"
+        if not raw.isdigit() or int(raw) > MAX_REAL_NODES:
+            raise ClusterError(
+                f"OUTRIDER_REAL_NODES must be a whole number from 0 to {MAX_REAL_NODES}, not {raw!r}"
+            )
+        return cls(
+            extender_url=os.environ.get("OUTRIDER_EXTENDER_URL", DEFAULT_EXTENDER_URL),
+            real_nodes=int(raw),
+        )
 
     @property
     def build_dir(self) -> Path:
@@ -126,6 +150,11 @@ class ClusterSettings:
     def stand_in_dir(self) -> Path:
         """Default work folder of the stand-in host: configs, logs, PIDs and the model cache."""
         return self.cluster_dir / "stand-ins"
+
+    @property
+    def image_cache(self) -> Path:
+        """Built container images as archives, ``<name>-<content hash>.tar`` (beside the binaries)."""
+        return self.bin_cache.parent / "images"
 
     @property
     def server(self) -> str:
