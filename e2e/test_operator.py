@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ import pytest
 import yaml
 
 from outrider_devcluster import polling
+from outrider_devcluster.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-operator-{os.getpid()}"
 RELEASE_NS = "outrider-system"
 SAMPLE = REPO / "manifests" / "samples" / "outrider.dev_v1alpha1_inferencedeployment.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 METRICS_PORT = free_port()
@@ -83,71 +77,13 @@ def crds(cluster: Any) -> None:
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: Any, crds: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: Any, crds: None, run_operator: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Install the chart, then run the operator locally as the chart's ServiceAccount."""
-    cluster.helm(
-        "upgrade",
-        "--install",
-        "outrider",
-        str(REPO / "charts" / "outrider"),
-        "--namespace",
-        RELEASE_NS,
-        "--create-namespace",
-        "--set",
-        "operator.replicas=0",
-        "--wait",
-    )
-    token = cluster.make_token(RELEASE_NS, "outrider-operator")
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    sa_config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
-        "current-context": "sa",
-        "users": [{"name": "sa", "user": {"token": token}}],
-    }
-    tmp = tmp_path_factory.mktemp("operator")
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(sa_config))
-    log_path = tmp / "operator.log"
-    log_file = log_path.open("wb")
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "outrider_operator.main",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--resync-seconds",
-            "3",
-            "--metrics-port",
-            str(METRICS_PORT),
-            "--health-port",
-            str(free_port()),
-            "--namespace",
-            NS,
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=REPO,
-    )
     try:
-        time.sleep(2)
-        if proc.poll() is not None:
-            raise AssertionError(f"operator exited early: {log_path.read_text()[-3000:]}")
-        yield proc
+        with run_operator(cluster, NS, tmp_path_factory.mktemp("operator"), METRICS_PORT) as proc:
+            yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log_file.close()
-        print(f"--- operator log ({log_path}) ---\n{log_path.read_text()[-4000:]}")
         # Wait until the namespace (and its pods) are gone: the cluster is shared by the next
         # modules, and pods left on GPU nodes change where the scheduler puts theirs.
         cluster.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)

@@ -60,6 +60,9 @@ SETTLED_PATH = "/v2/health/settled"
 """Readiness probe path of outrider-engine pods: 200 when the model is in the state last asked for."""
 READINESS_PERIOD_SECONDS = 1
 """Readiness probe period: a promoted or newly loaded pod is routed within about a second."""
+PRESTOP_SLEEP_SECONDS = 5
+"""A terminating pod keeps serving this long before SIGTERM (kubelet ``preStop`` sleep action), the
+time for its endpoint to leave every kube-proxy; part of terminationGracePeriodSeconds (30)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
             "periodSeconds": 5,
             "failureThreshold": 120,
         },
+        # the kubelet waits this long before SIGTERM: the endpoint is withdrawn (and kube-proxy
+        # updated) while the pod still serves, so a rollout or scale-down drops no request
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "volumeMounts": [
             {"name": "runtime-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
             # the root filesystem is read-only: built models and ONNX conversions need these
@@ -287,7 +293,14 @@ def _deployment(
             _cache_volume(node_model_cache),
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
         ],
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        # Pod Security "restricted": non-root, RuntimeDefault seccomp (the container drops ALL
+        # capabilities and privilege escalation below)
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationGracePeriodSeconds": 30,
     }
     claim = pvc_claim(spec.model.uri)
