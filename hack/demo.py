@@ -6,9 +6,12 @@
    local processes (recorded like the cluster's own, so ``make cluster-down`` stops them);
 3. applies the two sample InferenceDeployments and waits until the first is Ready;
 4. shows what happened: the objects, where pods were placed and why, status, Events, metrics;
-5. runs the Outrider runtime locally with the config the operator rendered and sends a real
-   inference over the Triton protocol with tritonclient;
-6. lets Prometheus and the forecaster publish a live forecast into status;
+5. places a CPU InferenceDeployment on the cluster's real node (kubelet + containerd, the runtime
+   image built from the Dockerfile), shows its pod with ``kubectl get pods -o wide`` and its logs,
+   and sends a real inference over the Triton protocol with tritonclient through
+   ``kubectl port-forward``;
+6. lets Prometheus (on this machine, scraping that pod) and the forecaster publish a live
+   forecast into status;
 7. runs the planner and the stand-in host (real runtimes behind pods on the stand-in nodes), sends
    a surge of real requests and shows the planner answer it: batches resized, a warm pod promoted
    and serving within seconds, the warm pool refilled.
@@ -98,64 +101,75 @@ def wait_ready(demo: Demo, name: str, timeout: float = 180.0) -> dict[str, Any]:
     raise SystemExit(f"{name} did not become Ready within {timeout:.0f}s")
 
 
-def infer_locally(demo: Demo) -> None:
-    """Serve the model with the config the operator rendered, and query it with tritonclient."""
-    import tritonclient.http as httpclient
-    import yaml
-
-    config = yaml.safe_load(
-        demo.kubectl_json("configmap", "minilm-runtime", "-n", NS)["data"]["runtime.yaml"]
-    )
-    config["server"]["httpPort"] = 18000
-    path = demo.settings.cluster_dir / "demo-runtime.yaml"
-    path.write_text(yaml.safe_dump(config))
-    print(
-        f"    runtime config rendered by the operator: {path} (precision {config['precision']['policy']}, "
-        f"max batch {config['batching']['maxBatchSize']})"
-    )
-    demo.start(
-        "outrider-runtime",
-        [str(VENV_BIN / "outrider"), "runtime", "serve", "--config", str(path)],
-        "http://127.0.0.1:18000/v2/health/ready",
-    )
-    client = httpclient.InferenceServerClient("127.0.0.1:18000")
-    meta = client.get_model_metadata("minilm")
-    print(
-        f"    model metadata: inputs {[i['name'] for i in meta['inputs']]}, "
-        f"outputs {[o['name'] for o in meta['outputs']]}"
-    )
-    import numpy as np
-
-    sentences = np.array([b"Outrider warms standby pods before the surge.", b"Hello, world"], dtype=object)
-    text_input = next(i for i in meta["inputs"] if i["datatype"] == "BYTES")
-    inp = httpclient.InferInput(text_input["name"], [len(sentences)], "BYTES")
-    inp.set_data_from_numpy(sentences)
-    started = time.perf_counter()
-    result = client.infer("minilm", [inp])
-    elapsed = (time.perf_counter() - started) * 1000
-    out = result.as_numpy(meta["outputs"][0]["name"])
-    print(f"    tritonclient infer: {len(sentences)} sentences -> embeddings {out.shape} in {elapsed:.1f} ms")
+LIVE = "minilm-live"
+"""The demo's deployment on the real node: one pod of the runtime image built from the Dockerfile."""
 
 
-def forecast_live(demo: Demo) -> None:
-    """Prometheus scrapes the local runtime, load is sent, and the forecaster publishes into status."""
+def serve_on_real_node(demo: Demo) -> str:
+    """Place a CPU InferenceDeployment on the real node, show its pod and logs, infer through it.
+
+    Returns the serving pod's address (its IP on the node's bridge, reachable from this machine).
+    """
     import numpy as np
     import tritonclient.http as httpclient
 
-    name = "minilm-live"
     body = {
         "apiVersion": "outrider.dev/v1alpha1",
         "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": LIVE, "namespace": NS},
         "spec": {
             "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"gpusPerReplica": 0},
+            "runtime": {"gpusPerReplica": 0, "resources": {"cpu": "1", "memory": "1536Mi"}},
+            "replicas": {"min": 1, "max": 1},
+            "standby": {"warm": 0, "cold": 0},
             "scaling": {"forecastHorizonSeconds": 30},
+            "placement": {
+                "nodeSelector": {"outrider.dev/real-node": "true"},
+                "tolerations": [
+                    {"key": "outrider.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}
+                ],
+            },
         },
     }
     path = demo.settings.cluster_dir / "demo-live.yaml"
     path.write_text(json.dumps(body))
     demo.run("kubectl", "apply", "-f", str(path), show=True)
+    wait_ready(demo, LIVE)
+    selector = f"outrider.dev/deployment={LIVE}"
+    demo.run("kubectl", "get", "pods", "-n", NS, "-l", selector, "-o", "wide", show=True)
+    pod = demo.kubectl_json("pods", "-n", NS, "-l", selector)["items"][0]
+    image = pod["status"]["containerStatuses"][0]["image"]
+    print(f"    container image: {image} (built from the Dockerfile by make image, imported into the node)")
+    print(f"    kubectl logs {pod['metadata']['name']} (last lines):")
+    for line in demo.run("kubectl", "logs", "-n", NS, pod["metadata"]["name"]).splitlines()[-4:]:
+        print(f"      {line}")
+    demo.start(
+        "outrider-port-forward",
+        [str(demo.binaries["kubectl"]), "--kubeconfig", str(demo.settings.kubeconfig), "-n", NS,
+         "port-forward", f"svc/{LIVE}", "18000:8000"],
+        "http://127.0.0.1:18000/v2/health/live",
+    )  # fmt: skip
+    client = httpclient.InferenceServerClient("127.0.0.1:18000")
+    meta = client.get_model_metadata("minilm")
+    print(
+        f"    through kubectl port-forward svc/{LIVE}: model inputs {[i['name'] for i in meta['inputs']]}, "
+        f"outputs {[o['name'] for o in meta['outputs']]}"
+    )
+    sentences = np.array([b"Outrider warms standby pods before the surge.", b"Hello, world"], dtype=object)
+    inp = httpclient.InferInput("text", [len(sentences)], "BYTES")
+    inp.set_data_from_numpy(sentences)
+    started = time.perf_counter()
+    out = client.infer("minilm", [inp]).as_numpy("embeddings")
+    elapsed = (time.perf_counter() - started) * 1000
+    print(f"    tritonclient infer: {len(sentences)} sentences -> embeddings {out.shape} in {elapsed:.1f} ms")
+    return str(pod["status"]["podIP"])
+
+
+def forecast_live(demo: Demo, pod_ip: str) -> None:
+    """Prometheus scrapes the real pod, load is sent, and the forecaster publishes into status."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
     if shutil.which("prometheus") is None:
         raise SystemExit("prometheus not found: run `make setup-system` (Debian's prometheus package)")
     prom_dir = demo.settings.cluster_dir / "prometheus"
@@ -163,11 +177,11 @@ def forecast_live(demo: Demo) -> None:
     config = prom_dir / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: outrider-runtime\n"
-        "    static_configs:\n      - targets: ['127.0.0.1:18000']\n"
-        f"        labels: {{namespace: {NS}, deployment: {name}}}\n"
+        f"    static_configs:\n      - targets: ['{pod_ip}:8000']\n"
+        f"        labels: {{namespace: {NS}, deployment: {LIVE}}}\n"
     )
-    print("    the local runtime stands in for the deployment's pods (KWOK pods run no containers);")
-    print(f"    Prometheus scrapes it with labels namespace={NS}, deployment={name}")
+    print(f"    Prometheus (on this machine) scrapes the pod at {pod_ip}:8000, on the real node's bridge,")
+    print(f"    with labels namespace={NS}, deployment={LIVE}")
     demo.start(
         "outrider-prometheus",
         [
@@ -200,11 +214,12 @@ def forecast_live(demo: Demo) -> None:
     print("    sending load for up to 90 s until the forecaster has 30 s of history ...", flush=True)
     deadline = time.monotonic() + 90
     sent = 0
+    conds: dict[str, Any] = {}
     while time.monotonic() < deadline:
         for _ in range(20):
             client.infer("minilm", [inp])
             sent += 1
-        obj = demo.kubectl_json("infd", name, "-n", NS)
+        obj = demo.kubectl_json("infd", LIVE, "-n", NS)
         forecast = (obj.get("status") or {}).get("forecast")
         conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
         if forecast:
@@ -275,7 +290,10 @@ def main() -> int:
     demo = Demo()
     for name, path in sorted(demo.binaries.paths.items()):
         print(f"    {name:<24} {path}")
-    say("local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler x2, KWOK GPU nodes")
+    say(
+        "local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler x2, KWOK GPU nodes, "
+        "a real node"
+    )
     Cluster(demo.settings).up(load_topology(None, nodes=None), build=False)
     demo.run("kubectl", "get", "nodes", "-L", "outrider.dev/gpu-product", "-L", "nvidia.com/gpu", show=True)
 
@@ -347,11 +365,11 @@ def main() -> int:
         ]
     print("    extender metrics:\n      " + "\n      ".join(lines[:8]))
 
-    say("serve the model with the rendered runtime config and infer with tritonclient")
-    infer_locally(demo)
+    say("serve on the real node: pods of the Dockerfile's runtime image under a real kubelet")
+    pod_ip = serve_on_real_node(demo)
 
-    say("forecast: Prometheus scrapes the runtime, the forecaster publishes status.forecast")
-    forecast_live(demo)
+    say("forecast: Prometheus scrapes the real pod, the forecaster publishes status.forecast")
+    forecast_live(demo, pod_ip)
 
     say("planner: an unforecast surge, answered by resizing batches and promoting a warm pod")
     surge(demo)
