@@ -71,21 +71,20 @@ ENV PATH="/opt/outrider/bin:${PATH}" \
 WORKDIR /home/outrider
 ENTRYPOINT []
 
-FROM final-base AS runtime
-LABEL org.opencontainers.image.title="outrider-runtime" \
-      org.opencontainers.image.description="Outrider per-node model server (KServe V2 / Triton protocol, ONNX Runtime on CPU)"
-COPY --from=build-runtime /opt/outrider /opt/outrider
+FROM final-base AS serving
 USER 10001:10001
 EXPOSE 8000 8001
 CMD ["outrider", "runtime", "serve", "--help"]
 
-FROM final-base AS runtime-gpu
+FROM serving AS runtime
+LABEL org.opencontainers.image.title="outrider-runtime" \
+      org.opencontainers.image.description="Outrider per-node model server (KServe V2 / Triton protocol, ONNX Runtime on CPU)"
+COPY --from=build-runtime /opt/outrider /opt/outrider
+
+FROM serving AS runtime-gpu
 LABEL org.opencontainers.image.title="outrider-runtime-gpu" \
       org.opencontainers.image.description="Outrider per-node model server with onnxruntime-gpu (CUDA, CPU fallback)"
 COPY --from=build-runtime-gpu /opt/outrider /opt/outrider
-USER 10001:10001
-EXPOSE 8000 8001
-CMD ["outrider", "runtime", "serve", "--help"]
 
 FROM final-base AS control
 LABEL org.opencontainers.image.title="outrider" \

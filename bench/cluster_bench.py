@@ -29,6 +29,7 @@ from typing import Any
 
 from outrider_devcluster import COMPONENTS, Cluster, ClusterSettings, Ports, ensure_binaries, load_topology
 from outrider_devcluster.processes import rss_bytes
+from report import emit
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_START_S = 30.0
@@ -39,11 +40,7 @@ def log(message: str) -> None:
 
 
 def bench_settings(folder: Path) -> ClusterSettings:
-    base = 32400
-    ports = Ports(
-        etcd_client=base, etcd_peer=base + 1, apiserver=base + 2, controller_manager=base + 3,
-        scheduler_default=base + 4, scheduler_outrider=base + 5, kwok=base + 6,
-    )  # fmt: skip
+    ports = Ports.from_base(32400)
     return ClusterSettings(cluster_dir=folder, ports=ports, ready_timeout_s=120)
 
 
@@ -157,10 +154,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cluster.json")
     args = parser.parse_args()
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

@@ -38,6 +38,7 @@ from outrider_scheduler.extender.nodes import NodeState
 from outrider_scheduler.extender.requirements import PodRequirements
 from outrider_scheduler.extender.simulation import make_pod, synthetic_nodes
 from outrider_scheduler.extender.strategies import GpuFit, ShardTopology
+from report import emit
 
 REPO = Path(__file__).resolve().parents[1]
 OUTRIDER = [sys.executable, "-c", "import sys; from outrider_cli import main; sys.exit(main())"]
@@ -357,10 +358,7 @@ def scheduler_throughput(node_count: int, pods: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="outrider-sched-bench-") as tmp:
         settings = ClusterSettings(
             cluster_dir=Path(tmp) / "cluster",
-            ports=Ports(
-                etcd_client=base, etcd_peer=base + 1, apiserver=base + 2, controller_manager=base + 3,
-                scheduler_default=base + 4, scheduler_outrider=base + 5, kwok=base + 6,
-            ),
+            ports=Ports.from_base(base),
             extender_url=f"http://127.0.0.1:{ext_port}/scheduler",
             ready_timeout_s=180,
         )  # fmt: skip
@@ -578,10 +576,7 @@ def main() -> int:
     tp = result["scheduler_throughput"]
     result["scheduler_throughput_ratio"] = tp.get("ratio")
     result["scheduler_cycle_capacity_ratio"] = tp.get("cycle_capacity_ratio")
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

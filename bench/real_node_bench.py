@@ -41,6 +41,7 @@ from outrider_devcluster.processes import rss_bytes
 from outrider_devcluster.realnode import other_real_node_clusters
 from outrider_operator.api.resource import parse_spec
 from outrider_operator.reconcile.children import Owner, render_children
+from report import emit
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "real-node.json"
@@ -53,11 +54,7 @@ def log(message: str) -> None:
 
 
 def bench_settings(folder: Path) -> ClusterSettings:
-    base = 32500
-    ports = Ports(
-        etcd_client=base, etcd_peer=base + 1, apiserver=base + 2, controller_manager=base + 3,
-        scheduler_default=base + 4, scheduler_outrider=base + 5, kwok=base + 6,
-    )  # fmt: skip
+    ports = Ports.from_base(32600)
     return ClusterSettings(cluster_dir=folder, ports=ports, ready_timeout_s=120, real_nodes=1)
 
 
@@ -229,10 +226,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the JSON")
     args = ap.parse_args()
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

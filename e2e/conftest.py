@@ -28,7 +28,7 @@ from kubernetes import config as k8s_config
 from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterError, ensure_binaries, locate
 from outrider_devcluster.binaries import ALL_BINARIES
 from outrider_devcluster.kube import api_client, request_token
-from outrider_devcluster.processes import free_port
+from outrider_devcluster.stack import free_port
 from outrider_devcluster.topology import Topology, load_topology
 
 

@@ -337,10 +337,7 @@ def test_outrider_profile_routes_gpu_pods_through_the_extender(cluster: Any, nam
 
 
 def _isolated_settings(tmp_path: Path, base: int) -> ClusterSettings:
-    ports = Ports(
-        etcd_client=base, etcd_peer=base + 1, apiserver=base + 2, controller_manager=base + 3,
-        scheduler_default=base + 4, scheduler_outrider=base + 5, kwok=base + 6,
-    )  # fmt: skip
+    ports = Ports.from_base(base)
     real = ClusterSettings.from_env()
     return ClusterSettings(
         cluster_dir=tmp_path / "cluster", bin_cache=real.bin_cache, ports=ports, ready_timeout_s=30

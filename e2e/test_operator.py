@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from outrider_devcluster import polling
-from outrider_devcluster.processes import free_port
+from outrider_devcluster.stack import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-operator-{os.getpid()}"

@@ -26,7 +26,7 @@ import yaml
 from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
-from outrider_devcluster.processes import free_port
+from outrider_devcluster.stack import free_port, real_node_deployment
 
 NAME = "minilm-real"
 MODEL = "minilm"
@@ -376,17 +376,10 @@ def test_gpu_runtime_image_starts_on_the_cpu_and_names_its_providers(
 
     ns = served["namespace"]
     Cluster(cluster.settings).real_nodes.import_images(ensure_images(cluster.settings, ("runtime-gpu",)))
-    body = {
-        "apiVersion": "outrider.dev/v1alpha1", "kind": "InferenceDeployment",
-        "metadata": {"name": "minilm-gpu-image", "namespace": ns},
-        "spec": {
-            "model": {"name": MODEL, "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"image": IMAGES["runtime-gpu"].reference, "gpusPerReplica": 0, "maxWorkers": 2,
-                        "resources": {"cpu": "300m", "memory": "1536Mi"}},
-            "replicas": {"min": 1, "max": 1}, "standby": {"warm": 0, "cold": 0},
-            "placement": PLACEMENT,
-        },
-    }  # fmt: skip
+    body = real_node_deployment(
+        "minilm-gpu-image", ns, cpu="300m", replicas={"min": 1, "max": 1}, standby={"warm": 0, "cold": 0}
+    )
+    body["spec"]["runtime"]["image"] = IMAGES["runtime-gpu"].reference
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
 
     def ready_ip() -> tuple[str, str] | None:

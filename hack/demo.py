@@ -30,6 +30,7 @@ from typing import Any
 
 from outrider_devcluster import Cluster, ClusterSettings, ensure_binaries, load_topology
 from outrider_devcluster.processes import ProcessTable
+from outrider_devcluster.stack import real_node_deployment
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "default"
@@ -113,24 +114,14 @@ def serve_on_real_node(demo: Demo) -> str:
     import numpy as np
     import tritonclient.http as httpclient
 
-    body = {
-        "apiVersion": "outrider.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": LIVE, "namespace": NS},
-        "spec": {
-            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"gpusPerReplica": 0, "resources": {"cpu": "1", "memory": "1536Mi"}},
-            "replicas": {"min": 1, "max": 1},
-            "standby": {"warm": 0, "cold": 0},
-            "scaling": {"forecastHorizonSeconds": 30},
-            "placement": {
-                "nodeSelector": {"outrider.dev/real-node": "true"},
-                "tolerations": [
-                    {"key": "outrider.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}
-                ],
-            },
-        },
-    }
+    body = real_node_deployment(
+        LIVE,
+        NS,
+        cpu="1",
+        replicas={"min": 1, "max": 1},
+        standby={"warm": 0, "cold": 0},
+        scaling={"forecastHorizonSeconds": 30},
+    )
     path = demo.settings.cluster_dir / "demo-live.yaml"
     path.write_text(json.dumps(body))
     demo.run("kubectl", "apply", "-f", str(path), show=True)

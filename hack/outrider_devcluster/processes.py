@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import ComponentExitedError, PortInUseError
 
-__all__ = ["ManagedProcess", "ProcessTable", "check_port_free", "free_port", "rss_bytes"]
+__all__ = ["ManagedProcess", "ProcessTable", "check_port_free", "rss_bytes"]
 
 
 def check_port_free(component: str, port: int) -> None:
@@ -33,13 +33,6 @@ def check_port_free(component: str, port: int) -> None:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 raise PortInUseError(component, port) from exc
             raise
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_time(pid: int) -> str | None:

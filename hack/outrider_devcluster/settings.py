@@ -82,6 +82,14 @@ class Ports:
     kwok: int = 10347
     """kwok controller HTTP server (healthz/metrics) port."""
 
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """Seven consecutive ports from ``base`` (a cluster beside the default one: benchmarks)."""
+        return cls(
+            etcd_client=base, etcd_peer=base + 1, apiserver=base + 2, controller_manager=base + 3,
+            scheduler_default=base + 4, scheduler_outrider=base + 5, kwok=base + 6,
+        )  # fmt: skip
+
     def by_component(self) -> dict[str, list[int]]:
         """Return the ports each component listens on, keyed by component name."""
         return {

@@ -23,13 +23,41 @@ import yaml
 
 from .binaries import Binaries
 from .kube import api_client, request_token
+from .nodeconfig import REAL_NODE_LABEL
 from .topology import STAND_IN_LABEL
 
-__all__ = ["RELEASE_NAMESPACE", "Component", "Stack", "free_port", "stand_in_deployment"]
+__all__ = [
+    "RELEASE_NAMESPACE",
+    "Component",
+    "Stack",
+    "free_port",
+    "real_node_deployment",
+    "stand_in_deployment",
+]
 
 RELEASE_NAMESPACE = "outrider-system"
 """Namespace the chart is installed in."""
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _placed_deployment(
+    name: str, namespace: str, label: str, runtime: dict[str, Any], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """An InferenceDeployment of the builtin MiniLM whose pods tolerate and select node ``label``."""
+    return {
+        "apiVersion": "outrider.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+            "runtime": runtime,
+            "placement": {
+                "nodeSelector": {label: "true"},
+                "tolerations": [{"key": label, "operator": "Exists", "effect": "NoSchedule"}],
+            },
+            **spec,
+        },
+    }
 
 
 def stand_in_deployment(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -38,20 +66,18 @@ def stand_in_deployment(name: str, namespace: str, **spec: Any) -> dict[str, Any
     Its pods get real runtimes once a :class:`~.standins.StandInHost` runs; ``spec`` adds or replaces
     top-level spec fields (replicas, standby, batching, scaling, ...).
     """
-    return {
-        "apiVersion": "outrider.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
-            "runtime": {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
-            "placement": {
-                "nodeSelector": {STAND_IN_LABEL: "true"},
-                "tolerations": [{"key": STAND_IN_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-            },
-            **spec,
-        },
-    }
+    runtime = {"gpusPerReplica": 1, "resources": {"cpu": "1", "memory": "1Gi"}}
+    return _placed_deployment(name, namespace, STAND_IN_LABEL, runtime, spec)
+
+
+def real_node_deployment(name: str, namespace: str, *, cpu: str = "500m", **spec: Any) -> dict[str, Any]:
+    """An InferenceDeployment of the builtin MiniLM on the real nodes: CPU pods of the runtime image.
+
+    ``cpu`` is each pod's request and limit (the real node has this machine's cores); ``spec`` adds or
+    replaces top-level spec fields; a ``runtime`` given there replaces the CPU default whole.
+    """
+    runtime = {"gpusPerReplica": 0, "maxWorkers": 2, "resources": {"cpu": cpu, "memory": "1536Mi"}}
+    return _placed_deployment(name, namespace, REAL_NODE_LABEL, runtime, spec)
 
 
 def free_port() -> int:
