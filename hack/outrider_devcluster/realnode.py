@@ -85,6 +85,11 @@ class RealNodes:
 
     def preflight(self) -> str:
         """Check the tools real nodes need; return the CNI plugin folder. Raises ClusterError."""
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "real nodes need root (a kubelet, containerd, bridges, iptables); run as root, or set "
+                "OUTRIDER_REAL_NODES=0 for a cluster of simulated nodes only"
+            )
         missing = [
             f"{cmd} (package {pkg})"
             for cmd, pkg in (

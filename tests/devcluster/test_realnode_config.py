@@ -127,3 +127,23 @@ def test_host_state_saved_once_and_restored(tmp_path: Path, monkeypatch: pytest.
 def test_sysctls_read_from_proc() -> None:
     values = read_sysctls(["net.ipv4.ip_forward", "no.such.tunable"])
     assert set(values) == {"net.ipv4.ip_forward"} and values["net.ipv4.ip_forward"] in ("0", "1")
+
+
+def test_preflight_names_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from outrider_devcluster.processes import ProcessTable
+    from outrider_devcluster.realnode import RealNodes
+
+    settings = ClusterSettings(cluster_dir=tmp_path, real_nodes=1)
+    nodes = RealNodes(settings, None, ProcessTable(tmp_path / "p", tmp_path / "l"), tmp_path, lambda _m: None)  # type: ignore[arg-type]
+    monkeypatch.setattr("outrider_devcluster.realnode.os.geteuid", lambda: 1000)
+    with pytest.raises(ClusterError, match=r"need root.*OUTRIDER_REAL_NODES=0"):
+        nodes.preflight()
+    monkeypatch.setattr("outrider_devcluster.realnode.os.geteuid", lambda: 0)
+    monkeypatch.setattr(
+        "outrider_devcluster.realnode.shutil.which", lambda cmd: None if cmd == "runc" else "/x"
+    )
+    monkeypatch.setattr("outrider_devcluster.realnode.CNI_BIN_DIRS", (str(tmp_path / "no-cni"),))
+    with pytest.raises(ClusterError) as err:
+        nodes.preflight()
+    assert "runc (package runc)" in str(err.value) and "containernetworking-plugins" in str(err.value)
+    assert "containerd (package" not in str(err.value)
