@@ -140,9 +140,11 @@ def surge(
                 return peak
 
             async def watch() -> None:
+                # ``until`` runs through the whole surge, not only until it first holds: checks that
+                # also sample (batch sizes) see actions the planner takes after a promotion too
                 while not gen.stop.is_set():  # in a thread: a slow check must not hold the traffic back
-                    if "t" in step_at and "t" not in seen and await asyncio.to_thread(until, router):
-                        seen["t"] = router.clock()
+                    if "t" in step_at and await asyncio.to_thread(until, router):
+                        seen.setdefault("t", router.clock())
                     await asyncio.sleep(0.05)
 
             async def main() -> Any:

@@ -402,3 +402,59 @@ def test_gpu_runtime_image_starts_on_the_cpu_and_names_its_providers(
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert json.load(resp)["outputs"][0]["shape"] == [1, 384]
+
+
+def test_operator_runs_as_a_pod_on_the_real_node_through_the_kubernetes_service(
+    cluster: Any, real_node: str, tmp_path: Path
+) -> None:
+    """The chart's operator as a pod of the control image: in-cluster config, 10.96.0.1 via kube-proxy."""
+    ns = f"e2e-incluster-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    values = tmp_path / "values.yaml"
+    operator = {"replicas": 1, "watchNamespaces": [ns], **PLACEMENT}
+    values.write_text(yaml.safe_dump({"operator": operator}))
+    chart = str(Path(__file__).parents[1] / "charts" / "outrider")
+    release = (
+        "upgrade",
+        "--install",
+        "outrider",
+        chart,
+        "--namespace",
+        "outrider-system",
+        "--create-namespace",
+    )
+    try:
+        cluster.helm(*release, "-f", str(values), "--wait", "--timeout", "180s")
+        pods = get_json(
+            cluster, "pods", "-n", "outrider-system", "-l", "app.kubernetes.io/component=operator"
+        )
+        pod = next(p for p in pods["items"] if _is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        assert pod["spec"]["nodeName"] == real_node
+        assert pod["status"]["containerStatuses"][0]["image"].endswith(
+            IMAGES["control"].reference.split("/", 1)[1]
+        )
+        body = {
+            "apiVersion": "outrider.dev/v1alpha1", "kind": "InferenceDeployment",
+            "metadata": {"name": "by-the-pod", "namespace": ns},
+            "spec": {"model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"}},
+        }  # fmt: skip
+        started = time.monotonic()
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+        def reconciled() -> bool:
+            obj = get_json(cluster, "infd", "by-the-pod", "-n", ns)
+            status = obj.get("status") or {}
+            children = get_json(cluster, "deployments", "-n", ns, "-l", "outrider.dev/deployment=by-the-pod")
+            return bool(
+                status.get("observedGeneration") == obj["metadata"]["generation"] and children["items"]
+            )
+
+        wait_for("the in-cluster operator reconciles the object", reconciled, timeout_s=90)
+        took = time.monotonic() - started
+        print(f"\n[real pods] in-cluster operator: object -> children and status in {took:.1f}s")
+        logs = cluster.kubectl("logs", "-n", "outrider-system", pod["metadata"]["name"]).stdout
+        assert "by-the-pod" in logs, logs[-2000:]
+    finally:
+        # the other modules run the operator as a local process: no in-cluster replica may compete
+        cluster.helm(*release, "--set", "operator.replicas=0", "--wait", check=False)
+        cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False)

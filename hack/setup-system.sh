@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests and the local cluster need (Debian):
 #   prometheus + promtool    the forecaster's Prometheus source tests, `promtool test rules`
-#   containerd, runc, containernetworking-plugins, iptables, conntrack
+#   containerd, runc, containernetworking-plugins, iptables, conntrack, socat
 #                            the local cluster's real nodes (kubelet and kube-proxy are built from Go)
 #   buildah, debootstrap, busybox-static
 #                            the images, built from the Dockerfile without a Docker daemon
@@ -16,6 +16,7 @@ have runc || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need+=(containernetworking-plugins)
 have iptables || need+=(iptables)
 have conntrack || need+=(conntrack)
+have socat || need+=(socat)
 have buildah || need+=(buildah)
 have debootstrap || need+=(debootstrap)
 [ -x /bin/busybox ] || need+=(busybox-static)

@@ -29,7 +29,14 @@ from .commands import CommandBuilder
 from .configs import kwok_config, render_kubeconfig, scheduler_config, write_yaml
 from .errors import BinaryError, ClusterError, ComponentExitedError, StaleClusterError
 from .images import ensure_images
-from .kube import admin_ssl_context, api_client, create_nodes, http_ok, wait_nodes_ready
+from .kube import (
+    admin_ssl_context,
+    api_client,
+    create_nodes,
+    http_ok,
+    publish_apiserver_endpoint,
+    wait_nodes_ready,
+)
 from .processes import ManagedProcess, ProcessTable, check_port_free, rss_bytes
 from .realnode import RealNodes, other_real_node_clusters
 from .routes import RouteGuard
@@ -314,6 +321,7 @@ class Cluster:
             except TimeoutError as exc:
                 logs = ", ".join(str(self.table.log_for(f"kubelet-{n}")) for n in names)
                 raise ClusterError(f"real nodes: {exc}; see the kubelet log(s): {logs}") from exc
+            publish_apiserver_endpoint(api, self.settings.ports.apiserver)
         elapsed = time.monotonic() - started
         self.real_nodes.timings["real nodes Ready"] = round(elapsed, 2)
         self.say(f"    ok  {len(names)} real node(s) Ready after {elapsed:.1f}s")

@@ -24,6 +24,7 @@ __all__ = [
     "create_nodes",
     "http_ok",
     "node_ready",
+    "publish_apiserver_endpoint",
     "request_token",
     "wait_nodes_ready",
 ]
@@ -148,3 +149,32 @@ def request_token(api: k8s.ApiClient, namespace: str, service_account: str, *, s
     if result.status is None:
         raise RuntimeError(f"TokenRequest for {namespace}/{service_account} returned no status")
     return str(result.status.token)
+
+
+def publish_apiserver_endpoint(api: k8s.ApiClient, port: int) -> None:
+    """Point the ``kubernetes`` Service at the apiserver forwarder that pods on real nodes reach.
+
+    The apiserver runs with ``--endpoint-reconciler-type=none`` (it listens on 127.0.0.1, which no
+    pod can reach), so nobody else writes these endpoints; kube-controller-manager mirrors them into
+    an EndpointSlice for kube-proxy.
+    """
+    from .settings import APISERVER_POD_ADDRESS
+
+    core = k8s.CoreV1Api(api)
+    body: Any = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "subsets": [
+            {
+                "addresses": [{"ip": APISERVER_POD_ADDRESS}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            }
+        ],
+    }
+    try:
+        core.replace_namespaced_endpoints("kubernetes", "default", body)
+    except k8s.ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_endpoints("default", body)

@@ -45,7 +45,7 @@ from .nodeconfig import (
     node_layouts,
 )
 from .processes import ManagedProcess, ProcessTable
-from .settings import ClusterSettings
+from .settings import APISERVER_POD_ADDRESS, ClusterSettings
 
 __all__ = ["NODE_ADDRESS_IF", "RealNodes", "other_real_node_clusters"]
 
@@ -98,6 +98,7 @@ class RealNodes:
                 ("runc", "runc"),
                 ("iptables", "iptables"),
                 ("buildah", "buildah"),
+                ("socat", "socat"),
             )
             if not shutil.which(cmd)
         ]
@@ -147,12 +148,21 @@ class RealNodes:
             render_kubeconfig(self.settings, self.pki, "kube-proxy"),
         )
         self.table.start("kube-proxy", [str(binaries["kube-proxy"]), f"--config={proxy_config}", "--v=1"])
+        port = self.settings.ports.apiserver
+        self.table.start(
+            "apiserver-forwarder",
+            [
+                "socat",
+                f"TCP-LISTEN:{port},bind={APISERVER_POD_ADDRESS},reuseaddr,fork",
+                f"TCP:127.0.0.1:{port}",
+            ],
+        )
 
     def _host_network(self) -> None:
         ip = _ip()
-        for node in self.nodes:
+        for address in [n.node_ip for n in self.nodes] + [APISERVER_POD_ADDRESS]:
             self._run_or_fail(
-                "address the node", [ip, "addr", "replace", f"{node.node_ip}/32", "dev", NODE_ADDRESS_IF]
+                "add an address", [ip, "addr", "replace", f"{address}/32", "dev", NODE_ADDRESS_IF]
             )
         for name in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"):
             if not write_sysctl(name, "1"):
@@ -278,10 +288,11 @@ class RealNodes:
             remove_cgroups(node.cgroup_root)
             self._drop_cni_cache(node)
             shutil.rmtree(node.run_dir, ignore_errors=True)
-        proxy = recorded.get("kube-proxy")
-        if proxy is not None and proxy.stop():
-            stopped.append(f"kube-proxy (pid {proxy.pid})")
-        self.table.forget("kube-proxy")
+        for component in ("kube-proxy", "apiserver-forwarder"):
+            proc = recorded.get(component)
+            if proc is not None and proc.stop():
+                stopped.append(f"{component} (pid {proc.pid})")
+            self.table.forget(component)
         if not layouts and not self.host.state_file.exists():
             return stopped  # this cluster never ran a real node: nothing of the host to put back
         remove_unused_netns()
@@ -289,6 +300,8 @@ class RealNodes:
             with contextlib.suppress(OSError):
                 layouts[0].run_dir.parent.rmdir()
         if last_cluster:
+            address = [_ip(), "addr", "del", f"{APISERVER_POD_ADDRESS}/32", "dev", NODE_ADDRESS_IF]
+            subprocess.run(address, capture_output=True, check=False)
             changed = self.host.restore()
             if changed:
                 self.say(f"==> host settings restored: {', '.join(changed)}")

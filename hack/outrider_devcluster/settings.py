@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import ClusterError
 
 __all__ = [
+    "APISERVER_POD_ADDRESS",
     "DEFAULT_EXTENDER_URL",
     "MAX_REAL_NODES",
     "POD_CIDR",
@@ -36,6 +37,10 @@ address ``10.245.255.(i+1)`` on the loopback interface. Covered by an ``unreacha
 address of a node that is gone fails at once."""
 
 
+APISERVER_POD_ADDRESS = "10.245.255.254"
+"""Where pods on real nodes reach the apiserver: a forwarder on this address (on the loopback
+interface, like the nodes' own) relays to the apiserver on 127.0.0.1; the ``kubernetes`` Service's
+endpoints point here, so in-cluster clients (``10.96.0.1:443``) get through kube-proxy."""
 MAX_REAL_NODES = 8
 """Most real nodes one machine is asked to run (each costs ~200 MiB before its pods)."""
 
