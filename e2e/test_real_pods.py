@@ -458,3 +458,63 @@ def test_operator_runs_as_a_pod_on_the_real_node_through_the_kubernetes_service(
         # the other modules run the operator as a local process: no in-cluster replica may compete
         cluster.helm(*release, "--set", "operator.replicas=0", "--wait", check=False)
         cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False)
+
+
+def _workload_pods(rendered: str, namespace: str) -> list[dict[str, Any]]:
+    """A Pod per workload the chart renders, with its pod template's spec (ServiceAccount: default)."""
+    pods = []
+    for doc in yaml.safe_load_all(rendered):
+        if not doc or doc.get("kind") not in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+            continue
+        spec = dict(doc["spec"]["template"]["spec"])
+        spec["serviceAccountName"] = "default"  # the chart's accounts live in its release namespace
+        meta = {"name": doc["metadata"]["name"], "namespace": namespace}
+        pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+    return pods
+
+
+def test_every_pod_of_the_chart_passes_pod_security_restricted(cluster: Any, restricted_ns: str) -> None:
+    chart = str(Path(__file__).parents[1] / "charts" / "outrider")
+
+    def refused(*sets: str) -> dict[str, str]:
+        rendered = cluster.helm("template", "outrider", chart, "--namespace", restricted_ns, *sets).stdout
+        pods = _workload_pods(rendered, restricted_ns)
+        assert len(pods) >= 5, [p["metadata"]["name"] for p in pods]  # operator, scheduler, forecaster, ...
+        out = {}
+        for pod in pods:
+            # the apiserver runs Pod Security admission on a server-side dry run, creating nothing
+            proc = cluster.kubectl(
+                "create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False
+            )
+            if proc.returncode != 0:
+                out[pod["metadata"]["name"]] = proc.stderr.strip()
+        return out
+
+    assert refused() == {}
+    # the node model cache shared with pods needs a hostPath, which "restricted" forbids: the test sees it
+    with_cache = refused("--set", "agent.shareModelCacheWithPods=true")
+    assert list(with_cache) == ["outrider-agent"] and "hostPath" in with_cache["outrider-agent"], with_cache
+
+
+def test_samples_are_admitted_under_pod_security_restricted(
+    cluster: Any, served: dict[str, Any], restricted_ns: str
+) -> None:
+    samples = Path(__file__).parents[1] / "manifests" / "samples"
+    names = []
+    for path in sorted(samples.glob("outrider.dev_*.yaml")):
+        body = yaml.safe_load(path.read_text())
+        body["metadata"]["namespace"] = restricted_ns
+        names.append(body["metadata"]["name"])
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def created() -> bool:
+        pods = get_json(cluster, "pods", "-n", restricted_ns)["items"]
+        owners = {(p["metadata"].get("labels") or {}).get("outrider.dev/deployment") for p in pods}
+        return all(n in owners for n in names)
+
+    wait_for("every sample has pods", created, timeout_s=90)
+    events = get_json(cluster, "events", "-n", restricted_ns)["items"]
+    refused = [e["message"] for e in events if e.get("reason") == "FailedCreate"]
+    assert not refused, refused
+    for name in names:
+        cluster.kubectl("delete", "infd", name, "-n", restricted_ns, "--wait=true", "--timeout=60s")
