@@ -35,10 +35,11 @@ from typing import Any
 import yaml
 
 from outrider_devcluster import Cluster, ClusterSettings, Ports, ensure_binaries, load_topology
+from outrider_devcluster.hoststate import cgroup_pids
 from outrider_devcluster.images import IMAGES, NODE_IMAGES, build_timings, ensure_images, image_size
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.processes import rss_bytes
-from outrider_devcluster.realnode import other_real_node_clusters
+from outrider_devcluster.realnode import other_real_node_clusters, shim_pids
 from outrider_operator.api.resource import parse_spec
 from outrider_operator.reconcile.children import Owner, render_children
 from report import emit
@@ -134,20 +135,9 @@ def measure_pods(settings: ClusterSettings, binary: Path) -> dict[str, float]:
 def node_rss(cluster: Cluster) -> dict[str, float]:
     per = {p.component: rss_bytes(p.pid) / 2**20 for p in cluster.live_processes()}
     node = {k: round(v, 1) for k, v in per.items() if k.startswith(("kubelet-", "containerd-", "kube-proxy"))}
-    shims = containers = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            cgroup = (proc / "cgroup").read_text()
-        except OSError:
-            continue
-        sockets = [str(n.containerd_socket).encode() for n in cluster.real_nodes.nodes]
-        if b"containerd-shim" in cmdline and any(s in cmdline for s in sockets):
-            shims += rss_bytes(int(proc.name)) / 2**20
-        elif cluster.real_nodes.nodes and cluster.real_nodes.nodes[0].cgroup_root in cgroup:
-            containers += rss_bytes(int(proc.name)) / 2**20
+    nodes = cluster.real_nodes.nodes
+    shims = sum(rss_bytes(pid) for n in nodes for pid in shim_pids(n)) / 2**20
+    containers = sum(rss_bytes(pid) for n in nodes for pid in cgroup_pids(n.cgroup_root)) / 2**20
     return {**node, "shims": round(shims, 1), "pod_containers": round(containers, 1),
             "node_total": round(sum(node.values()) + shims, 1)}  # fmt: skip
 

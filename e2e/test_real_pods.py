@@ -9,6 +9,7 @@ the same node (kube-proxy's iptables rules). Every figure the tests measure is p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -27,6 +28,8 @@ from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.stack import free_port, real_node_deployment
+from outrider_operator.api.runtime import ModelState
+from outrider_scheduler.planner.runtime_client import RuntimeClient
 
 NAME = "minilm-real"
 MODEL = "minilm"
@@ -352,13 +355,13 @@ def test_warm_promotion_flips_readiness_and_the_endpoint(cluster: Any, served: d
 
     assert not endpoint_ready(), "a warm pod must not be routed before its promotion"
     started = time.monotonic()
-    req = urllib.request.Request(
-        f"http://{ip}:8000/v2/admin/state",
-        data=b'{"state":"serving"}',
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 200
+
+    async def promote() -> None:
+        # the planner's own client: the typed StateChange body it sends on a promotion
+        async with RuntimeClient() as runtime:
+            await runtime.set_state(name, f"{ip}:8000", ModelState.SERVING)
+
+    asyncio.run(promote())
     state_s = time.monotonic() - started
     cluster.kubectl("label", "pod", "-n", ns, name, "outrider.dev/role=serving", "--overwrite")
     wait_for("the promoted pod's endpoint Ready", endpoint_ready, timeout_s=30)

@@ -27,7 +27,7 @@ from .binaries import CONTROL_PLANE, NODE, Binaries, ensure_binaries, locate
 from .certs import CLIENTS, Pki, make_pki
 from .commands import CommandBuilder
 from .configs import kwok_config, render_kubeconfig, scheduler_config, write_yaml
-from .errors import BinaryError, ClusterError, ComponentExitedError, StaleClusterError
+from .errors import BinaryError, ClusterError, StaleClusterError
 from .images import ensure_images
 from .kube import (
     admin_ssl_context,
@@ -272,17 +272,8 @@ class Cluster:
             self._wait(name, proc, lambda url=url: http_ok(url))  # type: ignore[misc]
 
     def _wait(self, component: str, proc: ManagedProcess, probe: Callable[[], bool]) -> None:
-        started = time.monotonic()
-        while True:
-            proc.ensure_running()
-            if probe():
-                self.say(f"    ok  {component} (pid {proc.pid}) ready in {time.monotonic() - started:.1f}s")
-                return
-            if time.monotonic() - started > self.settings.ready_timeout_s:
-                raise ComponentExitedError(
-                    component, f"did not become ready within {self.settings.ready_timeout_s:.0f}s", proc.log
-                )
-            time.sleep(0.2)
+        waited = proc.wait_until(probe, self.settings.ready_timeout_s, "did not become ready", every_s=0.2)
+        self.say(f"    ok  {component} (pid {proc.pid}) ready in {waited:.1f}s")
 
     def _create_nodes(self, topology: Topology) -> None:
         nodes = topology.nodes()

@@ -23,6 +23,7 @@ from pathlib import Path
 __all__ = [
     "SYSCTLS",
     "HostState",
+    "cgroup_pids",
     "kill_cgroup_processes",
     "remove_cgroups",
     "remove_iptables_chains",
@@ -163,13 +164,19 @@ def _cgroup_dirs(root: str) -> list[Path]:
     return [h / rel for h in _CGROUP_FS.iterdir() if (h / rel).is_dir()]
 
 
-def kill_cgroup_processes(root: str, timeout_s: float = 5.0) -> int:
-    """SIGKILL every process inside cgroup ``root`` (a node's pods); return how many were found."""
+def cgroup_pids(root: str) -> set[int]:
+    """Every process inside cgroup ``root`` and below it, in any hierarchy (a node's pods)."""
     pids: set[int] = set()
     for folder in _cgroup_dirs(root):
         for procs in folder.rglob("cgroup.procs"):
             with contextlib.suppress(OSError, ValueError):
                 pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
+def kill_cgroup_processes(root: str, timeout_s: float = 5.0) -> int:
+    """SIGKILL every process inside cgroup ``root`` (a node's pods); return how many were found."""
+    pids = cgroup_pids(root)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)

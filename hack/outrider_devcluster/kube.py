@@ -17,6 +17,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from .certs import Pki
+from .settings import APISERVER_POD_ADDRESS
 
 __all__ = [
     "admin_ssl_context",
@@ -158,8 +159,6 @@ def publish_apiserver_endpoint(api: k8s.ApiClient, port: int) -> None:
     pod can reach), so nobody else writes these endpoints; kube-controller-manager mirrors them into
     an EndpointSlice for kube-proxy.
     """
-    from .settings import APISERVER_POD_ADDRESS
-
     core = k8s.CoreV1Api(api)
     body: Any = {
         "apiVersion": "v1",

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,23 @@ class ManagedProcess:
             status = self.exit_status()
             how = f"exited early with status {status}" if status is not None else "is no longer running"
             raise ComponentExitedError(self.component, how, self.log)
+
+    def wait_until(
+        self, probe: Callable[[], bool], timeout_s: float, failure: str, *, every_s: float = 0.1
+    ) -> float:
+        """Poll ``probe`` every ``every_s`` until it holds; return the seconds waited.
+
+        Raises ComponentExitedError (naming the log) when the process exits first, or, with the
+        reason "``failure`` within N s", when ``probe`` does not hold within ``timeout_s``.
+        """
+        started = time.monotonic()
+        while True:
+            self.ensure_running()
+            if probe():
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                raise ComponentExitedError(self.component, f"{failure} within {timeout_s:.0f}s", self.log)
+            time.sleep(every_s)
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """SIGTERM, then SIGKILL after ``timeout_s``; return True if it was running."""

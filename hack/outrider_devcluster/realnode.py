@@ -24,7 +24,7 @@ from pathlib import Path
 from .binaries import Binaries
 from .certs import Pki, node_client
 from .configs import render_kubeconfig, write_yaml
-from .errors import ClusterError, ComponentExitedError
+from .errors import ClusterError
 from .hoststate import (
     HostState,
     kill_cgroup_processes,
@@ -47,7 +47,7 @@ from .nodeconfig import (
 from .processes import ManagedProcess, ProcessTable
 from .settings import APISERVER_POD_ADDRESS, ClusterSettings
 
-__all__ = ["NODE_ADDRESS_IF", "RealNodes", "other_real_node_clusters"]
+__all__ = ["NODE_ADDRESS_IF", "RealNodes", "other_real_node_clusters", "shim_pids"]
 
 NODE_ADDRESS_IF = "lo"
 """Interface holding the real nodes' own addresses (10.245.255.N/32): local, reachable only from
@@ -131,7 +131,7 @@ class RealNodes:
             containerd = self.table.start(
                 f"containerd-{node.name}", ["containerd", "--config", str(node.folder / "containerd.toml")]
             )
-            self._wait(containerd, self._ctr_probe(node), "containerd answers")
+            containerd.wait_until(self._ctr_probe(node), self.settings.ready_timeout_s, "did not answer")
             self.timings[f"{node.name} containerd"] = round(time.monotonic() - started, 2)
             self._import(node, archives)
             self._make_cgroup_root(node)
@@ -243,23 +243,13 @@ class RealNodes:
         for node in self.nodes:
             self._import(node, archives)
 
-    def _wait(self, proc: ManagedProcess, probe: Callable[[], bool], what: str) -> None:
-        started = time.monotonic()
-        while not probe():
-            proc.ensure_running()
-            if time.monotonic() - started > self.settings.ready_timeout_s:
-                raise ComponentExitedError(
-                    proc.component, f"{what}: not within {self.settings.ready_timeout_s:.0f}s", proc.log
-                )
-            time.sleep(0.1)
-
     def check_running(self) -> None:
         """Raise ComponentExitedError (with the log) when a real node's process died."""
+        recorded = {p.component: p for p in self.table.recorded()}
         for node in self.nodes:
             for component in (f"containerd-{node.name}", f"kubelet-{node.name}"):
-                for proc in self.table.recorded():
-                    if proc.component == component:
-                        proc.ensure_running()
+                if component in recorded:
+                    recorded[component].ensure_running()
 
     # ------------------------------------------------------------------ stop
 
@@ -328,17 +318,25 @@ class RealNodes:
 
     def _kill_shims(self, node: NodeLayout) -> None:
         """SIGKILL the containerd shims of ``node`` (they outlive containerd by design)."""
-        needle = str(node.containerd_socket).encode()
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"containerd-shim" in cmdline and needle in cmdline:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+        for pid in shim_pids(node):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def shim_pids(node: NodeLayout) -> list[int]:
+    """PIDs of the containerd shims serving ``node``'s pods (found by its containerd socket)."""
+    needle = str(node.containerd_socket).encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"containerd-shim" in cmdline and needle in cmdline:
+            pids.append(int(proc.name))
+    return pids
 
 
 def other_real_node_clusters(own: Path) -> bool:
