@@ -50,7 +50,7 @@ def setup(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     cluster.kubectl("create", "namespace", NS, check=False)
 
     def planner(name: str, *extra: str) -> tuple[Component, int]:
-        component = stack.planner(name, [NS], *extra)
+        component = stack.planner(name, [NS], "--log-level", "debug", *extra)
         return component, component.ports["metrics"]
 
     stack.operator([NS])
@@ -160,9 +160,45 @@ def surge(
     return report, step_at.get("t", 0.0), seen.get("t"), router
 
 
-def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
-    cluster: Any, setup: dict[str, Any]
-) -> None:
+def test_a_surge_on_a_capped_pool_raises_the_batch_size_live(cluster: Any, setup: dict[str, Any]) -> None:
+    # replicas.max=1 and no standby: a bigger batch is the only lever the planner has
+    name = "resize"
+    with planned(
+        cluster,
+        setup,
+        name,
+        replicas={"min": 1, "max": 1},
+        standby={"warm": 0, "cold": 0},
+        batching={"maxBatchSize": 4, "minBatchDelayMs": 10},
+        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+    ):
+        settled(cluster, name, serving=1)
+        (only,) = [p["metadata"]["name"] for p in pods(cluster, name)]
+        batches: dict[str, int] = {}
+
+        def raised(router: ServiceRouter) -> bool:
+            for pod, address in router.targets():
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    size = int(admin_load(address)["batching"]["maxBatchSize"])
+                    batches[pod] = max(batches.get(pod, 0), size)
+            return batches.get(only, 0) > 4
+
+        report, step_at, raised_at, _ = surge(
+            cluster, name, base=40, peak=220, base_s=6, peak_s=10, until=raised
+        )
+        assert report.sent > 1500
+        assert report.failed == [], f"{len(report.failed)} failed: {report.failed[:5]}"
+        assert raised_at is not None, f"the batch was not raised live on {only}: {batches}"
+        assert raised_at - step_at < 10.0, f"the batch was raised {raised_at - step_at:.1f} s after the step"
+        print(f"resize: batch {batches[only]} in effect {raised_at - step_at:.2f} s after the step")
+        events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
+        resized = [e["message"] for e in events if e["reason"] == "ResizeBatch"]
+        assert any(m.startswith("Resized batches 4 ->") for m in resized), [e["message"] for e in events]
+        assert not [e for e in events if e["reason"] in ("PromoteWarm", "LoadCold")]
+        assert get(cluster, "deployment", name, "-n", NS)["spec"]["replicas"] == 1  # max is max
+
+
+def test_a_surge_promotes_warm_pods_within_the_deadline(cluster: Any, setup: dict[str, Any]) -> None:
     name = "surge"
     with planned(
         cluster,
@@ -177,15 +213,7 @@ def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
         before = {p["metadata"]["name"]: role_of(p) for p in pods(cluster, name)}
         assert sorted(before.values()) == ["serving", "standby", "standby"]
 
-        batches: dict[str, int] = {}
-
         def promoted(router: ServiceRouter) -> bool:
-            # sample every serving pod's batch size while the surge is on: the planner may lower it
-            # again (rightly) once the promoted pods make the load look calm, before the checks below
-            for pod, address in router.targets():
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    size = int(admin_load(address)["batching"]["maxBatchSize"])
-                    batches[pod] = max(batches.get(pod, 0), size)
             return len(router.ready_pods()) >= 2
 
         report, step_at, capacity_at, _ = surge(
@@ -200,15 +228,12 @@ def test_a_surge_resizes_batches_and_promotes_warm_pods_within_the_deadline(
         after = pods(cluster, name)
         serving = [p for p in after if role_of(p) == labels.ROLE_SERVING]
         assert any(p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_WARM for p in serving)
-        first = next(n for n, role in before.items() if role == labels.ROLE_SERVING)
-        assert batches.get(first, 0) > 4, f"the batch was not raised live on {first}: {batches}"
         st = status(cluster, name)
         assert st["lastScalingAction"]["advisory"] is False and st["plan"]["mode"] == "predictive"
         print(f"surge: capacity served {capacity_at - step_at:.2f} s after the step; {report.sent} requests")
         events = get(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
         promotes = [e for e in events if e["reason"] == "PromoteWarm"]
         assert promotes and "serving in" in promotes[0]["message"], [e["message"] for e in events]
-        assert any(e["reason"] == "ResizeBatch" for e in events)
         # the warm pool is refilled: its Deployment asks for one more pod per pod taken to serve
         warm = get(cluster, "deployment", f"{name}-warm", "-n", NS)
         taken = len([p for p in serving if p["metadata"]["labels"][labels.LABEL_POOL] == labels.POOL_WARM])

@@ -69,6 +69,29 @@ def test_surge_raises_batches_promotes_warm_pods_and_refills(mk: Any, model: Cap
     assert plan.trigger_time == 1000.0  # the first overloaded sample, not the acting ones
 
 
+def test_batches_grow_when_replicas_max_leaves_no_other_lever(mk: Any, model: CapacityModel) -> None:
+    # one pod, replicas.max=1, no standby: 250 req/s is over its ~142 req/s at batch 8, and a bigger
+    # batch is all the planner can give it (no pod can be added, so the pool is never "overloaded")
+    s = mk.spec(replicas={"min": 1, "max": 1}, standby={"warm": 0, "cold": 0})
+    plan = decide(mk.view([mk.pod("a1", rps=250.0, batch=8)], spec=s), model, Memory(), S)
+    assert kinds(plan) == [ActionKind.RESIZE_BATCH]
+    assert ops(plan, OpKind.RESIZE) == ["a1"] and plan.ops[0].batch_size == 16
+    assert plan.active_target == 1 and any("replicas.max=1" in n for n in plan.notes)
+
+
+def test_a_raised_batch_is_raised_again_only_by_a_real_step(mk: Any, model: CapacityModel) -> None:
+    s = mk.spec(replicas={"min": 1, "max": 1}, standby={"warm": 0, "cold": 0})
+    memory = Memory()
+    first = decide(mk.view([mk.pod("a1", rps=250.0, batch=8)], spec=s), model, memory, S)
+    assert ops(first, OpKind.RESIZE) == ["a1"] and memory.batch_target == 16
+    model.latency_factor = 0.9  # the model now says 18 rows still fit: not worth another change
+    again = decide(mk.view([mk.pod("a1", rps=250.0, batch=16)], now=1001, spec=s), model, memory, S)
+    assert again.actions == () and again.ops == ()
+    model.latency_factor = 0.8  # 20 rows fit: 1.25x the current 16, so it is raised
+    third = decide(mk.view([mk.pod("a1", rps=250.0, batch=16)], now=1002, spec=s), model, memory, S)
+    assert kinds(third) == [ActionKind.RESIZE_BATCH] and "16 -> 20" in third.actions[0].message
+
+
 def test_beyond_the_warm_pool_cold_pods_load_then_new_replicas(mk: Any, model: CapacityModel) -> None:
     plan = twice(mk.view(base_pods(mk, 400.0)), model)  # 800 req/s: 6 pods at ~150
     assert ops(plan, OpKind.PROMOTE) == ["w1", "w2"]

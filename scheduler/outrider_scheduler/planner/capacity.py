@@ -4,7 +4,11 @@ Service time of one batch of ``b`` rows, ``s(b)``, comes from measured points: a
 (:mod:`.profile`) to start with, replaced size by size by what the deployment's own pods measure
 (the runtime's per-batch-size statistics, ``batchStats`` of ``/v2/admin/load``). Between points it
 is interpolated; beyond them extrapolated with a least-squares line through all points (never
-below the per-row time of the largest measured batch).
+below the per-row time of the largest measured batch). A larger batch never runs faster than a
+smaller one, but a few noisy batches can say so (a pod briefly starved of CPU): the points are made
+non-decreasing first, by pooling the ones out of order (weighted isotonic regression; a profile
+point weighs as much as ``min_observed_batches`` batches, an observed one as the batches behind it),
+so one slow sample cannot cap the batch size a surge raises to.
 
 From ``s(b)``, for a replica running ``workers`` batches at once:
 
@@ -74,6 +78,7 @@ class CapacityModel:
     _points: dict[int, _Point] = field(default_factory=dict)
     _last_stats: dict[str, dict[int, tuple[int, float]]] = field(default_factory=dict)
     _pending: dict[int, tuple[int, float]] = field(default_factory=dict)
+    _smooth: dict[int, float] | None = field(default=None, repr=False)
 
     @classmethod
     def from_profile(
@@ -85,6 +90,7 @@ class CapacityModel:
             model.workers = profile.workers
             model.rows_per_request = profile.rows_per_request
             model._points = {p.batch_size: _Point(p.seconds) for p in profile.points}
+            model._smooth = None
             model.source = "profile"
         return model
 
@@ -116,6 +122,7 @@ class CapacityModel:
         self._last_stats = {k: v for k, v in self._last_stats.items() if k[: k.rfind("/") + 1] in keep}
 
     def _fold(self, size: int, mean: float, batches: int) -> None:
+        self._smooth = None
         point = self._points.get(size)
         if point is None:
             self._points[size] = _Point(mean, batches)
@@ -159,11 +166,13 @@ class CapacityModel:
         predicted = self.p99_ms(batch, delay_ms)
         raw = self.raw_capacity(batch)
         utilisation = demand_per_replica / raw if raw > 0 else 0.0
-        if utilisation >= 0.5 and predicted > 0:
+        backlog = queue_per_replica > max(1, batch)
+        if utilisation >= 0.5 and predicted > 0 and not backlog:
+            # the p99 formula has no queue in it: a backlog's waiting says nothing about the factor
             ratio = min(4.0, max(0.5, p99_ms / predicted))
             self.latency_factor = 0.8 * self.latency_factor + 0.2 * ratio
         s = self.settings
-        unexplained = demand_per_replica < self.capacity(batch) and queue_per_replica <= max(1, batch)
+        unexplained = demand_per_replica < self.capacity(batch) and not backlog
         if p99_ms > target_ms and unexplained:
             # missed below the predicted capacity with no backlog: the replica serves less than modelled
             self.correction = max(s.min_correction, self.correction * 0.95)
@@ -172,30 +181,53 @@ class CapacityModel:
             self.correction = min(s.max_correction, self.correction * 1.03)
 
     # ------------------------------------------------------------------ queries
+    def _monotone(self) -> dict[int, float]:
+        """The points made non-decreasing in batch size (pool adjacent violators, weighted)."""
+        if self._smooth is None:
+            sizes = sorted(self._points)
+            blocks: list[tuple[float, float, int]] = []  # (mean seconds, weight, sizes pooled)
+            for size in sizes:
+                point = self._points[size]
+                mean, weight, count = (
+                    point.seconds,
+                    float(max(point.batches, self.settings.min_observed_batches)),
+                    1,
+                )
+                while blocks and blocks[-1][0] > mean:  # out of order: pool with the block before
+                    before, w, n = blocks.pop()
+                    mean = (before * w + mean * weight) / (w + weight)
+                    weight, count = weight + w, count + n
+                blocks.append((mean, weight, count))
+            values = [mean for mean, _, count in blocks for _ in range(count)]
+            self._smooth = dict(zip(sizes, values, strict=True))
+        return self._smooth
+
     def service_seconds(self, batch: int) -> float:
         """Predicted compute time of one batch of ``batch`` rows (``nan`` when nothing is known)."""
         if not self._points:
             return math.nan
-        sizes = sorted(self._points)
-        if batch in self._points:
-            return self._points[batch].seconds
+        points = self._monotone()
+        sizes = sorted(points)
+        if batch in points:
+            return points[batch]
         lo = max((b for b in sizes if b < batch), default=None)
         hi = min((b for b in sizes if b > batch), default=None)
         if lo is not None and hi is not None:
             f = (batch - lo) / (hi - lo)
-            return (1 - f) * self._points[lo].seconds + f * self._points[hi].seconds
+            return (1 - f) * points[lo] + f * points[hi]
         intercept, slope = self._line()
         edge = hi if lo is None else lo
         assert edge is not None
-        per_row = self._points[edge].seconds / edge
+        per_row = points[edge] / edge
         fitted = intercept + slope * batch
         if lo is None:  # below the smallest measured batch: never faster than proportional
             return max(fitted, per_row * batch, 1e-6)
-        return max(fitted, per_row * batch * 0.5, self._points[edge].seconds)
+        return max(fitted, per_row * batch * 0.5, points[edge])
 
     def _line(self) -> tuple[float, float]:
-        xs = sorted(self._points)
-        ys = [self._points[x].seconds for x in xs]
+        points = self._monotone()
+        xs = sorted(points)
+        ys = [points[x] for x in xs]
         if len(xs) == 1:
             return 0.0, ys[0] / xs[0]
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -239,5 +271,5 @@ class CapacityModel:
         return lo
 
     def points(self) -> dict[int, float]:
-        """Current service time per measured batch size (for status, metrics and tests)."""
+        """Current service time per measured batch size, as measured (for status, logs and tests)."""
         return {b: p.seconds for b, p in sorted(self._points.items())}

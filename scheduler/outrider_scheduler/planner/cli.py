@@ -80,6 +80,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for library in ("urllib3", "kubernetes", "asyncio"):  # --log-level debug is about the planner's own
+        logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger().level))
     if not 0.05 <= args.poll_interval <= 10:
         print("outrider planner serve: --poll-interval must be within [0.05, 10] seconds", file=sys.stderr)
         return 2

@@ -120,6 +120,8 @@ class Numbers:
     desired: int = 0
     batch_size: int = 1
     forecast_needed: int = 0
+    surge_batch: int = 1
+    """The batch size a surge would raise serving pods to (the largest within the p99 target)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class CoreSettings:
     """Consecutive overloaded cycles before the surge path acts."""
     batch_growth: int = 4
     """The batch size may grow to this multiple of the spec's maxBatchSize (at most 4096)."""
+    batch_step: float = 1.25
+    """Once raised, a batch size is raised again only to at least this multiple (no 14 -> 15 churn)."""
     lower_batch_below: float = 0.6
     """Back to the spec's batch size when demand is below this share of capacity at that size."""
     calm_seconds: float = 10.0
@@ -319,8 +323,16 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     # ---- batch size -------------------------------------------------------------------------------
     if dynamic and known:
         serving_cap_default = len(serving) * cap_default if math.isfinite(cap_default) else 0.0
-        if demand > serving_cap_default and memory.batch_target < high_batch and (surge or overloaded):
-            memory.batch_target = high_batch
+        # the fastest lever, and the only one left when replicas.max caps the pool: demand above
+        # what the serving pods do at the spec's batch size raises it, pods coming or not
+        raised = memory.batch_target > default_batch  # raised once already: raise again only by a step
+        step = (
+            max(memory.batch_target + 1, math.ceil(memory.batch_target * settings.batch_step))
+            if raised
+            else 0
+        )
+        if demand > serving_cap_default and memory.batch_target < high_batch and high_batch >= step:
+            memory_before, memory.batch_target = memory.batch_target, high_batch
             memory.calm_since = None
             actions.append(
                 Action(
@@ -329,7 +341,7 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
                     tuple(p.name for p in serving),
                     len(serving),
                     len(serving),
-                    f"Resized batches {current_batch} -> {high_batch} on {len(serving)} pods: "
+                    f"Resized batches {memory_before} -> {high_batch} on {len(serving)} pods: "
                     f"demand {demand:.1f} req/s over {serving_cap_default:.1f} at batch {default_batch}; "
                     f"p99 predicted {model.p99_ms(high_batch, delay_ms):.0f} ms of {target_ms:.0f}",
                     count=len(serving),
@@ -572,6 +584,7 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         desired=desired,
         batch_size=batch,
         forecast_needed=need_forecast,
+        surge_batch=high_batch,
     )
     if by[PodKind.UNREACHABLE]:
         names = ", ".join(sorted(p.name for p in by[PodKind.UNREACHABLE])[:5])

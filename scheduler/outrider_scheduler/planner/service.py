@@ -263,6 +263,24 @@ class PlannerService:
         started = time.perf_counter()
         plan = decide(view, state.model, state.memory, self.settings.core)
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
+        if log.isEnabledFor(logging.DEBUG):
+            n, m = plan.numbers, state.model
+            log.debug(
+                "%s/%s: demand %.1f req/s, p99 %s ms, queue %d, %d serving at batch %d (surge batch %d), "
+                "capacity %.1f req/s; model latency factor %.2f, correction %.2f, service ms %s",
+                ns,
+                name,
+                n.demand_rps,
+                n.p99_ms,
+                n.queue_depth,
+                n.serving,
+                n.batch_size,
+                n.surge_batch,
+                n.capacity_rps,
+                m.latency_factor,
+                m.correction,
+                {b: round(s * 1000, 1) for b, s in m.points().items()},
+            )
         mode = str(spec.scaling.mode)
         acting = mode == ScalingMode.PREDICTIVE.value
         decided_at = self.wall()
