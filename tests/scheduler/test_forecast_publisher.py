@@ -13,8 +13,13 @@ class FakeRest:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         self.applied: list[tuple[dict[str, Any], str | None, str]] = []
+        self.listed: list[str] = []
 
     def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.listed.append(path)
+        if "/namespaces/" in path:
+            ns = path.split("/namespaces/")[1].split("/")[0]
+            return [i for i in self.items if i["metadata"]["namespace"] == ns]
         return self.items
 
     def apply(self, obj: dict[str, Any], *, subresource: str | None = None, field_manager: str = "") -> Any:
@@ -152,3 +157,14 @@ def test_a_forecaster_that_cannot_start_is_reported_and_the_rest_go_on() -> None
     report = ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
     assert report.failures == ["ml/m: cannot forecast this one"]
     assert report.published == 1 and rest.applied[0][0]["metadata"]["name"] == "n"
+
+
+def test_only_the_watched_namespaces_are_forecast() -> None:
+    other = idf()
+    other["metadata"] = {**other["metadata"], "namespace": "elsewhere"}
+    rest, service = FakeRest([idf(), other]), ScriptedService()
+    report = ForecastPublisher(rest, service, namespaces=("ml",)).cycle()  # type: ignore[arg-type]
+    assert report.deployments == 1 and list(service.forecasters) == [("ml", "m")]
+    assert rest.listed == ["/apis/outrider.dev/v1alpha1/namespaces/ml/inferencedeployments"]
+    everywhere = FakeRest([idf(), other])
+    assert ForecastPublisher(everywhere, ScriptedService()).cycle().deployments == 2  # type: ignore[arg-type]

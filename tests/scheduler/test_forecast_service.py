@@ -56,6 +56,15 @@ def test_insufficient_history_then_cold_start_then_learned() -> None:
     assert abs(learned.p50_rps - actual_next) / actual_next < 0.2
 
 
+def test_a_refit_on_less_than_one_horizon_of_history_is_harmless() -> None:
+    # a new deployment: the forecaster refits before a whole horizon has been seen
+    fc = DeploymentForecaster("ns/new", SETTINGS, ForecastMetrics(CollectorRegistry()))
+    fc.observe(StepSeries(0.0, 10, np.full(12, 30.0)))  # 120 s of a 300 s horizon
+    fc.refit(120.0)  # raised IndexError before: no window was over yet
+    res = fc.predict(120.0)
+    assert res.reason == "InsufficientHistory" and not res.forecasting
+
+
 def test_predictions_do_not_wait_for_a_refit() -> None:
     y = _week()
     fc = DeploymentForecaster("ns/chat", SETTINGS)

@@ -72,10 +72,14 @@ def make_targets(series: StepSeries, k: int, eps: float, origins: IntArray, feat
     """Targets of every origin ``i``: window ``[i, i+k)``; NaN where it runs past the data."""
     sums, peaks = peak_targets(series.y, k)
     n_known = len(sums)
-    ok = origins < n_known
-    idx = np.where(ok, origins, 0)
-    mean_rate = np.where(ok, sums[idx] / (k * series.step_seconds), np.nan)
-    peak_rate = np.where(ok, peaks[idx] / series.step_seconds, np.nan)
+    if n_known == 0:  # shorter than one horizon: no window is over yet
+        mean_rate = np.full(len(origins), np.nan)
+        peak_rate = np.full(len(origins), np.nan)
+    else:
+        ok = origins < n_known
+        idx = np.where(ok, origins, 0)
+        mean_rate = np.where(ok, sums[idx] / (k * series.step_seconds), np.nan)
+        peak_rate = np.where(ok, peaks[idx] / series.step_seconds, np.nan)
     rate = {"mean_p50": mean_rate, "mean_p90": mean_rate, "peak_p90": peak_rate}
     scale = features.mean(origins, 4 * k, clip=True) + eps
     return Targets(rate=rate, base=features.base(origins), scale=scale)

@@ -56,15 +56,31 @@ class ForecastPublisher:
     """Keeps one forecaster per InferenceDeployment and publishes each cycle's results."""
 
     def __init__(
-        self, rest: KubeRest, service: ForecasterService, clock: Callable[[], float] | None = None
+        self,
+        rest: KubeRest,
+        service: ForecasterService,
+        clock: Callable[[], float] | None = None,
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self.rest = rest
         self.service = service
         self.clock = clock
+        self.namespaces = namespaces
+        """Namespaces to forecast (the operator's watchNamespaces); empty: every namespace."""
+
+    def _list(self) -> list[dict[str, Any]]:
+        if not self.namespaces:
+            return self.rest.list(_LIST_ALL)
+        items: list[dict[str, Any]] = []
+        for ns in self.namespaces:
+            items += self.rest.list(
+                f"/apis/{labels.API_GROUP}/{labels.API_VERSION}/namespaces/{ns}/{labels.PLURAL}"
+            )
+        return items
 
     def cycle(self) -> PublishReport:
         """List InferenceDeployments, forecast each, apply the results; raises only if listing fails."""
-        items = self.rest.list(_LIST_ALL)
+        items = self._list()
         report = PublishReport(deployments=len(items))
         current: dict[str, dict[str, Any]] = {}
         for item in items:

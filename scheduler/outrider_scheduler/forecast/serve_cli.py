@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, registry=metrics.registry)
     source = PrometheusSource(args.prometheus_url, query_template=args.query or DEFAULT_QUERY)
     service = ForecasterService(source, metrics=metrics)
-    publisher = ForecastPublisher(KubeRest(api_client), service)
+    publisher = ForecastPublisher(KubeRest(api_client), service, namespaces=tuple(args.namespace))
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -54,7 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    logging.getLogger(__name__).info("forecasting from %s every %.0fs", args.prometheus_url, args.interval)
+    scope = ", ".join(args.namespace) or "every namespace"
+    logging.getLogger(__name__).info(
+        "forecasting %s from %s every %.0fs", scope, args.prometheus_url, args.interval
+    )
     try:
         run_forever(publisher, args.interval, stop)
     finally:
@@ -76,5 +79,11 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     sv.add_argument("--interval", type=float, default=10.0, help="Seconds between cycles (default 10).")
     sv.add_argument("--metrics-port", type=int, default=0, help="Serve /metrics on this port (0: off).")
+    sv.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="Forecast InferenceDeployments of this namespace only (repeatable; default: all).",
+    )
     sv.add_argument("--log-level", default="INFO", help="Log level.")
     sv.set_defaults(func=_serve)
