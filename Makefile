@@ -61,7 +61,7 @@ test-unit: ## Run the tests that need no control plane.
 
 ##@ Local cluster
 .PHONY: image
-image: ## Build the runtime, control and runtime-gpu images from the Dockerfile (buildah; cached by content).
+image: ## Build the runtime, control and runtime-gpu images from the Dockerfile, and the chart's kube-scheduler image (buildah; cached).
 	$(PY) -m outrider_devcluster image
 
 .PHONY: binaries

@@ -28,6 +28,7 @@ from kubernetes import config as k8s_config
 from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterError, ensure_binaries, locate
 from outrider_devcluster.binaries import ALL_BINARIES
 from outrider_devcluster.kube import api_client, request_token
+from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.stack import free_port
 from outrider_devcluster.topology import Topology, load_topology
 
@@ -161,6 +162,19 @@ def _external(settings: ClusterSettings, kubeconfig: Path) -> LocalCluster:
             f"binaries not found: {', '.join(missing)} (PATH, KUBEBUILDER_ASSETS or `make binaries`)"
         )
     return LocalCluster(settings, binaries, load_topology(), started_here=False, kubeconfig=kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def real_node(cluster: LocalCluster) -> str:
+    """The name of the cluster's (first) real node; CI fails without one, elsewhere it skips."""
+    out = cluster.kubectl("get", "nodes", "-l", f"{REAL_NODE_LABEL}=true", "-o", "name", check=False)
+    nodes = sorted(line.split("/", 1)[1] for line in out.stdout.split() if "/" in line)
+    if not nodes:
+        message = "the cluster has no real node (OUTRIDER_REAL_NODES=0, or a cluster started before them)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return nodes[0]
 
 
 @pytest.fixture

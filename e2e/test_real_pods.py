@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -92,18 +91,6 @@ def get_json(cluster: Any, *args: str) -> Any:
 def _is_ready(pod: dict[str, Any]) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-
-@pytest.fixture(scope="module")
-def real_node(cluster: Any) -> str:
-    """The name of the cluster's (first) real node; CI fails without one, elsewhere it skips."""
-    nodes = (get_json(cluster, "nodes", "-l", f"{REAL_NODE_LABEL}=true") or {}).get("items") or []
-    if not nodes:
-        message = "the cluster has no real node (OUTRIDER_REAL_NODES=0, or a cluster started before them)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return str(nodes[0]["metadata"]["name"])
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_binaries)
     p = sub.add_parser("image", help="build the images from the Dockerfile (buildah), cached by content")
     p.add_argument(
-        "--only", nargs="*", choices=("pause", "runtime", "control", "runtime-gpu"), help="only these"
+        "--only",
+        nargs="*",
+        choices=("pause", "runtime", "control", "runtime-gpu", "kube-scheduler"),
+        help="only these",
     )
     p.set_defaults(func=_cmd_image)
     p = sub.add_parser("up", help="start the local cluster, the simulated GPU nodes and the real node(s)")

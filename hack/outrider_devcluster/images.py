@@ -7,7 +7,10 @@ is made locally: ``debootstrap --variant=minbase`` of Debian bookworm with ``pyt
 ("pause") image is Debian's static busybox.
 
 Each image is cached by content: the hash covers the Dockerfile, ``.dockerignore``, every file the
-build context holds and the base image's recipe. A built image is written to
+build context holds and the base image's recipe. The chart's kube-scheduler image
+(``registry.k8s.io/kube-scheduler`` at the cluster's Kubernetes version) is the base image plus the
+kube-scheduler built from the Go module proxy, so the chart's default image reference is found on
+the real nodes without a registry. A built image is written to
 ``~/.cache/outrider/images/<name>-<hash>.tar`` (a docker-archive tagged with the name pods use),
 which the real nodes' containerd imports. A host behind a TLS-inspecting proxy (``SSL_CERT_FILE``
 set) has its CA bundle mounted into the build's ``RUN`` steps only.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildError
-from .settings import ClusterSettings, repo_root
+from .settings import ClusterSettings, Versions, repo_root
 
 __all__ = [
     "BASE_PACKAGES",
@@ -66,9 +69,12 @@ IMAGES: dict[str, ImageSpec] = {
     "runtime": ImageSpec("runtime", "runtime", "ghcr.io/outrider-dev/outrider-runtime:0.1.0"),
     "control": ImageSpec("control", "control", "ghcr.io/outrider-dev/outrider:0.1.0"),
     "runtime-gpu": ImageSpec("runtime-gpu", "runtime-gpu", "ghcr.io/outrider-dev/outrider-runtime-gpu:0.1.0"),
+    "kube-scheduler": ImageSpec(
+        "kube-scheduler", None, f"registry.k8s.io/kube-scheduler:{Versions().kubernetes}"
+    ),
 }
 """Every image ``make image`` can build, by key."""
-NODE_IMAGES = ("pause", "runtime", "control")
+NODE_IMAGES = ("pause", "runtime", "control", "kube-scheduler")
 """Images every real node imports at start (the GPU variant is built on request only)."""
 
 
@@ -107,6 +113,8 @@ def built_archive(settings: ClusterSettings, key: str, digest: str | None = None
     """Where the archive of image ``key`` for the current sources is (or will be) cached."""
     if key == "pause":
         return settings.image_cache / "outrider-pause-1.tar"
+    if key == "kube-scheduler":  # the binary's version and the base, not the project's sources
+        return settings.image_cache / f"kube-scheduler-{Versions().kubernetes}-{_base_digest()}.tar"
     return settings.image_cache / f"outrider-{key}-{digest or context_digest()}.tar"
 
 
@@ -216,6 +224,35 @@ def _build_pause(buildah: str, runner: _Runner, archive: Path) -> None:
     _push(buildah, runner, reference, archive, reference)
 
 
+def _build_kube_scheduler(
+    buildah: str, runner: _Runner, settings: ClusterSettings, base: str, work: Path, archive: Path
+) -> None:
+    from .binaries import ensure_binaries
+
+    binary = work / "kube-scheduler"
+    shutil.copy2(ensure_binaries(settings, ("kube-scheduler",))["kube-scheduler"], binary)
+    strip = shutil.which("strip")
+    if strip:  # debug sections are half of the binary; the symbols stay (Go needs them)
+        runner.run("strip the kube-scheduler's debug sections", [strip, "--strip-debug", str(binary)])
+    container = runner.run("buildah from the base (kube-scheduler)", [buildah, "from", base]).strip()
+    try:
+        runner.run(
+            "add kube-scheduler",
+            [buildah, "copy", "--quiet", "--chmod", "0755", container, str(binary),
+             "/usr/local/bin/kube-scheduler"],
+        )  # fmt: skip
+        runner.run(
+            "configure the kube-scheduler image",
+            [buildah, "config", "--entrypoint", '["/usr/local/bin/kube-scheduler"]', "--cmd", "",
+             "--user", "65532:65532", container],
+        )  # fmt: skip
+        reference = IMAGES["kube-scheduler"].reference
+        runner.run("commit the kube-scheduler image", [buildah, "commit", "--quiet", container, reference])
+    finally:
+        subprocess.run([buildah, "rm", container], capture_output=True, check=False)
+    _push(buildah, runner, reference, archive, reference)
+
+
 def _push(buildah: str, runner: _Runner, source: str, archive: Path, reference: str) -> None:
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(archive.name + ".partial")
@@ -267,7 +304,7 @@ def ensure_images(
     say(f"==> building image(s) {', '.join(missing)} (sources {digest}; log: {log})")
     with tempfile.TemporaryDirectory(prefix="outrider-image-") as tmp:
         base = ""
-        if any(IMAGES[k].target for k in missing):
+        if any(IMAGES[k].target or k == "kube-scheduler" for k in missing):
             started = time.monotonic()
             base, built = _ensure_base(buildah, runner, Path(tmp))
             if built:
@@ -275,7 +312,9 @@ def ensure_images(
         for key in missing:
             started = time.monotonic()
             spec = IMAGES[key]
-            if spec.target is None:
+            if key == "kube-scheduler":
+                _build_kube_scheduler(buildah, runner, settings, base, Path(tmp), archives[key])
+            elif spec.target is None:
                 _build_pause(buildah, runner, archives[key])
             else:
                 _build_target(buildah, runner, spec, base, digest, archives[key])

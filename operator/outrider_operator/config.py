@@ -30,3 +30,5 @@ class OperatorConfig:
     node_model_cache: str | None = None
     """Host folder that serving pods share as their model cache (a hostPath, so the node agent can
     report cached models for cache-aware placement); None: a per-pod emptyDir."""
+    scheduler_name: str = "outrider"
+    """The kube-scheduler profile serving pods name: the chart's scheduler, which calls the extender."""

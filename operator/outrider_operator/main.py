@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -18,9 +20,12 @@ from outrider_operator.handlers import register_handlers
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, load_api_client
 from outrider_operator.metrics import OperatorMetrics
+from outrider_operator.reconcile.children import PodOptions
 from outrider_operator.reconciler import Reconciler
 
-__all__ = ["build_operator", "parse_args", "run"]
+__all__ = ["build_operator", "in_cluster_server", "parse_args", "run"]
+
+_PROFILE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
@@ -51,8 +56,18 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         default=os.environ.get("OUTRIDER_NODE_MODEL_CACHE") or None,
         help="host folder serving pods share as their model cache (hostPath; default: per-pod emptyDir)",
     )
+    parser.add_argument(
+        "--scheduler-name",
+        default=os.environ.get("OUTRIDER_SCHEDULER_NAME") or defaults.scheduler_name,
+        help="kube-scheduler profile serving pods name (the chart's scheduler.name; default: outrider)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
+    if not _PROFILE_NAME.fullmatch(args.scheduler_name):
+        parser.error(
+            "--scheduler-name must be a lowercase DNS subdomain (a-z, 0-9, '-', '.'), "
+            f"got {args.scheduler_name!r}"
+        )
     if args.node_model_cache is not None and not args.node_model_cache.startswith("/"):
         parser.error(f"--node-model-cache must be an absolute host path, got {args.node_model_cache!r}")
     if args.resync_seconds <= 0:
@@ -66,15 +81,29 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         log_format=args.log_format,
         verbose=args.verbose,
         node_model_cache=args.node_model_cache,
+        scheduler_name=args.scheduler_name,
     )
+
+
+def in_cluster_server(environ: Mapping[str, str]) -> str | None:
+    """The apiserver address the kubelet gives every pod (as client-go's in-cluster config uses).
+
+    kopf's own service-account login names ``https://kubernetes.default.svc``, which needs cluster
+    DNS; the ``KUBERNETES_SERVICE_HOST``/``_PORT`` variables do not, so the operator, like the
+    other components (the kubernetes client), reaches the apiserver wherever DNS is missing or down.
+    None when the variables are not set (kopf's default then).
+    """
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = None) -> kopf.OperatorRegistry:
     """Build the kopf registry with every handler wired to a fresh :class:`Reconciler`."""
     rest = KubeRest(load_api_client(config.kubeconfig))
-    reconciler = Reconciler(
-        rest, metrics=metrics, events=EventRecorder(rest), node_model_cache=config.node_model_cache
-    )
+    options = PodOptions(node_model_cache=config.node_model_cache, scheduler_name=config.scheduler_name)
+    reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest), pod_options=options)
     registry = kopf.OperatorRegistry()
     register_handlers(registry, reconciler, config)
 
@@ -83,7 +112,9 @@ def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = Non
         """Kubeconfig when one is given (or $KUBECONFIG), else the pod's service account."""
         if config.kubeconfig or os.environ.get("KUBECONFIG"):
             return kopf.login_with_kubeconfig(**kwargs)
-        return kopf.login_with_service_account(**kwargs)
+        info = kopf.login_with_service_account(**kwargs)
+        server = in_cluster_server(os.environ)
+        return dataclasses.replace(info, server=server) if info is not None and server else info
 
     @kopf.on.startup(registry=registry, id="settings")
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:

@@ -25,7 +25,13 @@ from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, object_path
 from outrider_operator.metrics import OperatorMetrics
-from outrider_operator.reconcile.children import POOLS, Owner, pool_deployment_name, render_children
+from outrider_operator.reconcile.children import (
+    POOLS,
+    Owner,
+    PodOptions,
+    pool_deployment_name,
+    render_children,
+)
 from outrider_operator.reconcile.scaling import desired_pool_sizes
 from outrider_operator.reconcile.semantics import (
     ClusterFacts,
@@ -71,14 +77,14 @@ class Reconciler:
         metrics: OperatorMetrics | None = None,
         events: EventRecorder | None = None,
         facts_ttl_seconds: float = 15.0,
-        node_model_cache: str | None = None,
+        pod_options: PodOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
     ) -> None:
         self.rest = rest
         self.metrics = metrics or OperatorMetrics.create()
         self.events = events or EventRecorder(rest)
         self.facts_ttl_seconds = facts_ttl_seconds
-        self.node_model_cache = node_model_cache
+        self.pod_options = pod_options or PodOptions()
         self.clock = clock
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -140,7 +146,7 @@ class Reconciler:
         result = ReconcileResult()
         applied: dict[str, dict[str, Any]] = {}
         for obj in render_children(
-            owner, spec, sizes[labels.POOL_ACTIVE], node_model_cache=self.node_model_cache, standby=standby
+            owner, spec, sizes[labels.POOL_ACTIVE], standby=standby, options=self.pod_options
         ):
             try:
                 changed, current = self._apply(obj)

@@ -5,7 +5,7 @@ import yaml
 
 from outrider_operator.api import labels
 from outrider_operator.api.resource import parse_spec
-from outrider_operator.reconcile.children import Owner, child_names, render_children
+from outrider_operator.reconcile.children import Owner, PodOptions, child_names, render_children
 from outrider_operator.reconcile.runtimeconfig import render_runtime_config
 
 OWNER = Owner(name="minilm", namespace="ml", uid="1234-uid")
@@ -164,7 +164,8 @@ def test_read_only_root_has_writable_cache_and_tmp(minimal_spec: dict[str, Any])
 
 
 def test_a_node_model_cache_is_a_host_folder_the_agent_can_scan(minimal_spec: dict[str, Any]) -> None:
-    objs = render_children(OWNER, parse_spec(minimal_spec), 1, node_model_cache="/var/cache/outrider")
+    options = PodOptions(node_model_cache="/var/cache/outrider")
+    objs = render_children(OWNER, parse_spec(minimal_spec), 1, options=options)
     pod = _by_kind(objs)["Deployment"][0]["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "model-cache")
     assert volume == {
@@ -207,3 +208,11 @@ def test_gpu_preferences_become_preferred_node_affinity_in_order(minimal_spec: d
     ]
     plain = _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"][0]
     assert "affinity" not in plain["spec"]["template"]["spec"]
+
+
+def test_serving_pods_name_the_operators_scheduler(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec(minimal_spec)
+    default = _by_kind(render_children(OWNER, spec, 1))["Deployment"]
+    assert {d["spec"]["template"]["spec"]["schedulerName"] for d in default} == {"outrider"}
+    other = _by_kind(render_children(OWNER, spec, 1, options=PodOptions(scheduler_name="gpu-aware")))
+    assert {d["spec"]["template"]["spec"]["schedulerName"] for d in other["Deployment"]} == {"gpu-aware"}

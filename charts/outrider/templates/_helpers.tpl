@@ -58,3 +58,21 @@ Whether prometheus-operator's monitoring.coreos.com/v1 API is available ("auto" 
 {{- else if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" -}}true
 {{- end -}}
 {{- end }}
+
+{{/*
+A pod's placement from a component's values: nodeSelector, tolerations, affinity (each when set).
+*/}}
+{{- define "outrider.placement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -41,6 +41,7 @@ __all__ = [
     "READINESS_PERIOD_SECONDS",
     "SETTLED_PATH",
     "Owner",
+    "PodOptions",
     "child_names",
     "pool_deployment_name",
     "pool_role",
@@ -258,6 +259,17 @@ def _gpu_preferences(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
     return terms
 
 
+@dataclass(frozen=True)
+class PodOptions:
+    """How this operator renders serving pods, beyond the spec (the operator's own flags)."""
+
+    node_model_cache: str | None = None
+    """A host folder the serving pods share as their model cache (see :func:`_cache_volume`);
+    None gives each pod its own emptyDir."""
+    scheduler_name: str = labels.SCHEDULER_NAME
+    """The kube-scheduler profile serving pods name (the chart's scheduler with the extender)."""
+
+
 def _cache_volume(node_model_cache: str | None) -> dict[str, Any]:
     """The pods' model cache: an emptyDir, or the node's shared cache folder as a hostPath.
 
@@ -277,7 +289,7 @@ def _deployment(
     pool: str,
     replicas: int,
     config_hash: str,
-    node_model_cache: str | None = None,
+    options: PodOptions,
 ) -> dict[str, Any]:
     pod_labels = {
         **_labels(owner, "serving" if pool == labels.POOL_ACTIVE else "standby"),
@@ -286,11 +298,11 @@ def _deployment(
         labels.LABEL_MODEL: spec.model.name,
     }
     pod_spec: dict[str, Any] = {
-        "schedulerName": labels.SCHEDULER_NAME,
+        "schedulerName": options.scheduler_name,
         "containers": [_container(spec, pool)],
         "volumes": [
             {"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}},
-            _cache_volume(node_model_cache),
+            _cache_volume(options.node_model_cache),
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
         ],
         # Pod Security "restricted": non-root, RuntimeDefault seccomp (the container drops ALL
@@ -344,16 +356,16 @@ def render_children(
     owner: Owner,
     spec: InferenceDeploymentSpec,
     active_replicas: int,
-    node_model_cache: str | None = None,
     standby: dict[str, int] | None = None,
+    options: PodOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Return every desired child object, in apply order (config first, then workloads).
 
     ``active_replicas``: size of the active pool's Deployment; ``standby``: sizes of the warm and
-    cold pools' Deployments (the spec's by default; see :mod:`.scaling`). ``node_model_cache``: a
-    host folder the serving pods share as their model cache (see :func:`_cache_volume`); None
-    gives each pod its own emptyDir.
+    cold pools' Deployments (the spec's by default; see :mod:`.scaling`); ``options``: the
+    operator's own rendering choices (model cache folder, scheduler name).
     """
+    options = options or PodOptions()
     files = runtime_config_files(spec)
     config_hash = _config_hash(files)
     objects: list[dict[str, Any]] = [
@@ -370,7 +382,7 @@ def render_children(
         labels.POOL_COLD: spec.standby.cold,
         **(standby or {}),
     }
-    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, node_model_cache) for pool in POOLS]
+    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, options) for pool in POOLS]
     objects.append(
         {
             "apiVersion": "v1",

@@ -147,7 +147,7 @@ def discover(backend: GpuBackend, cache_dir: Path | None = DEFAULT_MODEL_CACHE) 
     try:
         snapshot = backend.snapshot()
     except NvmlUnavailableError as exc:
-        log.info("no GPU inventory, reporting CPU-only: %s", exc)
+        log.debug("no GPU inventory, reporting CPU-only: %s", exc)
         return GpuInventory(
             driver=None,
             cpu_only_reason=str(exc),

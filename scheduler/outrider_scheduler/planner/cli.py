@@ -82,6 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     for library in ("urllib3", "kubernetes", "asyncio"):  # --log-level debug is about the planner's own
         logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger().level))
+    # the lease library logs every renewal (every 2 s) at INFO; the planner logs taking and losing it
+    logging.getLogger("leaderelection").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not 0.05 <= args.poll_interval <= 10:
         print("outrider planner serve: --poll-interval must be within [0.05, 10] seconds", file=sys.stderr)
         return 2
