@@ -125,6 +125,19 @@ def test_an_unreachable_warm_pod_is_skipped_and_another_promoted(mk: Any, model:
     assert plan.numbers.unreachable == 1 and any("w1" in n for n in plan.notes)
 
 
+def test_pods_the_planner_cannot_reach_are_not_replaced_again_and_again(
+    mk: Any, model: CapacityModel
+) -> None:
+    # the planner cannot reach any pod (a NetworkPolicy, or simulated nodes): it must not read
+    # "0 serving" as "2 missing" and add replicas every cycle up to replicas.max
+    pods = [mk.pod("a1", unreachable=True), mk.pod("a2", unreachable=True), mk.pod("w1", W, unreachable=True)]
+    memory = Memory()
+    for i in range(4):
+        plan = decide(mk.view(pods, now=1000 + i, recommended_active=2), model, memory, S)
+        assert ActionKind.ADD_REPLICAS not in kinds(plan) and plan.active_target == 2, plan.actions
+    assert plan.numbers.unreachable == 3 and any("did not answer" in n for n in plan.notes)
+
+
 def test_latency_miss_without_capacity_data_adds_one_pod(mk: Any) -> None:
     empty = CapacityModel.from_profile(None)
     pods = [mk.pod("a1", rps=50.0, p99=450.0, count=200, queue=40), mk.pod("w1", W)]
@@ -226,6 +239,20 @@ def test_busy_pods_are_not_decided_on_twice(mk: Any, model: CapacityModel) -> No
     pods = [replace(p, busy="promote") if p.name in promoted else p for p in base_pods(mk, 300.0)]
     again = decide(mk.view(pods, now=1001), model, memory, S)
     assert not ops(again, OpKind.PROMOTE) and ActionKind.PROMOTE_WARM not in kinds(again)
+
+
+def test_no_warm_pod_is_added_that_replicas_max_would_never_let_serve(mk: Any, model: CapacityModel) -> None:
+    fc = ForecastView(peak_rps=100.0, horizon_seconds=300, generated_at=1000.0)
+    capped = mk.spec(replicas={"min": 1, "max": 3}, standby={"warm": 0, "cold": 0})
+    pods = base_pods(mk, 150.0)[:2]  # 2 serving of max 3, 300 req/s against a forecast of 100
+    plan = decide(mk.view(pods, forecast=fc, spec=capped), model, Memory(), S)
+    assert plan.warm_target == 1  # 2 pods would absorb the miss; only 1 more may ever serve
+    full = mk.spec(replicas={"min": 1, "max": 2}, standby={"warm": 0, "cold": 0})
+    plan = decide(mk.view(pods, forecast=fc, spec=full), model, Memory(), S)
+    assert plan.warm_target == 0 and ActionKind.REFILL_STANDBY not in kinds(plan)
+    one_warm = mk.spec(replicas={"min": 1, "max": 3}, standby={"warm": 1, "cold": 0})
+    plan = decide(mk.view([*pods, mk.pod("w1", W)], forecast=fc, spec=one_warm), model, Memory(), S)
+    assert plan.warm_target == 1  # the spec's warm pod already covers the one pod that may still serve
 
 
 def test_the_warm_pool_grows_to_absorb_what_the_forecast_missed(mk: Any, model: CapacityModel) -> None:

@@ -232,6 +232,13 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     serving = by[PodKind.SERVING]
     incoming = by[PodKind.LOADING_UP] + by[PodKind.UNLABELLED]
     restartable = [p for p in by[PodKind.MISMATCH] if p.rates and p.rates.load.state == ModelState.WARM]
+    # pods that did not answer still exist (a NetworkPolicy, a slow pod): counting them as missing
+    # would add replicas every cycle, up to replicas.max, for pods that may serve fine
+    blind = [
+        p
+        for p in by[PodKind.UNREACHABLE]
+        if p.role == labels.ROLE_SERVING and not p.deleting and not p.released
+    ]
     ops: list[PodOp] = []
     actions: list[Action] = []
 
@@ -279,6 +286,9 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         memory.misses.popleft()
     worst_miss = memory.misses[0][1] if memory.misses else 0.0
     absorb = math.ceil(worst_miss / cap_high) if known and worst_miss > 0 else 0
+    # a warm pod is there to be promoted: none beyond what replicas.max lets serve could ever be
+    room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - spec.standby.warm
+    absorb = min(absorb, max(0, room))
     floor = max(spec.replicas.min, 1 if demand > 0 else 0)
     if max(need_load, need_forecast) > spec.replicas.max:
         notes.append(
@@ -286,7 +296,7 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         )
     wanted_now = min(spec.replicas.max, max(need_load, need_latency, floor))
     desired = min(spec.replicas.max, max(wanted_now, need_forecast))
-    have = len(serving) + len(incoming) + len(restartable)
+    have = len(serving) + len(incoming) + len(restartable) + len(blind)
 
     # ---- surge detection (two samples in a row) ---------------------------------------------------
     overloaded = wanted_now > have
