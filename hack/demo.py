@@ -1,20 +1,20 @@
 """``make demo``: Outrider end to end on the local cluster, explained step by step.
 
 1. builds (once) or finds the control-plane binaries and starts the local cluster with
-   simulated GPU nodes (or reuses a running one);
-2. installs the Helm chart (CRDs, RBAC) and runs the operator and the scheduler extender as
-   local processes (recorded like the cluster's own, so ``make cluster-down`` stops them);
-3. applies the two sample InferenceDeployments and waits until the first is Ready;
+   simulated GPU nodes and a real node (or reuses a running one);
+2. installs the Helm chart with every component as a pod on the real node, as in a user's
+   cluster: the operator, the kube-scheduler with the extender beside it, the forecaster, the
+   planner and the agent, all from the images built from the Dockerfile (``make image``);
+3. applies the two sample InferenceDeployments (GPU pods on the simulated nodes, placed by the
+   release's scheduler and extender) and waits until the first is Ready;
 4. shows what happened: the objects, where pods were placed and why, status, Events, metrics;
-5. places a CPU InferenceDeployment on the cluster's real node (kubelet + containerd, the runtime
-   image built from the Dockerfile), shows its pod with ``kubectl get pods -o wide`` and its logs,
-   and sends a real inference over the Triton protocol with tritonclient through
-   ``kubectl port-forward``;
-6. lets Prometheus (on this machine, scraping that pod) and the forecaster publish a live
-   forecast into status;
-7. runs the planner and the stand-in host (real runtimes behind pods on the stand-in nodes), sends
-   a surge of real requests and shows the planner answer it: batches resized, a warm pod promoted
-   and serving within seconds, the warm pool refilled.
+5. places a CPU InferenceDeployment on the real node, shows its pod with ``kubectl get pods -o
+   wide`` and its logs, and sends a real inference over the Triton protocol with tritonclient
+   through ``kubectl port-forward``;
+6. lets Prometheus (the one process on this machine, scraping the real node's pods) and the
+   forecaster pod publish a live forecast into status;
+7. sends a surge of real requests to a deployment on the real node and shows the planner pod
+   answer it: batches resized, the warm pod promoted and serving within seconds, the pool refilled.
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from outrider_devcluster import Cluster, ClusterSettings, ensure_binaries, load_topology
+from outrider_devcluster.incluster import COMPONENTS, IN_CLUSTER_SCHEDULER, in_cluster_values
+from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.processes import ProcessTable
+from outrider_devcluster.prometheus import prometheus_argv, prometheus_url, scrape_config
 from outrider_devcluster.stack import real_node_deployment
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "default"
+SYSTEM = "outrider-system"
 SAMPLES = REPO / "manifests" / "samples"
 VENV_BIN = Path(sys.executable).parent
 
@@ -62,11 +66,15 @@ class Demo:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.run("kubectl", "get", *args, "-o", "json"))
 
-    def start(self, component: str, argv: list[str], health_url: str | None) -> None:
+    def start(self, component: str, argv: list[str], health_url: str | None, *, fresh: bool = False) -> None:
+        """Start ``component`` (recorded for cluster-down) unless it runs; ``fresh`` restarts it."""
         for proc in self.table.recorded():
             if proc.component == component and proc.alive():
-                print(f"    {component} already running (pid {proc.pid})")
-                return
+                if not fresh:
+                    print(f"    {component} already running (pid {proc.pid})")
+                    return
+                proc.stop()
+                self.table.forget(component)
         proc = self.table.start(component, argv)
         print(f"    started {component} (pid {proc.pid}, log {self.table.log_for(component)})")
         if health_url is None:
@@ -117,7 +125,7 @@ def serve_on_real_node(demo: Demo) -> str:
     body = real_node_deployment(
         LIVE,
         NS,
-        cpu="1",
+        cpu="500m",
         replicas={"min": 1, "max": 1},
         standby={"warm": 0, "cold": 0},
         scaling={"forecastHorizonSeconds": 30},
@@ -139,6 +147,7 @@ def serve_on_real_node(demo: Demo) -> str:
         [str(demo.binaries["kubectl"]), "--kubeconfig", str(demo.settings.kubeconfig), "-n", NS,
          "port-forward", f"svc/{LIVE}", "18000:8000"],
         "http://127.0.0.1:18000/v2/health/live",
+        fresh=True,  # a previous run's forward pointed at a pod that is gone
     )  # fmt: skip
     client = httpclient.InferenceServerClient("127.0.0.1:18000")
     meta = client.get_model_metadata("minilm")
@@ -156,8 +165,56 @@ def serve_on_real_node(demo: Demo) -> str:
     return str(pod["status"]["podIP"])
 
 
-def forecast_live(demo: Demo, pod_ip: str) -> None:
-    """Prometheus scrapes the real pod, load is sent, and the forecaster publishes into status."""
+def real_nodes(demo: Demo) -> list[str]:
+    """Names of the cluster's real nodes."""
+    items = demo.kubectl_json("nodes", "-l", f"{REAL_NODE_LABEL}=true").get("items", [])
+    return sorted(str(n["metadata"]["name"]) for n in items)
+
+
+def install_in_cluster(demo: Demo) -> None:
+    """helm install with every component a pod on the real node; show the pods."""
+    demo.run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    values = demo.settings.cluster_dir / "demo-values.yaml"
+    values.write_text(
+        json.dumps(in_cluster_values([NS], prometheus_url=prometheus_url()), indent=1)
+    )  # JSON is YAML
+    print(f"    values: {values} (placement on the real node, scheduler.name={IN_CLUSTER_SCHEDULER},")
+    print(f"    forecaster.prometheusUrl={prometheus_url()}; the host scheduler keeps the name outrider)")
+    started = time.monotonic()
+    demo.run(
+        "helm", "upgrade", "--install", "outrider", str(REPO / "charts" / "outrider"), "--namespace", SYSTEM,
+        "--create-namespace", "-f", str(values), "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    print(f"    helm install --wait: every component Ready in {time.monotonic() - started:.1f}s")
+    demo.run("kubectl", "get", "pods", "-n", SYSTEM, "-o", "wide", show=True)
+
+
+def component_pod(demo: Demo, component: str) -> str:
+    """Name of the Ready pod of one chart component."""
+    pods = demo.kubectl_json("pods", "-n", SYSTEM, "-l", f"app.kubernetes.io/component={component}")
+    for pod in pods.get("items", []):
+        conds = (pod.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+            return str(pod["metadata"]["name"])
+    raise SystemExit(f"no Ready {component} pod in {SYSTEM}; try: kubectl get pods -n {SYSTEM}")
+
+
+def pod_metrics(demo: Demo, component: str, port: int, prefix: str) -> list[str]:
+    """A component pod's counters, through the apiserver's pod proxy."""
+    pod = component_pod(demo, component)
+    text = demo.run("kubectl", "get", "--raw", f"/api/v1/namespaces/{SYSTEM}/pods/{pod}:{port}/proxy/metrics")
+    return [ln for ln in text.splitlines() if ln.startswith(prefix) and "_total" in ln]
+
+
+def _unix(stamp: object) -> float:
+    """An RFC 3339 UTC time (``2026-12-05T15:50:27Z``) as Unix seconds; 0 when absent."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else 0.0
+
+
+def forecast_live(demo: Demo) -> None:
+    """Prometheus scrapes the real node's pods, load is sent, and the forecaster pod publishes."""
     import numpy as np
     import tritonclient.http as httpclient
 
@@ -165,45 +222,26 @@ def forecast_live(demo: Demo, pod_ip: str) -> None:
         raise SystemExit("prometheus not found: run `make setup-system` (Debian's prometheus package)")
     prom_dir = demo.settings.cluster_dir / "prometheus"
     prom_dir.mkdir(exist_ok=True)
-    config = prom_dir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: outrider-runtime\n"
-        f"    static_configs:\n      - targets: ['{pod_ip}:8000']\n"
-        f"        labels: {{namespace: {NS}, deployment: {LIVE}}}\n"
-    )
-    print(f"    Prometheus (on this machine) scrapes the pod at {pod_ip}:8000, on the real node's bridge,")
-    print(f"    with labels namespace={NS}, deployment={LIVE}")
+    targets = prom_dir / "targets.json"
     demo.start(
-        "outrider-prometheus",
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={prom_dir / 'data'}",
-            "--web.listen-address=127.0.0.1:19090",
-        ],
-        "http://127.0.0.1:19090/-/ready",
-    )
-    demo.start(
-        "outrider-forecaster",
-        [
-            str(VENV_BIN / "outrider"),
-            "forecast",
-            "serve",
-            "--prometheus-url",
-            "http://127.0.0.1:19090",
-            "--kubeconfig",
-            str(demo.settings.kubeconfig),
-            "--interval",
-            "5",
-        ],
+        "outrider-prometheus-targets",
+        [sys.executable, "-m", "outrider_devcluster", "prometheus-targets", "--out", str(targets)],
         None,
+    )
+    config = prom_dir / "prometheus.yml"
+    config.write_text(json.dumps(scrape_config(targets), indent=1))
+    print(f"    Prometheus (on this machine) scrapes the annotated pods of {', '.join(real_nodes(demo))}")
+    print(f"    on the node's bridge; it answers at {prometheus_url()}, where the forecaster pod queries it")
+    demo.start(
+        "outrider-prometheus", prometheus_argv(config, prom_dir / "data"), f"{prometheus_url()}/-/ready"
     )
     client = httpclient.InferenceServerClient("127.0.0.1:18000")
     text = np.array([b"a surge of requests is coming"], dtype=object)
     inp = httpclient.InferInput("text", [1], "BYTES")
     inp.set_data_from_numpy(text)
-    print("    sending load for up to 90 s until the forecaster has 30 s of history ...", flush=True)
-    deadline = time.monotonic() + 90
+    print("    sending load for up to 120 s until the forecaster has 30 s of history ...", flush=True)
+    deadline = time.monotonic() + 120
+    since = time.time()
     sent = 0
     conds: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -213,8 +251,10 @@ def forecast_live(demo: Demo, pod_ip: str) -> None:
         obj = demo.kubectl_json("infd", LIVE, "-n", NS)
         forecast = (obj.get("status") or {}).get("forecast")
         conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
-        if forecast:
-            fc = conds.get("Forecasting", {})
+        fc = conds.get("Forecasting", {})
+        fresh = forecast and _unix(forecast.get("generatedAt")) >= since and float(forecast["p50Rps"]) > 0
+        if fresh and fc.get("status") == "True":
+            assert forecast is not None
             print(
                 f"    {sent} requests sent; Forecasting={fc.get('status')} ({fc.get('reason')}): "
                 f"next {forecast['horizonSeconds']} s p50 {forecast['p50Rps']} req/s, "
@@ -225,46 +265,61 @@ def forecast_live(demo: Demo, pod_ip: str) -> None:
         time.sleep(0.5)
     fc = conds.get("Forecasting", {})
     raise SystemExit(
-        f"no forecast published within 90 s; Forecasting={fc}; see .cluster/logs/outrider-forecaster.log"
+        f"no forecast published within 120 s; Forecasting={fc}; "
+        f"see: kubectl logs -n {SYSTEM} deploy/outrider-forecaster"
     )
 
 
 def surge(demo: Demo) -> None:
-    """The planner answers a surge on a deployment whose pods are real runtimes (stand-in nodes)."""
+    """The planner pod answers a surge on a deployment whose pods run on the real node."""
     import asyncio
 
     from outrider_devcluster.kube import api_client
-    from outrider_devcluster.stack import stand_in_deployment
     from outrider_devcluster.traffic import LONG_TEXTS, LoadGenerator, ServiceRouter
 
     name = "minilm-surge"
-    body = stand_in_deployment(
-        name, NS, replicas={"min": 1, "max": 3}, standby={"warm": 1}, batching={"maxBatchSize": 4}
+    print(f"    deleting {LIVE} to leave the real node's two cores to this deployment's two pods")
+    demo.run("kubectl", "delete", "infd", LIVE, "-n", NS, "--wait=true", "--timeout=60s", show=True)
+    body = real_node_deployment(
+        name,
+        NS,
+        cpu="900m",
+        replicas={"min": 1, "max": 2},
+        standby={"warm": 1, "cold": 0},
+        batching={"maxBatchSize": 4},
     )
     path = demo.settings.cluster_dir / "demo-surge.yaml"
     path.write_text(json.dumps(body))
-    kubeconfig = str(demo.settings.kubeconfig)
-    demo.start("outrider-stand-ins", [sys.executable, "-m", "outrider_devcluster", "stand-ins"], None)
-    planner = [str(VENV_BIN / "outrider"), "planner", "serve", "--kubeconfig", kubeconfig, "--namespace", NS]
-    planner += ["--pod-endpoint-annotation", "--metrics-port", "18090", "--health-port", "18091"]
-    demo.start(
-        "outrider-planner", [*planner, "--bind-address", "127.0.0.1"], "http://127.0.0.1:18091/healthz"
+    # a fresh start on a reused cluster: a pool a previous run scaled up stays up for 5 minutes
+    demo.run(
+        "kubectl", "delete", "infd", name, "-n", NS, "--ignore-not-found", "--wait=true", "--timeout=60s"
     )
     demo.run("kubectl", "apply", "-f", str(path), show=True)
-    print("    waiting for 1 serving and 1 warm pod (real runtimes on 127.0.0.1 stand in for the pods) ...")
+    print("    waiting for 1 serving and 1 warm pod on the real node (the planner pod reports them) ...")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        plan = (demo.kubectl_json("infd", name, "-n", NS).get("status") or {}).get("plan") or {}
-        if plan.get("servingPods") == 1 and plan.get("warmPods") == 1:
+        status = demo.kubectl_json("infd", name, "-n", NS).get("status") or {}
+        plan = status.get("plan") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+        if ready and plan.get("servingPods") == 1 and plan.get("warmPods") == 1:
             break
         time.sleep(1)
     else:
-        raise SystemExit(f"{name} did not settle within 240 s; see .cluster/logs/outrider-planner.log")
+        raise SystemExit(
+            f"{name} did not settle within 240 s; see: kubectl logs -n {SYSTEM} deploy/outrider-planner"
+        )
     demo.run("kubectl", "get", "infd", name, "-n", NS, show=True)
-    print("    50 req/s for 5 s, then a step to 150 req/s for 10 s (real MiniLM inferences) ...", flush=True)
-    with api_client(demo.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+    selector = f"outrider.dev/deployment={name}"
+    demo.run("kubectl", "get", "pods", "-n", NS, "-l", selector, "-o", "wide", show=True)
+    print("    10 req/s for 5 s, then a step to 120 req/s for 15 s (real MiniLM inferences) ...", flush=True)
+    nodes = frozenset(real_nodes(demo))
+    kubeconfig = demo.settings.kubeconfig
+    with api_client(kubeconfig) as api, ServiceRouter(api, NS, name, real_nodes=nodes) as router:
+        deadline = time.monotonic() + 30
+        while not router.targets() and time.monotonic() < deadline:
+            time.sleep(0.2)
         gen = LoadGenerator(router, texts=LONG_TEXTS)
-        report = asyncio.run(gen.run(lambda t: 50.0 if t < 5 else 150.0, 15.0))
+        report = asyncio.run(gen.run(lambda t: 10.0 if t < 5 else 120.0, 20.0))
     print(f"    {report.sent} requests, {len(report.failed)} failed; served by pods: {report.by_pod()}")
     time.sleep(2)
     demo.run("kubectl", "get", "infd", name, "-n", NS, show=True)
@@ -288,51 +343,24 @@ def main() -> int:
     Cluster(demo.settings).up(load_topology(None, nodes=None), build=False)
     demo.run("kubectl", "get", "nodes", "-L", "outrider.dev/gpu-product", "-L", "nvidia.com/gpu", show=True)
 
-    say("install the Helm chart (CRDs, least-privilege RBAC); run operator and extender locally")
-    demo.run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    demo.run(
-        "helm",
-        "upgrade",
-        "--install",
-        "outrider",
-        str(REPO / "charts" / "outrider"),
-        "--namespace",
-        "outrider-system",
-        "--create-namespace",
-        "--set",
-        "operator.replicas=0",
-        "--wait",
-    )
-    kubeconfig = str(demo.settings.kubeconfig)
-    demo.start(
-        "outrider-extender",
-        [str(VENV_BIN / "outrider"), "extender", "serve", "--kubeconfig", kubeconfig],
-        "http://127.0.0.1:8765/healthz",
-    )
-    demo.start(
-        "outrider-operator",
-        [
-            str(VENV_BIN / "outrider-operator"),
-            "--kubeconfig",
-            kubeconfig,
-            "--metrics-port",
-            "18080",
-            "--health-port",
-            "18081",
-            "--resync-seconds",
-            "10",
-        ],
-        "http://127.0.0.1:18080/metrics",
-    )
+    say(f"helm install: {', '.join(COMPONENTS)} as pods on the real node (images from the Dockerfile)")
+    install_in_cluster(demo)
+
+    # a reused cluster: what a previous run placed on the real node would hold its cores
+    demo.run("kubectl", "delete", "infd", LIVE, "minilm-surge", "-n", NS, "--ignore-not-found", "--wait=true")
 
     say("apply the samples (seed config; two-shard partition)")
     demo.run("kubectl", "apply", "-k", str(SAMPLES), show=True)
     wait_ready(demo, "minilm")
 
-    say("what the operator made of it")
+    say("what the operator pod made of it")
     demo.run("kubectl", "get", "infd", "-n", NS, show=True)
+    print(
+        "    (ACTIVE/WARM/COLD are the planner pod's count of pods whose runtime it reached: the samples'\n"
+        "    pods run on simulated KWOK nodes, so it counts them in status.plan.unreachablePods instead)"
+    )
     demo.run("kubectl", "get", "deploy,svc,cm,pdb", "-n", NS, "-l", "outrider.dev/deployment", show=True)
-    say("where the scheduler (outrider profile + extender) put the pods")
+    say(f"where the release's scheduler ({IN_CLUSTER_SCHEDULER} profile + extender) put the pods")
     demo.run(
         "kubectl",
         "get",
@@ -348,29 +376,26 @@ def main() -> int:
     )
     say("status and Events")
     demo.run("kubectl", "describe", "infd", "minilm", "-n", NS, show=True)
-    with urllib.request.urlopen("http://127.0.0.1:8765/metrics", timeout=5) as resp:
-        lines = [
-            ln
-            for ln in resp.read().decode().splitlines()
-            if ln.startswith("outrider_extender_") and "_total" in ln and not ln.startswith("#")
-        ]
-    print("    extender metrics:\n      " + "\n      ".join(lines[:8]))
+    lines = pod_metrics(demo, "scheduler", 8765, "outrider_extender_")
+    print("    extender metrics (the scheduler pod, through the apiserver's pod proxy):")
+    print("      " + "\n      ".join(lines[:8]))
 
     say("serve on the real node: pods of the Dockerfile's runtime image under a real kubelet")
-    pod_ip = serve_on_real_node(demo)
+    serve_on_real_node(demo)
 
-    say("forecast: Prometheus scrapes the real pod, the forecaster publishes status.forecast")
-    forecast_live(demo, pod_ip)
+    say("forecast: Prometheus scrapes the real node's pods, the forecaster pod publishes status.forecast")
+    forecast_live(demo)
 
-    say("planner: an unforecast surge, answered by resizing batches and promoting a warm pod")
+    say("planner: an unforecast surge on real pods, answered by resizing batches and promoting a warm pod")
     surge(demo)
 
     say("done")
+    kubeconfig = demo.settings.kubeconfig
     print(
         f"    kubeconfig: {kubeconfig}\n"
-        f"    try:  {VENV_BIN}/python hack/tool.py kubectl get infd -w\n"
-        f"    stop everything (cluster, operator, extender, runtime, Prometheus, forecaster, planner,\n"
-        f"    stand-ins):  make cluster-down"
+        f"    try:  {VENV_BIN}/python hack/tool.py kubectl get pods -A -o wide\n"
+        f"          {VENV_BIN}/python hack/tool.py kubectl logs -n {SYSTEM} deploy/outrider-planner\n"
+        f"    stop everything (cluster, real node, Prometheus, port-forward):  make cluster-down"
     )
     return 0
 

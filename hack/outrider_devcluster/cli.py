@@ -116,6 +116,31 @@ def _cmd_stand_ins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prometheus_targets(args: argparse.Namespace) -> int:
+    import signal
+
+    from .kube import api_client
+    from .nodeconfig import REAL_NODE_LABEL
+    from .prometheus import TargetWriter
+
+    settings = ClusterSettings.from_env()
+    with api_client(args.kubeconfig or settings.kubeconfig) as api:
+        from kubernetes import client
+
+        nodes = client.CoreV1Api(api).list_node(label_selector=f"{REAL_NODE_LABEL}=true").items
+        names = [n.metadata.name for n in nodes]
+        if not names:
+            print("error: the cluster has no real node: nothing to scrape", file=sys.stderr)
+            return 1
+        writer = TargetWriter(api, args.out, names)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: writer.stop_event.set())
+        print(f"==> writing the scrapable pods of {', '.join(names)} to {args.out} every 2 s", flush=True)
+        writer.path.parent.mkdir(parents=True, exist_ok=True)
+        writer.run()
+    return 0
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the devcluster subcommands to ``parser`` (also used by the ``outrider`` CLI)."""
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +186,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-processes", type=int, default=16, help="most pods hosted at once (default 16)")
     p.add_argument("--grace", type=float, default=35.0, help="seconds from SIGTERM to SIGKILL (default 35)")
     p.set_defaults(func=_cmd_stand_ins)
+    p = sub.add_parser(
+        "prometheus-targets",
+        help="keep a Prometheus file_sd file of the real nodes' scrapable pods, until SIGINT/SIGTERM",
+    )
+    p.add_argument("--kubeconfig", type=Path, default=None, help="default: .cluster/kubeconfig")
+    p.add_argument("--out", type=Path, required=True, help="the file_sd JSON file to keep current")
+    p.set_defaults(func=_cmd_prometheus_targets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,17 +56,32 @@ LONG_TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capital
 200-ms p99, so a surge that needs more pods stays within what a 2-core machine can run."""
 
 
+_POD_HTTP_PORT = 8000
+"""The runtime's HTTP port in a serving pod."""
+
+
 class ServiceRouter:
-    """Ready endpoints of one Service, mapped to the local processes standing in for their pods."""
+    """Ready endpoints of one Service, mapped to where their pods answer on this machine.
+
+    A pod on a stand-in node answers at its stand-in process (the pod's annotation); a pod on one
+    of ``real_nodes`` at its own IP on the node's bridge (port 8000). Pods elsewhere (KWOK) are never
+    targets: their IPs lead nowhere.
+    """
 
     def __init__(
-        self, api_client: Any, namespace: str, service: str, clock: Callable[[], float] = time.monotonic
+        self,
+        api_client: Any,
+        namespace: str,
+        service: str,
+        clock: Callable[[], float] = time.monotonic,
+        real_nodes: frozenset[str] = frozenset(),
     ):
         from kubernetes import client
 
         self.namespace = namespace
         self.service = service
         self.clock = clock
+        self.real_nodes = real_nodes
         self._lock = threading.Lock()
         self._slices: dict[str, set[str]] = {}
         self._addresses: dict[str, str] = {}
@@ -131,6 +146,9 @@ class ServiceRouter:
     def _upsert_pod(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         address = (meta.get("annotations") or {}).get(ANNOTATION_STAND_IN_ENDPOINT)
+        ip = (obj.get("status") or {}).get("podIP")
+        if not address and ip and (obj.get("spec") or {}).get("nodeName") in self.real_nodes:
+            address = f"{ip}:{_POD_HTTP_PORT}"
         with self._lock:
             if address:
                 self._addresses[str(meta.get("name"))] = str(address)
