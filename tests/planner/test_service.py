@@ -337,3 +337,18 @@ async def test_a_warm_pod_that_refuses_the_admin_call_is_skipped_and_reported(
             assert failures >= 1
         finally:
             await runner.cleanup()
+
+
+@pytest.mark.slow
+async def test_steady_load_does_not_rewrite_status_every_poll(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any]
+) -> None:
+    # demand moves a little with every sample; a status write per poll would make every poll a
+    # reconcile of the operator (and, at fleet scale, a flood of writes)
+    async with harness(server_factory, tiny_config, "predictive") as h:
+        await drive(h, rps=8, seconds=1.5, until=lambda: False)  # settle: first writes
+        before = len([a for a in h.api.applies if a["metadata"]["name"] == NAME])
+        await drive(h, rps=8, seconds=3.0, until=lambda: False)  # about a dozen polls
+        writes = len([a for a in h.api.applies if a["metadata"]["name"] == NAME]) - before
+        assert writes <= 2, [a["status"]["conditions"][0]["message"] for a in h.api.applies[-4:]]
+        assert h.failed == []

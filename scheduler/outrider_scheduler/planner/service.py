@@ -613,10 +613,9 @@ class PlannerService:
     def _condition(self, spec: InferenceDeploymentSpec, plan: Plan) -> tuple[bool, str, str]:
         mode = str(spec.scaling.mode)
         n = plan.numbers
-        summary = (
-            f"{n.serving} serving, {n.warm} warm, {n.cold} cold; demand {n.demand_rps:.1f} req/s; "
-            f"wanted {n.desired} serving"
-        )
+        # no live figures here (demand is in status.plan): a message that changed with every sample
+        # would make every poll a status write, and every write a reconcile of the operator
+        summary = f"{n.serving} serving, {n.warm} warm, {n.cold} cold; wanted {n.desired} serving"
         notes = "; ".join(plan.notes)
         text = summary + (f"; {notes}" if notes else "")
         if self.profiles.errors and not self.deployments_known(spec):
