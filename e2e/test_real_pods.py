@@ -165,6 +165,8 @@ def test_pods_run_the_dockerfile_image_on_the_real_node_under_restricted_pod_sec
         assert status["imageID"], "no image ID: the container did not run from an image"
         assert status["ready"] and status["started"]
         assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        mounted = [v["name"] for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access")]
+        assert not mounted, f"{pool} pod mounts a ServiceAccount token it never uses: {mounted}"
     events = get_json(cluster, "events", "-n", ns)["items"]
     refused = [e["message"] for e in events if e.get("reason") == "FailedCreate"]
     assert not refused, f"pods refused (Pod Security restricted?): {refused}"

@@ -216,3 +216,8 @@ def test_serving_pods_name_the_operators_scheduler(minimal_spec: dict[str, Any])
     assert {d["spec"]["template"]["spec"]["schedulerName"] for d in default} == {"outrider"}
     other = _by_kind(render_children(OWNER, spec, 1, options=PodOptions(scheduler_name="gpu-aware")))
     assert {d["spec"]["template"]["spec"]["schedulerName"] for d in other["Deployment"]} == {"gpu-aware"}
+
+
+def test_serving_pods_mount_no_service_account_token(minimal_spec: dict[str, Any]) -> None:
+    for dep in _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"]:
+        assert dep["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

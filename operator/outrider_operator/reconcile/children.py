@@ -314,6 +314,8 @@ def _deployment(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": 30,
+        # the runtime never calls the apiserver: no token in the pod for anyone to take
+        "automountServiceAccountToken": False,
     }
     claim = pvc_claim(spec.model.uri)
     if claim is not None:
