@@ -128,7 +128,7 @@ def _cmd_prometheus_targets(args: argparse.Namespace) -> int:
         from kubernetes import client
 
         nodes = client.CoreV1Api(api).list_node(label_selector=f"{REAL_NODE_LABEL}=true").items
-        names = [n.metadata.name for n in nodes]
+        names = [str(n.metadata.name) for n in nodes if n.metadata is not None]
         if not names:
             print("error: the cluster has no real node: nothing to scrape", file=sys.stderr)
             return 1
