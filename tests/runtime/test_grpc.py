@@ -98,3 +98,34 @@ async def test_grpc_not_serving_is_unavailable(server_factory: Call, tiny_config
 
         ready, status = await asyncio.to_thread(drive)
         assert ready is False and status == "StatusCode.UNAVAILABLE"
+
+
+async def test_tritonclient_grpc_with_requested_outputs(server_factory: Call, tiny_config: Call) -> None:
+    # Triton answers gRPC with raw_output_contents whatever the request asks; tritonclient.grpc reads
+    # only those, so typed contents came back as an empty array ("cannot reshape array of size 0")
+    async with server_factory(tiny_config()) as srv:
+
+        def drive() -> dict[str, Any]:
+            c = tg.InferenceServerClient(srv.grpc_url)
+            t = tg.InferInput("text", [2], "BYTES")
+            t.set_data_from_numpy(np.array([b"hello world", b"a man is eating food"], dtype=np.object_))
+            out = {"plain": c.infer("tiny", [t]).as_numpy("embeddings")}
+            asked = c.infer("tiny", [t], outputs=[tg.InferRequestedOutput("embeddings")])
+            out["asked"] = asked.as_numpy("embeddings")
+            try:
+                c.infer("tiny", [t], outputs=[tg.InferRequestedOutput("logits")])
+            except InferenceServerException as exc:
+                out["unknown"] = (exc.status(), exc.message())
+            out["count"] = int(
+                c.get_inference_statistics("tiny", as_json=True)["model_stats"][0]["inference_stats"][
+                    "success"
+                ]["count"]
+            )
+            c.close()
+            return out
+
+        r = await asyncio.to_thread(drive)
+        assert r["asked"].shape == (2, 32)
+        np.testing.assert_allclose(r["asked"], r["plain"], atol=1e-6)
+        assert r["unknown"][0] == "StatusCode.INVALID_ARGUMENT" and "logits" in r["unknown"][1]
+        assert r["count"] == 2, "an unknown requested output must be refused before computing"

@@ -181,12 +181,15 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         return await self._guard(context, run)
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        """Inference: raw_input_contents (tritonclient's default) or typed contents."""
+        """Inference: raw_input_contents (tritonclient's default) or typed contents in; the output
+        always in ``raw_output_contents``, as Triton answers gRPC (tritonclient.grpc reads only that)."""
 
         async def run() -> pb.ModelInferResponse:
             m = self.server.model(request.model_name)
+            for o in request.outputs:  # refused before any compute
+                if o.name != "embeddings":
+                    raise BadRequestError(f"unknown output {o.name!r}; model has 'embeddings'")
             out, precision = await self.server.run_inference(m, lambda: _decode(request))
-            raw = any(o.parameters.get("binary_data") for o in request.outputs) or not request.outputs
             tensor = pb.ModelInferResponse.InferOutputTensor(
                 name="embeddings", datatype="FP32", shape=out.shape
             )
@@ -194,13 +197,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 model_name=m.name, model_version="1", id=request.id, outputs=[tensor]
             )
             resp.parameters["precision"].string_param = precision
-            if raw:
-                resp.raw_output_contents.append(np.ascontiguousarray(out, dtype=np.float32).tobytes())
-            else:
-                resp.outputs[0].contents.fp32_contents.extend(out.reshape(-1).tolist())
-            for o in request.outputs:
-                if o.name != "embeddings":
-                    raise BadRequestError(f"unknown output {o.name!r}; model has 'embeddings'")
+            resp.raw_output_contents.append(np.ascontiguousarray(out, dtype=np.float32).tobytes())
             return resp
 
         return await self._guard(context, run)
