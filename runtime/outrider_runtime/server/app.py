@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -257,14 +258,8 @@ class RuntimeServer:
 
     async def repository_index(self, request: web.Request) -> web.Response:
         """Repository index; tritonclient posts an empty body."""
-        raw = await request.read()
-        ready_only = False
-        if raw.strip():
-            try:
-                ready_only = bool(json.loads(raw).get("ready", False))
-            except (ValueError, AttributeError) as exc:
-                raise BadRequestError(f"repository index body is not a JSON object: {exc}") from exc
-        return web.json_response(self.index_list(ready_only))
+        body = await self._json_body(request)
+        return web.json_response(self.index_list(bool(body.get("ready", False))))
 
     def index_list(self, ready_only: bool = False) -> list[dict[str, str]]:
         """Repository index entries (Triton states: READY, WARM, UNAVAILABLE)."""
@@ -277,15 +272,21 @@ class RuntimeServer:
         return out
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
+        """The request's JSON object body ({} when empty); anything else is a 400 naming the problem."""
+        try:
+            raw = await request.read()
+        except RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not gzip
+            raise BadRequestError(f"body could not be read: {exc}") from exc
         if not raw.strip():
             return {}
         try:
             body = json.loads(raw)
         except ValueError as exc:
             raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise BadRequestError("body is not valid JSON: it nests too deeply") from None
         if not isinstance(body, dict):
-            raise BadRequestError("body must be a JSON object")
+            raise BadRequestError(f"body must be a JSON object, not {type(body).__name__}")
         return body
 
     async def load(self, request: web.Request) -> web.Response:
@@ -293,7 +294,15 @@ class RuntimeServer:
         m = self.model(request.match_info["model"])
         body = await self._json_body(request)
         params = body.get("parameters") or {}
-        override = LoadOverride.from_triton_config(params["config"]) if "config" in params else None
+        if not isinstance(params, dict):
+            raise BadRequestError(f"'parameters' must be a JSON object, not {type(params).__name__}")
+        config = params.get("config")
+        if config is not None and not isinstance(config, str):
+            raise BadRequestError(
+                f"'parameters.config' must be a string holding the Triton model config JSON, "
+                f"not {type(config).__name__}"
+            )
+        override = LoadOverride.from_triton_config(config) if config is not None else None
         await m.load(ModelState.SERVING, override)
         return web.json_response({})
 
@@ -502,6 +511,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, str(exc))
     except web.HTTPRequestEntityTooLarge as exc:
         return _error(400, f"request body exceeds the size limit: {exc.text}")
+    except RequestPayloadError as exc:  # a body aiohttp could not read (a bad Content-Encoding)
+        return _error(400, f"body could not be read: {exc}")
     except web.HTTPException:
         raise
     except RuntimeError_ as exc:

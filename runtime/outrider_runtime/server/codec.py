@@ -136,7 +136,13 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
             try:
                 if dtype_name == "BYTES":
                     flat = np.array(spec["data"], dtype=np.object_).reshape(-1)
-                    arr = np.array([x.encode() if isinstance(x, str) else x for x in flat], dtype=np.object_)
+                    odd = next((x for x in flat if not isinstance(x, str)), None)
+                    if odd is not None:
+                        kind = type(odd).__name__
+                        raise BadRequestError(
+                            f"input {name!r}: BYTES data must be strings, got {kind} {odd!r:.40}"
+                        )
+                    arr = np.array([x.encode() for x in flat], dtype=np.object_)
                 else:
                     arr = np.array(spec["data"], dtype=DTYPES[dtype_name]).reshape(-1)
             except (ValueError, TypeError) as exc:
