@@ -325,9 +325,11 @@ def ensure_mlserver() -> Path:
         == 0
     ):
         return MLSERVER_VENV / "bin" / "mlserver"
-    uv = shutil.which("uv")
+    # `make setup` puts uv in .venv-uv (not on PATH outside the Makefile's shell)
+    local_uv = REPO / ".venv-uv" / "bin" / "uv"
+    uv = shutil.which("uv") or (str(local_uv) if local_uv.is_file() else None)
     if uv is None:
-        raise RuntimeError("uv is needed to create .venv-mlserver")
+        raise RuntimeError("uv is needed to create .venv-mlserver: run `make setup` (it installs .venv-uv)")
     log("creating .venv-mlserver (uv venv + uv pip install mlserver onnxruntime tokenizers)")
     subprocess.run([uv, "venv", str(MLSERVER_VENV), "--python", "3.11", "-q"], check=True)
     subprocess.run(
@@ -645,6 +647,13 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
+    failed = {
+        k: v["error"] for k, v in (doc.get("results") or {}).items() if isinstance(v, dict) and "error" in v
+    }
+    if failed:  # a table with a peer missing is not the comparison this benchmark promises
+        for name, error in failed.items():
+            print(f"runtime bench: {name} did not run: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
