@@ -88,6 +88,7 @@ def test_generated_files_are_committed_and_fresh(repo: Path, tmp_path: Path) -> 
         f"crds/{CRD_FILE}",
         f"charts/outrider/crds/{CRD_FILE}",
         "charts/outrider/files/operator-rules.yaml",
+        "charts/outrider/files/operator-cluster-rules.yaml",
         "docs/api-reference.md",
     ):
         assert (tmp_path / rel).read_text() == (repo / rel).read_text(), f"{rel} is stale: run make manifests"

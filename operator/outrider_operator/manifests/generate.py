@@ -23,7 +23,7 @@ from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus
 from outrider_operator.manifests.apidoc import render_reference
 from outrider_operator.manifests.crdschema import structural_schema
-from outrider_operator.rbac import CLUSTER_RULES
+from outrider_operator.rbac import CLUSTER_RULES, NAMESPACED_RULES
 
 __all__ = ["build_crd", "main", "write_all", "write_if_changed"]
 
@@ -120,7 +120,8 @@ def write_all(root: Path) -> list[Path]:
     files = {
         root / "crds" / CRD_FILE: crd_text,
         root / "charts" / "outrider" / "crds" / CRD_FILE: crd_text,
-        root / "charts" / "outrider" / "files" / "operator-rules.yaml": _dump(CLUSTER_RULES),
+        root / "charts" / "outrider" / "files" / "operator-rules.yaml": _dump(NAMESPACED_RULES),
+        root / "charts" / "outrider" / "files" / "operator-cluster-rules.yaml": _dump(CLUSTER_RULES),
         root / "docs" / "api-reference.md": render_reference(crd),
     }
     return [path for path, text in files.items() if write_if_changed(path, text)]

@@ -1,0 +1,77 @@
+"""The chart's RBAC as rendered by helm: least privilege for the operator, rbac.create honoured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from outrider_devcluster import ClusterSettings, locate
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "outrider"
+RBAC_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    helm = locate(ClusterSettings.from_env()).paths.get("helm")
+    if helm is None:
+        message = "helm not found: run `make binaries`"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    args = [str(helm), "template", "outrider", str(CHART), "--namespace", "outrider-system"]
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def writes_configmaps(role: dict[str, Any]) -> bool:
+    return any(
+        "configmaps" in r.get("resources", []) and "create" in r.get("verbs", [])
+        for r in role.get("rules", [])
+    )
+
+
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] in ("Role", "ClusterRole") and "-operator" in d["metadata"]["name"]]
+
+
+def test_watching_every_namespace_takes_cluster_roles() -> None:
+    roles = operator_roles(render())
+    assert {(r["kind"], r["metadata"]["name"]) for r in roles} == {
+        ("ClusterRole", "outrider-operator"),
+        ("ClusterRole", "outrider-operator-cluster"),
+    }
+    writers = [r for r in roles if writes_configmaps(r)]
+    assert [r["metadata"]["name"] for r in writers] == ["outrider-operator"]
+    finalizers = [
+        rule for r in writers for rule in r["rules"] if "inferencedeployments/finalizers" in rule["resources"]
+    ]
+    assert finalizers and finalizers[0]["verbs"] == ["update"]
+
+
+def test_watched_namespaces_get_roles_and_the_cluster_role_only_reads() -> None:
+    docs = render("operator.watchNamespaces={ml-a,ml-b}")
+    roles = operator_roles(docs)
+    namespaced = {r["metadata"]["namespace"] for r in roles if r["kind"] == "Role"}
+    assert namespaced == {"ml-a", "ml-b"}
+    cluster = [r for r in roles if r["kind"] == "ClusterRole"]
+    assert [r["metadata"]["name"] for r in cluster] == ["outrider-operator-cluster"]
+    for rule in cluster[0]["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        assert set(rule["resources"]) <= {"nodes", "namespaces", "customresourcedefinitions"}, rule
+    bindings = [
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "outrider-operator"
+    ]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"ml-a", "ml-b"}
+
+
+def test_rbac_create_false_renders_no_rbac_for_any_component() -> None:
+    docs = render("rbac.create=false")
+    assert not [f"{d['kind']}/{d['metadata']['name']}" for d in docs if d["kind"] in RBAC_KINDS]
+    assert [d for d in docs if d["kind"] == "Deployment"], "the workloads are still rendered"
