@@ -216,6 +216,7 @@ def test_planner_and_forecaster_pods_act_on_serving_pods_of_the_real_node(
         plan = status["plan"]
         assert (plan["servingPods"], plan["warmPods"]) == (1, 1), plan
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
+        assert status["image"] == IMAGES["runtime"].reference  # the operator's default: nothing pinned
         return dict(status)
 
     started = time.monotonic()

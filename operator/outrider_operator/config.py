@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from outrider_operator.api.spec import DEFAULT_IMAGE
+
 __all__ = ["OperatorConfig"]
 
 
@@ -32,3 +34,5 @@ class OperatorConfig:
     report cached models for cache-aware placement); None: a per-pod emptyDir."""
     scheduler_name: str = "outrider"
     """The kube-scheduler profile serving pods name: the chart's scheduler, which calls the extender."""
+    runtime_image: str = DEFAULT_IMAGE
+    """Serving image of deployments whose spec.runtime.image is unset."""

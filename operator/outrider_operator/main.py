@@ -61,6 +61,11 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         default=os.environ.get("OUTRIDER_SCHEDULER_NAME") or defaults.scheduler_name,
         help="kube-scheduler profile serving pods name (the chart's scheduler.name; default: outrider)",
     )
+    parser.add_argument(
+        "--runtime-image",
+        default=os.environ.get("OUTRIDER_RUNTIME_IMAGE") or defaults.runtime_image,
+        help=f"image of serving pods whose spec sets no runtime.image (default {defaults.runtime_image})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if not _PROFILE_NAME.fullmatch(args.scheduler_name):
@@ -82,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         verbose=args.verbose,
         node_model_cache=args.node_model_cache,
         scheduler_name=args.scheduler_name,
+        runtime_image=args.runtime_image,
     )
 
 
@@ -102,7 +108,11 @@ def in_cluster_server(environ: Mapping[str, str]) -> str | None:
 def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = None) -> kopf.OperatorRegistry:
     """Build the kopf registry with every handler wired to a fresh :class:`Reconciler`."""
     rest = KubeRest(load_api_client(config.kubeconfig))
-    options = PodOptions(node_model_cache=config.node_model_cache, scheduler_name=config.scheduler_name)
+    options = PodOptions(
+        node_model_cache=config.node_model_cache,
+        scheduler_name=config.scheduler_name,
+        runtime_image=config.runtime_image,
+    )
     reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest), pod_options=options)
     registry = kopf.OperatorRegistry()
     register_handlers(registry, reconciler, config)

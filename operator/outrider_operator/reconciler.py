@@ -168,7 +168,9 @@ class Reconciler:
             )
         # The apply replies are the Deployments as they are now, status included: no re-read.
         pools = {pool: observe_deployment(applied.get(pool_deployment_name(name, pool))) for pool in POOLS}
-        status = compute_status(name, spec, generation, previous, pools, self.clock(), sizes)
+        status = compute_status(
+            name, spec, generation, previous, pools, self.clock(), sizes, self.pod_options.image(spec)
+        )
         result.status_written = self._write_status(path, body, previous, status)
         return result
 

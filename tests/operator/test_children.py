@@ -221,3 +221,20 @@ def test_serving_pods_name_the_operators_scheduler(minimal_spec: dict[str, Any])
 def test_serving_pods_mount_no_service_account_token(minimal_spec: dict[str, Any]) -> None:
     for dep in _by_kind(render_children(OWNER, parse_spec(minimal_spec), 1))["Deployment"]:
         assert dep["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_unpinned_deployments_run_the_operators_runtime_image(minimal_spec: dict[str, Any]) -> None:
+    from outrider_operator.api.spec import DEFAULT_IMAGE
+
+    def images(spec: Any, options: PodOptions | None = None) -> set[str]:
+        deps = _by_kind(render_children(OWNER, spec, 1, options=options))["Deployment"]
+        return {c["image"] for d in deps for c in d["spec"]["template"]["spec"]["containers"]}
+
+    unpinned = parse_spec(minimal_spec)
+    assert unpinned.runtime.image is None  # nothing is stored in the object: an upgrade moves it
+    assert images(unpinned) == {DEFAULT_IMAGE}
+    assert images(unpinned, PodOptions(runtime_image="registry.example/runtime:2.0")) == {
+        "registry.example/runtime:2.0"
+    }
+    pinned = parse_spec({**minimal_spec, "runtime": {**minimal_spec.get("runtime", {}), "image": "mine:1"}})
+    assert images(pinned, PodOptions(runtime_image="registry.example/runtime:2.0")) == {"mine:1"}

@@ -166,3 +166,12 @@ def test_observe_deployment() -> None:
     old_pod_left = observe_deployment(_deployment_object(total=4))  # an old-template pod remains
     assert not old_pod_left.rolled_out
     assert not observe_deployment(None).exists
+
+
+def test_status_shows_the_image_the_pods_run(minimal_spec: dict[str, Any]) -> None:
+    spec = parse_spec(minimal_spec)
+    done = ObservedPool(
+        True, desired=2, total=2, ready=2, updated=2, available=2, generation=3, observed_generation=3
+    )
+    st = compute_status("m", spec, 5, InferenceDeploymentStatus(), _pools(done), T0, image="reg/rt:2")
+    assert st.image == "reg/rt:2" and st.to_wire()["image"] == "reg/rt:2"

@@ -164,11 +164,15 @@ class RuntimeSpec(ApiModel):
     """The serving engine and what each replica needs."""
 
     engine: Engine = Field(default=Engine.OUTRIDER, description="Model server: outrider (ours) or triton.")
-    image: str = Field(
-        default=DEFAULT_IMAGE,
+    image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=512,
-        description="Container image of the model server.",
+        description=(
+            "Container image of the model server. Unset: the operator's runtime image (its release's, "
+            "or its --runtime-image), so an operator upgrade moves the deployments that do not pin one; "
+            "status.image shows the image in use."
+        ),
     )
     resources: ResourceSpec = Field(default_factory=ResourceSpec, description="CPU and memory per replica.")
     gpus_per_replica: int = Field(

@@ -227,6 +227,9 @@ class InferenceDeploymentStatus(ApiModel):
     )
     gpus_attached: int = Field(default=0, ge=0, description="GPUs requested by all pods of this deployment.")
     precision: str | None = Field(default=None, description="Precision policy in effect.")
+    image: str | None = Field(
+        default=None, description="Container image the serving pods run (spec.runtime.image or the default)."
+    )
     forecast: ForecastSummary | None = Field(default=None, description="Latest forecast summary.")
     plan: PlanStatus | None = Field(default=None, description="The planner's current plan and observations.")
     last_scaling_action: ScalingAction | None = Field(default=None, description="Last scaling action.")

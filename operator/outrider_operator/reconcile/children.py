@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outrider_operator.api import labels
-from outrider_operator.api.spec import Engine, InferenceDeploymentSpec
+from outrider_operator.api.spec import DEFAULT_IMAGE, Engine, InferenceDeploymentSpec
 from outrider_operator.reconcile.quantities import parse_quantity_mib
 from outrider_operator.reconcile.runtimeconfig import (
     GRPC_PORT,
@@ -164,7 +164,7 @@ def _config_hash(files: dict[str, str]) -> str:
     return digest[:16]
 
 
-def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
+def _container(spec: InferenceDeploymentSpec, pool: str, image: str) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "requests": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
         "limits": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
@@ -181,7 +181,7 @@ def _container(spec: InferenceDeploymentSpec, pool: str) -> dict[str, Any]:
         ready_path = SETTLED_PATH
     return {
         "name": "server",
-        "image": spec.runtime.image,
+        "image": image,
         "args": args,
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
@@ -268,6 +268,12 @@ class PodOptions:
     None gives each pod its own emptyDir."""
     scheduler_name: str = labels.SCHEDULER_NAME
     """The kube-scheduler profile serving pods name (the chart's scheduler with the extender)."""
+    runtime_image: str = DEFAULT_IMAGE
+    """The serving image of deployments whose spec names none."""
+
+    def image(self, spec: InferenceDeploymentSpec) -> str:
+        """The image serving pods of ``spec`` run."""
+        return spec.runtime.image or self.runtime_image
 
 
 def _cache_volume(node_model_cache: str | None) -> dict[str, Any]:
@@ -299,7 +305,7 @@ def _deployment(
     }
     pod_spec: dict[str, Any] = {
         "schedulerName": options.scheduler_name,
-        "containers": [_container(spec, pool)],
+        "containers": [_container(spec, pool, options.image(spec))],
         "volumes": [
             {"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}},
             _cache_volume(options.node_model_cache),

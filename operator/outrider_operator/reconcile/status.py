@@ -121,11 +121,12 @@ def compute_status(
     pools: dict[str, ObservedPool],
     now: datetime,
     desired: dict[str, int] | None = None,
+    image: str | None = None,
 ) -> InferenceDeploymentStatus:
     """Return the new status for a successfully applied spec.
 
     ``desired`` holds the pool sizes the operator decided (what it applied); pool sizes read
-    back from the Deployments are used only when it is not given.
+    back from the Deployments are used only when it is not given. ``image``: what the pods run.
     """
     decided = {pool: obs.desired for pool, obs in pools.items()}
     decided.update(desired or {})
@@ -182,6 +183,7 @@ def compute_status(
             ),
             "gpus_attached": gpus,
             "precision": str(spec.precision.policy),
+            "image": image or spec.runtime.image,
         }
     )
 
