@@ -75,3 +75,22 @@ def test_rbac_create_false_renders_no_rbac_for_any_component() -> None:
     docs = render("rbac.create=false")
     assert not [f"{d['kind']}/{d['metadata']['name']}" for d in docs if d["kind"] in RBAC_KINDS]
     assert [d for d in docs if d["kind"] == "Deployment"], "the workloads are still rendered"
+
+
+def test_every_component_is_scraped_with_prometheus_operator() -> None:
+    docs = render("monitoring.prometheusOperator=true")
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodMonitor"}
+    assert set(monitors) == {"outrider-runtime", "outrider-components"}
+    spec = monitors["outrider-components"]["spec"]
+    wanted = set(spec["selector"]["matchExpressions"][0]["values"])
+    ports = {e["port"] for e in spec["podMetricsEndpoints"]}
+    for d in docs:
+        if d["kind"] not in ("Deployment", "DaemonSet"):
+            continue
+        meta = d["spec"]["template"]["metadata"]["labels"]
+        component = meta["app.kubernetes.io/component"]
+        assert component in wanted and meta["app.kubernetes.io/instance"] == "outrider", component
+        exposed = {
+            p.get("name") for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
+        }
+        assert exposed & ports, f"{component} exposes none of {ports}: {exposed}"
