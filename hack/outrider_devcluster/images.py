@@ -201,27 +201,47 @@ def _ensure_base(buildah: str, runner: _Runner, work: Path) -> tuple[str, bool]:
     return reference, True
 
 
+def _one_file_image(
+    buildah: str,
+    runner: _Runner,
+    *,
+    name: str,
+    base: str,
+    source: Path | str,
+    dest: str,
+    entrypoint: str,
+    user: str,
+    archive: Path,
+) -> None:
+    """An image of ``base`` plus one executable file, with its entrypoint and user; then its archive."""
+    container = runner.run(f"buildah from {base} ({name})", [buildah, "from", base]).strip()
+    reference = IMAGES[name].reference
+    try:
+        runner.run(
+            f"add {dest}", [buildah, "copy", "--quiet", "--chmod", "0755", container, str(source), dest]
+        )
+        runner.run(
+            f"configure the {name} image",
+            [buildah, "config", "--entrypoint", entrypoint, "--cmd", "", "--user", user, container],
+        )
+        runner.run(f"commit the {name} image", [buildah, "commit", "--quiet", container, reference])
+    finally:
+        subprocess.run([buildah, "rm", container], capture_output=True, check=False)
+    _push(buildah, runner, reference, archive, reference)
+
+
 def _build_pause(buildah: str, runner: _Runner, archive: Path) -> None:
     busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).is_file()), None)
     if busybox is None:
         raise BuildError(
             "pause image", "busybox is not installed (package busybox-static); run `make setup-system`"
         )
-    container = runner.run("buildah from scratch (pause)", [buildah, "from", "scratch"]).strip()
-    try:
-        runner.run("add busybox", [buildah, "copy", "--quiet", container, busybox, "/bin/busybox"])
-        # as PID 1 busybox sh has no default signal handlers: trap TERM/INT so a sandbox stops at once
-        script = "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait $!; done"
-        runner.run(
-            "configure the pause image",
-            [buildah, "config", "--entrypoint", f'["/bin/busybox", "sh", "-c", "{script}"]', "--cmd", "",
-             "--user", "65535:65535", container],
-        )  # fmt: skip
-        reference = IMAGES["pause"].reference
-        runner.run("commit the pause image", [buildah, "commit", "--quiet", container, reference])
-    finally:
-        subprocess.run([buildah, "rm", container], capture_output=True, check=False)
-    _push(buildah, runner, reference, archive, reference)
+    # as PID 1 busybox sh has no default signal handlers: trap TERM/INT so a sandbox stops at once
+    script = "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait $!; done"
+    _one_file_image(
+        buildah, runner, name="pause", base="scratch", source=busybox, dest="/bin/busybox",
+        entrypoint=f'["/bin/busybox", "sh", "-c", "{script}"]', user="65535:65535", archive=archive,
+    )  # fmt: skip
 
 
 def _build_kube_scheduler(
@@ -234,23 +254,11 @@ def _build_kube_scheduler(
     strip = shutil.which("strip")
     if strip:  # debug sections are half of the binary; the symbols stay (Go needs them)
         runner.run("strip the kube-scheduler's debug sections", [strip, "--strip-debug", str(binary)])
-    container = runner.run("buildah from the base (kube-scheduler)", [buildah, "from", base]).strip()
-    try:
-        runner.run(
-            "add kube-scheduler",
-            [buildah, "copy", "--quiet", "--chmod", "0755", container, str(binary),
-             "/usr/local/bin/kube-scheduler"],
-        )  # fmt: skip
-        runner.run(
-            "configure the kube-scheduler image",
-            [buildah, "config", "--entrypoint", '["/usr/local/bin/kube-scheduler"]', "--cmd", "",
-             "--user", "65532:65532", container],
-        )  # fmt: skip
-        reference = IMAGES["kube-scheduler"].reference
-        runner.run("commit the kube-scheduler image", [buildah, "commit", "--quiet", container, reference])
-    finally:
-        subprocess.run([buildah, "rm", container], capture_output=True, check=False)
-    _push(buildah, runner, reference, archive, reference)
+    dest = "/usr/local/bin/kube-scheduler"
+    _one_file_image(
+        buildah, runner, name="kube-scheduler", base=base, source=binary, dest=dest,
+        entrypoint=f'["{dest}"]', user="65532:65532", archive=archive,
+    )  # fmt: skip
 
 
 def _push(buildah: str, runner: _Runner, source: str, archive: Path, reference: str) -> None:
