@@ -259,3 +259,43 @@ def test_planner_and_forecaster_pods_act_on_serving_pods_of_the_real_node(
     logs = cluster.kubectl("logs", "-n", release["system"], operator).stdout
     # kopf reached the apiserver at the address the kubelet gives pods (no cluster DNS here)
     assert "kubernetes.default.svc" not in logs, logs[-3000:]
+
+
+def test_the_agent_may_change_only_its_own_node(cluster: Any, release: dict[str, Any]) -> None:
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
+    system = release["system"]
+    agent = component_pod(cluster, system, "agent")
+    account = agent["spec"]["serviceAccountName"]
+    ref = k8s.V1BoundObjectReference(
+        kind="Pod", api_version="v1", name=agent["metadata"]["name"], uid=agent["metadata"]["uid"]
+    )
+    request = k8s.AuthenticationV1TokenRequest(
+        spec=k8s.V1TokenRequestSpec(audiences=[], bound_object_ref=ref)
+    )
+    with cluster.api_client() as api:
+        bound = k8s.CoreV1Api(api).create_namespaced_service_account_token(account, system, request)
+    other = next(
+        n["metadata"]["name"]
+        for n in get_json(cluster, "nodes")["items"]
+        if n["metadata"]["name"] != release["node"]
+    )
+    mark = {"metadata": {"annotations": {"outrider.dev/e2e-probe": "1"}}}
+
+    def patch(token: str, node: str, body: dict[str, Any]) -> int:
+        with cluster.token_client(token) as api:
+            try:
+                k8s.CoreV1Api(api).patch_node(node, body)
+            except ApiException as exc:
+                assert "Outrider agent may change" in str(exc.body) or exc.status == 403, exc.body
+                return int(exc.status)
+        return 200
+
+    own = bound.status.token
+    assert patch(own, release["node"], mark) == 200  # its own Node: what it publishes
+    assert patch(own, other, mark) in (403, 422), f"the agent's token changed {other}"
+    assert patch(own, release["node"], {"spec": {"unschedulable": True}}) in (403, 422)
+    unbound = cluster.make_token(system, account)  # a token bound to no pod names no node
+    assert patch(unbound, release["node"], mark) in (403, 422)
+    cluster.kubectl("annotate", "node", release["node"], "outrider.dev/e2e-probe-", check=False)

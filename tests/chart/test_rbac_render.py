@@ -94,3 +94,17 @@ def test_every_component_is_scraped_with_prometheus_operator() -> None:
             p.get("name") for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
         }
         assert exposed & ports, f"{component} exposes none of {ports}: {exposed}"
+
+
+def test_an_admission_policy_keeps_the_agent_on_its_own_node() -> None:
+    docs = render()
+    policy = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert (
+        "system:serviceaccount:outrider-system:outrider-agent"
+        in policy["spec"]["matchConditions"][0]["expression"]
+    )
+    checks = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "authentication.kubernetes.io/node-name" in checks and "object.spec == oldObject.spec" in checks
