@@ -87,3 +87,20 @@ def test_dashboards_are_valid_grafana_json() -> None:
                 assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
         for note in dash["annotations"]["list"]:
             assert note["expr"].count("(") == note["expr"].count(")") and "outrider_" in note["expr"]
+
+
+def test_every_alert_links_a_runbook_page_of_the_repository() -> None:
+    prefix = "https://github.com/outrider-dev/outrider/blob/main/"
+    alerts = [
+        rule
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    assert alerts
+    for rule in alerts:
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(prefix + "docs/runbooks/"), url
+        page = REPO / url.removeprefix(prefix)
+        assert page.is_file(), f"{rule['alert']}: no runbook page {page}"
+        assert page.read_text().startswith(f"# {rule['alert']}"), f"{page} is not the page of {rule['alert']}"
