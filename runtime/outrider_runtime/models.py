@@ -304,8 +304,9 @@ class ModelHandle:
             load_seconds=time.perf_counter() - t0,
         )
 
-    def _install(self, built: _Built) -> None:
-        """Swap a finished build in (on the event loop, between requests) and close the old sessions."""
+    def _install(self, built: _Built) -> dict[PrecisionPolicy, Pipeline]:
+        """Swap a finished build in (on the event loop, between requests); returns the old sessions,
+        which the caller closes once nothing runs on them any more."""
         old = self.pipelines
         self.max_len, self.tokenizer = built.max_len, built.tokenizer
         self.hidden, self.vocab_size = built.hidden, built.vocab_size
@@ -315,8 +316,7 @@ class ModelHandle:
         for name, value in built.agreement.items():
             if name != "fp32":
                 self.metrics.agreement.labels(self.name, name).set(value)
-        for pipe in old.values():
-            pipe.close()
+        return old
 
     def _calibration_rows(self, tokenizer: _Tokenizer | None) -> list[np.ndarray]:
         if tokenizer is not None:
@@ -402,10 +402,16 @@ class ModelHandle:
                         self._start_batchers()  # sessions without batchers (stopped earlier) serve again
                     raise
                 self.load_error = None
-                await self._stop_batchers(drain=True)
-                self._install(built)
+                # new requests go to batchers on the new sessions at once; the old batchers finish
+                # what they hold on the old sessions, which close after: nothing is refused
+                old_batchers, self.batchers = self.batchers, {}
+                old_pipelines = self._install(built)
                 self.metrics.load_seconds.labels(self.name).set(self.load_seconds)
                 self._start_batchers()
+                for b in old_batchers.values():
+                    await b.drain()
+                for pipe in old_pipelines.values():
+                    pipe.close()
             finally:
                 self.loading = False
         self._set_state(target)
@@ -423,7 +429,7 @@ class ModelHandle:
     def _start_batchers(self) -> None:
         for p in self.pipelines:
             b = DynamicBatcher(
-                self._runner(p),
+                self._runner(p, self.pipelines[p]),
                 self.settings,
                 self.config.server.max_queue_size,
                 concurrency=self.batch_concurrency,
@@ -490,7 +496,9 @@ class ModelHandle:
         self.batchers.clear()
 
     # ------------------------------------------------------------------ inference
-    def _runner(self, precision: PrecisionPolicy) -> Any:
+    def _runner(self, precision: PrecisionPolicy, pipe: Pipeline) -> Any:
+        """The batch executor of one batcher, bound to the sessions it was started with."""
+
         async def run(batch: list[Pending]) -> None:
             start = time.perf_counter()
             rows: list[np.ndarray] = []
@@ -502,8 +510,9 @@ class ModelHandle:
                 if masks is not None:
                     masks.extend(p.masks if p.masks is not None else [np.ones_like(r) for r in p.rows])
             self.metrics.batch_size.labels(self.name, precision.value).observe(len(rows))
-            self.metrics.queue_depth.labels(self.name, precision.value).set(self.batchers[precision].depth)
-            pipe = self.pipelines[precision]
+            current = self.batchers.get(precision)
+            if current is not None:
+                self.metrics.queue_depth.labels(self.name, precision.value).set(current.depth)
             parts: list[tuple[list[int], np.ndarray]] = []
             for bucket in length_buckets([int(r.shape[0]) for r in rows]):
                 sub_masks = [masks[i] for i in bucket] if masks is not None else None

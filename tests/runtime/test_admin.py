@@ -368,3 +368,43 @@ async def test_load_over_real_minilm_traffic(tiny_config: Call, server_factory: 
         assert sum(b["batchSize"] * b["count"] for b in load["batchStats"]) == rows
         assert max(b["batchSize"] for b in load["batchStats"]) > 3  # concurrent requests were batched
         assert load["latency"]["count"] == 80 and 0 < load["latency"]["p50Ms"] <= load["latency"]["p99Ms"]
+
+
+async def test_a_precision_change_under_load_fails_no_request(
+    tiny_config: Call, server_factory: Call
+) -> None:
+    """8 clients keep inferring while the precision is switched and back: every answer is 200."""
+    cfg = tiny_config(
+        model={"name": "minilm", "uri": "builtin:all-minilm-l6-v2"},
+        batching={"maxBatchSize": 16, "minBatchDelayMs": 5},
+    )
+    async with server_factory(cfg) as srv, aiohttp.ClientSession() as s:
+        base = f"http://{srv.url}"
+        text = ["requests keep coming while the model changes precision"] * 4
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [4], "data": text}]}
+        stop = asyncio.Event()
+        codes: list[int] = []
+        seen: set[str] = set()
+
+        async def client() -> None:
+            while not stop.is_set():
+                code, answer = await _post(s, f"{base}/v2/models/minilm/infer", body)
+                codes.append(code)
+                if code == 200:
+                    seen.add(answer["parameters"]["precision"])
+
+        clients = [asyncio.create_task(client()) for _ in range(8)]
+        await asyncio.sleep(0.3)
+        for precision in ("fp16", "fp32"):
+            config = json.dumps({"parameters": {"precision": {"string_value": precision}}})
+            load_url = f"{base}/v2/repository/models/minilm/load"
+            code, answer = await _post(s, load_url, {"parameters": {"config": config}})
+            assert code == 200, answer
+            await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.gather(*clients)
+        failed = [c for c in codes if c != 200]
+        assert not failed, (
+            f"{len(failed)} of {len(codes)} requests failed across precision changes: {set(failed)}"
+        )
+        assert len(codes) > 50 and {"fp16", "fp32"} <= seen, seen
