@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import time
 import urllib.request
@@ -190,8 +191,11 @@ def test_gpu_pods_are_placed_by_the_release_scheduler_and_its_extender(
     events = get_json(cluster, "events", "-n", ns, "--field-selector", "reason=Scheduled")["items"]
     sources = {e.get("reportingComponent") or e.get("source", {}).get("component") for e in events}
     assert SCHEDULER in sources, sources
-    scheduler = component_pod(cluster, system, "scheduler")["metadata"]["name"]
-    metrics = scrape(cluster, system, scheduler, 8765)
+    scheduler_pod = component_pod(cluster, system, "scheduler")
+    scheduler = scheduler_pod["metadata"]["name"]
+    metrics = scrape(cluster, system, scheduler, 8766)  # the metrics listener; the API is pod-local
+    with pytest.raises(OSError):  # the scheduler API answers kube-scheduler in the pod, nobody else
+        socket.create_connection((scheduler_pod["status"]["podIP"], 8765), timeout=3).close()
     calls = counter(metrics, "outrider_extender_requests_total", verb="filter")
     assert calls >= 1, metrics[-2000:]
     print(f"[in-cluster] GPU pod on {pods[0]['spec']['nodeName']}; extender filter calls: {calls:.0f}")

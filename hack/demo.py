@@ -376,7 +376,7 @@ def main() -> int:
     )
     say("status and Events")
     demo.run("kubectl", "describe", "infd", "minilm", "-n", NS, show=True)
-    lines = pod_metrics(demo, "scheduler", 8765, "outrider_extender_")
+    lines = pod_metrics(demo, "scheduler", 8766, "outrider_extender_")
     print("    extender metrics (the scheduler pod, through the apiserver's pod proxy):")
     print("      " + "\n      ".join(lines[:8]))
 

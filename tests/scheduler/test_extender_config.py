@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -153,3 +154,46 @@ def test_serve_without_credentials_says_so() -> None:
     assert proc.returncode == 2
     assert "cannot use in-cluster credentials (no --kubeconfig given)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_with_a_separate_metrics_listener(tmp_path: Path) -> None:
+    # in the chart the scheduler API listens on 127.0.0.1 only (kube-scheduler is in the same pod);
+    # Prometheus and the kubelet's probe reach /metrics and /healthz on the metrics port
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(json.dumps({"nodes": [make_node("h100", "h100-sxm5-80gb-x8")], "pods": []}))
+    port, metrics = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [*OUTRIDER, "extender", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", str(metrics), "--metrics-host", "127.0.0.1", "--static-cluster", str(cluster)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/healthz", timeout=2) as resp:
+                    assert json.loads(resp.read())["nodes"] == 1
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(
+                        f"extender did not start: {proc.communicate(timeout=5)[0]}"
+                    ) from None
+                time.sleep(0.2)
+        body = json.dumps({"Pod": make_pod("p", 1), "NodeNames": ["h100"]}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/scheduler/filter", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["NodeNames"] == ["h100"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as resp:
+            assert 'outrider_extender_requests_total{outcome="ok",verb="filter"} 1.0' in resp.read().decode()
+        on_metrics = urllib.request.Request(
+            f"http://127.0.0.1:{metrics}/scheduler/filter", data=body, method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(on_metrics, timeout=5)
+        assert refused.value.code in (404, 405)  # the scheduler API is not on the metrics listener
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert f"metrics and health on http://127.0.0.1:{metrics}/metrics" in out

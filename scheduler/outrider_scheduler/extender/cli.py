@@ -8,8 +8,10 @@ from a JSON file instead (``{"nodes": [...], "pods": [...]}``), for demos and be
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     sp.add_argument("--config", type=Path, help="YAML config (see docs/scheduler-extender.md).")
     sp.add_argument("--host", help="Listen address (overrides the config; default 127.0.0.1).")
     sp.add_argument("--port", type=int, help="Listen port (overrides the config; default 8765).")
+    sp.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="Serve /metrics and /healthz on this port too (0: only on --port). With the scheduler API on "
+        "127.0.0.1 (a sidecar of kube-scheduler), this is what Prometheus and the kubelet's probe reach.",
+    )
+    sp.add_argument("--metrics-host", default="0.0.0.0", help="Address of the metrics listener.")
     sp.add_argument("--budget-ms", type=float, help="Per-request time budget in ms (overrides the config).")
     sp.add_argument(
         "--kubeconfig",
@@ -71,12 +81,10 @@ def serve(args: argparse.Namespace) -> int:
     """Run the extender until interrupted; returns the exit code."""
     from dataclasses import replace
 
-    from aiohttp import web
-
     from .cache import CacheWatcher, ClusterCache
     from .config import ExtenderConfig
     from .errors import ExtenderError
-    from .server import ExtenderService, create_app
+    from .server import ExtenderService
 
     _setup_logging(args.log_format, args.log_level)
     try:
@@ -117,8 +125,36 @@ def serve(args: argparse.Namespace) -> int:
         service.ready = lambda: active.wait_synced(0)
     log.info("extender listening on http://%s:%d/scheduler", config.host, config.port)
     try:
-        web.run_app(create_app(service), host=config.host, port=config.port, access_log=None, print=None)
+        asyncio.run(_run(service, config.host, config.port, args.metrics_host, args.metrics_port))
     finally:
         if watcher is not None:
             watcher.stop()
     return 0
+
+
+async def _run(service: Any, host: str, port: int, metrics_host: str, metrics_port: int) -> None:
+    """Serve the scheduler API (and the metrics listener, if asked) until SIGTERM or SIGINT."""
+    from aiohttp import web
+
+    from .server import create_app, create_metrics_app
+
+    sites = [(create_app(service), host, port)]
+    if metrics_port:
+        sites.append((create_metrics_app(service), metrics_host, metrics_port))
+    runners = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for app, address, listen in sites:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, address, listen).start()
+        if metrics_port:
+            log.info("extender metrics and health on http://%s:%d/metrics", metrics_host, metrics_port)
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()

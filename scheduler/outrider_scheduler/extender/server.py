@@ -159,6 +159,14 @@ APP_KEY = web.AppKey("outrider_extender", ExtenderService)
 """Where the service object is stored on the aiohttp application."""
 
 
+def create_metrics_app(service: ExtenderService) -> web.Application:
+    """The metrics listener's application: ``/metrics`` and ``/healthz`` only (no scheduler API)."""
+    app = web.Application(client_max_size=1024)
+    app.router.add_get("/metrics", service.metrics_endpoint)
+    app.router.add_get("/healthz", service.healthz)
+    return app
+
+
 def create_app(service: ExtenderService) -> web.Application:
     """Build the aiohttp application serving ``service``."""
     app = web.Application(client_max_size=_MAX_BODY)

@@ -1,4 +1,4 @@
-"""The chart's RBAC as rendered by helm: least privilege for the operator, rbac.create honoured."""
+"""The chart as helm renders it: least-privilege RBAC, rbac.create, monitors, network policies, admission."""
 
 from __future__ import annotations
 
@@ -108,3 +108,34 @@ def test_an_admission_policy_keeps_the_agent_on_its_own_node() -> None:
     )
     checks = " ".join(v["expression"] for v in policy["spec"]["validations"])
     assert "authentication.kubernetes.io/node-name" in checks and "object.spec == oldObject.spec" in checks
+
+
+def test_network_policies_open_exactly_the_ports_each_component_listens_on() -> None:
+    docs = render()
+    policies = {
+        d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: d
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+    }
+    for d in docs:
+        if d["kind"] not in ("Deployment", "DaemonSet"):
+            continue
+        component = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        policy = policies[component]
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        listening: set[int] = set()
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            listening |= set(named.values())
+            for probe in ("readinessProbe", "livenessProbe"):
+                port = (c.get(probe) or {}).get("httpGet", {}).get("port")
+                if port is not None:
+                    listening.add(named.get(port, port))
+        assert listening == allowed, f"{component}: listens on {listening}, policy opens {allowed}"
+    scheduler = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "outrider-scheduler"
+    )
+    extender = next(c for c in scheduler["spec"]["template"]["spec"]["containers"] if c["name"] == "extender")
+    assert "--host=127.0.0.1" in extender["command"]  # the scheduler API is for kube-scheduler in the pod
+    assert not [d for d in render("networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"]
