@@ -25,7 +25,7 @@ import yaml
 
 from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES
-from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
+from outrider_devcluster.nodeconfig import REAL_NODE_PLACEMENT
 from outrider_devcluster.stack import free_port, real_node_deployment
 from outrider_operator.api.runtime import ModelState
 from outrider_scheduler.planner.runtime_client import RuntimeClient
@@ -39,8 +39,7 @@ RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-TOLERATION = {"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
-PLACEMENT = {"nodeSelector": {REAL_NODE_LABEL: "true"}, "tolerations": [TOLERATION]}
+PLACEMENT = REAL_NODE_PLACEMENT
 """Spec placement that puts serving pods on the real node (it is tainted for everything else)."""
 _NOT_YET = (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError, AssertionError)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .nodeconfig import REAL_NODE_LABEL
+from .nodeconfig import REAL_NODE_PLACEMENT
 
 __all__ = ["COMPONENTS", "IN_CLUSTER_SCHEDULER", "in_cluster_values"]
 
@@ -37,10 +37,7 @@ def in_cluster_values(
     CPU requests are small: the real node has this machine's two cores, and serving pods need most
     of them. The forecaster reads ``prometheus_url`` and forecasts every 5 s.
     """
-    placement: dict[str, Any] = {
-        "nodeSelector": {REAL_NODE_LABEL: "true"},
-        "tolerations": [{"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-    }
+    placement = REAL_NODE_PLACEMENT
     return {
         "operator": {
             "replicas": 1,

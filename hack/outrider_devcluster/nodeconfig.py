@@ -29,6 +29,7 @@ from .settings import POD_CIDR, REAL_POD_CIDR, ClusterSettings
 __all__ = [
     "CNI_BIN_DIRS",
     "REAL_NODE_LABEL",
+    "REAL_NODE_PLACEMENT",
     "REAL_NODE_TAINT",
     "SANDBOX_IMAGE",
     "NodeLayout",
@@ -43,6 +44,11 @@ REAL_NODE_LABEL = "outrider.dev/real-node"
 """Label (value ``"true"``) and taint key of the real nodes."""
 REAL_NODE_TAINT: dict[str, str] = {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
 """The taint every real node registers with; pods tolerate it to run there."""
+REAL_NODE_PLACEMENT: dict[str, Any] = {
+    "nodeSelector": {REAL_NODE_LABEL: "true"},
+    "tolerations": [{"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+}
+"""Pod placement on the real nodes: select their label, tolerate their taint (a pod spec's fields)."""
 SANDBOX_IMAGE = "localhost/outrider-pause:1"
 """The pod sandbox ("pause") image, built locally from busybox (no registry is reached)."""
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _healthy(proc: subprocess.Popen[str], url: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Poll the extender's ``/healthz`` until it answers; its body (fails with the process output)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return dict(json.loads(resp.read()))
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"extender did not start: {proc.communicate(timeout=5)[0]}") from None
+            time.sleep(0.2)
+
+
 def test_serve_subprocess_with_static_cluster(tmp_path: Path) -> None:
     cluster = tmp_path / "cluster.json"
     cluster.write_text(
@@ -88,18 +102,7 @@ def test_serve_subprocess_with_static_cluster(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
-                    assert json.loads(resp.read())["nodes"] == 2
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(
-                        f"extender did not start: {proc.communicate(timeout=5)[0]}"
-                    ) from None
-                time.sleep(0.2)
+        assert _healthy(proc, f"{base}/healthz")["nodes"] == 2
         body = json.dumps({"Pod": make_pod("p", 1), "NodeNames": ["h100", "l4"]}).encode()
         req = urllib.request.Request(f"{base}/scheduler/filter", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=5) as resp:
@@ -168,18 +171,7 @@ def test_serve_with_a_separate_metrics_listener(tmp_path: Path) -> None:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/healthz", timeout=2) as resp:
-                    assert json.loads(resp.read())["nodes"] == 1
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(
-                        f"extender did not start: {proc.communicate(timeout=5)[0]}"
-                    ) from None
-                time.sleep(0.2)
+        assert _healthy(proc, f"http://127.0.0.1:{metrics}/healthz")["nodes"] == 1
         body = json.dumps({"Pod": make_pod("p", 1), "NodeNames": ["h100"]}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/scheduler/filter", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=5) as resp:
