@@ -58,6 +58,7 @@ async def run_server(config: RuntimeConfig) -> AsyncIterator[Running]:
         await server.drain(timeout_s=5)
         await grpc_server.stop(grace=None)
         await runner.cleanup()
+        server.close()
         for m in server.models.values():
             for p in m.pipelines.values():
                 p.close()

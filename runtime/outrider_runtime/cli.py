@@ -69,6 +69,7 @@ async def serve(
         loader.cancel()
     await grpc_server.stop(grace=1.0)
     await runner.cleanup()
+    server.close()
     log.info("stopped")
     return 1 if failed else 0
 

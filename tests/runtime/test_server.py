@@ -186,6 +186,16 @@ async def _post(
                 ]
             },
             400,
+            "maxBatchSize is 8",
+        ),
+        (
+            {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 4294967296], "data": []}]},
+            400,
+            "tokens per row",
+        ),
+        (
+            {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3], "data": [1, 2]}]},
+            400,
             "needs",
         ),
         (

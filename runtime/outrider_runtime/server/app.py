@@ -36,6 +36,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ from outrider_runtime.metrics import GpuTelemetry, RuntimeMetrics
 from outrider_runtime.models import LoadOverride, ModelHandle
 from outrider_runtime.server.admin import batching_settings, parse_body, runtime_load, unsettled_reasons
 from outrider_runtime.server.codec import HEADER, decode_request, encode_response
+from outrider_runtime.server.limits import DECODE_WORKERS, OFFLOAD_BYTES, InputLimits, cut_utf8
 
 __all__ = ["SERVER_KEY", "RuntimeServer", "build_app"]
 
@@ -97,6 +99,12 @@ class RuntimeServer:
         self.boot_id = str(uuid.uuid4())
         """Identifies this server instance; a restarted process has a new one."""
         self._started = time.monotonic()
+        self._decoders = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="outrider-decode")
+        """Where bodies over ``OFFLOAD_BYTES`` are decoded and tokenized, off the event loop."""
+
+    def close(self) -> None:
+        """Release the decode threads (after :meth:`drain`)."""
+        self._decoders.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ lifecycle
     async def start_models(self) -> None:
@@ -346,16 +354,14 @@ class RuntimeServer:
         )
 
     # ------------------------------------------------------------------ inference
+    @staticmethod
+    def limits(m: ModelHandle) -> InputLimits:
+        """The bounds one request to ``m`` is checked against before it is decoded."""
+        return InputLimits(max_rows=m.settings.max_batch_size, max_len=m.max_len)
+
     def _rows(
-        self, m: ModelHandle, tensors: dict[str, np.ndarray]
+        self, m: ModelHandle, tensors: dict[str, np.ndarray], limits: InputLimits
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        allowed = {"text", "input_ids", "attention_mask"}
-        unknown = sorted(set(tensors) - allowed)
-        if unknown:
-            raise BadRequestError(
-                f"unknown input(s) {unknown}; model {m.name} takes text, or input_ids "
-                f"with optional attention_mask"
-            )
         if "text" in tensors:
             if len(tensors) > 1:
                 raise BadRequestError("send either 'text' or 'input_ids', not both")
@@ -364,10 +370,8 @@ class RuntimeServer:
                 raise BadRequestError("input 'text' must have datatype BYTES")
             if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[1] != 1):
                 raise BadRequestError(f"input 'text' must have shape [N] or [N, 1], got {list(t.shape)}")
-            try:
-                texts = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in t.reshape(-1)]
-            except UnicodeDecodeError as exc:
-                raise BadRequestError(f"input 'text' is not valid UTF-8: {exc}") from exc
+            cut = limits.max_text_chars  # the tokenizer keeps max_len tokens; never read megabytes
+            texts = [cut_utf8(x, cut) if isinstance(x, bytes) else str(x)[:cut] for x in t.reshape(-1)]
             if not texts:
                 raise BadRequestError("input 'text' is empty")
             return m.tokenize(texts), None
@@ -409,10 +413,27 @@ class RuntimeServer:
             ]
         return [ids[i] for i in range(ids.shape[0])], None
 
+    async def _prepare(
+        self, m: ModelHandle, decode: Callable[[InputLimits], dict[str, np.ndarray]], size: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Decode and tokenize a request; one over ``OFFLOAD_BYTES`` on a decode thread."""
+        limits = self.limits(m)
+
+        def prepare() -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+            return self._rows(m, decode(limits), limits)
+
+        if size <= OFFLOAD_BYTES:
+            return prepare()
+        return await asyncio.get_running_loop().run_in_executor(self._decoders, prepare)
+
     async def run_inference(
-        self, m: ModelHandle, decode: Callable[[], dict[str, np.ndarray]]
+        self, m: ModelHandle, decode: Callable[[InputLimits], dict[str, np.ndarray]], size: int = 0
     ) -> tuple[np.ndarray, str]:
-        """Decode, validate, batch and run one request (shared by HTTP and gRPC); keeps the books."""
+        """Decode, validate, batch and run one request (shared by HTTP and gRPC); keeps the books.
+
+        ``decode`` gets the model's :class:`InputLimits` and must check each input's declared shape
+        against them before decoding its data; ``size`` is the request's size in bytes.
+        """
         t0 = time.perf_counter()
         counters = m.counters
         counters.received += 1
@@ -423,7 +444,7 @@ class RuntimeServer:
             try:
                 if self.draining:
                     raise NotServingError("server is shutting down", retry_after_s=1.0)
-                rows, masks = self._rows(m, decode())
+                rows, masks = await self._prepare(m, decode, size)
                 out, precision = await m.infer(rows, masks)
             except Exception as exc:
                 code = exc.status if isinstance(exc, InferenceError) else 500
@@ -472,8 +493,8 @@ class RuntimeServer:
 
         binary: set[str] = set()
 
-        def decode() -> dict[str, np.ndarray]:
-            header, tensors = decode_request(body, header_length)
+        def decode(limits: InputLimits) -> dict[str, np.ndarray]:
+            header, tensors = decode_request(body, header_length, limits.check)
             parsed.update(header)
             # requested outputs are checked before any compute is spent on the request
             requested = header.get("outputs")
@@ -489,7 +510,7 @@ class RuntimeServer:
                 binary.add("embeddings")
             return tensors
 
-        out, precision = await self.run_inference(m, decode)
+        out, precision = await self.run_inference(m, decode, len(body))
         header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
         if "id" in parsed:
             header_out["id"] = parsed["id"]

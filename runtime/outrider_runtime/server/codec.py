@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ DTYPES: dict[str, Any] = {
     "BYTES": np.object_,
 }
 HEADER = "Inference-Header-Content-Length"
+ShapeCheck = Callable[[str, str, list[int]], None]
+"""Called with each input's name, datatype and declared shape before its data is decoded."""
 _NATIVE_JSON = frozenset("?bhilqBHILQfd")
 """numpy type codes orjson serialises from the array buffer (bool, integers, float32, float64)."""
 
@@ -60,6 +63,8 @@ def decode_bytes_tensor(raw: bytes, count: int, name: str) -> np.ndarray:
     out: list[bytes] = []
     off = 0
     while off < len(raw):
+        if len(out) == count:  # stop at once: a lying shape must not make us decode a million items
+            raise BadRequestError(f"input {name!r}: shape holds {count} elements but more were sent")
         if off + 4 > len(raw):
             raise BadRequestError(f"input {name!r}: truncated BYTES element length")
         (n,) = struct.unpack_from("<I", raw, off)
@@ -89,8 +94,13 @@ def _shape(value: Any, name: str) -> list[int]:
     return value
 
 
-def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Split a request into its JSON header and decoded input tensors (by name)."""
+def decode_request(
+    body: bytes, header_length: int | None, check: ShapeCheck | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Split a request into its JSON header and decoded input tensors (by name).
+
+    ``check`` sees each input's declared shape before any of its data is decoded.
+    """
     if header_length is not None:
         if header_length < 0 or header_length > len(body):
             raise BadRequestError(f"{HEADER} is {header_length} but the body has {len(body)} bytes")
@@ -113,8 +123,12 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
         if dtype_name not in DTYPES:
             raise BadRequestError(f"input {name!r}: unknown datatype {dtype_name!r}")
         shape = _shape(spec.get("shape"), name)
+        if check is not None:
+            check(name, dtype_name, shape)
         count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
         params = spec.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise BadRequestError(f"input {name!r}: 'parameters' must be a JSON object")
         size = params.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or off + size > len(tail):
@@ -133,6 +147,10 @@ def decode_request(body: bytes, header_length: int | None) -> tuple[dict[str, An
         else:
             if "data" not in spec:
                 raise BadRequestError(f"input {name!r}: has neither 'data' nor binary_data_size")
+            if isinstance(spec["data"], list) and len(spec["data"]) > count:  # before numpy copies it
+                raise BadRequestError(
+                    f"input {name!r}: shape {shape} needs {count} elements, got {len(spec['data'])} or more"
+                )
             try:
                 if dtype_name == "BYTES":
                     flat = np.array(spec["data"], dtype=np.object_).reshape(-1)

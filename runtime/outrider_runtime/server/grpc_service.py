@@ -25,6 +25,7 @@ from outrider_runtime.errors import BadRequestError, InferenceError, RuntimeErro
 from outrider_runtime.models import LoadOverride
 from outrider_runtime.server.app import SERVER_NAME, SERVER_VERSION, RuntimeServer
 from outrider_runtime.server.codec import DTYPES, decode_bytes_tensor
+from outrider_runtime.server.limits import InputLimits
 
 __all__ = ["GrpcService", "start_grpc"]
 
@@ -189,7 +190,9 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             for o in request.outputs:  # refused before any compute
                 if o.name != "embeddings":
                     raise BadRequestError(f"unknown output {o.name!r}; model has 'embeddings'")
-            out, precision = await self.server.run_inference(m, lambda: _decode(request))
+            out, precision = await self.server.run_inference(
+                m, lambda limits: _decode(request, limits), request.ByteSize()
+            )
             tensor = pb.ModelInferResponse.InferOutputTensor(
                 name="embeddings", datatype="FP32", shape=out.shape
             )
@@ -203,7 +206,8 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         return await self._guard(context, run)
 
 
-def _decode(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
+def _decode(request: pb.ModelInferRequest, limits: InputLimits) -> dict[str, np.ndarray]:
+    """The request's input tensors by name; each shape is checked against ``limits`` first."""
     tensors: dict[str, np.ndarray] = {}
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
@@ -216,6 +220,7 @@ def _decode(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
         shape = [int(d) for d in t.shape]
         if any(d < 0 for d in shape):
             raise BadRequestError(f"input {t.name!r}: shape must be non-negative, got {shape}")
+        limits.check(t.name, t.datatype, shape)
         count = math.prod(shape)  # Python ints: no wrap-around
         if raw:
             if t.datatype == "BYTES":
@@ -231,8 +236,12 @@ def _decode(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
             field = _CONTENTS.get(t.datatype)
             if field is None:
                 raise BadRequestError(f"input {t.name!r}: datatype {t.datatype} needs raw_input_contents")
-            values = list(getattr(t.contents, field))
-            arr = np.array(values, dtype=DTYPES[t.datatype])
+            values = getattr(t.contents, field)
+            if len(values) > count:  # before numpy copies them
+                raise BadRequestError(
+                    f"input {t.name!r}: shape {shape} needs {count} elements, got {len(values)}"
+                )
+            arr = np.array(list(values), dtype=DTYPES[t.datatype])
             if arr.size != count:
                 raise BadRequestError(
                     f"input {t.name!r}: shape {shape} needs {count} elements, got {arr.size}"
