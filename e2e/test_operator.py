@@ -325,6 +325,57 @@ def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[
     wait_for("garbage collection of children", gone, timeout_s=60)
 
 
+def _threshold_series(deployment: str) -> dict[str, float]:
+    """The operator's outrider_operator_alert_* samples for ``deployment`` in this module's namespace."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        ours = f'deployment="{deployment}"' in line and f'namespace="{NS}"' in line
+        if line.startswith("outrider_operator_alert_") and ours:
+            out[line.split("{")[0]] = float(line.split()[-1])
+    return out
+
+
+def test_each_deployments_alert_thresholds_are_exported(
+    cluster: Any, operator: subprocess.Popen[bytes]
+) -> None:
+    """The alert rules compare each deployment with its own spec.monitoring.alerts: the operator
+    exports them per deployment, follows edits and forgets deleted deployments."""
+    strict = {"latencyP99Ms": 100, "errorRatePercent": 1, "gpuUtilizationPercent": 80}
+    small = {"runtime": {"gpusPerReplica": 0}, "replicas": {"min": 1, "max": 1}}
+    cluster.kubectl("apply", "-f", "-", input=idf("alerts-strict", monitoring={"alerts": strict}, **small))
+    cluster.kubectl("apply", "-f", "-", input=idf("alerts-default", **small))
+    expected_strict = {
+        "outrider_operator_alert_latency_p99_seconds": 0.1,
+        "outrider_operator_alert_error_ratio": 0.01,
+        "outrider_operator_alert_gpu_utilization_ratio": 0.8,
+    }
+    wait_for("strict thresholds", lambda: _threshold_series("alerts-strict") == expected_strict)
+    wait_for(
+        "default thresholds",
+        lambda: (
+            _threshold_series("alerts-default")
+            == {
+                "outrider_operator_alert_latency_p99_seconds": 0.2,
+                "outrider_operator_alert_error_ratio": 0.05,
+                "outrider_operator_alert_gpu_utilization_ratio": 0.95,
+            }
+        ),
+    )
+    patch = {"spec": {"monitoring": {"alerts": {"latencyP99Ms": 150}}}}
+    cluster.kubectl("patch", "infd", "alerts-strict", "-n", NS, "--type=merge", "-p", json.dumps(patch))
+    wait_for(
+        "edited threshold",
+        lambda: _threshold_series("alerts-strict").get("outrider_operator_alert_latency_p99_seconds") == 0.15,
+    )
+    cluster.kubectl(
+        "delete", "infd", "alerts-strict", "alerts-default", "-n", NS, "--wait=true", "--timeout=30s"
+    )
+    wait_for("series of deleted deployments dropped", lambda: not _threshold_series("alerts-strict"))
+    wait_for("series of deleted deployments dropped", lambda: not _threshold_series("alerts-default"))
+
+
 def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
     def can(sa: str, *verb_resource: str) -> bool:
         out = cluster.kubectl(

@@ -126,6 +126,7 @@ def register_handlers(
         key = (namespace, name)
         if type == "DELETED":
             seen_sizes.pop(key, None)
+            reconciler.forget(namespace, name)
             return
         sizes = planner_sizes(body)
         if seen_sizes.get(key) == sizes:

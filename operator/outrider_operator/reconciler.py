@@ -129,8 +129,7 @@ class Reconciler:
         path = object_path(IDF_API_VERSION, labels.KIND, namespace, name)
         body = self.rest.get(path)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            self._invalid.discard((namespace, name))
-            self.metrics.invalid_specs.set(len(self._invalid))
+            self.forget(namespace, name)
             return ReconcileResult(found=False)
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
@@ -140,6 +139,7 @@ class Reconciler:
             return self._report_invalid(body, path, previous, problems, generation)
         self._invalid.discard((namespace, name))
         self.metrics.invalid_specs.set(len(self._invalid))
+        self.metrics.set_alert_thresholds(namespace, name, spec.monitoring.alerts)
         owner = Owner(name=name, namespace=namespace, uid=str(meta["uid"]))
         sizes = desired_pool_sizes(spec, previous)
         standby = {pool: n for pool, n in sizes.items() if pool != labels.POOL_ACTIVE}
@@ -173,6 +173,12 @@ class Reconciler:
         )
         result.status_written = self._write_status(path, body, previous, status)
         return result
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is kept about a deleted InferenceDeployment (its InvalidSpec mark, its metrics)."""
+        self._invalid.discard((namespace, name))
+        self.metrics.invalid_specs.set(len(self._invalid))
+        self.metrics.forget_deployment(namespace, name)
 
     def _validated_spec(
         self, raw: dict[str, Any]

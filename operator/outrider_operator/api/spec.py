@@ -373,7 +373,11 @@ class ScalingSpec(ApiModel):
 
 
 class AlertThresholds(ApiModel):
-    """Thresholds rendered into the deployment's alert rules."""
+    """The deployment's own alert thresholds.
+
+    The operator exports them as ``outrider_operator_alert_*`` gauges per deployment and the shipped
+    alert rules compare each deployment's latency, error ratio and GPU utilisation against its own.
+    """
 
     latency_p99_ms: int = Field(
         default=200, ge=1, le=600000, description="Alert when p99 latency exceeds this."
