@@ -502,7 +502,7 @@ def test_scheduler_configs_keep_the_extender_out_of_the_default_profile(cluster:
             "weight": 5,
             "nodeCacheCapable": True,
             "ignorable": True,
-            "httpTimeout": "5s",
+            "httpTimeout": "1s",
             "managedResources": [{"name": GPU_RESOURCE, "ignoredByScheduler": False}],
         }
     ]

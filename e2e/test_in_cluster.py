@@ -303,3 +303,85 @@ def test_the_agent_may_change_only_its_own_node(cluster: Any, release: dict[str,
     unbound = cluster.make_token(system, account)  # a token bound to no pod names no node
     assert patch(unbound, release["node"], mark) in (403, 422)
     cluster.kubectl("annotate", "node", release["node"], "outrider.dev/e2e-probe-", check=False)
+
+
+def _container_pid(container_id: str) -> int:
+    """The host PID of a container's main process (the real node's containers run on this machine)."""
+    cid = container_id.split("://", 1)[-1]
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if cid in (proc / "cgroup").read_text():
+                pids.append(int(proc.name))
+    assert pids, f"no process of container {cid} on this machine"
+    return min(pids)
+
+
+def test_a_hung_extender_costs_pods_little_and_is_restarted(cluster: Any, release: dict[str, Any]) -> None:
+    """A stopped extender (its loop hung) costs a GPU pod at most the scheduler's 1 s timeouts, and
+    the liveness probe restarts it (issue 14, item 6: 5 pods took 50 s, and nothing restarted it)."""
+    import os
+    import signal
+
+    ns, system = release["ns"], release["system"]
+    scheduler = component_pod(cluster, system, "scheduler")
+    extender = next(c for c in scheduler["status"]["containerStatuses"] if c["name"] == "extender")
+    pid = _container_pid(extender["containerID"])
+    restarts = int(extender["restartCount"])
+    restricted = {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"hung-{i}", "namespace": ns},
+            "spec": {
+                "schedulerName": SCHEDULER,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "registry.k8s.io/pause:3.10",
+                        "resources": {"limits": {labels.GPU_RESOURCE: "1"}},
+                        "securityContext": restricted,
+                    }
+                ],
+            },
+        }
+        for i in range(3)
+    ]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(pods))
+
+        def all_scheduled() -> bool:
+            items = get_json(cluster, "pods", "-n", ns, "-l", "!outrider.dev/deployment")["items"]
+            hung = [p for p in items if p["metadata"]["name"].startswith("hung-")]
+            return len(hung) == 3 and all(p["spec"].get("nodeName") for p in hung)
+
+        wait_for("3 GPU pods scheduled past the hung extender", all_scheduled, 60, 0.2)
+        took = time.monotonic() - started
+        print(f"[in-cluster] 3 GPU pods scheduled with the extender stopped in {took:.1f}s")
+        assert took < 12, f"3 pods took {took:.1f}s past a hung extender (at most 2 s each expected)"
+
+        def restarted() -> bool:
+            pod = get_json(cluster, "pod", scheduler["metadata"]["name"], "-n", system)
+            status = next(c for c in pod["status"]["containerStatuses"] if c["name"] == "extender")
+            return int(status["restartCount"]) > restarts
+
+        wait_for("the kubelet restarts the hung extender", restarted, 60, 1.0)
+        print(
+            f"[in-cluster] the hung extender was restarted {time.monotonic() - started:.1f}s after it stopped"
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        cluster.kubectl("delete", "pod", "hung-0", "hung-1", "hung-2", "-n", ns, "--wait=false", check=False)
+    wait_for("the scheduler pod Ready again", lambda: component_pod(cluster, system, "scheduler"), 120, 1.0)

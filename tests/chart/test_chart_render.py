@@ -138,4 +138,7 @@ def test_network_policies_open_exactly_the_ports_each_component_listens_on() -> 
     )
     extender = next(c for c in scheduler["spec"]["template"]["spec"]["containers"] if c["name"] == "extender")
     assert "--host=127.0.0.1" in extender["command"]  # the scheduler API is for kube-scheduler in the pod
+    # a hung extender is restarted: its liveness probe asks /livez, which only a running loop answers
+    assert extender["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert extender["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert not [d for d in render("networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"]

@@ -232,6 +232,12 @@ async def test_healthz(client: Client) -> None:
         assert resp.status == 503
 
 
+async def test_livez_answers_while_the_loop_runs_even_before_sync(client: Client) -> None:
+    client.service.ready = lambda: False  # syncing: not ready, but alive (liveness must not kill it)
+    async with client.session.get(f"{client.base}/livez") as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "alive"
+
+
 async def test_forecast_headroom_reads_inferencedeployment_status() -> None:
     from outrider_scheduler.extender.config import StrategySettings
 

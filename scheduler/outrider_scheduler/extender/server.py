@@ -1,5 +1,5 @@
 """The extender's HTTP service (aiohttp): ``/scheduler/filter``, ``/scheduler/prioritize``,
-``/metrics`` and ``/healthz``.
+``/metrics``, ``/healthz`` (readiness) and ``/livez`` (liveness).
 
 Bad input (malformed JSON, missing fields, unknown nodes) is answered with HTTP 400 and a JSON
 ``Error`` naming the problem; unexpected faults with HTTP 500 and a one-line ``Error``, never a
@@ -148,6 +148,10 @@ class ExtenderService:
             body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    async def livez(self, request: web.Request) -> web.Response:
+        """GET /livez: 200 whenever the event loop runs (the liveness probe; a hung loop fails it)."""
+        return _json({"status": "alive"})
+
     async def healthz(self, request: web.Request) -> web.Response:
         """GET /healthz: 200 once the cache has synced, 503 before."""
         if self.ready():
@@ -164,6 +168,7 @@ def create_metrics_app(service: ExtenderService) -> web.Application:
     app = web.Application(client_max_size=1024)
     app.router.add_get("/metrics", service.metrics_endpoint)
     app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/livez", service.livez)
     return app
 
 
@@ -175,6 +180,7 @@ def create_app(service: ExtenderService) -> web.Application:
     app.router.add_post("/scheduler/prioritize", service.prioritize)
     app.router.add_get("/metrics", service.metrics_endpoint)
     app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/livez", service.livez)
 
     async def gc_task(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(freeze_loop(service.ready, lambda: service.cache.generation))
