@@ -124,6 +124,27 @@ def test_apiserver_rejects_invalid_objects_with_schema_messages(cluster: Any, cr
         assert message in out.stderr, out.stderr
 
 
+def test_apiserver_refuses_specs_the_operator_could_never_serve(cluster: Any, crds: None) -> None:
+    """Each of these was once accepted and then wedged or misled the operator (issue 14)."""
+    cases = [
+        ({"placement": {"tolerations": [{"key": "k", "operator": "Exists", "bogus": 1}]}}, "bogus"),
+        ({"placement": {"tolerations": [{"key": 5}]}}, "tolerations[0].key"),
+        ({"runtime": {"resources": {"cpu": "10000000000000P"}}}, "spec.runtime.resources.cpu"),
+        ({"placement": {"nodeSelector": {"k": "x" * 1_000_000}}}, "spec.placement.nodeSelector.k: Too long"),
+        ({"runtime": {"image": "repo/img :1"}}, "spec.runtime.image"),
+        ({"runtime": {"gpuProducts": ["NVIDIA H100"]}}, "spec.runtime.gpuProducts[0]"),
+        ({"placement": {"priorityClassName": "Bad Name"}}, "spec.placement.priorityClassName"),
+    ]
+    for spec, message in cases:
+        out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=idf("bad", **spec), check=False)
+        assert out.returncode != 0, f"apiserver accepted {spec}"
+        assert message in out.stderr, out.stderr[:500]
+    for name in ("a.b", "9abc", "a" * 64):
+        out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=idf(name), check=False)
+        assert out.returncode != 0, f"apiserver accepted the name {name!r}"
+        assert "metadata.name must be at most 63 characters" in out.stderr, out.stderr[:500]
+
+
 def test_samples_pass_server_side_validation(cluster: Any, crds: None) -> None:
     out = cluster.kubectl("apply", "--dry-run=server", "-k", str(REPO / "manifests" / "samples"), check=False)
     assert out.returncode == 0, out.stderr
@@ -323,6 +344,40 @@ def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[
         return not left
 
     wait_for("garbage collection of children", gone, timeout_s=60)
+
+
+def test_why_a_rollout_is_stuck_reaches_the_object(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+    """A cause only the ReplicaSet or the pod held (a missing PriorityClass, a node selector no
+    node matches) becomes Ready's reason and message, and a Warning Event (issue 14, item 4)."""
+    small = {"runtime": {"gpusPerReplica": 0}, "replicas": {"min": 1, "max": 1}}
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=idf("stuck-priority", placement={"priorityClassName": "no-such-class"}, **small),
+    )
+    selector = {"nodeSelector": {"outrider.dev/no-such-label": "x"}}
+    cluster.kubectl("apply", "-f", "-", input=idf("stuck-selector", placement=selector, **small))
+
+    def ready(name: str) -> dict[str, Any]:
+        return condition(get_json(cluster, "infd", name, "-n", NS), "Ready") or {}
+
+    wait_for("ReplicaFailure on Ready", lambda: ready("stuck-priority").get("reason") == "ReplicaFailure")
+    assert "no-such-class" in ready("stuck-priority")["message"], ready("stuck-priority")
+    wait_for("Unschedulable on Ready", lambda: ready("stuck-selector").get("reason") == "Unschedulable")
+    assert "node" in ready("stuck-selector")["message"], ready("stuck-selector")
+
+    def events(name: str) -> set[str]:
+        items = get_json(cluster, "events", "-n", NS, "--field-selector", f"involvedObject.name={name}")[
+            "items"
+        ]
+        return {e["reason"] for e in items if e["type"] == "Warning"}
+
+    wait_for("Warning Events", lambda: "ReplicaFailure" in events("stuck-priority"))
+    wait_for("Warning Events", lambda: "Unschedulable" in events("stuck-selector"))
+    cluster.kubectl(
+        "delete", "infd", "stuck-priority", "stuck-selector", "-n", NS, "--wait=true", "--timeout=30s"
+    )
 
 
 def _threshold_series(deployment: str) -> dict[str, float]:

@@ -20,6 +20,7 @@ from outrider_operator.api import labels
 from outrider_operator.config import OperatorConfig
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import object_path
+from outrider_operator.reconcile.troubles import Trouble, pod_trouble
 from outrider_operator.reconciler import Reconciler
 
 __all__ = ["register_handlers", "resync_loop"]
@@ -151,6 +152,37 @@ def register_handlers(
         for task in resync_tasks:
             task.cancel()
         await asyncio.gather(*resync_tasks, return_exceptions=True)
+
+    pod_troubles: dict[str, Trouble | None] = {}
+
+    @kopf.on.event(
+        "",
+        "v1",
+        "pods",
+        registry=registry,
+        id="pod-troubles",
+        labels={labels.LABEL_MANAGED_BY: labels.MANAGED_BY},
+    )
+    def on_pod(body: Any, namespace: str | None, type: str | None, logger: Any, **_: Any) -> None:
+        """A pod that cannot be scheduled or started (or recovers) makes its owner report why.
+
+        Only a change of a pod's trouble starts a pass: healthy pods' status churn costs nothing.
+        """
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        if type == "DELETED":
+            pod_troubles.pop(uid, None)
+            return
+        trouble = pod_trouble(body)
+        if pod_troubles.get(uid) == trouble or (trouble is None and uid not in pod_troubles):
+            return
+        pod_troubles[uid] = trouble
+        owner = ((body.get("metadata") or {}).get("labels") or {}).get(labels.LABEL_DEPLOYMENT)
+        if owner is None or namespace is None:
+            return
+        try:
+            reconciler.reconcile_coalesced(namespace, owner)
+        except KubeApiError as exc:
+            logger.warning("reconcile of %s/%s after a pod event failed: %s", namespace, owner, exc)
 
     for group, version, plural in _CHILD_RESOURCES:
 

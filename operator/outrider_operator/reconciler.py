@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from outrider_operator.api import labels
-from outrider_operator.api.resource import parse_spec
+from outrider_operator.api.resource import name_problem, parse_spec
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus, parse_status
 from outrider_operator.errors import KubeApiError
@@ -42,10 +42,12 @@ from outrider_operator.reconcile.semantics import (
 from outrider_operator.reconcile.status import (
     REASON_APPLY_FAILED,
     REASON_INVALID_SPEC,
+    ObservedPool,
     compute_status,
     invalid_spec_status,
     observe_deployment,
 )
+from outrider_operator.reconcile.troubles import Trouble, deployment_trouble, pod_trouble, worst_trouble
 
 __all__ = ["ReconcileResult", "Reconciler"]
 
@@ -54,8 +56,15 @@ log = logging.getLogger(__name__)
 IDF_API_VERSION = f"{labels.API_GROUP}/{labels.API_VERSION}"
 OPERATOR_CONDITIONS = frozenset({"Ready", "Progressing", "Degraded"})
 """Conditions the operator owns; others (Forecasting, Planning) belong to their own writers."""
+SERVER_ERRORS_BEFORE_APPLY_FAILED = 2
+"""HTTP 500 answers in a row to applying the same child of the same generation before the object
+reports ApplyFailed (one 500 may be an etcd hiccup; the same one twice is the rendering's fault)."""
 FOREIGN_STATUS_FIELDS = ("forecast", "plan", "lastScalingAction", "batchSize")
 """Status fields other writers own (server-side apply keeps each writer's fields apart)."""
+
+
+def _ready_reason(status: InferenceDeploymentStatus) -> str | None:
+    return next((c.reason for c in status.conditions if c.type == "Ready"), None)
 
 
 @dataclass
@@ -92,6 +101,8 @@ class Reconciler:
         self._invalid: set[tuple[str, str]] = set()
         self._running: set[tuple[str, str]] = set()
         self._dirty: set[tuple[str, str]] = set()
+        self._server_errors: dict[tuple[str, str, str, int], int] = {}
+        """Consecutive HTTP 500 answers to applying one child of one generation."""
 
     def _lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._locks_guard:
@@ -134,7 +145,7 @@ class Reconciler:
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         previous = parse_status(body.get("status"))
-        spec, problems = self._validated_spec(body.get("spec") or {})
+        spec, problems = self._validated_spec(name, body.get("spec") or {})
         if spec is None:
             return self._report_invalid(body, path, previous, problems, generation)
         self._invalid.discard((namespace, name))
@@ -148,15 +159,22 @@ class Reconciler:
         for obj in render_children(
             owner, spec, sizes[labels.POOL_ACTIVE], standby=standby, options=self.pod_options
         ):
+            where = f"{obj['kind']} {obj['metadata']['name']}"
             try:
                 changed, current = self._apply(obj)
             except KubeApiError as exc:
+                if exc.status == 500 and self._refused_again((namespace, name, where, generation)):
+                    # a 500 that repeats for the same rendering is a refusal the apiserver reports
+                    # badly (a rendered field its typed decoding rejects): report it, keep retrying
+                    problem = SpecProblem(where, f"rejected by the apiserver (HTTP 500): {exc.message}")
+                    self._report_invalid(body, path, previous, [problem], generation, REASON_APPLY_FAILED)
+                    raise
                 if exc.retryable or exc.status in (401, 403):
                     raise  # transient, or RBAC: retried by the handler
                 # the apiserver refuses what this spec renders (400/422): retrying cannot help
-                where = f"{obj['kind']} {obj['metadata']['name']}"
                 problem = SpecProblem(where, f"rejected by the apiserver: {exc.message}")
                 return self._report_invalid(body, path, previous, [problem], generation, REASON_APPLY_FAILED)
+            self._server_errors.pop((namespace, name, where, generation), None)
             if obj["kind"] == "Deployment":
                 applied[obj["metadata"]["name"]] = current
             if changed is not None:
@@ -168,11 +186,49 @@ class Reconciler:
             )
         # The apply replies are the Deployments as they are now, status included: no re-read.
         pools = {pool: observe_deployment(applied.get(pool_deployment_name(name, pool))) for pool in POOLS}
+        trouble = None
+        if not all(p.rolled_out for p in pools.values()):
+            trouble = self._trouble(namespace, name, list(applied.values()), pools.values())
         status = compute_status(
-            name, spec, generation, previous, pools, self.clock(), sizes, self.pod_options.image(spec)
+            name,
+            spec,
+            generation,
+            previous,
+            pools,
+            self.clock(),
+            sizes,
+            self.pod_options.image(spec),
+            trouble,
         )
         result.status_written = self._write_status(path, body, previous, status)
+        if trouble is not None and result.status_written and _ready_reason(previous) != trouble.reason:
+            self._event(body, "Warning", trouble.reason, trouble.message)
         return result
+
+    def _trouble(
+        self,
+        namespace: str,
+        name: str,
+        deployments: list[dict[str, Any]],
+        pools: Iterable[ObservedPool],
+    ) -> Trouble | None:
+        """Why pods do not become ready: the Deployments' own conditions (no extra request), else
+        the pods' scheduling and container states (one LIST, only while some pod exists unready)."""
+        trouble = worst_trouble(deployment_trouble(d) for d in deployments)
+        if trouble is not None or not any(p.total > p.ready for p in pools):
+            return trouble
+        pods = self.rest.list(
+            f"/api/v1/namespaces/{namespace}/pods", label_selector=f"{labels.LABEL_DEPLOYMENT}={name}"
+        )
+        return worst_trouble(pod_trouble(p) for p in pods)
+
+    def _refused_again(self, key: tuple[str, str, str, int]) -> bool:
+        """Count a 500 for one child of one generation; True from the second in a row."""
+        with self._locks_guard:
+            if len(self._server_errors) > 10_000:  # bounded: keys of old generations are not revisited
+                self._server_errors.clear()
+            self._server_errors[key] = self._server_errors.get(key, 0) + 1
+            return self._server_errors[key] >= SERVER_ERRORS_BEFORE_APPLY_FAILED
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is kept about a deleted InferenceDeployment (its InvalidSpec mark, its metrics)."""
@@ -181,9 +237,15 @@ class Reconciler:
         self.metrics.forget_deployment(namespace, name)
 
     def _validated_spec(
-        self, raw: dict[str, Any]
+        self, name: str, raw: dict[str, Any]
     ) -> tuple[InferenceDeploymentSpec | None, list[SpecProblem]]:
-        """Parse and check the spec: (spec, []) when servable, else (None, problems naming fields)."""
+        """Parse and check the spec: (spec, []) when servable, else (None, problems naming fields).
+
+        The name is checked too: an object stored before the CRD refused such names gets no children.
+        """
+        bad_name = name_problem(name)
+        if bad_name is not None:
+            return None, [SpecProblem("metadata.name", bad_name)]
         try:
             spec = parse_spec(raw)
         except ValidationError as exc:
@@ -257,7 +319,7 @@ class Reconciler:
         before_rv = (before or {}).get("metadata", {}).get("resourceVersion")
         if before_rv != after.get("metadata", {}).get("resourceVersion"):
             verb = "created" if before is None else "updated"
-            log.info("%s %s/%s", verb, obj["kind"], meta["name"])
+            log.info("%s %s %s/%s", verb, obj["kind"], meta["namespace"], meta["name"])
             return f"{obj['kind']}/{meta['name']}", after
         return None, after
 

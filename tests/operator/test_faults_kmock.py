@@ -65,11 +65,11 @@ pytestmark = pytest.mark.timeout(30)
 # What render_children makes for a minimal spec: (resource, name).
 CHILDREN = [
     ("v1/configmaps", f"{NAME}-runtime"),
+    ("v1/services", NAME),
+    ("policy/v1/poddisruptionbudgets", NAME),
     ("apps/v1/deployments", NAME),
     ("apps/v1/deployments", f"{NAME}-warm"),
     ("apps/v1/deployments", f"{NAME}-cold"),
-    ("v1/services", NAME),
-    ("policy/v1/poddisruptionbudgets", NAME),
 ]
 
 
@@ -298,6 +298,50 @@ async def test_child_the_apiserver_refuses_becomes_apply_failed_status_not_a_ret
     assert "metadata.name: Invalid value" in ready["message"]
     events = [r.data for r in apiserver["post", kmock.resource("v1/events")]]
     assert any(e["reason"] == "ApplyFailed" and e["type"] == "Warning" for e in events)
+
+
+async def test_a_refused_service_leaves_no_workload_behind(
+    apiserver: ApplyingEmulator, reconciler: Reconciler, minimal_spec: dict[str, Any]
+) -> None:
+    """Workloads are applied last: when the Service is refused, no Deployment (no pod) exists."""
+    apiserver.objects[IDF, NS, NAME] = _idf(minimal_spec)
+    fault = apiserver["patch", kmock.resource("v1/services"), kmock.name(NAME)][:1]
+    fault << 422 << _status(422, "Invalid", 'Service "minilm" is invalid: metadata.name: Invalid value')
+
+    await _reconcile(reconciler)
+
+    assert _stored_children(apiserver) == [("v1/configmaps", f"{NAME}-runtime")]
+
+
+async def test_the_same_server_error_twice_is_reported_as_apply_failed_and_still_retried(
+    apiserver: ApplyingEmulator, reconciler: Reconciler, minimal_spec: dict[str, Any]
+) -> None:
+    """An apiserver answers 500 to a rendered child its typed decoding rejects (a toleration with
+    a field of the wrong type did): the second 500 in a row for the same child and generation
+    reaches the object as ApplyFailed with an Event, and the pass still fails so it is retried."""
+    apiserver.objects[IDF, NS, NAME] = _idf(minimal_spec, generation=4)
+    fault = apiserver["patch", kmock.resource("apps/v1/deployments"), kmock.name(NAME)][:2]
+    refusal = "failed to create typed patch object: .spec.template.spec.tolerations: expected string"
+    fault << 500 << _status(500, "InternalError", refusal)
+
+    with pytest.raises(KubeApiError):
+        await _reconcile(reconciler)
+    assert _stored_status(apiserver) is None  # one 500 may be a hiccup: nothing reported yet
+
+    with pytest.raises(KubeApiError) as caught:
+        await _reconcile(reconciler)
+    assert caught.value.retryable
+    status = _stored_status(apiserver)
+    assert status is not None and status["observedGeneration"] == 4
+    ready = _condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed")
+    assert "failed to create typed patch object" in ready["message"]
+    events = [r.data for r in apiserver["post", kmock.resource("v1/events")]]
+    assert any(e["reason"] == "ApplyFailed" and e["type"] == "Warning" for e in events)
+
+    # the fault clears: the next pass converges and Ready leaves ApplyFailed
+    await _reconcile(reconciler)
+    assert _condition(_stored_status(apiserver) or {}, "Ready")["reason"] != "ApplyFailed"
 
 
 async def test_conflict_on_status_is_retryable_and_a_later_pass_writes_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +11,37 @@ from outrider_operator.api import labels
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus
 
-__all__ = ["PRINTER_COLUMNS", "SCALE_SUBRESOURCE", "InferenceDeployment", "parse_spec"]
+__all__ = [
+    "NAME_MAX_LENGTH",
+    "NAME_PATTERN",
+    "NAME_RULE",
+    "PRINTER_COLUMNS",
+    "SCALE_SUBRESOURCE",
+    "InferenceDeployment",
+    "name_problem",
+    "parse_spec",
+]
+
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""An InferenceDeployment's name is its Service's name, so an RFC 1035 label (no dots, a letter first)."""
+NAME_MAX_LENGTH = 63
+"""It is also the value of the ``outrider.dev/deployment`` label on every child: at most 63 characters."""
+NAME_RULE = {
+    "rule": f"size(self.metadata.name) <= {NAME_MAX_LENGTH} && self.metadata.name.matches('{NAME_PATTERN}')",
+    "message": (
+        f"metadata.name must be at most {NAME_MAX_LENGTH} characters of lower-case letters, digits and "
+        "'-', starting with a letter and ending with a letter or digit (it names the Service and labels "
+        "every child)"
+    ),
+}
+"""The CRD's root CEL rule on ``metadata.name``: names that no child could carry are refused at apply."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be served (the same check as :data:`NAME_RULE`), or None."""
+    if len(name) > NAME_MAX_LENGTH or re.fullmatch(NAME_PATTERN, name) is None:
+        return str(NAME_RULE["message"]).removeprefix("metadata.name ")
+    return None
 
 
 class InferenceDeployment(BaseModel):

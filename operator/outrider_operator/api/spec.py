@@ -39,10 +39,26 @@ __all__ = [
     "ShardGroup",
     "ShardingSpec",
     "StandbySpec",
+    "Toleration",
+    "TolerationEffect",
+    "TolerationOperator",
 ]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CPU_QUANTITY = r"^([0-9]{1,4}(\.[0-9]{1,3})?|[0-9]{1,7}m)$"
+"""Cores (at most 9999, three decimals) or millicores: bounded, so the apiserver never rounds it."""
+MEMORY_QUANTITY = r"^([0-9]{1,15}|[0-9]{1,5}(\.[0-9]{1,3})?(k|M|G|T|Ki|Mi|Gi|Ti))$"
+"""Bytes, or at most 99999 of a decimal or binary unit up to T/Ti: bounded, never rounded."""
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A Kubernetes label value (at most 63 characters, set by ``max_length``)."""
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+"""A label key or taint key: an optional DNS-subdomain prefix and a name of at most 63 characters."""
+IMAGE_REF = r"^[^\s]+$"
+"""A container image reference: no whitespace (the kubelet refuses such an image only at pull)."""
 DECIMAL_0_1 = r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$"
 MODEL_URI = r"^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?|s3://[^/\s]+(/\S*)?|hf://[^/\s]+/[^/\s]+(@\S+)?|/\S*|builtin:[a-z0-9.-]+)$"
 
@@ -156,8 +172,18 @@ class ModelSpec(ApiModel):
 class ResourceSpec(ApiModel):
     """CPU and memory for each serving container, as Kubernetes quantities."""
 
-    cpu: str = Field(default="1", pattern=QUANTITY, description="CPU request and limit per replica.")
-    memory: str = Field(default="2Gi", pattern=QUANTITY, description="Memory request and limit per replica.")
+    cpu: str = Field(
+        default="1",
+        pattern=CPU_QUANTITY,
+        max_length=16,
+        description="CPU request and limit per replica: cores (at most 9999, e.g. 2 or 0.5) or millicores.",
+    )
+    memory: str = Field(
+        default="2Gi",
+        pattern=MEMORY_QUANTITY,
+        max_length=16,
+        description="Memory request and limit per replica: bytes, or at most 99999 k/M/G/T or Ki/Mi/Gi/Ti.",
+    )
 
 
 class RuntimeSpec(ApiModel):
@@ -168,6 +194,7 @@ class RuntimeSpec(ApiModel):
         default=None,
         min_length=1,
         max_length=512,
+        pattern=IMAGE_REF,
         description=(
             "Container image of the model server. Unset: the operator's runtime image (its release's, "
             "or its --runtime-image), so an operator upgrade moves the deployments that do not pin one; "
@@ -179,9 +206,12 @@ class RuntimeSpec(ApiModel):
         default=1, ge=0, le=16, description="nvidia.com/gpu requested by each replica (0 = CPU only)."
     )
     min_gpu_memory: str | None = Field(
-        default=None, pattern=QUANTITY, description="Minimum free memory on each GPU, e.g. 16Gi (optional)."
+        default=None,
+        pattern=MEMORY_QUANTITY,
+        max_length=16,
+        description="Minimum free memory on each GPU, e.g. 16Gi (optional).",
     )
-    gpu_products: list[Annotated[str, Field(max_length=63)]] = Field(
+    gpu_products: list[Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)]] = Field(
         default_factory=list,
         max_length=16,
         description=(
@@ -189,7 +219,7 @@ class RuntimeSpec(ApiModel):
             "agent's outrider.dev/gpu-product label (earlier entries weigh more; other nodes stay eligible)."
         ),
     )
-    gpu_architectures: list[Annotated[str, Field(max_length=63)]] = Field(
+    gpu_architectures: list[Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)]] = Field(
         default_factory=list,
         max_length=16,
         description=(
@@ -327,6 +357,7 @@ class PrecisionSpec(ApiModel):
     accuracy_floor: str = Field(
         default="0.99",
         pattern=DECIMAL_0_1,
+        max_length=6,
         description=(
             "For adaptive: the lowest acceptable agreement with fp32 (mean cosine similarity of outputs "
             "on the calibration set), a decimal string between 0 and 1."
@@ -406,17 +437,99 @@ class MonitoringSpec(ApiModel):
     alerts: AlertThresholds = Field(default_factory=AlertThresholds, description="Alert thresholds.")
 
 
+class TolerationOperator(StrEnum):
+    """How a toleration matches a taint's value."""
+
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TolerationEffect(StrEnum):
+    """The taint effect a toleration matches (empty: every effect)."""
+
+    ALL = ""
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(ApiModel):
+    """A core/v1 Toleration, with the checks the apiserver applies to a pod's."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "a toleration with operator Exists must not have a value",
+                ".value",
+            ),
+            (
+                "(has(self.key) && self.key != '') || self.operator == 'Exists'",
+                "a toleration without a key must use operator Exists",
+                ".operator",
+            ),
+            (
+                "!has(self.tolerationSeconds) || self.effect == 'NoExecute'",
+                "tolerationSeconds applies only to effect NoExecute",
+                ".tolerationSeconds",
+            ),
+        )
+    }
+
+    key: str = Field(
+        default="",
+        max_length=317,
+        pattern=r"^$|" + QUALIFIED_NAME,
+        description="Taint key to match (empty with operator Exists: every taint).",
+    )
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
+    value: str = Field(
+        default="", max_length=63, pattern=LABEL_VALUE, description="Taint value (Equal only)."
+    )
+    effect: TolerationEffect = Field(
+        default=TolerationEffect.ALL, description="NoSchedule, PreferNoSchedule, NoExecute, or empty for all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=31_536_000,
+        description="With NoExecute: how long the pod stays bound after the taint appears (at most a year).",
+    )
+
+    def to_pod(self) -> dict[str, Any]:
+        """The toleration as a pod spec holds it (empty strings left out, as the apiserver stores it)."""
+        return {k: v for k, v in self.to_wire().items() if v != ""}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == TolerationOperator.EXISTS.value and self.value:
+            raise ValueError("a toleration with operator Exists must not have a value")
+        if not self.key and self.operator != TolerationOperator.EXISTS.value:
+            raise ValueError("a toleration without a key must use operator Exists")
+        if self.toleration_seconds is not None and self.effect != TolerationEffect.NO_EXECUTE.value:
+            raise ValueError("tolerationSeconds applies only to effect NoExecute")
+        return self
+
+
 class PlacementSpec(ApiModel):
     """Scheduling overrides for the serving pods."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels pods must match.")
-    tolerations: list[dict[str, Any]] = Field(
+    node_selector: dict[
+        Annotated[str, Field(max_length=317, pattern=QUALIFIED_NAME)],
+        Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)],
+    ] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Node labels pods must match (at most 64; label keys and values).",
+    )
+    tolerations: list[Toleration] = Field(
         default_factory=list,
         max_length=32,
         description="Pod tolerations (core/v1 Toleration objects).",
-        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
     )
-    priority_class_name: str | None = Field(default=None, max_length=253, description="Pod priority class.")
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="Pod priority class."
+    )
 
 
 class InferenceDeploymentSpec(ApiModel):

@@ -92,6 +92,14 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             out[key] = _convert(value, defs, f"{path}[]")
         elif key == "const":
             out["enum"] = [value]
+        elif key == "propertyNames":  # not allowed in a CRD schema: the same check as a CEL rule
+            out.setdefault("x-kubernetes-validations", []).append(_key_rule(value, path))
+        elif key == "patternProperties":  # likewise: the values' schema plus a CEL rule on the keys
+            if len(value) != 1:
+                raise SchemaError(f"field {path}: only one key pattern is supported")
+            ((pattern, sub),) = value.items()
+            out["additionalProperties"] = _convert(sub, defs, f"{path}.*")
+            out.setdefault("x-kubernetes-validations", []).append(_key_rule({"pattern": pattern}, path))
         else:
             out[key] = value
     if "properties" in out:
@@ -101,6 +109,26 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
     if out.get("type") is None and "x-kubernetes-preserve-unknown-fields" not in out:
         raise SchemaError(f"field {path or '<root>'} has no type")
     return out
+
+
+def _key_rule(names: dict[str, Any], path: str) -> dict[str, str]:
+    """A CEL rule checking every key of a map (``propertyNames``: maxLength and pattern)."""
+    unknown = set(names) - {"maxLength", "pattern", "type"}
+    if unknown:
+        raise SchemaError(f"field {path}: propertyNames {sorted(unknown)} unsupported")
+    if "maxLength" in names:
+        limit = int(names["maxLength"])
+        return {
+            "rule": f"self.all(k, size(k) <= {limit})",
+            "message": f"keys must be at most {limit} characters",
+        }
+    if "pattern" in names:
+        pattern = names["pattern"]
+        return {
+            "rule": f"self.all(k, k.matches({json.dumps(pattern)}))",
+            "message": f"keys must match {pattern}",
+        }
+    raise SchemaError(f"field {path}: propertyNames without a check")
 
 
 def _apply_factory_defaults(model: type[BaseModel], schema: dict[str, Any]) -> None:

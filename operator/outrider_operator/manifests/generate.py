@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from outrider_operator.api import labels
-from outrider_operator.api.resource import PRINTER_COLUMNS, SCALE_SUBRESOURCE, parse_spec
+from outrider_operator.api.resource import NAME_RULE, PRINTER_COLUMNS, SCALE_SUBRESOURCE, parse_spec
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus
 from outrider_operator.manifests.apidoc import render_reference
@@ -70,6 +70,7 @@ def build_crd() -> dict[str, Any]:
                                 "placed by the Outrider scheduler and scaled ahead of forecast load."
                             ),
                             "required": ["spec"],
+                            "x-kubernetes-validations": [dict(NAME_RULE)],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version."},
                                 "kind": {"type": "string", "description": "Kind."},

@@ -337,7 +337,7 @@ def _deployment(
     if spec.placement.node_selector:
         pod_spec["nodeSelector"] = dict(spec.placement.node_selector)
     if spec.placement.tolerations:
-        pod_spec["tolerations"] = list(spec.placement.tolerations)
+        pod_spec["tolerations"] = [t.to_pod() for t in spec.placement.tolerations]
     if spec.placement.priority_class_name:
         pod_spec["priorityClassName"] = spec.placement.priority_class_name
     component = "serving" if pool == labels.POOL_ACTIVE else "standby"
@@ -367,7 +367,7 @@ def render_children(
     standby: dict[str, int] | None = None,
     options: PodOptions | None = None,
 ) -> list[dict[str, Any]]:
-    """Return every desired child object, in apply order (config first, then workloads).
+    """Return every desired child object, in apply order (config, Service and PDB, then workloads).
 
     ``active_replicas``: size of the active pool's Deployment; ``standby``: sizes of the warm and
     cold pools' Deployments (the spec's by default; see :mod:`.scaling`); ``options``: the
@@ -390,7 +390,6 @@ def render_children(
         labels.POOL_COLD: spec.standby.cold,
         **(standby or {}),
     }
-    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, options) for pool in POOLS]
     objects.append(
         {
             "apiVersion": "v1",
@@ -418,4 +417,7 @@ def render_children(
             },
         }
     )
+    # workloads last: a child the apiserver refuses stops the pass before any pod exists, so a
+    # rendering that cannot be served never leaves pods running without their Service or PDB
+    objects += [_deployment(owner, spec, pool, sizes[pool], config_hash, options) for pool in POOLS]
     return objects

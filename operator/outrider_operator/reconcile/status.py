@@ -22,6 +22,7 @@ from outrider_operator.api.status import (
     PoolStatus,
 )
 from outrider_operator.reconcile.semantics import SpecProblem
+from outrider_operator.reconcile.troubles import Trouble
 
 __all__ = ["ObservedPool", "compute_status", "invalid_spec_status", "observe_deployment", "set_condition"]
 
@@ -122,11 +123,14 @@ def compute_status(
     now: datetime,
     desired: dict[str, int] | None = None,
     image: str | None = None,
+    trouble: Trouble | None = None,
 ) -> InferenceDeploymentStatus:
     """Return the new status for a successfully applied spec.
 
     ``desired`` holds the pool sizes the operator decided (what it applied); pool sizes read
     back from the Deployments are used only when it is not given. ``image``: what the pods run.
+    ``trouble``: why pods do not become ready, when their objects say (see :mod:`.troubles`);
+    it becomes the reason of ``Ready`` (active pool) or ``Progressing`` (any pool).
     """
     decided = {pool: obs.desired for pool, obs in pools.items()}
     decided.update(desired or {})
@@ -141,6 +145,8 @@ def compute_status(
     elif not active.rolled_out:
         ready, ready_reason = False, "PodsNotReady"
         ready_msg = f"{active.ready}/{active.desired} active pods ready, {active.updated} updated"
+        if trouble is not None:
+            ready_reason, ready_msg = trouble.reason, f"{ready_msg}: {trouble.message}"
     else:
         ready, ready_reason = True, "Available"
         ready_msg = f"{active.ready} active pods serving"
@@ -148,14 +154,12 @@ def compute_status(
         conditions, ConditionType.READY, ready, ready_reason, ready_msg, generation, now
     )
     progressing = not all(p.rolled_out for p in pools.values())
+    p_reason = "RollingOut" if progressing else "Complete"
+    p_msg = "pools are being created, updated or scaled" if progressing else "all pools match the spec"
+    if progressing and trouble is not None:
+        p_reason, p_msg = trouble.reason, f"{p_msg}, stuck: {trouble.message}"
     conditions = set_condition(
-        conditions,
-        ConditionType.PROGRESSING,
-        progressing,
-        "RollingOut" if progressing else "Complete",
-        "pools are being created, updated or scaled" if progressing else "all pools match the spec",
-        generation,
-        now,
+        conditions, ConditionType.PROGRESSING, progressing, p_reason, p_msg, generation, now
     )
     short = [p for p, obs in pools.items() if obs.exists and obs.ready < obs.desired]
     if active.exists and active.ready < spec.replicas.min and active.observed_generation >= active.generation:
