@@ -99,6 +99,10 @@ bench-cluster: ## Cluster start time and memory; writes bench/results/cluster.js
 bench-real-node: ## A cluster with a real node: start, image import, pod creation -> Ready, memory; writes bench/results/real-node.json.
 	$(PY) bench/real_node_bench.py
 
+.PHONY: bench-operator
+bench-operator: ## The operator at fleet scale: 1,000 InferenceDeployments on 25 simulated nodes (convergence, RSS, idle API traffic, drift repair); writes bench/results/operator.json.
+	$(PY) bench/operator_bench.py
+
 .PHONY: bench-runtime
 bench-runtime: ## Runtime throughput/latency vs peers; writes bench/results/runtime.json.
 	$(PY) bench/runtime_bench.py

@@ -27,7 +27,7 @@ from kubernetes import config as k8s_config
 
 from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterError, ensure_binaries, locate
 from outrider_devcluster.binaries import ALL_BINARIES
-from outrider_devcluster.kube import api_client, request_token
+from outrider_devcluster.kube import api_client, request_token, token_kubeconfig
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.stack import free_port
 from outrider_devcluster.topology import Topology, load_topology
@@ -209,15 +209,7 @@ def _run_operator(
         "--create-namespace", "--set", "operator.replicas=0", "--wait",
     )  # fmt: skip
     token = cluster.make_token(RELEASE_NS, "outrider-operator")
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    sa_config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
-        "current-context": "sa",
-        "users": [{"name": "sa", "user": {"token": token}}],
-    }
+    sa_config = token_kubeconfig(cluster.kubeconfig, token)
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(sa_config))

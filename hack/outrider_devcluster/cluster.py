@@ -26,7 +26,7 @@ from pathlib import Path
 from .binaries import CONTROL_PLANE, NODE, Binaries, ensure_binaries, locate
 from .certs import CLIENTS, Pki, make_pki
 from .commands import CommandBuilder
-from .configs import kwok_config, render_kubeconfig, scheduler_config, write_yaml
+from .configs import audit_policy, kwok_config, render_kubeconfig, scheduler_config, write_yaml
 from .errors import BinaryError, ClusterError, StaleClusterError
 from .images import ensure_images
 from .kube import (
@@ -247,6 +247,7 @@ class Cluster:
             "kube-scheduler-outrider": scheduler_config(sched_kubeconfig, "outrider", s.extender_url),
         }
         kwok_cfg = write_yaml(self.config_dir / "kwok.yaml", *kwok_config(s))
+        write_yaml(self.config_dir / "audit-policy.yaml", audit_policy())
 
         etcd = self.table.start("etcd", cmd.etcd(binaries["etcd"]))
         self._wait("etcd", etcd, lambda: http_ok(f"{cmd.etcd_url}/health"))

@@ -37,6 +37,11 @@ class CommandBuilder:
         return self.config_dir / f"{client}.kubeconfig"
 
     @property
+    def audit_log(self) -> Path:
+        """The apiserver's audit log (the operator's requests only; see ``configs.audit_policy``)."""
+        return self.settings.cluster_dir / "logs" / "audit.log"
+
+    @property
     def etcd_url(self) -> str:
         """etcd client URL."""
         return f"http://127.0.0.1:{self.settings.ports.etcd_client}"
@@ -90,6 +95,11 @@ class CommandBuilder:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             f"--cert-dir={pki.folder / 'apiserver-certs'}",
+            f"--audit-policy-file={self.config_dir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
+            "--audit-log-format=json",
             "--v=1",
         ]
 

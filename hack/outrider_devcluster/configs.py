@@ -20,7 +20,9 @@ from .certs import Pki
 from .settings import POD_CIDR, ClusterSettings
 
 __all__ = [
+    "AUDITED_USERS",
     "EXTENDER_TIMEOUT",
+    "audit_policy",
     "extender_config",
     "kwok_config",
     "render_kubeconfig",
@@ -32,6 +34,22 @@ EXTENDER_TIMEOUT = "1s"
 """httpTimeout of the extender calls (the chart's too): the extender's own budget is 200 ms, and a
 hung extender costs a pod at most 2 s (filter and prioritize) until its liveness probe restarts it."""
 _GPU = "nvidia.com/gpu"
+
+
+AUDITED_USERS = ("system:serviceaccount:outrider-system:outrider-operator",)
+"""Users whose requests the apiserver's audit log records (the operator of the chart's release in
+``outrider-system``, as the e2e tests and ``make bench-operator`` run it): its API traffic is counted
+from the log, request by request. Everyone else is not logged."""
+
+
+def audit_policy() -> dict[str, Any]:
+    """The apiserver's audit policy: metadata of :data:`AUDITED_USERS`' requests, once each."""
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived", "ResponseStarted"],
+        "rules": [{"level": "Metadata", "users": list(AUDITED_USERS)}, {"level": "None"}],
+    }
 
 
 def write_yaml(path: Path, *docs: dict[str, Any]) -> Path:

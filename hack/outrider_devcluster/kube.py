@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -150,6 +151,20 @@ def request_token(api: k8s.ApiClient, namespace: str, service_account: str, *, s
     if result.status is None:
         raise RuntimeError(f"TokenRequest for {namespace}/{service_account} returned no status")
     return str(result.status.token)
+
+
+def token_kubeconfig(admin_kubeconfig: Path, token: str) -> dict[str, Any]:
+    """A kubeconfig for the admin kubeconfig's cluster that authenticates with ``token`` only."""
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = admin["clusters"][0]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "contexts": [{"name": "sa", "context": {"cluster": cluster, "user": "sa"}}],
+        "current-context": "sa",
+        "users": [{"name": "sa", "user": {"token": token}}],
+    }
 
 
 def publish_apiserver_endpoint(api: k8s.ApiClient, port: int) -> None:

@@ -6,7 +6,7 @@ Exception tree::
     ├── KubeApiError          an apiserver call failed (status, reason, message); retried
     └── KubeConfigError       no usable credentials (a bad kubeconfig, or not in a pod); fatal
 
-Handlers translate these into ``kopf.TemporaryError``/``kopf.PermanentError`` at the boundary.
+The operator's work queue is the boundary: a pass that raises one is logged and retried with backoff.
 """
 
 from __future__ import annotations

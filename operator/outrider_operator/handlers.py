@@ -1,11 +1,12 @@
-"""The kopf handlers: thin adapters from kopf's events to :class:`Reconciler` passes.
+"""The kopf handlers: thin adapters from kopf's watch events to a queue of :class:`Reconciler` passes.
 
-Changes to an InferenceDeployment's spec (create, update, resume) trigger a pass with kopf's
-retries; a timer repeats the pass for every object (drift repair, status refresh); events on
-owned children (someone edits or deletes one, or pods become ready) trigger a pass for their
-owner; a new planner decision in status (the pool sizes it asks for) triggers one at once, since
-the surge path has seconds, not a resync period. Errors become ``kopf.TemporaryError`` here and
-nowhere else.
+kopf runs the watches (InferenceDeployments, their children, their pods); each event updates the
+operator's object cache and, when a pass may be needed, puts the InferenceDeployment on the work
+queue: a new object or a spec not yet reconciled (``generation`` ahead of
+``status.observedGeneration``), a child edited, deleted or changing status, a pod that cannot be
+scheduled or started, a new planner decision (the surge path has seconds, not a resync period).
+A timer queues every object again each resync period. Passes that fail are retried by the queue
+with backoff; no handler blocks on the API and none writes kopf's bookkeeping onto user objects.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import object_path
 from outrider_operator.reconcile.troubles import Trouble, pod_trouble
 from outrider_operator.reconciler import Reconciler
+from outrider_operator.workqueue import WorkQueue
 
 __all__ = ["register_handlers", "resync_loop"]
 
@@ -33,21 +35,6 @@ _CHILD_RESOURCES = [
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
 ]
-
-
-def _run(reconciler: Reconciler, namespace: str, name: str, config: OperatorConfig, logger: Any) -> None:
-    try:
-        result = reconciler.reconcile(namespace, name)
-    except KubeApiError as exc:
-        if exc.retryable:
-            raise kopf.TemporaryError(
-                f"API error, will retry: {exc}", delay=config.retry_delay_seconds
-            ) from exc
-        raise kopf.TemporaryError(f"API error: {exc}", delay=config.retry_delay_seconds * 6) from exc
-    if result.problems:
-        logger.warning("spec cannot be served: %s", "; ".join(str(p) for p in result.problems))
-    elif result.changed_children:
-        logger.info("applied %s", ", ".join(result.changed_children))
 
 
 def _owner_name(body: Any) -> str | None:
@@ -67,91 +54,107 @@ def planner_sizes(body: Any) -> tuple[Any, Any, Any]:
     return forecast.get("recommendedReplicas"), plan.get("warmReplicas"), plan.get("coldReplicas")
 
 
-def _resync_once(reconciler: Reconciler, config: OperatorConfig) -> int:
+def _resync_keys(reconciler: Reconciler, config: OperatorConfig) -> list[tuple[str, str]]:
+    """Every InferenceDeployment: from the cache when there is one, else listed from the API."""
+    if reconciler.cache is not None:
+        return list(reconciler.cache.keys(labels.KIND))
     api_version = f"{labels.API_GROUP}/{labels.API_VERSION}"
     if config.namespaces:
         paths = [object_path(api_version, labels.KIND, ns) for ns in config.namespaces]
     else:
         paths = [f"/apis/{labels.API_GROUP}/{labels.API_VERSION}/{labels.PLURAL}"]
-    count = 0
+    keys = []
     for path in paths:
         for item in reconciler.rest.list(path):
             meta = item.get("metadata") or {}
-            try:
-                reconciler.reconcile(str(meta.get("namespace")), str(meta.get("name")))
-                count += 1
-            except KubeApiError as exc:
-                log.warning("resync of %s/%s failed: %s", meta.get("namespace"), meta.get("name"), exc)
-    return count
+            keys.append((str(meta.get("namespace")), str(meta.get("name"))))
+    return keys
 
 
-async def resync_loop(reconciler: Reconciler, config: OperatorConfig) -> None:
-    """Every ``resync_seconds``, reconcile every InferenceDeployment (drift repair, status refresh).
+async def resync_loop(reconciler: Reconciler, config: OperatorConfig, queue: WorkQueue) -> None:
+    """Every ``resync_seconds``, queue a pass for every InferenceDeployment (drift repair, status refresh).
 
     A loop of our own rather than a kopf timer: kopf timers put a finalizer on every object,
-    which would block deleting InferenceDeployments whenever the operator is not running.
+    which would block deleting InferenceDeployments whenever the operator is not running. The
+    passes are spread over the period, so a thousand objects do not all run at once.
     """
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.resync_seconds)
         try:
-            count = await loop.run_in_executor(None, _resync_once, reconciler, config)
-            log.debug("resync reconciled %d InferenceDeployments", count)
+            keys = await loop.run_in_executor(None, _resync_keys, reconciler, config)
         except KubeApiError as exc:
             log.warning("resync listing failed, next try in %.0fs: %s", config.resync_seconds, exc)
+            continue
         except Exception:  # the loop must survive anything one pass throws
-            log.exception("resync pass failed unexpectedly; next try in %.0fs", config.resync_seconds)
+            log.exception("resync listing failed unexpectedly; next try in %.0fs", config.resync_seconds)
+            continue
+        spread = config.resync_seconds / 2 / max(1, len(keys))
+        for i, (namespace, name) in enumerate(keys):
+            queue.add(namespace, name, delay_s=i * spread)
+        log.debug("resync queued %d InferenceDeployments", len(keys))
 
 
 def register_handlers(
     registry: kopf.OperatorRegistry, reconciler: Reconciler, config: OperatorConfig
-) -> None:
-    """Register every handler of the operator in ``registry``."""
-    resource = (labels.API_GROUP, labels.API_VERSION, labels.PLURAL)
+) -> WorkQueue:
+    """Register every handler of the operator in ``registry``; returns the queue of passes.
 
-    @kopf.on.resume(*resource, registry=registry, id="reconcile-resume")
-    @kopf.on.create(*resource, registry=registry, id="reconcile-create")
-    @kopf.on.update(*resource, registry=registry, id="reconcile-update", field="spec")
-    def on_spec(namespace: str | None, name: str, logger: Any, **_: Any) -> None:
-        if namespace is not None:
-            _run(reconciler, namespace, name, config, logger)
+    Every handler is a watch-event handler that updates the cache and, when a pass may be needed
+    (a new or changed spec, a child's or a pod's event, a planner decision, the resync timer),
+    puts the owner on the work queue and returns at once: kopf's event streams never wait on the
+    API, and no kopf bookkeeping (annotations, finalizers) is written on the user's objects.
+    """
+    resource = (labels.API_GROUP, labels.API_VERSION, labels.PLURAL)
+    cache = reconciler.cache
+    queue = WorkQueue(reconciler.reconcile, workers=config.reconcile_workers)
+
+    def remember(body: Any) -> None:
+        """Keep the object as this event shows it (the passes read it from the cache)."""
+        if cache is not None:
+            cache.upsert({k: body[k] for k in body})
+
+    def forget(body: Any) -> None:
+        if cache is not None:
+            cache.delete({k: body[k] for k in body})
 
     seen_sizes: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
-    @kopf.on.event(*resource, registry=registry, id="planner-sizes")
-    def on_planner_sizes(
-        body: Any, namespace: str | None, name: str, type: str | None, logger: Any, **_: Any
-    ) -> None:
+    @kopf.on.event(*resource, registry=registry, id="inferencedeployments")
+    async def on_deployment(body: Any, namespace: str | None, name: str, type: str | None, **_: Any) -> None:
+        """Queue a pass for an object seen for the first time, with a spec not yet reconciled
+        (``generation`` ahead of ``status.observedGeneration``) or a new planner decision."""
         if namespace is None:
             return
         key = (namespace, name)
         if type == "DELETED":
             seen_sizes.pop(key, None)
+            forget(body)
             reconciler.forget(namespace, name)
             return
+        remember(body)
+        meta = body.get("metadata") or {}
+        pending = meta.get("generation") != (body.get("status") or {}).get("observedGeneration")
         sizes = planner_sizes(body)
-        if seen_sizes.get(key) == sizes:
-            return
         first = key not in seen_sizes
+        decided = not first and seen_sizes[key] != sizes and sizes != (None, None, None)
         seen_sizes[key] = sizes
-        if first or sizes == (None, None, None):
-            return  # the spec handlers cover creation and resume
-        try:
-            reconciler.reconcile_coalesced(namespace, name)
-        except KubeApiError as exc:
-            logger.warning("reconcile after a planner decision failed: %s", exc)
+        if first or pending or decided or meta.get("deletionTimestamp"):
+            queue.add(namespace, name)
 
     resync_tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry, id="start-resync")
     async def start_resync(**_: Any) -> None:
-        resync_tasks.append(asyncio.create_task(resync_loop(reconciler, config)))
+        queue.start()
+        resync_tasks.append(asyncio.create_task(resync_loop(reconciler, config, queue)))
 
     @kopf.on.cleanup(registry=registry, id="stop-resync")
     async def stop_resync(**_: Any) -> None:
         for task in resync_tasks:
             task.cancel()
         await asyncio.gather(*resync_tasks, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, queue.stop)
 
     pod_troubles: dict[str, Trouble | None] = {}
 
@@ -163,10 +166,10 @@ def register_handlers(
         id="pod-troubles",
         labels={labels.LABEL_MANAGED_BY: labels.MANAGED_BY},
     )
-    def on_pod(body: Any, namespace: str | None, type: str | None, logger: Any, **_: Any) -> None:
+    async def on_pod(body: Any, namespace: str | None, type: str | None, **_: Any) -> None:
         """A pod that cannot be scheduled or started (or recovers) makes its owner report why.
 
-        Only a change of a pod's trouble starts a pass: healthy pods' status churn costs nothing.
+        Only a change of a pod's trouble queues a pass: healthy pods' status churn costs nothing.
         """
         uid = str((body.get("metadata") or {}).get("uid", ""))
         if type == "DELETED":
@@ -177,12 +180,8 @@ def register_handlers(
             return
         pod_troubles[uid] = trouble
         owner = ((body.get("metadata") or {}).get("labels") or {}).get(labels.LABEL_DEPLOYMENT)
-        if owner is None or namespace is None:
-            return
-        try:
-            reconciler.reconcile_coalesced(namespace, owner)
-        except KubeApiError as exc:
-            logger.warning("reconcile of %s/%s after a pod event failed: %s", namespace, owner, exc)
+        if owner is not None and namespace is not None:
+            queue.add(namespace, owner)
 
     for group, version, plural in _CHILD_RESOURCES:
 
@@ -194,11 +193,14 @@ def register_handlers(
             id=f"child-{plural}",
             labels={labels.LABEL_MANAGED_BY: labels.MANAGED_BY},
         )
-        def on_child(body: Any, namespace: str | None, logger: Any, **_: Any) -> None:
+        async def on_child(body: Any, namespace: str | None, type: str | None, **_: Any) -> None:
             owner = _owner_name(body)
             if owner is None or namespace is None:
                 return
-            try:
-                reconciler.reconcile_coalesced(namespace, owner)
-            except KubeApiError as exc:
-                logger.warning("reconcile of owner %s after a child event failed: %s", owner, exc)
+            if type == "DELETED":
+                forget(body)
+            else:
+                remember(body)
+            queue.add(namespace, owner)
+
+    return queue

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from outrider_operator.config import OperatorConfig
 from outrider_operator.errors import KubeConfigError
 from outrider_operator.handlers import register_handlers
+from outrider_operator.kube.cache import ObjectCache
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, load_api_client
 from outrider_operator.metrics import OperatorMetrics
@@ -113,7 +114,9 @@ def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = Non
         scheduler_name=config.scheduler_name,
         runtime_image=config.runtime_image,
     )
-    reconciler = Reconciler(rest, metrics=metrics, events=EventRecorder(rest), pod_options=options)
+    reconciler = Reconciler(
+        rest, metrics=metrics, events=EventRecorder(rest), pod_options=options, cache=ObjectCache()
+    )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, reconciler, config)
 

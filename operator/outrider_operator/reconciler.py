@@ -22,6 +22,7 @@ from outrider_operator.api.resource import name_problem, parse_spec
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import InferenceDeploymentStatus, parse_status
 from outrider_operator.errors import KubeApiError
+from outrider_operator.kube.cache import ObjectCache, covers
 from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest, object_path
 from outrider_operator.metrics import OperatorMetrics
@@ -88,8 +89,12 @@ class Reconciler:
         facts_ttl_seconds: float = 15.0,
         pod_options: PodOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
+        cache: ObjectCache | None = None,
     ) -> None:
+        """``cache``: the objects as the watches last saw them; with one, a pass reads the object
+        and its children from it and applies only what differs (without one, it GETs each)."""
         self.rest = rest
+        self.cache = cache
         self.metrics = metrics or OperatorMetrics.create()
         self.events = events or EventRecorder(rest)
         self.facts_ttl_seconds = facts_ttl_seconds
@@ -138,7 +143,11 @@ class Reconciler:
 
     def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
         path = object_path(IDF_API_VERSION, labels.KIND, namespace, name)
-        body = self.rest.get(path)
+        body = self.cache.get(labels.KIND, namespace, name) if self.cache is not None else None
+        if body is None:
+            body = self.rest.get(path)
+            if body is not None and self.cache is not None:
+                self.cache.upsert(body)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self.forget(namespace, name)
             return ReconcileResult(found=False)
@@ -161,7 +170,7 @@ class Reconciler:
         ):
             where = f"{obj['kind']} {obj['metadata']['name']}"
             try:
-                changed, current = self._apply(obj)
+                changed, current = self._apply(obj, fresh=not body.get("status"))
             except KubeApiError as exc:
                 if exc.status == 500 and self._refused_again((namespace, name, where, generation)):
                     # a 500 that repeats for the same rendering is a refusal the apiserver reports
@@ -310,12 +319,25 @@ class Reconciler:
                 self._dirty.discard(key)
             raise
 
-    def _apply(self, obj: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        """Apply one child; return ('Kind/name' when the apiserver changed it, else None; the object now)."""
+    def _apply(self, obj: dict[str, Any], fresh: bool = False) -> tuple[str | None, dict[str, Any]]:
+        """Apply one child; return ('Kind/name' when the apiserver changed it, else None; the object now).
+
+        With a cache, a child that already holds every rendered field is not applied at all (no
+        request); one the cache does not know is read first, so a change is told from a no-op,
+        unless the owner is ``fresh`` (no status yet: never reconciled, so it has no children).
+        """
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        before = self.rest.get(path)
+        before = None
+        if self.cache is not None:
+            before = self.cache.get(obj["kind"], meta["namespace"], meta["name"])
+            if before is not None and covers(before, obj):
+                return None, before
+        if before is None and not (fresh and self.cache is not None):
+            before = self.rest.get(path)
         after = self.rest.apply(obj)
+        if self.cache is not None:
+            self.cache.upsert(after)
         before_rv = (before or {}).get("metadata", {}).get("resourceVersion")
         if before_rv != after.get("metadata", {}).get("resourceVersion"):
             verb = "created" if before is None else "updated"
@@ -344,9 +366,11 @@ class Reconciler:
             "status": wire,
         }
         try:
-            self.rest.apply(doc, subresource="status")
+            reply = self.rest.apply(doc, subresource="status")
         except KubeApiError as exc:
             if exc.status == 404:  # deleted while we were reconciling: nothing left to report on
                 return False
             raise
+        if self.cache is not None and reply:
+            self.cache.upsert(reply)  # the next pass compares with what was written, not older
         return True

@@ -8,11 +8,14 @@ import numpy as np
 from outrider_devcluster.traffic import FixedRouter, LoadGenerator
 
 Call = Callable[..., Any]
+RATE = 25.0
 
 
 async def _gaps(url: str, seed: int | None) -> tuple[np.ndarray[Any, Any], int]:
     gen = LoadGenerator(FixedRouter({"pod": url}), model="tiny", poisson_seed=seed)
-    report = await gen.run(lambda _t: 80.0, 2.0)
+    # 25 req/s: gaps of 40 ms, long beside the server's work in the same event loop, so the even
+    # schedule stays even on a busy machine (at 80 req/s a loaded CI machine lumped sends together)
+    report = await gen.run(lambda _t: RATE, 5.0)
     sent = np.sort(np.array([r.sent for r in report.records]))
     return np.diff(sent), len(report.failed)
 
@@ -31,4 +34,4 @@ async def test_a_seed_gives_poisson_arrivals_and_none_gives_even_ones(
     assert cv_even < 0.5, cv_even
     assert 0.7 < cv_poisson < 1.4, cv_poisson
     # both keep the asked rate on average
-    assert abs(1.0 / float(poisson.mean()) - 80.0) < 20.0
+    assert abs(1.0 / float(poisson.mean()) - RATE) < 8.0

@@ -254,6 +254,48 @@ async def test_reconcile_applies_children_and_writes_status(
     assert len(_status_patches(apiserver)) == 1
 
 
+async def test_with_a_cache_a_pass_over_an_unchanged_world_sends_no_request(
+    apiserver: ApplyingEmulator, minimal_spec: dict[str, Any]
+) -> None:
+    """The watch-fed cache: once the children are known as applied, a pass reads nothing and
+    applies nothing; a drifted child (as its watch event shows it) is applied again, alone."""
+    from outrider_operator.kube.cache import ObjectCache
+
+    apiserver.objects[IDF, NS, NAME] = _idf(minimal_spec, generation=2)
+    api = k8s.ApiClient(k8s.Configuration(host=str(apiserver.url).rstrip("/")))
+    cache = ObjectCache()
+    reconciler = Reconciler(KubeRest(api, timeout=5.0), cache=cache)
+    try:
+        first = await _reconcile(reconciler)
+        assert sorted(first.changed_children) == sorted(
+            f"{apiserver.objects[res, NS, name]['kind']}/{name}" for res, name in CHILDREN
+        )
+        # the watches deliver the parent (with the status just written) and the children
+        cache.upsert(apiserver.objects[IDF, NS, NAME].raw)
+        for res, name in CHILDREN:
+            cache.upsert(apiserver.objects[res, NS, name].raw)
+        before = len(list(apiserver))
+        again = await _reconcile(reconciler)
+        assert again.changed_children == [] and not again.status_written
+        sent = list(apiserver)[before:]
+        assert len(list(apiserver)) >= 7, "the request log holds the first pass"
+        assert [(r.method, str(r.resource), r.name) for r in sent if str(r.resource) != "v1/nodes"] == []
+
+        # someone scales the active Deployment: its event reaches the cache, one apply repairs it
+        drifted = copy.deepcopy(apiserver.objects["apps/v1/deployments", NS, NAME].raw)
+        drifted["spec"]["replicas"] = 5
+        drifted["metadata"]["resourceVersion"] = "999999"
+        cache.upsert(drifted)
+        before = len(list(apiserver))
+        repaired = await _reconcile(reconciler)
+        applied = [r.name for r in _applies(apiserver)[-1:]]
+        assert applied == [NAME]
+        assert len([r for r in list(apiserver)[before:] if r.method == "PATCH"]) == 1
+        assert repaired.changed_children in ([], [f"Deployment/{NAME}"])  # the mock keeps rv on a no-op merge
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
 async def test_server_error_on_one_child_fails_the_pass_without_status_then_recovers(
     apiserver: ApplyingEmulator, reconciler: Reconciler, minimal_spec: dict[str, Any]
 ) -> None:

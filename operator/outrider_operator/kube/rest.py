@@ -6,11 +6,11 @@ uses the client's transport and authentication but not its generated model class
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -63,7 +63,12 @@ def load_api_client(kubeconfig: str | Path | None = None) -> k8s.ApiClient:
     except (k8s_config.ConfigException, OSError) as exc:
         where = path or "in-cluster credentials (no --kubeconfig given)"
         raise KubeConfigError(f"cannot use {where}: {exc}") from exc
+    configuration.connection_pool_maxsize = CONNECTIONS  # a connection for each worker thread
     return k8s.ApiClient(configuration)
+
+
+CONNECTIONS = 16
+"""Pooled connections to the apiserver: more than the work queue's threads (kopf has its own)."""
 
 
 class KubeRest:
@@ -108,7 +113,7 @@ class KubeRest:
             raise KubeApiError(0, f"{method} {path}: {exc}", "ConnectionFailed") from exc
         if not 200 <= resp.status <= 299:
             raise KubeApiError.from_body(resp.status, data)
-        return json.loads(data) if data else None
+        return orjson.loads(data) if data else None  # replies are large (managedFields): the fast parser
 
     def get(self, path: str) -> dict[str, Any] | None:
         """GET an object; None when it does not exist."""

@@ -19,6 +19,7 @@ server-side apply of them idempotent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -162,6 +163,14 @@ def shard_plan_annotation(spec: InferenceDeploymentSpec) -> str:
 def _config_hash(files: dict[str, str]) -> str:
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     return digest[:16]
+
+
+@functools.lru_cache(maxsize=2048)
+def _config_files(spec_json: str) -> tuple[dict[str, str], str]:
+    """The runtime config files of a spec and their hash, memoised by the spec's JSON: writing YAML
+    is most of a pass's CPU, and passes over unchanged specs are the common case. Callers copy."""
+    files = runtime_config_files(InferenceDeploymentSpec.model_validate_json(spec_json))
+    return files, _config_hash(files)
 
 
 def _container(spec: InferenceDeploymentSpec, pool: str, image: str) -> dict[str, Any]:
@@ -374,14 +383,13 @@ def render_children(
     operator's own rendering choices (model cache folder, scheduler name).
     """
     options = options or PodOptions()
-    files = runtime_config_files(spec)
-    config_hash = _config_hash(files)
+    files, config_hash = _config_files(spec.model_dump_json())
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(owner, f"{owner.name}-runtime", "config"),
-            "data": files,
+            "data": dict(files),
         }
     ]
     sizes = {
