@@ -140,7 +140,7 @@ def register_handlers(
         decided = not first and seen_sizes[key] != sizes and sizes != (None, None, None)
         seen_sizes[key] = sizes
         if first or pending or decided or meta.get("deletionTimestamp"):
-            queue.add(namespace, name)
+            queue.add(namespace, name, urgent=True)
 
     resync_tasks: list[asyncio.Task[None]] = []
 

@@ -6,6 +6,10 @@ back up behind API calls. A key added while it waits is not added twice; a key a
 worker reconciles it is reconciled once more afterwards (the last event is always followed by a
 full pass). A pass that fails is retried after a delay that doubles per failure (the same way
 client-go's rate-limited work queue backs off), up to a minute.
+
+Keys added as ``urgent`` (a new object, a spec not yet reconciled, a planner decision: the surge
+path) are taken before due keys that are not (a child's status changing, the resync timer), so a
+burst of rollout progress or a resync of a thousand objects never delays a surge.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class WorkQueue:
         self.max_retry_delay_s = max_retry_delay_s
         self.clock = clock
         self._heap: list[tuple[float, int, Key]] = []
+        self._urgent: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}
+        self._is_urgent: set[Key] = set()
         self._running: set[Key] = set()
         self._again: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
@@ -54,18 +60,27 @@ class WorkQueue:
         self.processed = 0
         """Passes run so far (tests and metrics)."""
 
-    def add(self, namespace: str, name: str, delay_s: float = 0.0) -> None:
-        """Reconcile ``namespace/name`` after ``delay_s`` (sooner if it is already due sooner)."""
+    def add(self, namespace: str, name: str, delay_s: float = 0.0, *, urgent: bool = False) -> None:
+        """Reconcile ``namespace/name`` after ``delay_s`` (sooner if it is already due sooner);
+        ``urgent`` keys are taken before other due keys."""
         key = (namespace, name)
         due = self.clock() + delay_s
         with self._cond:
             if key in self._running:
                 self._again[key] = min(due, self._again.get(key, due))
+                if urgent:
+                    self._is_urgent.add(key)
                 return
-            if key in self._due and self._due[key] <= due:
+            known = self._due.get(key)
+            if known is not None and known <= due and (key in self._is_urgent or not urgent):
                 return
+            due = min(due, known) if known is not None else due
             self._due[key] = due
-            heapq.heappush(self._heap, (due, next(self._seq), key))
+            if urgent:
+                self._is_urgent.add(key)
+            heapq.heappush(
+                self._urgent if key in self._is_urgent else self._heap, (due, next(self._seq), key)
+            )
             self._cond.notify()
 
     def __len__(self) -> int:
@@ -88,23 +103,31 @@ class WorkQueue:
             thread.join(timeout=30)
         self._threads.clear()
 
+    def _top(self, heap: list[tuple[float, int, Key]], urgent: bool) -> tuple[float, int, Key] | None:
+        """The heap's first live entry (entries superseded by another due time are dropped)."""
+        while heap:
+            due, _, key = heap[0]
+            if self._due.get(key) == due and (key in self._is_urgent) == urgent:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
     def _next(self) -> Key | None:
-        """Wait for the next due key (None when stopped)."""
+        """Wait for the next due key, urgent ones first (None when stopped)."""
         with self._cond:
             while not self._stopped:
-                while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-                    heapq.heappop(self._heap)  # superseded by an earlier due time
-                if self._heap:
-                    due, _, key = self._heap[0]
-                    wait = due - self.clock()
-                    if wait <= 0:
-                        heapq.heappop(self._heap)
+                now = self.clock()
+                urgent, normal = self._top(self._urgent, True), self._top(self._heap, False)
+                for entry, heap in ((urgent, self._urgent), (normal, self._heap)):
+                    if entry is not None and entry[0] <= now:
+                        heapq.heappop(heap)
+                        key = entry[2]
                         del self._due[key]
+                        self._is_urgent.discard(key)
                         self._running.add(key)
                         return key
-                    self._cond.wait(wait)
-                else:
-                    self._cond.wait()
+                waits = [e[0] - now for e in (urgent, normal) if e is not None]
+                self._cond.wait(min(waits) if waits else None)
             return None
 
     def _done(self, key: Key, failed: bool) -> None:
@@ -119,8 +142,10 @@ class WorkQueue:
             else:
                 self._failures.pop(key, None)
             again = self._again.pop(key, None)
+            urgent = key in self._is_urgent
+            self._is_urgent.discard(key)
         if again is not None:
-            self.add(*key, delay_s=max(0.0, again - self.clock()))
+            self.add(*key, delay_s=max(0.0, again - self.clock()), urgent=urgent)
         elif retry is not None:
             self.add(*key, delay_s=retry)
 

@@ -78,3 +78,30 @@ def test_a_failing_pass_is_retried_with_a_growing_delay() -> None:
         assert len(times) == 4  # succeeded: no more retries
     finally:
         queue.stop()
+
+
+def test_urgent_keys_are_taken_before_other_due_keys() -> None:
+    """A planner decision or a new spec is not kept waiting behind a resync of many objects."""
+    order: list[str] = []
+    gate = threading.Event()
+
+    def handle(ns: str, name: str) -> None:
+        if name == "blocker":
+            gate.wait(5)
+        order.append(name)
+
+    queue = WorkQueue(handle, workers=1)
+    queue.start()
+    try:
+        queue.add("ns", "blocker")
+        _wait(lambda: len(queue) == 0)  # the one worker holds the blocker
+        for i in range(20):
+            queue.add("ns", f"resync-{i}")
+        queue.add("ns", "surge", urgent=True)
+        queue.add("ns", "resync-3", urgent=True)  # a pending key made urgent keeps one entry
+        gate.set()
+        _wait(lambda: queue.processed == 22)
+        assert order[0] == "blocker" and set(order[1:3]) == {"surge", "resync-3"}, order[:5]
+        assert sorted(order[3:]) == sorted(f"resync-{i}" for i in range(20) if i != 3)
+    finally:
+        queue.stop()
