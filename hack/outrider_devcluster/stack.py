@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .binaries import Binaries
-from .kube import api_client, request_token
+from .kube import api_client, request_token, token_kubeconfig
 from .nodeconfig import REAL_NODE_LABEL
 from .topology import STAND_IN_LABEL
 
@@ -146,18 +146,8 @@ class Stack:
         """A kubeconfig authenticating as the chart's ServiceAccount ``account``."""
         with api_client(self.kubeconfig) as api:
             token = request_token(api, RELEASE_NAMESPACE, account)
-        admin = yaml.safe_load(self.kubeconfig.read_text())
-        cluster = admin["clusters"][0]["name"]
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": admin["clusters"],
-            "contexts": [{"name": "sa", "context": {"cluster": cluster, "user": "sa"}}],
-            "current-context": "sa",
-            "users": [{"name": "sa", "user": {"token": token}}],
-        }
         path = self.workdir / f"{account}.kubeconfig"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(token_kubeconfig(self.kubeconfig, token)))
         return path
 
     def start(
