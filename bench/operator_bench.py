@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from benchkube import kubectl
 from outrider_devcluster import Cluster, ClusterSettings, Ports, ensure_binaries, load_topology
 from outrider_devcluster.configs import AUDITED_USERS
 from outrider_devcluster.kube import api_client, request_token, token_kubeconfig
@@ -61,14 +62,6 @@ CHILDREN_PER_OBJECT = 6
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def kubectl(settings: ClusterSettings, binary: Path, *args: str, stdin: str | None = None) -> str:
-    argv = [str(binary), "--kubeconfig", str(settings.kubeconfig), *args]
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def spec() -> dict[str, Any]:
@@ -105,10 +98,10 @@ def install_operator_account(settings: ClusterSettings, binary: Path) -> None:
             "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": SYSTEM_NS}],
         },
     ]
-    kubectl(settings, binary, "apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl(settings, binary, "apply", "--server-side", "-f", str(REPO / "crds"), timeout_s=300)
     kubectl(settings, binary, "wait", "--for=condition=Established", "--timeout=60s",
-            f"crd/{PLURAL}.{GROUP}")  # fmt: skip
-    kubectl(settings, binary, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+            f"crd/{PLURAL}.{GROUP}", timeout_s=300)  # fmt: skip
+    kubectl(settings, binary, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs), timeout_s=300)
 
 
 def start_operator(settings: ClusterSettings, work: Path, source: Path | None) -> subprocess.Popen[bytes]:

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from benchkube import kubectl
 from outrider_devcluster import Cluster, ClusterSettings, Ports, ensure_binaries, load_topology
 from outrider_devcluster.hoststate import cgroup_pids
 from outrider_devcluster.images import IMAGES, NODE_IMAGES, build_timings, ensure_images, image_size
@@ -57,14 +57,6 @@ def log(message: str) -> None:
 def bench_settings(folder: Path) -> ClusterSettings:
     ports = Ports.from_base(32600)
     return ClusterSettings(cluster_dir=folder, ports=ports, ready_timeout_s=120, real_nodes=1)
-
-
-def kubectl(settings: ClusterSettings, binary: Path, *args: str, stdin: str | None = None) -> str:
-    argv = [str(binary), "--kubeconfig", str(settings.kubeconfig), *args]
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def sample_children() -> list[dict[str, Any]]:

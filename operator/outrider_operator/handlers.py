@@ -19,8 +19,7 @@ import kopf
 
 from outrider_operator.api import labels
 from outrider_operator.config import OperatorConfig
-from outrider_operator.errors import KubeApiError
-from outrider_operator.kube.rest import object_path
+from outrider_operator.kube.cache import ObjectCache
 from outrider_operator.reconcile.troubles import Trouble, pod_trouble
 from outrider_operator.reconciler import Reconciler
 from outrider_operator.workqueue import WorkQueue
@@ -54,41 +53,16 @@ def planner_sizes(body: Any) -> tuple[Any, Any, Any]:
     return forecast.get("recommendedReplicas"), plan.get("warmReplicas"), plan.get("coldReplicas")
 
 
-def _resync_keys(reconciler: Reconciler, config: OperatorConfig) -> list[tuple[str, str]]:
-    """Every InferenceDeployment: from the cache when there is one, else listed from the API."""
-    if reconciler.cache is not None:
-        return list(reconciler.cache.keys(labels.KIND))
-    api_version = f"{labels.API_GROUP}/{labels.API_VERSION}"
-    if config.namespaces:
-        paths = [object_path(api_version, labels.KIND, ns) for ns in config.namespaces]
-    else:
-        paths = [f"/apis/{labels.API_GROUP}/{labels.API_VERSION}/{labels.PLURAL}"]
-    keys = []
-    for path in paths:
-        for item in reconciler.rest.list(path):
-            meta = item.get("metadata") or {}
-            keys.append((str(meta.get("namespace")), str(meta.get("name"))))
-    return keys
-
-
-async def resync_loop(reconciler: Reconciler, config: OperatorConfig, queue: WorkQueue) -> None:
-    """Every ``resync_seconds``, queue a pass for every InferenceDeployment (drift repair, status refresh).
+async def resync_loop(cache: ObjectCache, config: OperatorConfig, queue: WorkQueue) -> None:
+    """Every ``resync_seconds``, queue a pass for every InferenceDeployment the watches know (drift
+    repair, status refresh), spread over half the period so a thousand do not all run at once.
 
     A loop of our own rather than a kopf timer: kopf timers put a finalizer on every object,
-    which would block deleting InferenceDeployments whenever the operator is not running. The
-    passes are spread over the period, so a thousand objects do not all run at once.
+    which would block deleting InferenceDeployments whenever the operator is not running.
     """
-    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.resync_seconds)
-        try:
-            keys = await loop.run_in_executor(None, _resync_keys, reconciler, config)
-        except KubeApiError as exc:
-            log.warning("resync listing failed, next try in %.0fs: %s", config.resync_seconds, exc)
-            continue
-        except Exception:  # the loop must survive anything one pass throws
-            log.exception("resync listing failed unexpectedly; next try in %.0fs", config.resync_seconds)
-            continue
+        keys = list(cache.keys(labels.KIND))
         spread = config.resync_seconds / 2 / max(1, len(keys))
         for i, (namespace, name) in enumerate(keys):
             queue.add(namespace, name, delay_s=i * spread)
@@ -107,16 +81,9 @@ def register_handlers(
     """
     resource = (labels.API_GROUP, labels.API_VERSION, labels.PLURAL)
     cache = reconciler.cache
+    if cache is None:
+        raise ValueError("the handlers feed the reconciler's object cache: build it with one")
     queue = WorkQueue(reconciler.reconcile, workers=config.reconcile_workers)
-
-    def remember(body: Any) -> None:
-        """Keep the object as this event shows it (the passes read it from the cache)."""
-        if cache is not None:
-            cache.upsert({k: body[k] for k in body})
-
-    def forget(body: Any) -> None:
-        if cache is not None:
-            cache.delete({k: body[k] for k in body})
 
     seen_sizes: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
@@ -129,10 +96,10 @@ def register_handlers(
         key = (namespace, name)
         if type == "DELETED":
             seen_sizes.pop(key, None)
-            forget(body)
+            cache.delete(body)
             reconciler.forget(namespace, name)
             return
-        remember(body)
+        cache.upsert(body)
         meta = body.get("metadata") or {}
         pending = meta.get("generation") != (body.get("status") or {}).get("observedGeneration")
         sizes = planner_sizes(body)
@@ -147,7 +114,7 @@ def register_handlers(
     @kopf.on.startup(registry=registry, id="start-resync")
     async def start_resync(**_: Any) -> None:
         queue.start()
-        resync_tasks.append(asyncio.create_task(resync_loop(reconciler, config, queue)))
+        resync_tasks.append(asyncio.create_task(resync_loop(cache, config, queue)))
 
     @kopf.on.cleanup(registry=registry, id="stop-resync")
     async def stop_resync(**_: Any) -> None:
@@ -198,9 +165,9 @@ def register_handlers(
             if owner is None or namespace is None:
                 return
             if type == "DELETED":
-                forget(body)
+                cache.delete(body)
             else:
-                remember(body)
+                cache.upsert(body)
             queue.add(namespace, owner)
 
     return queue

@@ -132,9 +132,9 @@ def build_operator(config: OperatorConfig, metrics: OperatorMetrics | None = Non
     @kopf.on.startup(registry=registry, id="settings")
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.outrider.dev")
-        # kopf keeps the last handled state in an annotation; only the spec matters to the handlers,
-        # so the copy holds the spec alone (bounded by the CRD to under 64 KB), not the user's
-        # labels and annotations, which could push the object past the apiserver's size limits
+        # Only watch-event handlers are registered, so kopf stores no progress or diff base on
+        # objects; the storages are pinned to our prefix (the diff base to the spec alone) in case
+        # a change handler is ever added
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="kopf.outrider.dev", key="last-handled-configuration", ignored_fields=["metadata"]
         )

@@ -104,8 +104,6 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         self._facts: tuple[float, ClusterFacts] | None = None
         self._invalid: set[tuple[str, str]] = set()
-        self._running: set[tuple[str, str]] = set()
-        self._dirty: set[tuple[str, str]] = set()
         self._server_errors: dict[tuple[str, str, str, int], int] = {}
         """Consecutive HTTP 500 answers to applying one child of one generation."""
 
@@ -290,34 +288,6 @@ class Reconciler:
             log.warning(
                 "could not post %s Event on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc
             )
-
-    def reconcile_coalesced(self, namespace: str, name: str) -> ReconcileResult | None:
-        """Reconcile, folding requests that arrive while a pass for the same object is running.
-
-        Child events come in bursts (creating six children fires six events); a request made
-        during a running pass marks the object dirty and returns None, and the running caller
-        makes one more pass, so the last event is always followed by a full pass.
-        """
-        key = (namespace, name)
-        with self._locks_guard:
-            if key in self._running:
-                self._dirty.add(key)
-                return None
-            self._running.add(key)
-        try:
-            while True:
-                result = self.reconcile(namespace, name)
-                with self._locks_guard:
-                    if key in self._dirty:
-                        self._dirty.discard(key)
-                        continue
-                    self._running.discard(key)
-                    return result
-        except BaseException:
-            with self._locks_guard:
-                self._running.discard(key)
-                self._dirty.discard(key)
-            raise
 
     def _apply(self, obj: dict[str, Any], fresh: bool = False) -> tuple[str | None, dict[str, Any]]:
         """Apply one child; return ('Kind/name' when the apiserver changed it, else None; the object now).
