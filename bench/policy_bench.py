@@ -65,7 +65,13 @@ def main() -> int:
             "policies": {
                 k: {
                     m: v[m]
-                    for m in ("slo_minutes_pct", "violating_minutes", "gpu_hours", "gpu_hours_vs_static_peak")
+                    for m in (
+                        "slo_minutes_pct",
+                        "violating_minutes",
+                        "gpu_hours",
+                        "gpu_hours_vs_static_peak",
+                        "gpu_hours_allocated",
+                    )
                 }
                 for k, v in doc["policies"].items()
             },

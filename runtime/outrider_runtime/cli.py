@@ -28,11 +28,11 @@ async def serve(
     from aiohttp import web
 
     from outrider_runtime.engine import describe_providers
-    from outrider_runtime.server import RuntimeServer, build_app
-    from outrider_runtime.server.grpc_service import start_grpc
+    from outrider_runtime.server import ModelService, build_app
+    from outrider_runtime.server.grpc_transport import start_grpc
 
     log.info("%s", describe_providers())
-    server = RuntimeServer(config)
+    server = ModelService(config)
     app = build_app(server)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

@@ -5,7 +5,7 @@ is O(1), and memory is bounded under any load (:class:`RecentLatencies` keeps at
 ``max_samples`` entries; past that the oldest go first, so the window then covers only the most
 recent ``max_samples`` requests and its count stops at that figure).
 
-Bookkeeping (done by ``RuntimeServer.run_inference``): a request is ``received`` when it arrives
+Bookkeeping (done by ``ModelService.run_inference``): a request is ``received`` when it arrives
 and ``inflight`` until it ends as ``completed`` or ``failed``, so at any moment
 ``received == completed + failed + inflight``. ``rejected`` counts the failures that were 429s.
 """

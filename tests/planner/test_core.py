@@ -183,6 +183,39 @@ def test_scale_down_waits_for_the_stabilisation_window_then_demotes_promoted_fir
     assert not ops(held, OpKind.DEMOTE) and any("not ready" in n for n in held.notes)
 
 
+def test_observed_load_is_held_for_the_window_but_a_lowered_forecast_is_not(
+    mk: Any, model: CapacityModel
+) -> None:
+    # 4 pods serve 40 req/s each: the load alone wants 2 (~150 per pod), a forecast of 560 wants 4
+    pods = [mk.pod(f"a{i}", rps=40.0, batch=8, created=i) for i in (1, 2, 3, 4)]
+    memory = Memory()
+    high = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=1000.0)
+    for t in range(0, 30, 5):
+        plan = decide(mk.view(pods, now=1000 + t, forecast=high, disruptions_allowed=1), model, memory, S)
+        assert not ops(plan, OpKind.DEMOTE), t
+    # the forecast drops to 300 (2 pods) once the window began: it looks ahead already, so the
+    # planner follows it down at once; a second forecast window of hold would count its peak twice
+    low = replace(high, peak_rps=300.0, generated_at=1030.0)
+    plan = decide(mk.view(pods, now=1061, forecast=low, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.DEMOTE) == ["a4"]
+    # observed load that wanted 4 pods 30 s ago is held for the whole 60-s window
+    memory = Memory()
+    busy = [mk.pod(f"a{i}", rps=140.0, batch=8, created=i) for i in (1, 2, 3, 4)]
+    decide(mk.view(busy, now=1000, disruptions_allowed=1), model, memory, S)
+    plan = decide(mk.view(pods, now=1030, forecast=low, disruptions_allowed=1), model, memory, S)
+    assert not ops(plan, OpKind.DEMOTE)
+    plan = decide(mk.view(pods, now=1061, forecast=low, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.DEMOTE) == ["a4"]
+
+
+def test_forecast_misses_are_absorbed_at_full_capacity(mk: Any, model: CapacityModel) -> None:
+    # 170 req/s above the forecast: more than one pod's ~150 at the 80% target, less than its ~188
+    # at full load; the warm pods absorb a peak that has already happened, so one is enough
+    fc = ForecastView(peak_rps=130.0, horizon_seconds=300, generated_at=1000.0)
+    plan = decide(mk.view(base_pods(mk, 150.0), forecast=fc), model, Memory(), S)
+    assert plan.warm_target == 2 + 1
+
+
 def test_a_restarted_planner_does_not_scale_down_at_once(mk: Any, model: CapacityModel) -> None:
     pods = [mk.pod(f"a{i}", rps=1.0, created=i) for i in (1, 2, 3)]
     memory = Memory()

@@ -29,6 +29,11 @@ def test_a_replay_scores_every_policy_and_the_oracle_bounds_them(
     for name, p in policies.items():
         assert 0 <= p["slo_minutes_pct"] <= 100 and p["gpu_hours"] > 0, name
         assert p["violating_minutes"] == round((100 - p["slo_minutes_pct"]) / 100 * doc["seconds"] / 60), name
+        assert p["gpu_hours_allocated"] >= p["gpu_hours"], name  # cold pods request GPUs on a cluster
+    # only Outrider keeps cold pods: the spec's cold pool at least, for the whole replay
+    spare = policies["outrider"]["gpu_hours_allocated"] - policies["outrider"]["gpu_hours"]
+    assert spare >= doc["seconds"] / 3600 * 0.99
+    assert policies["hpa"]["gpu_hours_allocated"] == policies["hpa"]["gpu_hours"]
     oracle = policies["oracle"]
     as_good = [
         p for n, p in policies.items() if n != "oracle" and p["slo_minutes_pct"] >= oracle["slo_minutes_pct"]

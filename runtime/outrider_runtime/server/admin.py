@@ -1,6 +1,6 @@
 """The runtime's side of the planner's admin contract (:mod:`outrider_operator.api.runtime`).
 
-Pure functions over a :class:`~outrider_runtime.models.ModelHandle`, used by the HTTP handlers:
+Pure functions over a :class:`~outrider_runtime.model_handle.ModelHandle`, used by the HTTP handlers:
 validating admin bodies with the contract's models, the ``/v2/admin/load`` snapshot and the
 reasons ``/v2/health/settled`` gives for answering 503. Nothing here does heavy work: the
 planner polls every pod twice a second.
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from outrider_operator.api.runtime import BatchingSettings, BatchStat, RuntimeLoad
 from outrider_runtime.config import DynamicMode, ModelState, describe_validation_error
 from outrider_runtime.errors import BadRequestError
-from outrider_runtime.models import ModelHandle
+from outrider_runtime.model_handle import ModelHandle
 
 __all__ = ["batching_settings", "parse_body", "runtime_load", "unsettled_reasons"]
 

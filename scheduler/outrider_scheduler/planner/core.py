@@ -19,8 +19,11 @@ Rules (``docs/planner.md`` explains them with figures):
 3. **Ahead of the forecast**: a gap that only the forecast shows is closed with new pods (and pods
    on their way down), keeping the warm pool for what the forecast misses.
 4. **The warm pool** is the spec's size, one more pod per pod taken from it to serve, and enough
-   pods to absorb the largest load above the forecast's p90 peak seen in the last hour.
-5. **Scale down** only to the highest wanted count of the last ``scaleDownStabilizationSeconds``,
+   pods to absorb the largest load above the forecast's p90 peak seen in the last hour (at a
+   replica's full capacity: a miss already is the peak, and promoted pods are there for it).
+5. **Scale down** only to the highest count that *observed* load wanted over the last
+   ``scaleDownStabilizationSeconds``, or to what the current forecast wants if that is higher (the
+   forecast already looks a horizon ahead: holding it for another window counted its peak twice),
    and step by step: serving -> warm (after draining) -> cold -> released for deletion, each step
    after another stabilization period; one pod at a time, only while every serving pod is healthy
    and, for an active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave
@@ -173,7 +176,8 @@ class Memory:
     """What the planner remembers about one deployment between cycles (rebuilt after a restart)."""
 
     desired_history: deque[tuple[float, int]] = field(default_factory=deque)
-    """(time, wanted serving pods), decreasing: its first entry is the largest of the window."""
+    """(time, serving pods the observed load wanted), decreasing: its first entry is the largest of
+    the window."""
     overloaded_cycles: int = 0
     overload_since: float | None = None
     calm_since: float | None = None
@@ -285,7 +289,8 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     while memory.misses and memory.misses[0][0] < now - settings.miss_window_seconds:
         memory.misses.popleft()
     worst_miss = memory.misses[0][1] if memory.misses else 0.0
-    absorb = math.ceil(worst_miss / cap_high) if known and worst_miss > 0 else 0
+    # a miss is already a peak, and the pods absorbing it serve only while it lasts: full capacity
+    absorb = math.ceil(worst_miss / model.raw_capacity(high_batch)) if known and worst_miss > 0 else 0
     # a warm pod is there to be promoted: none beyond what replicas.max lets serve could ever be
     room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - spec.standby.warm
     absorb = min(absorb, max(0, room))
@@ -315,11 +320,12 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     if memory.started is None:
         memory.started = now
         _push_max(memory.desired_history, now, len(serving) + len(incoming))
-    _push_max(memory.desired_history, now, desired)
+    _push_max(memory.desired_history, now, wanted_now)
     window = float(spec.scaling.scale_down_stabilization_seconds)
     while memory.desired_history and memory.desired_history[0][0] < now - window:
         memory.desired_history.popleft()
-    down_to = memory.desired_history[0][1]
+    # observed load is held for the window; the forecast is not (it looks a horizon ahead already)
+    down_to = max(memory.desired_history[0][1], desired)
 
     # ---- pods restarted into the wrong place, and promotions to finish ----------------------------
     for p in restartable:

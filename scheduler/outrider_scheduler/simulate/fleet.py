@@ -4,7 +4,9 @@ A pod is ``serving``, ``warm`` (model loaded, not routed), ``cold`` (weights on 
 loaded, no GPU held) or on its way to one of them (``to_serving``, ``to_warm``, ``to_cold``) until
 ``ready_at``. How long a change takes comes from measured timings (``bench/results/surge.json``):
 a warm pod serves after ``warm_promotion_s``, a cold one after ``cold_to_serving_s``, a new pod
-after ``new_pod_s`` (scheduling, start and load). GPU-hours count every pod except cold ones.
+after ``new_pod_s`` (scheduling, start and load). GPU-hours count every pod except cold ones (the
+cost model of the simulator's issue); *allocated* GPU-hours count cold pods too, as a cluster does
+today: Outrider's cold-pool pods request their GPUs like every other pod.
 """
 
 from __future__ import annotations
@@ -108,8 +110,12 @@ class Fleet:
         return [p for p in self.pods if p.state == SERVING]
 
     def gpus(self) -> int:
-        """GPUs held now."""
+        """GPUs held now (cold pods hold none)."""
         return self.gpus_per_pod * sum(1 for p in self.pods if p.state in _HOLDS_GPU)
+
+    def allocated(self) -> int:
+        """GPUs the pods request now: every pod, cold ones included."""
+        return self.gpus_per_pod * len(self.pods)
 
     def scale_serving_to(self, n: int, now: float) -> int:
         """Plain-Deployment scaling (HPA, KPA, ...): start new pods or remove the newest."""

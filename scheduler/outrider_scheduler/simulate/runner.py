@@ -108,6 +108,8 @@ class PolicyResult:
     serving: Array
     """Serving replicas, per minute (mean)."""
     gpu_seconds: float
+    allocated_gpu_seconds: float
+    """GPU-seconds with cold pods counted too (what their GPU requests hold on a cluster)."""
     requests: float
     rejected: float
     actions: int
@@ -126,6 +128,7 @@ class PolicyResult:
             "violating_minutes": int((~self.minute_ok).sum()),
             "gpu_hours": round(gpu_hours, 3),
             "gpu_hours_vs_static_peak": round(gpu_hours / static_gpu_hours, 4) if static_gpu_hours else None,
+            "gpu_hours_allocated": round(self.allocated_gpu_seconds / 3600, 3),
             "p99_ms": round(float(np.percentile(finite, 99)), 1) if finite.size else None,
             "rejected_requests": round(self.rejected),
             "actions": self.actions,
@@ -315,6 +318,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
     rejected = np.zeros(n)
     serving = np.zeros(n)
     gpu_seconds = 0.0
+    allocated = 0.0
     backlog = 0.0
     last = 0.0
     expected = 0.0
@@ -333,6 +337,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
         rejected[t] = res.rejected
         serving[t] = k
         gpu_seconds += fleet.gpus()
+        allocated += fleet.allocated()
         if t % 60 == 0:
             expected = server.tick(float(rates[t]), max(1, k), fleet.batch, 0.0).p99_s
         if t and t % report_every == 0:
@@ -356,6 +361,7 @@ def run_policy(sim: Simulation, policy: Policy, progress: Progress | None = None
         ok,
         minute_serving,
         gpu_seconds,
+        allocated,
         float(rates.sum()),
         float(rejected.sum()),
         int(counted[0]),

@@ -1,10 +1,10 @@
-"""KServe V2 / Triton gRPC endpoint (``GRPCInferenceService``) over the same models as the HTTP server.
+"""The gRPC transport: KServe V2 / Triton ``GRPCInferenceService`` over a :class:`ModelService`.
 
 Uses the protobuf stubs that ship with ``tritonclient[grpc]`` and ``grpc.aio``; every RPC delegates
-to :class:`~outrider_runtime.server.app.RuntimeServer`, so states, batching, statistics and errors
-are shared with HTTP. Errors map to gRPC status codes: 400 -> INVALID_ARGUMENT, 404 -> NOT_FOUND,
-429 -> RESOURCE_EXHAUSTED, 503 -> UNAVAILABLE. Shared-memory, tracing, logging and streaming RPCs are
-not implemented (UNIMPLEMENTED).
+to :class:`~outrider_runtime.server.service.ModelService` (the HTTP transport does the same), so
+states, batching, statistics and errors are shared with HTTP. Errors map to gRPC status codes:
+400 -> INVALID_ARGUMENT, 404 -> NOT_FOUND, 429 -> RESOURCE_EXHAUSTED, 503 -> UNAVAILABLE.
+Shared-memory, tracing, logging and streaming RPCs are not implemented (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from outrider_runtime.config import ModelState
 from outrider_runtime.errors import BadRequestError, InferenceError, RuntimeError_, StateError
-from outrider_runtime.models import LoadOverride
-from outrider_runtime.server.app import SERVER_NAME, SERVER_VERSION, RuntimeServer
 from outrider_runtime.server.codec import DTYPES, decode_bytes_tensor
 from outrider_runtime.server.limits import InputLimits
+from outrider_runtime.server.service import EXTENSIONS, SERVER_NAME, SERVER_VERSION, ModelService
 
 __all__ = ["GrpcService", "start_grpc"]
 
@@ -55,9 +53,9 @@ def _clean(value: Any) -> Any:
 
 
 class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
-    """The V2 gRPC service backed by a :class:`RuntimeServer`."""
+    """The V2 gRPC service backed by a :class:`ModelService`."""
 
-    def __init__(self, server: RuntimeServer) -> None:
+    def __init__(self, server: ModelService) -> None:
         self.server = server
 
     async def _guard(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
@@ -77,8 +75,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
         """Readiness: every model serving and not draining."""
-        s = self.server
-        ok = not s.draining and all(m.state is ModelState.SERVING for m in s.models.values())
+        ok, _ = self.server.ready_report()
         return pb.ServerReadyResponse(ready=ok)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
@@ -86,14 +83,12 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
         async def run() -> pb.ModelReadyResponse:
             m = self.server.model(request.name)
-            return pb.ModelReadyResponse(ready=m.state is ModelState.SERVING and not self.server.draining)
+            return pb.ModelReadyResponse(ready=self.server.model_ready(m))
 
         return await self._guard(context, run)
 
     async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
         """Server metadata."""
-        from outrider_runtime.server.app import EXTENSIONS
-
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
@@ -162,10 +157,8 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
         async def run() -> pb.RepositoryModelLoadResponse:
             m = self.server.model(request.model_name)
-            override = None
-            if "config" in request.parameters:
-                override = LoadOverride.from_triton_config(request.parameters["config"].string_param)
-            await m.load(ModelState.SERVING, override)
+            config = request.parameters["config"].string_param if "config" in request.parameters else None
+            await self.server.load_model(m, config)
             return pb.RepositoryModelLoadResponse()
 
         return await self._guard(context, run)
@@ -250,7 +243,7 @@ def _decode(request: pb.ModelInferRequest, limits: InputLimits) -> dict[str, np.
     return tensors
 
 
-async def start_grpc(server: RuntimeServer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+async def start_grpc(server: ModelService, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC endpoint; returns the server and the bound port (``port=0`` picks one)."""
     limit = server.config.server.max_request_bytes
     grpc_server = grpc.aio.server(

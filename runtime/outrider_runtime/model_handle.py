@@ -16,190 +16,27 @@ precision, warming up) runs in a worker thread so health checks stay responsive 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
-from outrider_runtime.calibration import calibration_texts
 from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, RuntimeConfig
-from outrider_runtime.engine import Pipeline, build_pipeline, length_buckets, pad_rows
+from outrider_runtime.engine import Pipeline, length_buckets, pad_rows
 from outrider_runtime.errors import BadRequestError, NotServingError, StateError
+from outrider_runtime.load_override import LoadOverride
 from outrider_runtime.metrics import RuntimeMetrics
-from outrider_runtime.model_build import DESCRIPTOR, mark_cached, resolve_model_dir
-from outrider_runtime.precision import AdaptivePolicy, cosine_rows
+from outrider_runtime.model_loading import BuiltModel, build_model
+from outrider_runtime.precision import AdaptivePolicy
+from outrider_runtime.statistics import Stats
+from outrider_runtime.tokenizer import Tokenizer
 from outrider_runtime.traffic import RecentLatencies, RequestCounters
 
-__all__ = ["LoadOverride", "ModelHandle", "Stats"]
+__all__ = ["ModelHandle"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadOverride:
-    """Settings a repository ``load`` request may override (from a Triton-style config JSON)."""
-
-    max_batch_size: int | None = None
-    min_batch_delay_ms: float | None = None
-    precision: PrecisionPolicy | None = None
-
-    @classmethod
-    def from_triton_config(cls, text: str) -> LoadOverride:
-        """Parse the ``config`` parameter of a load request (Triton model config as JSON)."""
-        try:
-            cfg = json.loads(text)
-        except ValueError as exc:
-            raise BadRequestError(f"load config override is not valid JSON: {exc}") from exc
-        if not isinstance(cfg, dict):
-            raise BadRequestError("load config override must be a JSON object")
-        known = {
-            "name",
-            "platform",
-            "backend",
-            "input",
-            "output",
-            "instance_group",
-            "version_policy",
-            "max_batch_size",
-            "dynamic_batching",
-            "parameters",
-            "optimization",
-        }
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise BadRequestError(f"load config override has unsupported fields: {unknown}")
-        mbs = cfg.get("max_batch_size")
-        if mbs is not None and (isinstance(mbs, bool) or not isinstance(mbs, int) or not 1 <= mbs <= 4096):
-            raise BadRequestError(f"max_batch_size must be an integer in 1..4096, got {mbs!r}")
-        delay = None
-        dyn = cfg.get("dynamic_batching")
-        if isinstance(dyn, dict) and "max_queue_delay_microseconds" in dyn:
-            raw_delay = dyn["max_queue_delay_microseconds"]
-            if isinstance(raw_delay, str) and raw_delay.isdigit():
-                raw_delay = int(raw_delay)  # protobuf JSON writes uint64 as a string
-            if (
-                isinstance(raw_delay, bool)
-                or not isinstance(raw_delay, int | float)
-                or not 0 <= raw_delay <= 10_000_000
-            ):
-                raise BadRequestError(
-                    "dynamic_batching.max_queue_delay_microseconds must be a number in 0..10000000 "
-                    f"(10 s), got {raw_delay!r}"
-                )
-            delay = float(raw_delay) / 1000.0
-        prec = None
-        params = cfg.get("parameters") or {}
-        if "precision" in params:
-            raw = params["precision"]
-            value = raw.get("string_value") if isinstance(raw, dict) else raw
-            try:
-                prec = PrecisionPolicy(str(value))
-            except ValueError as exc:
-                raise BadRequestError(
-                    f"parameters.precision must be one of fp32|fp16|bf16|int8|adaptive, got {value!r}"
-                ) from exc
-        return cls(max_batch_size=mbs, min_batch_delay_ms=delay, precision=prec)
-
-
-@dataclass
-class _Built:
-    """A finished build of a model: sessions per precision variant and what calibration measured."""
-
-    precision: PrecisionPolicy
-    pipelines: dict[PrecisionPolicy, Pipeline]
-    agreement: dict[str, float]
-    policy: AdaptivePolicy | None
-    max_len: int
-    tokenizer: _Tokenizer | None
-    hidden: int
-    vocab_size: int | None
-    load_seconds: float
-
-
-@dataclass
-class _Acc:
-    count: int = 0
-    ns: int = 0
-
-    def add(self, seconds: float, n: int = 1) -> None:
-        self.count += n
-        self.ns += int(seconds * 1e9)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"count": self.count, "ns": self.ns}
-
-
-@dataclass
-class Stats:
-    """Triton-style inference statistics of one model."""
-
-    success: _Acc = field(default_factory=_Acc)
-    fail: _Acc = field(default_factory=_Acc)
-    queue: _Acc = field(default_factory=_Acc)
-    compute: _Acc = field(default_factory=_Acc)
-    inference_count: int = 0
-    execution_count: int = 0
-    last_inference_ms: int = 0
-    batches: dict[int, _Acc] = field(default_factory=lambda: defaultdict(_Acc))
-
-    def as_triton(self, name: str) -> dict[str, Any]:
-        """The ``model_stats`` entry of Triton's statistics extension."""
-        zero = {"count": 0, "ns": 0}
-        return {
-            "name": name,
-            "version": "1",
-            "last_inference": self.last_inference_ms,
-            "inference_count": self.inference_count,
-            "execution_count": self.execution_count,
-            "inference_stats": {
-                "success": self.success.as_dict(),
-                "fail": self.fail.as_dict(),
-                "queue": self.queue.as_dict(),
-                "compute_input": zero,
-                "compute_infer": self.compute.as_dict(),
-                "compute_output": zero,
-                "cache_hit": zero,
-                "cache_miss": zero,
-            },
-            "batch_stats": [
-                {
-                    "batch_size": size,
-                    "compute_input": zero,
-                    "compute_infer": acc.as_dict(),
-                    "compute_output": zero,
-                }
-                for size, acc in sorted(self.batches.items())
-            ],
-        }
-
-
-def _release_free_memory() -> None:
-    """Hand memory freed after a load (protobufs, calibration sessions) back to the OS (glibc only)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class _Tokenizer:
-    def __init__(self, path: Path, max_len: int) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(str(path))
-        self._tok.no_padding()
-        self._tok.enable_truncation(max_len)
-
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        return [np.asarray(e.ids, dtype=np.int64) for e in self._tok.encode_batch(texts)]
 
 
 class ModelHandle:
@@ -230,7 +67,7 @@ class ModelHandle:
         self.hidden = 0
         self.max_len = 256
         self.vocab_size: int | None = None
-        self.tokenizer: _Tokenizer | None = None
+        self.tokenizer: Tokenizer | None = None
         self.stats = Stats()
         self.counters = RequestCounters()
         self.latencies = RecentLatencies(config.server.latency_window_s)
@@ -245,66 +82,7 @@ class ModelHandle:
         """Whether the model has a tokenizer (BYTES ``text`` input accepted)."""
         return self.tokenizer is not None
 
-    def _build(self, precision: PrecisionPolicy) -> _Built:
-        """Build, calibrate and warm up every variant (in a worker thread; touches no live state)."""
-        t0 = time.perf_counter()
-        model_dir = resolve_model_dir(self.config.model.uri)
-        if self.config.model.uri.startswith("builtin:"):
-            mark_cached(self.name, model_dir)  # the node agent reports the cache under this name
-        desc_path = model_dir / DESCRIPTOR
-        desc = json.loads(desc_path.read_text()) if desc_path.exists() else {}
-        max_len = int(desc.get("maxSequenceLength", 256))
-        tok = model_dir / "tokenizer.json"
-        tokenizer = _Tokenizer(tok, max_len) if tok.exists() else None
-        base = onnx.load(str(model_dir / "model.onnx"))
-        out_dims = base.graph.output[0].type.tensor_type.shape.dim
-        hidden = int(out_dims[-1].dim_value) if out_dims else 0
-        word = next(
-            (t for t in base.graph.initializer if t.name == "embeddings.word_embeddings.weight"), None
-        )
-        vocab_size = int(word.dims[0]) if word is not None else None
-        variants = (
-            [PrecisionPolicy.FP32, PrecisionPolicy.INT8]
-            if precision is PrecisionPolicy.ADAPTIVE
-            else [precision]
-        )
-        threads = self.config.server.intra_op_threads
-        pipelines = {
-            p: build_pipeline(
-                model_dir / "model.onnx",
-                self.config.shards,
-                p,
-                threads=threads,
-                base_model=base,
-                workers=self.config.server.batch_concurrency,
-                output=base.graph.output[0].name,
-            )
-            for p in variants
-        }
-        try:
-            agreement, policy = self._calibrate(pipelines, precision, tokenizer)
-            for pipe in pipelines.values():  # warm-up with real inferences at two lengths
-                for n in (8, 32):
-                    pipe.run(pad_rows([np.full(n, 1000 + i, dtype=np.int64) for i in range(2)]))
-        except Exception:
-            for pipe in pipelines.values():
-                pipe.close()
-            raise
-        del base
-        _release_free_memory()
-        return _Built(
-            precision=precision,
-            pipelines=pipelines,
-            agreement=agreement,
-            policy=policy,
-            max_len=max_len,
-            tokenizer=tokenizer,
-            hidden=hidden,
-            vocab_size=vocab_size,
-            load_seconds=time.perf_counter() - t0,
-        )
-
-    def _install(self, built: _Built) -> dict[PrecisionPolicy, Pipeline]:
+    def _install(self, built: BuiltModel) -> dict[PrecisionPolicy, Pipeline]:
         """Swap a finished build in (on the event loop, between requests); returns the old sessions,
         which the caller closes once nothing runs on them any more."""
         old = self.pipelines
@@ -317,50 +95,6 @@ class ModelHandle:
             if name != "fp32":
                 self.metrics.agreement.labels(self.name, name).set(value)
         return old
-
-    def _calibration_rows(self, tokenizer: _Tokenizer | None) -> list[np.ndarray]:
-        if tokenizer is not None:
-            return tokenizer.encode(calibration_texts())
-        rng = np.random.default_rng(0)
-        return [rng.integers(1000, 2000, size=int(n)).astype(np.int64) for n in (4, 8, 16, 32, 64, 128)]
-
-    def _calibrate(
-        self,
-        pipelines: dict[PrecisionPolicy, Pipeline],
-        precision: PrecisionPolicy,
-        tokenizer: _Tokenizer | None,
-    ) -> tuple[dict[str, float], AdaptivePolicy | None]:
-        """Measure each variant's cosine agreement with fp32 on the calibration set; fit adaptive."""
-        agreement: dict[str, float] = {}
-        policy: AdaptivePolicy | None = None
-        low = [p for p in pipelines if p is not PrecisionPolicy.FP32]
-        if not low:
-            agreement["fp32"] = 1.0
-            return agreement, policy
-        rows = self._calibration_rows(tokenizer)
-        ref_pipe = pipelines.get(PrecisionPolicy.FP32)
-        if ref_pipe is None:  # a single low-precision variant: build an fp32 reference just for this
-            model_dir = resolve_model_dir(self.config.model.uri)
-            ref_pipe = build_pipeline(model_dir / "model.onnx", [], PrecisionPolicy.FP32)
-        ref = np.concatenate([ref_pipe.run(pad_rows([r])) for r in rows])
-        lengths = [int(r.shape[0]) for r in rows]
-        for p in low:
-            got = np.concatenate([pipelines[p].run(pad_rows([r])) for r in rows])
-            cos = cosine_rows(got, ref)
-            agreement[p.value] = float(cos.mean())
-            if precision is PrecisionPolicy.ADAPTIVE:
-                policy = AdaptivePolicy.calibrate(self.config.precision.floor, lengths, list(cos), p)
-                agreement["adaptive"] = policy.agreement()
-                log.info(
-                    "adaptive precision: %s (int8 mean cosine %.4f, adaptive %.4f, floor %.4f)",
-                    policy.describe(),
-                    cos.mean(),
-                    policy.agreement(),
-                    self.config.precision.floor,
-                )
-        if ref_pipe is not pipelines.get(PrecisionPolicy.FP32):
-            ref_pipe.close()
-        return agreement, policy
 
     def _set_state(self, state: ModelState) -> None:
         self.state = state
@@ -395,7 +129,7 @@ class ModelHandle:
             self.loading = True
             try:
                 try:
-                    built = await asyncio.to_thread(self._build, precision)
+                    built = await asyncio.to_thread(build_model, self.config, precision)
                 except Exception as exc:
                     self.load_error = f"{type(exc).__name__}: {exc}"
                     if not self.batchers and self.pipelines:

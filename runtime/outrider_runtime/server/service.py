@@ -1,31 +1,9 @@
-"""aiohttp application speaking KServe V2 / Triton HTTP, plus Outrider's admin endpoints.
+"""The runtime's model service: its models, their states and the inference path, with no transport.
 
-Routes (``{m}`` = model name; every ``/v2/models/{m}/...`` route also exists under
-``/v2/models/{m}/versions/{v}/...``):
-
-=========================================  =====================================================
-``GET  /v2/health/live``                   200 while the process runs
-``GET  /v2/health/ready``                  200 only when every model is ``serving`` and not draining
-``GET  /v2/health/settled``                200 when every model is in the state last asked for,
-                                           nothing loads and the server is not draining (the
-                                           Kubernetes readiness probe of every pool's pods)
-``GET  /v2``                               server metadata and extensions
-``GET  /v2/models/{m}``                    model metadata (inputs, outputs)
-``GET  /v2/models/{m}/ready``              200 when the model is ``serving``
-``GET  /v2/models/{m}/config``             Triton-style model config (JSON)
-``POST /v2/models/{m}/infer``              inference: JSON or binary tensor data
-``GET  /v2/models/[{m}/]stats``            Triton inference statistics
-``POST /v2/repository/index``              repository index (empty body accepted)
-``POST /v2/repository/models/{m}/load``    load; ``parameters.config`` overrides (Triton JSON)
-``POST /v2/repository/models/{m}/unload``  unload (back to cold)
-``GET  /v2/admin/load[?model=m]``          live load for the planner (``RuntimeLoad``, camelCase)
-``POST /v2/admin/state``                   ``StateChange``: ``{"state": "cold|warm|serving"}``
-``POST /v2/admin/batching``                ``BatchingUpdate``: ``{"maxBatchSize": 32, ...}`` live,
-                                           no reload; answers ``BatchingSettings``
-``GET  /metrics``                          Prometheus
-=========================================  =====================================================
-
-The admin bodies and answers are the typed contract of :mod:`outrider_operator.api.runtime`.
+:mod:`.http_transport` (KServe V2 / Triton HTTP plus the admin API) and :mod:`.grpc_transport`
+(``GRPCInferenceService``) are two thin transports over one :class:`ModelService`, so states,
+batching, statistics, limits and errors are the same whichever protocol a client speaks. The
+admin bodies and answers are the typed contract of :mod:`outrider_operator.api.runtime`.
 """
 
 from __future__ import annotations
@@ -35,17 +13,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from outrider_operator.api.runtime import BatchingUpdate, StateChange
+from outrider_operator.api.runtime import BatchingSettings, BatchingUpdate, RuntimeLoad, StateChange
 from outrider_runtime.config import DynamicMode, ModelState, RuntimeConfig
 from outrider_runtime.errors import (
     BadRequestError,
@@ -53,36 +28,25 @@ from outrider_runtime.errors import (
     ModelNotFoundError,
     NotServingError,
     OverloadedError,
-    RuntimeError_,
-    StateError,
 )
+from outrider_runtime.load_override import LoadOverride
 from outrider_runtime.metrics import GpuTelemetry, RuntimeMetrics
-from outrider_runtime.models import LoadOverride, ModelHandle
-from outrider_runtime.server.admin import batching_settings, parse_body, runtime_load, unsettled_reasons
-from outrider_runtime.server.codec import HEADER, decode_request, encode_response
+from outrider_runtime.model_handle import ModelHandle
+from outrider_runtime.server.admin import batching_settings, runtime_load, unsettled_reasons
 from outrider_runtime.server.limits import DECODE_WORKERS, OFFLOAD_BYTES, InputLimits, cut_utf8
 
-__all__ = ["SERVER_KEY", "RuntimeServer", "build_app"]
+__all__ = ["EXTENSIONS", "SERVER_NAME", "SERVER_VERSION", "ModelService"]
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "outrider"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "outrider_admin"]
-
-SERVER_KEY: web.AppKey[RuntimeServer] = web.AppKey("outrider_server")
-"""Where the app keeps its :class:`RuntimeServer`."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""The V2 protocol extensions both transports announce."""
 
 
-def _error(status: int, message: str, retry_after: float | None = None) -> web.Response:
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
-class RuntimeServer:
-    """The runtime's models plus the HTTP handlers over them."""
+class ModelService:
+    """The runtime's models and what can be done with them, whichever transport asks."""
 
     def __init__(
         self, config: RuntimeConfig, metrics: RuntimeMetrics | None = None, gpu: GpuTelemetry | None = None
@@ -140,21 +104,15 @@ class RuntimeServer:
             raise ModelNotFoundError(f"unknown model {name!r}; this server has {sorted(self.models)}")
         return m
 
-    # ------------------------------------------------------------------ handlers
-    async def live(self, request: web.Request) -> web.Response:
-        """Liveness."""
-        return web.json_response({"live": True})
-
-    async def ready(self, request: web.Request) -> web.Response:
-        """Readiness for Kubernetes: 200 only if all models serve and the server is not draining."""
+    # ------------------------------------------------------------------ health
+    def ready_report(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness for Kubernetes: ready only if every model serves and the server is not draining."""
         states = {n: m.state.value for n, m in self.models.items()}
         ok = not self.draining and all(m.state is ModelState.SERVING for m in self.models.values())
-        return web.json_response(
-            {"ready": ok, "models": states, "draining": self.draining}, status=200 if ok else 503
-        )
+        return ok, {"ready": ok, "models": states, "draining": self.draining}
 
-    async def settled(self, request: web.Request) -> web.Response:
-        """200 when every model is in its requested state, none is loading and the server is not draining.
+    def settled_report(self) -> tuple[bool, dict[str, Any]]:
+        """Whether every model is in its requested state, none is loading and the server is not draining.
 
         The readiness probe of every pool's pods: an active pod is Ready once serving, a warm one
         once loaded, a cold one at once, and a pod the planner is moving is not Ready mid-move.
@@ -165,12 +123,13 @@ class RuntimeServer:
             for n, m in self.models.items()
         }
         body = {"settled": not reasons, "reasons": reasons, "models": models, "draining": self.draining}
-        return web.json_response(body, status=503 if reasons else 200)
+        return not reasons, body
 
-    async def server_metadata(self, request: web.Request) -> web.Response:
-        """Server metadata."""
-        return web.json_response({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
+    def model_ready(self, m: ModelHandle) -> bool:
+        """Whether ``m`` takes inference requests now."""
+        return m.state is ModelState.SERVING and not self.draining
 
+    # ------------------------------------------------------------------ metadata
     def _io(self, m: ModelHandle) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         inputs: list[dict[str, Any]] = [
             {"name": "input_ids", "datatype": "INT64", "shape": [-1, -1]},
@@ -183,10 +142,6 @@ class RuntimeServer:
         ]
         return inputs, outputs
 
-    async def model_metadata(self, request: web.Request) -> web.Response:
-        """Model metadata (V2)."""
-        return web.json_response(self.metadata_dict(self.model(request.match_info["model"])))
-
     def metadata_dict(self, m: ModelHandle) -> dict[str, Any]:
         """V2 model metadata of ``m``."""
         inputs, outputs = self._io(m)
@@ -198,18 +153,6 @@ class RuntimeServer:
             "outputs": outputs,
             "parameters": {"state": m.state.value, "precision": m.precision.value},
         }
-
-    async def model_ready(self, request: web.Request) -> web.Response:
-        """Model readiness: 200 when serving."""
-        m = self.model(request.match_info["model"])
-        ok = m.state is ModelState.SERVING and not self.draining
-        return web.json_response(
-            {"name": m.name, "ready": ok, "state": m.state.value}, status=200 if ok else 400
-        )
-
-    async def model_config(self, request: web.Request) -> web.Response:
-        """Triton-style model config of what is loaded."""
-        return web.json_response(self.config_dict(self.model(request.match_info["model"])))
 
     def config_dict(self, m: ModelHandle) -> dict[str, Any]:
         """Triton-style model config of ``m`` (the JSON form of Triton's ModelConfig)."""
@@ -258,17 +201,6 @@ class RuntimeServer:
             },
         }
 
-    async def stats(self, request: web.Request) -> web.Response:
-        """Inference statistics (Triton statistics extension)."""
-        name = request.match_info.get("model")
-        models = [self.model(name)] if name else list(self.models.values())
-        return web.json_response({"model_stats": [m.stats.as_triton(m.name) for m in models]})
-
-    async def repository_index(self, request: web.Request) -> web.Response:
-        """Repository index; tritonclient posts an empty body."""
-        body = await self._json_body(request)
-        return web.json_response(self.index_list(bool(body.get("ready", False))))
-
     def index_list(self, ready_only: bool = False) -> list[dict[str, str]]:
         """Repository index entries (Triton states: READY, WARM, UNAVAILABLE)."""
         out = []
@@ -279,32 +211,9 @@ class RuntimeServer:
             out.append({"name": m.name, "version": "1", "state": state, "reason": m.state.value})
         return out
 
-    async def _json_body(self, request: web.Request) -> dict[str, Any]:
-        """The request's JSON object body ({} when empty); anything else is a 400 naming the problem."""
-        try:
-            raw = await request.read()
-        except RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not gzip
-            raise BadRequestError(f"body could not be read: {exc}") from exc
-        if not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise BadRequestError(f"body is not valid JSON: {exc}") from exc
-        except RecursionError:
-            raise BadRequestError("body is not valid JSON: it nests too deeply") from None
-        if not isinstance(body, dict):
-            raise BadRequestError(f"body must be a JSON object, not {type(body).__name__}")
-        return body
-
-    async def load(self, request: web.Request) -> web.Response:
-        """Repository load, with an optional Triton config override in ``parameters.config``."""
-        m = self.model(request.match_info["model"])
-        body = await self._json_body(request)
-        params = body.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise BadRequestError(f"'parameters' must be a JSON object, not {type(params).__name__}")
-        config = params.get("config")
+    # ------------------------------------------------------------------ repository and admin
+    async def load_model(self, m: ModelHandle, config: object = None) -> None:
+        """Repository load to serving, with an optional Triton model config (JSON string) override."""
         if config is not None and not isinstance(config, str):
             raise BadRequestError(
                 f"'parameters.config' must be a string holding the Triton model config JSON, "
@@ -312,46 +221,34 @@ class RuntimeServer:
             )
         override = LoadOverride.from_triton_config(config) if config is not None else None
         await m.load(ModelState.SERVING, override)
-        return web.json_response({})
 
-    async def unload(self, request: web.Request) -> web.Response:
-        """Repository unload: back to cold."""
-        m = self.model(request.match_info["model"])
-        await m.unload()
-        return web.json_response({})
-
-    async def admin_load(self, request: web.Request) -> web.Response:
+    def load_report(self, name: str | None) -> RuntimeLoad:
         """Live load of one model (``RuntimeLoad``) for the planner; cheap enough to poll at 2 Hz."""
-        m = self.model(request.query.get("model", self.config.model.name))
+        m = self.model(name or self.config.model.name)
         uptime = time.monotonic() - self._started
-        load = runtime_load(m, boot_id=self.boot_id, uptime_s=uptime, draining=self.draining)
-        return web.json_response(load.to_wire())
+        return runtime_load(m, boot_id=self.boot_id, uptime_s=uptime, draining=self.draining)
 
-    async def admin_state(self, request: web.Request) -> web.Response:
-        """Move a model between cold, warm and serving (body: ``StateChange``)."""
-        change = parse_body(StateChange, await self._json_body(request), request.path)
+    async def change_state(self, change: StateChange) -> ModelHandle:
+        """Move a model between cold, warm and serving."""
         m = self.model(change.model or self.config.model.name)
         await m.set_state(ModelState(change.state))
-        return web.json_response({"model": m.name, "state": m.state.value})
+        return m
 
-    async def admin_batching(self, request: web.Request) -> web.Response:
-        """Resize dynamic batching live (body: ``BatchingUpdate``; answer: ``BatchingSettings``)."""
-        update = parse_body(BatchingUpdate, await self._json_body(request), request.path)
+    def resize(self, update: BatchingUpdate) -> BatchingSettings:
+        """Resize dynamic batching live, without a reload; answers the settings now in effect."""
         m = self.model(update.model or self.config.model.name)
         changes = update.model_dump(exclude={"model", "dynamic"}, exclude_none=True)
         if update.dynamic is not None:
             changes["dynamic"] = update.dynamic == DynamicMode.ENABLED
         m.resize(**changes)
-        return web.json_response(batching_settings(m).to_wire())
+        return batching_settings(m)
 
-    async def metrics_handler(self, request: web.Request) -> web.Response:
-        """Prometheus exposition."""
+    def metrics_exposition(self) -> bytes:
+        """Prometheus exposition of the runtime's registry (queue depths refreshed first)."""
         for m in self.models.values():
             for p, b in m.batchers.items():
                 self.metrics.queue_depth.labels(m.name, p.value).set(b.depth)
-        return web.Response(
-            body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return generate_latest(self.metrics.registry)
 
     # ------------------------------------------------------------------ inference
     @staticmethod
@@ -472,99 +369,3 @@ class RuntimeServer:
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
-
-    async def infer(self, request: web.Request) -> web.Response:
-        """V2 inference with JSON or binary tensors."""
-        m = self.model(request.match_info["model"])
-        limit = self.config.server.max_request_bytes
-        if request.content_length is not None and request.content_length > limit:
-            m.metrics.failures.labels(m.name, "400").inc()
-            raise BadRequestError(
-                f"request body of {request.content_length} bytes exceeds the limit of "
-                f"{limit} bytes (server.maxRequestBytes)"
-            )
-        body = await request.read()
-        hl = request.headers.get(HEADER)
-        try:
-            header_length = int(hl) if hl is not None else None
-        except ValueError as exc:
-            raise BadRequestError(f"{HEADER} must be an integer, got {hl!r}") from exc
-        parsed: dict[str, Any] = {}
-
-        binary: set[str] = set()
-
-        def decode(limits: InputLimits) -> dict[str, np.ndarray]:
-            header, tensors = decode_request(body, header_length, limits.check)
-            parsed.update(header)
-            # requested outputs are checked before any compute is spent on the request
-            requested = header.get("outputs")
-            params = header.get("parameters") or {}
-            if requested:
-                for o in requested:
-                    if not isinstance(o, dict) or o.get("name") != "embeddings":
-                        name = o.get("name") if isinstance(o, dict) else o
-                        raise BadRequestError(f"unknown output {name!r}; model has 'embeddings'")
-                    if (o.get("parameters") or {}).get("binary_data", False):
-                        binary.add("embeddings")
-            elif isinstance(params, dict) and params.get("binary_data_output", False):
-                binary.add("embeddings")
-            return tensors
-
-        out, precision = await self.run_inference(m, decode, len(body))
-        header_out = {"model_name": m.name, "model_version": "1", "parameters": {"precision": precision}}
-        if "id" in parsed:
-            header_out["id"] = parsed["id"]
-        payload, hlen = encode_response(header_out, {"embeddings": ("FP32", out)}, binary)
-        headers = {HEADER: str(hlen)} if hlen is not None else {}
-        ctype = "application/octet-stream" if hlen is not None else "application/json"
-        return web.Response(body=payload, headers=headers, content_type=ctype)
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (OverloadedError, NotServingError) as exc:
-        return _error(exc.status, exc.message, exc.retry_after_s)
-    except InferenceError as exc:
-        return _error(exc.status, exc.message)
-    except StateError as exc:
-        return _error(400, str(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return _error(400, f"request body exceeds the size limit: {exc.text}")
-    except RequestPayloadError as exc:  # a body aiohttp could not read (a bad Content-Encoding)
-        return _error(400, f"body could not be read: {exc}")
-    except web.HTTPException:
-        raise
-    except RuntimeError_ as exc:
-        return _error(500, str(exc))
-    except Exception as exc:  # keep serving; the client learns what went wrong
-        log.exception("unhandled error on %s", request.path)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-
-
-def build_app(server: RuntimeServer) -> web.Application:
-    """Build the aiohttp application for ``server``."""
-    app = web.Application(middlewares=[_errors], client_max_size=server.config.server.max_request_bytes + 1)
-    s = server
-    r = app.router
-    r.add_get("/v2/health/live", s.live)
-    r.add_get("/v2/health/ready", s.ready)
-    r.add_get("/v2/health/settled", s.settled)
-    r.add_get("/v2", s.server_metadata)
-    r.add_get("/v2/models/stats", s.stats)
-    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        r.add_get(base, s.model_metadata)
-        r.add_get(base + "/ready", s.model_ready)
-        r.add_get(base + "/config", s.model_config)
-        r.add_get(base + "/stats", s.stats)
-        r.add_post(base + "/infer", s.infer)
-    r.add_post("/v2/repository/index", s.repository_index)
-    r.add_post("/v2/repository/models/{model}/load", s.load)
-    r.add_post("/v2/repository/models/{model}/unload", s.unload)
-    r.add_get("/v2/admin/load", s.admin_load)
-    r.add_post("/v2/admin/state", s.admin_state)
-    r.add_post("/v2/admin/batching", s.admin_batching)
-    r.add_get("/metrics", s.metrics_handler)
-    app[SERVER_KEY] = s
-    return app
