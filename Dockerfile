@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # Outrider's images, one target each (docker build --target NAME .):
 #   control      operator, scheduler extender + forecaster, planner, node agent; no ONNX Runtime
-#     outrider-operator | outrider extender serve | outrider planner run | outrider agent run
+#     outrider-operator | outrider extender serve | outrider forecast serve | outrider planner serve
+#     | outrider agent
 #   runtime      the per-node model server on CPU; no control-plane packages, no torch, no CUDA
 #     outrider runtime serve --config FILE
 #   runtime-gpu  the model server with onnxruntime-gpu (CUDA execution provider, CPU fallback)
@@ -20,7 +21,7 @@ RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==0.13.
 WORKDIR /src
 # setuptools looks in every source folder pyproject.toml names (each image copies only its own) and
 # reads the readme it names: an empty one keeps documentation edits from invalidating the layers
-RUN mkdir -p operator scheduler runtime hack && touch README.md
+RUN mkdir -p operator scheduler runtime && touch README.md
 
 FROM tools AS build-runtime
 ARG PIP_CERT

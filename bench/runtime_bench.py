@@ -388,7 +388,7 @@ def inprocess(model_dir: Path, texts: list[str], batch: int, seconds: float, nai
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from outrider_runtime.engine import length_buckets, pad_rows
+    from outrider_runtime.pipeline import length_buckets, pad_rows
 
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -459,7 +459,7 @@ def _median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Start every server once, then run all scenarios in rotating order for ``--rounds`` rounds."""
-    from outrider_runtime.model_build import ensure_builtin
+    from outrider_runtime.builtin_models import ensure_builtin
 
     texts = sentences()
     model_dir = ensure_builtin("all-minilm-l6-v2")

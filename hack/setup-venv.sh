@@ -23,4 +23,8 @@ fi
 echo "==> installing locked dependencies (requirements.lock)"
 uv pip install -q --python .venv/bin/python -r requirements.lock
 uv pip install -q --python .venv/bin/python --no-deps -e .
+# the dev tooling (outrider_devcluster) is not part of the product's wheel: the dev venv finds it
+# through a .pth file instead
+purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD/hack" >"$purelib/outrider-devtools.pth"
 echo "==> .venv ready"

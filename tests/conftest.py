@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from outrider_runtime.config import RuntimeConfig, parse_config
 from outrider_runtime.metrics import RuntimeMetrics
-from outrider_runtime.server import RuntimeServer, build_app
-from outrider_runtime.server.grpc_service import start_grpc
+from outrider_runtime.server import ModelService, build_app
+from outrider_runtime.server.grpc_transport import start_grpc
 
 
 def _tiny_config(**overrides: Any) -> RuntimeConfig:
@@ -33,7 +33,7 @@ def _tiny_config(**overrides: Any) -> RuntimeConfig:
 
 
 class Running:
-    def __init__(self, server: RuntimeServer, url: str) -> None:
+    def __init__(self, server: ModelService, url: str) -> None:
         self.server = server
         self.url = url
         self.registry = server.metrics.registry
@@ -42,7 +42,7 @@ class Running:
 
 @asynccontextmanager
 async def run_server(config: RuntimeConfig) -> AsyncIterator[Running]:
-    server = RuntimeServer(config, RuntimeMetrics(CollectorRegistry()))
+    server = ModelService(config, RuntimeMetrics(CollectorRegistry()))
     runner = web.AppRunner(build_app(server), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -27,7 +27,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "outrider_scheduler.simulate.cli",
         "Replay a trace through the planner, HPA, KPA, a Dynamo-style planner, static peak, an oracle.",
     ),
-    "cluster": ("outrider_devcluster.cli", "Local development cluster: binaries, up, down, status."),
 }
 """Subcommand name -> (module providing ``register(parser)``, one-line help)."""
 

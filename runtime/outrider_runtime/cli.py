@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from outrider_runtime.config import RuntimeConfig, load_config
-from outrider_runtime.errors import RuntimeError_
+from outrider_runtime.errors import OutriderRuntimeError
 
 __all__ = ["register", "serve"]
 
@@ -27,7 +27,7 @@ async def serve(
     """Run HTTP (and gRPC) until SIGTERM/SIGINT, then drain in-flight requests and exit."""
     from aiohttp import web
 
-    from outrider_runtime.engine import describe_providers
+    from outrider_runtime.pipeline import describe_providers
     from outrider_runtime.server import ModelService, build_app
     from outrider_runtime.server.grpc_transport import start_grpc
 
@@ -80,13 +80,13 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config) if args.config else RuntimeConfig()
         ready = Path(args.ready_file) if args.ready_file else None
         return asyncio.run(serve(config, args.port, ready, args.grpc_port))
-    except RuntimeError_ as exc:
+    except OutriderRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def _build(args: argparse.Namespace) -> int:
-    from outrider_runtime.model_build import ensure_builtin
+    from outrider_runtime.builtin_models import ensure_builtin
 
     print(ensure_builtin(args.name))
     return 0

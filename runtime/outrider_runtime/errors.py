@@ -2,7 +2,7 @@
 
 The tree, by how a caller should react::
 
-    RuntimeError_ (base: every error this package raises on purpose)
+    OutriderRuntimeError (base: every error this package raises on purpose)
     ├── ConfigError            bad runtime config file; fix the file (names the field)
     ├── ModelBuildError        a model could not be built, cut or converted
     ├── InferenceError         one request failed; carries the HTTP status to answer with
@@ -22,29 +22,29 @@ __all__ = [
     "ModelBuildError",
     "ModelNotFoundError",
     "NotServingError",
+    "OutriderRuntimeError",
     "OverloadedError",
-    "RuntimeError_",
     "StateError",
 ]
 
 
-class RuntimeError_(Exception):
+class OutriderRuntimeError(Exception):
     """Base of every error the runtime raises on purpose."""
 
 
-class ConfigError(RuntimeError_):
+class ConfigError(OutriderRuntimeError):
     """The runtime config is invalid; the message names the offending field."""
 
 
-class ModelBuildError(RuntimeError_):
+class ModelBuildError(OutriderRuntimeError):
     """A model could not be built, sharded or converted to the requested precision."""
 
 
-class StateError(RuntimeError_):
+class StateError(OutriderRuntimeError):
     """A model state transition that is not allowed (for example serving a cold model)."""
 
 
-class InferenceError(RuntimeError_):
+class InferenceError(OutriderRuntimeError):
     """A request-level failure with the HTTP status the server answers with."""
 
     status: int = 500

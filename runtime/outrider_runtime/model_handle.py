@@ -24,11 +24,11 @@ import numpy as np
 
 from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
 from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, RuntimeConfig
-from outrider_runtime.engine import Pipeline, length_buckets, pad_rows
 from outrider_runtime.errors import BadRequestError, NotServingError, StateError
 from outrider_runtime.load_override import LoadOverride
 from outrider_runtime.metrics import RuntimeMetrics
-from outrider_runtime.model_loading import BuiltModel, build_model
+from outrider_runtime.model_sessions import BuiltModel, build_model
+from outrider_runtime.pipeline import Pipeline, length_buckets, pad_rows
 from outrider_runtime.precision import AdaptivePolicy
 from outrider_runtime.statistics import Stats
 from outrider_runtime.tokenizer import Tokenizer

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from outrider_runtime.builtin_models import DESCRIPTOR, mark_cached, resolve_model_dir
 from outrider_runtime.calibration import calibration_texts
 from outrider_runtime.config import PrecisionPolicy, RuntimeConfig
-from outrider_runtime.engine import Pipeline, build_pipeline, pad_rows
-from outrider_runtime.model_build import DESCRIPTOR, mark_cached, resolve_model_dir
+from outrider_runtime.pipeline import Pipeline, build_pipeline, pad_rows
 from outrider_runtime.precision import AdaptivePolicy, cosine_rows
 from outrider_runtime.tokenizer import Tokenizer
 

@@ -1,6 +1,6 @@
 """Cut an ONNX model into per-shard subgraphs along its layer groups.
 
-The builder in :mod:`outrider_runtime.model_build` names every node ``<group>/...`` with group in
+The builder in :mod:`outrider_runtime.builtin_models` names every node ``<group>/...`` with group in
 ``embeddings``, ``attention``, ``ffn`` or ``head``. A runtime config assigns each group to a shard.
 Walking the nodes in topological order, maximal runs of nodes that belong to the same shard become
 one :class:`Segment`: a standalone ONNX model whose inputs are the tensors it needs from the model

@@ -28,8 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from outrider_runtime.builtin_models import resolve_model_dir
 from outrider_runtime.config import DynamicMode, PrecisionPolicy, RuntimeConfig, ShardConfig
-from outrider_runtime.model_build import resolve_model_dir
 from outrider_runtime.precision import convert
 from outrider_runtime.sharding import Segment, assign_layers, cut_model
 

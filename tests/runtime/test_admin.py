@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as tg
 
 from outrider_operator.api.runtime import BatchingSettings, RuntimeLoad
-from outrider_runtime.models import ModelHandle
+from outrider_runtime import model_handle
 
 Call = Callable[..., Any]
 
@@ -147,13 +147,13 @@ async def test_boot_id_differs_between_server_instances(tiny_config: Call, serve
 def build_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Model builds wait until the returned event is set (it is set at the latest on teardown)."""
     gate = threading.Event()
-    real_build = ModelHandle._build
+    real_build = model_handle.build_model
 
-    def gated_build(self: ModelHandle, precision: Any) -> Any:
+    def gated_build(config: Any, precision: Any) -> Any:
         assert gate.wait(30), "the test never opened the gate"
-        return real_build(self, precision)
+        return real_build(config, precision)
 
-    monkeypatch.setattr(ModelHandle, "_build", gated_build)
+    monkeypatch.setattr(model_handle, "build_model", gated_build)
     yield gate
     gate.set()
 
@@ -221,10 +221,10 @@ async def test_requested_state_and_settled_follow_admin_state(
         # a failed load leaves the model short of what was asked: not settled, and it says why
         assert (await _post(s, f"{base}/v2/admin/state", {"state": "cold"}))[0] == 200
 
-        def failing_build(self: ModelHandle, precision: Any) -> Any:
+        def failing_build(config: Any, precision: Any) -> Any:
             raise RuntimeError("simulated build failure")
 
-        monkeypatch.setattr(ModelHandle, "_build", failing_build)
+        monkeypatch.setattr(model_handle, "build_model", failing_build)
         code, body = await _post(s, f"{base}/v2/admin/state", {"state": "warm"})
         assert code == 500 and "simulated build failure" in body["error"]
         code, body = await settled()

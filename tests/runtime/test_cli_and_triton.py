@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
+from outrider_runtime.builtin_models import ensure_builtin
 from outrider_runtime.config import PrecisionPolicy, parse_config
-from outrider_runtime.engine import build_pipeline, pad_rows
-from outrider_runtime.model_build import ensure_builtin
+from outrider_runtime.pipeline import build_pipeline, pad_rows
 from outrider_runtime.triton_repo import TritonEngine, render_repository
 
 Call = Callable[..., Any]

@@ -9,10 +9,10 @@ import onnx
 import pytest
 
 from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
+from outrider_runtime.builtin_models import ensure_builtin
 from outrider_runtime.config import PrecisionPolicy, ShardConfig
-from outrider_runtime.engine import build_pipeline, pad_rows
 from outrider_runtime.errors import ModelBuildError, OverloadedError
-from outrider_runtime.model_build import ensure_builtin
+from outrider_runtime.pipeline import build_pipeline, pad_rows
 from outrider_runtime.precision import AdaptivePolicy, cosine_rows
 from outrider_runtime.sharding import assign_layers, cut_model
 
@@ -211,7 +211,7 @@ async def test_disabled_dynamic_batching_runs_one_at_a_time() -> None:
 
 
 def test_length_buckets_bound_padding() -> None:
-    from outrider_runtime.engine import length_buckets
+    from outrider_runtime.pipeline import length_buckets
 
     lengths = [10, 128, 12, 9, 11, 64, 10, 66]
     buckets = length_buckets(lengths, slack=1.5)
@@ -257,7 +257,7 @@ async def test_batch_concurrency_overlaps_batches() -> None:
 def test_providers_for_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime as ort
 
-    from outrider_runtime.engine import providers_for
+    from outrider_runtime.pipeline import providers_for
 
     assert providers_for("cpu") == ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
@@ -305,7 +305,7 @@ async def test_drain_timeout_answers_queued_and_running_requests_instead_of_hang
 
 def test_load_override_ranges_are_checked() -> None:
     from outrider_runtime.errors import BadRequestError
-    from outrider_runtime.models import LoadOverride
+    from outrider_runtime.load_override import LoadOverride
 
     ok = LoadOverride.from_triton_config('{"dynamic_batching": {"max_queue_delay_microseconds": "2500"}}')
     assert ok.min_batch_delay_ms == 2.5
@@ -320,13 +320,13 @@ def test_load_override_ranges_are_checked() -> None:
 
 
 def test_builtin_models_are_marked_under_their_served_name(tmp_path: Path) -> None:
-    from outrider_runtime import model_build
+    from outrider_runtime import builtin_models
     from outrider_scheduler.agent.discovery import cached_models
 
     cache = tmp_path / "node" / "models"
-    built = model_build.ensure_builtin("tiny-bert", root=cache)
+    built = builtin_models.ensure_builtin("tiny-bert", root=cache)
     assert "tiny" not in cached_models(cache)
-    model_build.mark_cached("tiny", built)
+    builtin_models.mark_cached("tiny", built)
     # the node agent scans this folder: it now reports the name pods and the extender use
     assert "tiny" in cached_models(cache)
 
@@ -334,16 +334,16 @@ def test_builtin_models_are_marked_under_their_served_name(tmp_path: Path) -> No
 def test_an_unwritable_cache_falls_back_to_a_private_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outrider_runtime import model_build
+    from outrider_runtime import builtin_models
 
     locked = tmp_path / "node" / "models"
-    real_access = model_build.os.access
+    real_access = builtin_models.os.access
     # a root-owned hostPath seen by uid 10001 (simulated: the tests may run as root)
     monkeypatch.setattr(
-        model_build.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+        builtin_models.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
     )
-    monkeypatch.setattr(model_build.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
-    built = model_build.ensure_builtin("tiny-bert", root=locked)
+    monkeypatch.setattr(builtin_models.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    built = builtin_models.ensure_builtin("tiny-bert", root=locked)
     assert built.parent == tmp_path / "tmp" / "outrider-models"
     assert (built / "model.onnx").is_file()
     assert not any(locked.iterdir())

@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from outrider_runtime import engine
+from outrider_runtime import pipeline
+from outrider_runtime.builtin_models import ensure_builtin
 from outrider_runtime.config import PrecisionPolicy
-from outrider_runtime.model_build import ensure_builtin
 from outrider_runtime.precision import convert
 
 
@@ -28,14 +28,14 @@ def _optimized_ops(model: onnx.ModelProto, tmp: Path, disabled: list[str] | None
 def test_the_disabled_fusion_is_the_one_onnxruntime_applies_to_int8(tmp_path: Path) -> None:
     model = convert(onnx.load(str(ensure_builtin("tiny-bert") / "model.onnx")), PrecisionPolicy.INT8)
     assert "SkipLayerNormalization" in _optimized_ops(model, tmp_path, None), "ORT no longer fuses it"
-    disabled = list(engine.CPU_DISABLED_OPTIMIZERS)
+    disabled = list(pipeline.CPU_DISABLED_OPTIMIZERS)
     assert "SkipLayerNormalization" not in _optimized_ops(model, tmp_path, disabled)
 
 
 @pytest.mark.parametrize(
     ("providers", "expected"),
     [
-        (["CPUExecutionProvider"], list(engine.CPU_DISABLED_OPTIMIZERS)),
+        (["CPUExecutionProvider"], list(pipeline.CPU_DISABLED_OPTIMIZERS)),
         ([("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"], None),
     ],
 )
@@ -48,7 +48,7 @@ def test_sessions_disable_it_on_cpu_only(
         seen.update(kwargs)
         return object()
 
-    monkeypatch.setattr(engine.ort, "InferenceSession", fake_session)
-    engine._session(onnx.ModelProto(), providers, 0)
+    monkeypatch.setattr(pipeline.ort, "InferenceSession", fake_session)
+    pipeline._session(onnx.ModelProto(), providers, 0)
     assert seen["providers"] == providers
     assert seen["disabled_optimizers"] == expected

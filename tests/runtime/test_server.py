@@ -13,9 +13,9 @@ import pytest
 import tritonclient.http as th
 from tritonclient.utils import InferenceServerException
 
+from outrider_runtime.builtin_models import ensure_builtin
 from outrider_runtime.config import PrecisionPolicy
-from outrider_runtime.engine import build_pipeline, pad_rows
-from outrider_runtime.model_build import ensure_builtin
+from outrider_runtime.pipeline import build_pipeline, pad_rows
 from outrider_runtime.precision import AdaptivePolicy
 
 Call = Callable[..., Any]
@@ -374,7 +374,7 @@ async def test_adaptive_sharded_model_over_http(
 async def test_a_failed_reload_leaves_the_model_serving_as_before(
     tiny_config: Call, server_factory: Call, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outrider_runtime import models as models_module
+    from outrider_runtime import model_sessions as models_module
 
     ok = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 2], "data": [101, 102]}]}
     async with server_factory(tiny_config()) as srv, aiohttp.ClientSession() as s:

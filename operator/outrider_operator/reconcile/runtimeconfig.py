@@ -1,7 +1,8 @@
 """Render the runtime's own config file (``runtime.outrider.dev/v1alpha1`` RuntimeConfig).
 
-The runtime does not import the operator; the shape here matches
-``outrider_runtime.config`` and a test checks that the runtime accepts what we render.
+The runtime imports only the API package (``outrider_operator.api``, pydantic models), never this
+module or any other part of the operator; the shape rendered here matches
+``outrider_runtime.config``, and a test checks that the runtime accepts what we render.
 """
 
 from __future__ import annotations

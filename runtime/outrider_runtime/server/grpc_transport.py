@@ -20,7 +20,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from outrider_runtime.errors import BadRequestError, InferenceError, RuntimeError_, StateError
+from outrider_runtime.errors import BadRequestError, InferenceError, OutriderRuntimeError, StateError
 from outrider_runtime.server.codec import DTYPES, decode_bytes_tensor
 from outrider_runtime.server.limits import InputLimits
 from outrider_runtime.server.service import EXTENSIONS, SERVER_NAME, SERVER_VERSION, ModelService
@@ -65,7 +65,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             await context.abort(_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
         except StateError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except RuntimeError_ as exc:
+        except OutriderRuntimeError as exc:
             await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         raise AssertionError("unreachable")  # context.abort raises
 

@@ -46,8 +46,8 @@ from outrider_runtime.errors import (
     BadRequestError,
     InferenceError,
     NotServingError,
+    OutriderRuntimeError,
     OverloadedError,
-    RuntimeError_,
     StateError,
 )
 from outrider_runtime.server.admin import parse_body
@@ -241,7 +241,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, f"body could not be read: {exc}")
     except web.HTTPException:
         raise
-    except RuntimeError_ as exc:
+    except OutriderRuntimeError as exc:
         return _error(500, str(exc))
     except Exception as exc:  # keep serving; the client learns what went wrong
         log.exception("unhandled error on %s", request.path)
