@@ -18,12 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from outrider_operator.api.labels import (
-    ANNOTATION_GPU_INVENTORY,
-    GPU_RESOURCE,
-    LABEL_GPU_ARCHITECTURE,
-    LABEL_GPU_PRODUCT,
-)
+from outrider_scheduler.extender.simulation import gpu_node
 
 from .errors import TopologyError
 from .gpus import CATALOG, inventory_for
@@ -90,41 +85,29 @@ class NodePool(BaseModel):
         return [f"{self.name}-{i}" for i in range(self.count)]
 
     def node(self, name: str) -> dict[str, Any]:
-        """Return the v1 Node manifest (with status) for one node of this pool."""
+        """Return the v1 Node manifest (with status) for one node of this pool (the product's one
+        node builder, :func:`~outrider_scheduler.extender.simulation.gpu_node`)."""
         product = self.gpu_product
         spec = CATALOG[product] if product else None
-        resources = {
-            "cpu": self.cpu,
-            "memory": self.memory,
-            "pods": str(self.pods),
-            GPU_RESOURCE: str(self.gpus),
-        }
         labels = {
-            "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64",
-            "type": "kwok",
             "outrider.dev/node-pool": self.name,
-            LABEL_GPU_PRODUCT: spec.short if spec else "none",
-            LABEL_GPU_ARCHITECTURE: spec.architecture if spec else "none",
         }
         if self.stand_in:
             labels[STAND_IN_LABEL] = "true"
         if spec:
             labels["nvidia.com/gpu.product"] = spec.product.replace(" ", "-")
             labels["nvidia.com/gpu.count"] = str(self.gpus)
-        inventory = inventory_for(name, product, self.gpus, list(self.cached_models))
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "labels": labels,
-                "annotations": {KWOK_ANNOTATION: "fake", ANNOTATION_GPU_INVENTORY: inventory.to_annotation()},
-            },
-            "spec": {"taints": [dict(STAND_IN_TAINT)]} if self.stand_in else {},
-            "status": {"capacity": dict(resources), "allocatable": dict(resources)},
-        }
+        return gpu_node(
+            name,
+            inventory_for(name, product, self.gpus, list(self.cached_models)),
+            gpus=self.gpus,
+            resources={"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)},
+            labels=labels,
+            taints=[STAND_IN_TAINT] if self.stand_in else [],
+            kwok=True,
+        )
 
 
 class Topology(BaseModel):

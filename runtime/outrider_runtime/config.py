@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from outrider_operator.api.execution import MAX_BATCH_DELAY_MS, MAX_BATCH_SIZE, MAX_LOOKAHEAD_WINDOW
 from outrider_operator.api.runtime import ModelState
 from outrider_operator.api.spec import DynamicBatching as DynamicMode
 from outrider_operator.api.spec import Layer, PrecisionPolicy
@@ -91,12 +92,15 @@ class PrecisionConfig(_Model):
 class BatchingConfig(_Model):
     """Dynamic batching knobs; all of them can be changed live through the admin API."""
 
-    max_batch_size: int = Field(16, ge=1, le=4096, description="Largest batch the batcher forms.")
+    max_batch_size: int = Field(16, ge=1, le=MAX_BATCH_SIZE, description="Largest batch the batcher forms.")
     min_batch_delay_ms: float = Field(
-        10.0, ge=0, le=10_000, description="How long the batcher waits for a batch to fill, ms."
+        10.0, ge=0, le=MAX_BATCH_DELAY_MS, description="How long the batcher waits for a batch to fill, ms."
     )
     lookahead_window: int = Field(
-        3, ge=0, le=64, description="Extra batches' worth of queued requests scanned to group by length."
+        3,
+        ge=0,
+        le=MAX_LOOKAHEAD_WINDOW,
+        description="Extra batches' worth of queued requests scanned to group by length.",
     )
     dynamic: DynamicMode = Field(DynamicMode.ENABLED, description="Enabled|Disabled (Disabled = batch 1).")
 
@@ -107,7 +111,7 @@ class ShardConfig(_Model):
     name: str = Field(..., min_length=1, max_length=63, description="Shard name.")
     layers: list[Layer] = Field(..., min_length=1, description="Layer groups held by this shard.")
     device_preference: str = Field("any", description="Scheduling hint (memoryBandwidth, compute, any).")
-    max_batch_size: int = Field(32, ge=1, le=4096, description="Micro-batch size this shard runs.")
+    max_batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Micro-batch size this shard runs.")
     device: str | None = Field(None, pattern=r"^(cpu|cuda:\d+)$", description="cpu or cuda:N; default cpu.")
     precision: PrecisionPolicy | None = Field(
         None, description="Per-shard precision (fp32|fp16|bf16|int8); default: the model's policy."

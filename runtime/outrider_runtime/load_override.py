@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from outrider_operator.api.execution import MAX_BATCH_DELAY_MS, MAX_BATCH_SIZE
 from outrider_runtime.config import PrecisionPolicy
 from outrider_runtime.errors import BadRequestError
 
@@ -45,8 +46,10 @@ class LoadOverride:
         if unknown:
             raise BadRequestError(f"load config override has unsupported fields: {unknown}")
         mbs = cfg.get("max_batch_size")
-        if mbs is not None and (isinstance(mbs, bool) or not isinstance(mbs, int) or not 1 <= mbs <= 4096):
-            raise BadRequestError(f"max_batch_size must be an integer in 1..4096, got {mbs!r}")
+        if mbs is not None and (
+            isinstance(mbs, bool) or not isinstance(mbs, int) or not 1 <= mbs <= MAX_BATCH_SIZE
+        ):
+            raise BadRequestError(f"max_batch_size must be an integer in 1..{MAX_BATCH_SIZE}, got {mbs!r}")
         delay = None
         dyn = cfg.get("dynamic_batching")
         if isinstance(dyn, dict) and "max_queue_delay_microseconds" in dyn:
@@ -56,11 +59,11 @@ class LoadOverride:
             if (
                 isinstance(raw_delay, bool)
                 or not isinstance(raw_delay, int | float)
-                or not 0 <= raw_delay <= 10_000_000
+                or not 0 <= raw_delay <= MAX_BATCH_DELAY_MS * 1000
             ):
                 raise BadRequestError(
-                    "dynamic_batching.max_queue_delay_microseconds must be a number in 0..10000000 "
-                    f"(10 s), got {raw_delay!r}"
+                    "dynamic_batching.max_queue_delay_microseconds must be a number in "
+                    f"0..{MAX_BATCH_DELAY_MS * 1000} ({MAX_BATCH_DELAY_MS // 1000} s), got {raw_delay!r}"
                 )
             delay = float(raw_delay) / 1000.0
         prec = None

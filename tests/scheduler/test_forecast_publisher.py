@@ -39,7 +39,10 @@ class ScriptedService(ForecasterService):
 def idf(status: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "metadata": {"name": "m", "namespace": "ml", "generation": 3},
-        "spec": {"scaling": {"forecastHorizonSeconds": 600}},
+        "spec": {
+            "model": {"name": "m", "uri": "builtin:all-minilm-l6-v2"},
+            "scaling": {"forecastHorizonSeconds": 600},
+        },
         "status": status or {},
     }
 
@@ -157,6 +160,18 @@ def test_a_forecaster_that_cannot_start_is_reported_and_the_rest_go_on() -> None
     report = ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
     assert report.failures == ["ml/m: cannot forecast this one"]
     assert report.published == 1 and rest.applied[0][0]["metadata"]["name"] == "n"
+
+
+def test_a_spec_that_does_not_validate_is_reported_and_the_rest_go_on() -> None:
+    """The spec is read through the API's typed model, not picked out of a dict."""
+    bad = idf()
+    bad["metadata"] = {"name": "bad", "namespace": "ml", "generation": 1}
+    bad["spec"]["scaling"]["forecastHorizonSeconds"] = "soon"
+    rest, service = FakeRest([bad, idf()]), ScriptedService()
+    report = ForecastPublisher(rest, service).cycle()  # type: ignore[arg-type]
+    assert len(report.failures) == 1 and report.failures[0].startswith("ml/bad: ")
+    assert "scaling.forecastHorizonSeconds" in report.failures[0]
+    assert list(service.forecasters) == [("ml", "m")]
 
 
 def test_only_the_watched_namespaces_are_forecast() -> None:

@@ -23,7 +23,12 @@ from enum import StrEnum
 from pydantic import Field
 
 from outrider_operator.api.base import ApiModel
-from outrider_operator.api.spec import DynamicBatching
+from outrider_operator.api.execution import (
+    MAX_BATCH_DELAY_MS,
+    MAX_BATCH_SIZE,
+    MAX_LOOKAHEAD_WINDOW,
+    DynamicBatching,
+)
 
 __all__ = [
     "BatchStat",
@@ -61,21 +66,21 @@ class BatchingUpdate(ApiModel):
     )
     # strict: a JSON true, "32" or 3.0 is refused instead of being read as 1, 32 or 3
     max_batch_size: int | None = Field(
-        default=None, strict=True, ge=1, le=4096, description="Largest batch the batcher forms."
+        default=None, strict=True, ge=1, le=MAX_BATCH_SIZE, description="Largest batch the batcher forms."
     )
     min_batch_delay_ms: float | None = Field(
         default=None,
         strict=True,
         allow_inf_nan=False,
         ge=0,
-        le=10_000,
+        le=MAX_BATCH_DELAY_MS,
         description="How long the batcher waits for a batch to fill, ms.",
     )
     lookahead_window: int | None = Field(
         default=None,
         strict=True,
         ge=0,
-        le=64,
+        le=MAX_LOOKAHEAD_WINDOW,
         description="Queued batches scanned to group requests by length.",
     )
     dynamic: DynamicBatching | None = Field(default=None, description="Enabled or Disabled (batch 1).")
@@ -85,7 +90,7 @@ class BatchingSettings(ApiModel):
     """Dynamic batching as it is in effect (the answer of ``POST /v2/admin/batching``)."""
 
     model: str = Field(description="Model name.")
-    max_batch_size: int = Field(ge=1, le=4096, description="Largest batch the batcher forms.")
+    max_batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE, description="Largest batch the batcher forms.")
     min_batch_delay_ms: float = Field(ge=0, description="How long the batcher waits for a batch to fill, ms.")
     lookahead_window: int = Field(ge=0, description="Queued batches scanned to group requests by length.")
     dynamic: DynamicBatching = Field(description="Enabled or Disabled.")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outrider_operator.api import labels
+from outrider_operator.api.placement import render_shard_plan, shard_plan_for
 from outrider_operator.api.spec import DEFAULT_IMAGE, Engine, InferenceDeploymentSpec
 from outrider_operator.reconcile.quantities import parse_quantity_mib
 from outrider_operator.reconcile.runtimeconfig import (
@@ -137,27 +138,7 @@ def pool_role(pool: str) -> str:
 
 def shard_plan_annotation(spec: InferenceDeploymentSpec) -> str:
     """JSON shard plan for the scheduler extender (one group holding everything when unsharded)."""
-    groups = [
-        {
-            "name": g.name,
-            "layers": [str(x) for x in g.layers],
-            "devicePreference": str(g.device_preference),
-            "maxBatchSize": g.max_batch_size,
-            "gpus": g.gpus,
-        }
-        for g in spec.sharding.groups
-    ]
-    if not groups:
-        groups = [
-            {
-                "name": "all",
-                "layers": ["all"],
-                "devicePreference": "compute",
-                "maxBatchSize": spec.batching.max_batch_size,
-                "gpus": max(spec.runtime.gpus_per_replica, 0),
-            }
-        ]
-    return json.dumps(groups, separators=(",", ":"), sort_keys=True)
+    return render_shard_plan(shard_plan_for(spec))
 
 
 def _config_hash(files: dict[str, str]) -> str:

@@ -6,10 +6,9 @@ so the extender works for any pod that requests ``nvidia.com/gpu``, Outrider-man
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from outrider_operator.api.labels import (
     ANNOTATION_MIN_GPU_MEMORY,
@@ -20,28 +19,37 @@ from outrider_operator.api.labels import (
     LABEL_MODEL,
     LABEL_POOL,
 )
-from outrider_operator.api.spec import Layer
+from outrider_operator.api.placement import ShardPlanEntry, ShardPlanError, parse_shard_plan
 
 from .errors import MalformedRequestError
 
-__all__ = ["DevicePreference", "PodRequirements", "ShardGroup", "gpu_request", "parse_quantity_int"]
-
-DevicePreference = Literal["memoryBandwidth", "compute"]
-"""Which device property a shard group benefits from most."""
+__all__ = ["PodRequirements", "ShardGroup", "gpu_request", "parse_quantity_int"]
 
 _PRECISIONS = {"fp32", "fp16", "bf16", "int8", "fp8"}
-_LAYERS = {layer.value for layer in Layer}
 
 
 @dataclass(frozen=True, slots=True)
 class ShardGroup:
-    """One entry of the ``outrider.dev/shard-plan`` annotation."""
+    """One entry of the ``outrider.dev/shard-plan`` annotation (read through the API's
+    :class:`~outrider_operator.api.placement.ShardPlanEntry`), as a hashable value."""
 
     name: str
     layers: tuple[str, ...]
-    device_preference: DevicePreference
+    device_preference: str
+    """``memoryBandwidth`` or ``compute`` (the API's ``DevicePreference``)."""
     max_batch_size: int
     gpus: int
+
+    @classmethod
+    def from_entry(cls, entry: ShardPlanEntry) -> ShardGroup:
+        """The extender's view of one validated shard-plan entry."""
+        return cls(
+            entry.name,
+            tuple(str(x) for x in entry.layers),
+            str(entry.device_preference),
+            entry.max_batch_size,
+            entry.gpus,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,42 +172,7 @@ def _min_memory(raw: str | None) -> int:
 
 
 def _shard_plan(raw: str | None) -> tuple[ShardGroup, ...]:
-    if raw is None or not raw.strip():
-        return ()
-    where = f"annotation {ANNOTATION_SHARD_PLAN}"
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise MalformedRequestError(f"{where} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, list):
-        raise MalformedRequestError(f"{where} must be a JSON list of shard groups")
-    groups: list[ShardGroup] = []
-    for i, item in enumerate(data):
-        if not isinstance(item, Mapping):
-            raise MalformedRequestError(f"{where}[{i}] must be an object")
-        pref = item.get("devicePreference", "memoryBandwidth")
-        if pref not in ("memoryBandwidth", "compute"):
-            raise MalformedRequestError(
-                f"{where}[{i}].devicePreference={pref!r} must be 'memoryBandwidth' or 'compute'"
-            )
-        layers = item.get("layers", ["all"])
-        if not isinstance(layers, list) or not all(isinstance(x, str) and x in _LAYERS for x in layers):
-            raise MalformedRequestError(
-                f"{where}[{i}].layers={layers!r} must be a list of {', '.join(sorted(_LAYERS))}"
-            )
-        ints: dict[str, int] = {}
-        for key, default in (("maxBatchSize", 1), ("gpus", 1)):
-            value = item.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise MalformedRequestError(f"{where}[{i}].{key}={value!r} must be a non-negative integer")
-            ints[key] = value
-        groups.append(
-            ShardGroup(
-                name=str(item.get("name", f"shard-{i}")),
-                layers=tuple(layers),
-                device_preference=pref,
-                max_batch_size=ints["maxBatchSize"],
-                gpus=ints["gpus"],
-            )
-        )
-    return tuple(groups)
+        return tuple(ShardGroup.from_entry(e) for e in parse_shard_plan(raw))
+    except ShardPlanError as exc:
+        raise MalformedRequestError(str(exc)) from None

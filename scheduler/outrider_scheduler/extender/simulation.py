@@ -1,20 +1,21 @@
-"""Synthetic nodes and pods built from the agent's recorded inventories.
+"""Synthetic nodes and pods: the one builder of GPU Node manifests, and the pods the operator makes.
 
-Used by tests, the benchmark and the end-to-end tests to create realistic GPU nodes (the node
-inventory annotation comes from the agent's own discovery over a recorded NVML reading) and the
-pods the operator would create.
+:func:`gpu_node` is the only place that turns a GPU inventory into a Node (allocatable GPUs, the
+agent's own product and architecture labels, the inventory annotation); the development cluster's
+topology, the extender benchmark and the tests all build their nodes with it. :func:`make_node`
+takes its inventory from the agent's discovery over a recorded NVML reading.
 """
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from outrider_operator.api.inventory import GpuInventory
 from outrider_operator.api.labels import (
+    ANNOTATION_GPU_INVENTORY,
     ANNOTATION_MIN_GPU_MEMORY,
     ANNOTATION_PRECISION,
     ANNOTATION_SHARD_PLAN,
@@ -24,8 +25,9 @@ from outrider_operator.api.labels import (
     LABEL_POOL,
     SCHEDULER_NAME,
 )
+from outrider_operator.api.placement import ShardPlanEntry, render_shard_plan
 
-__all__ = ["DEFAULT_MIX", "make_node", "make_pod", "recorded_inventory", "synthetic_nodes"]
+__all__ = ["DEFAULT_MIX", "gpu_node", "make_node", "make_pod", "recorded_inventory", "synthetic_nodes"]
 
 DEFAULT_MIX: tuple[tuple[str, float], ...] = (
     ("h100-sxm5-80gb-x8", 0.2),
@@ -37,6 +39,10 @@ DEFAULT_MIX: tuple[tuple[str, float], ...] = (
 """Default product mix of a synthetic cluster: (recorded fixture, share of nodes)."""
 
 
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+"""The taint that keeps pods without the matching toleration off a KWOK node."""
+
+
 @cache
 def recorded_inventory(fixture: str) -> GpuInventory:
     """The inventory the agent would publish for a recorded machine (no cached models)."""
@@ -44,6 +50,47 @@ def recorded_inventory(fixture: str) -> GpuInventory:
     from ..agent.nvml import load_recorded
 
     return inventory_from_snapshot(load_recorded(fixture))
+
+
+def gpu_node(
+    name: str,
+    inventory: GpuInventory | None,
+    *,
+    gpus: int | None = None,
+    resources: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    taints: Sequence[Mapping[str, str]] = (),
+    kwok: bool = False,
+) -> dict[str, Any]:
+    """A v1 Node dict (with status) for a node whose agent published ``inventory``.
+
+    Labels are the agent's (:func:`~outrider_scheduler.agent.publishing.node_labels`) plus
+    ``labels``; allocatable ``nvidia.com/gpu`` is the inventory's GPU count, or ``gpus`` for a node
+    without an inventory (``inventory=None``: a node without the agent). ``kwok`` marks the node
+    for KWOK to manage (the annotation; taints are the caller's).
+    """
+    from ..agent.publishing import node_labels
+
+    annotations: dict[str, str] = {}
+    all_labels = {"kubernetes.io/hostname": name, "type": "kwok" if kwok else "simulated"}
+    count = gpus if gpus is not None else 0
+    if inventory is not None:
+        annotations[ANNOTATION_GPU_INVENTORY] = inventory.to_annotation()
+        all_labels.update(node_labels(inventory))
+        count = len(inventory.gpus) if gpus is None else gpus
+    if kwok:
+        annotations["kwok.x-k8s.io/node"] = "fake"
+    all_labels.update(labels or {})
+    base = resources or {"cpu": "64", "memory": "512Gi", "pods": "110"}
+    capacity = {**base, GPU_RESOURCE: str(count)}
+    spec: dict[str, Any] = {"taints": [dict(t) for t in taints]} if taints else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": all_labels, "annotations": annotations},
+        "spec": spec,
+        "status": {"capacity": dict(capacity), "allocatable": dict(capacity)},
+    }
 
 
 def make_node(
@@ -55,35 +102,16 @@ def make_node(
     kwok: bool = False,
     gpus_without_inventory: int = 8,
 ) -> dict[str, Any]:
-    """A v1 Node dict with allocatable GPUs and (unless ``fixture`` is None) the inventory annotation.
+    """A Node with the inventory of a recorded machine (``fixture``), via :func:`gpu_node`.
 
     With ``fixture=None`` the node advertises ``gpus_without_inventory`` GPUs but no inventory, as
     a node without the agent would.
     """
-    from ..agent.publishing import node_labels
-
-    annotations: dict[str, str] = {}
-    all_labels = {"kubernetes.io/hostname": name, "type": "kwok" if kwok else "simulated"}
-    gpus = gpus_without_inventory
-    if fixture is not None:
-        inv = recorded_inventory(fixture).model_copy(update={"cached_models": sorted(cached_models)})
-        annotations["outrider.dev/gpu-inventory"] = inv.to_annotation()
-        all_labels.update(node_labels(inv))
-        gpus = len(inv.gpus)
-    if kwok:
-        annotations["kwok.x-k8s.io/node"] = "fake"
-    all_labels.update(labels or {})
-    resources = {"cpu": "64", "memory": "512Gi", "pods": "110", GPU_RESOURCE: str(gpus)}
-    node: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": all_labels, "annotations": annotations},
-        "spec": {},
-        "status": {"capacity": dict(resources), "allocatable": dict(resources)},
-    }
-    if kwok:
-        node["spec"]["taints"] = [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
-    return node
+    taints = [KWOK_TAINT] if kwok else []
+    if fixture is None:
+        return gpu_node(name, None, gpus=gpus_without_inventory, labels=labels, taints=taints, kwok=kwok)
+    inv = recorded_inventory(fixture).model_copy(update={"cached_models": sorted(cached_models)})
+    return gpu_node(name, inv, labels=labels, taints=taints, kwok=kwok)
 
 
 def make_pod(
@@ -114,7 +142,10 @@ def make_pod(
     if precision:
         annotations[ANNOTATION_PRECISION] = precision
     if shard_plan is not None:
-        annotations[ANNOTATION_SHARD_PLAN] = json.dumps(list(shard_plan))
+        entries = [
+            ShardPlanEntry.model_validate({"name": f"shard-{i}", **g}) for i, g in enumerate(shard_plan)
+        ]
+        annotations[ANNOTATION_SHARD_PLAN] = render_shard_plan(entries)
     spec: dict[str, Any] = {
         "schedulerName": SCHEDULER_NAME,
         "containers": [

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from outrider_operator.api import labels
+from outrider_operator.api.resource import parse_spec
 from outrider_operator.api.status import ConditionType, ForecastSummary, parse_status
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest
@@ -86,10 +89,10 @@ class ForecastPublisher:
         for item in items:
             meta = item.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
-            horizon = ((item.get("spec") or {}).get("scaling") or {}).get("forecastHorizonSeconds")
             try:
-                self.service.add(ns, name, int(horizon) if isinstance(horizon, int) else None)
-            except ForecastError as exc:  # one deployment's settings must not stop the others
+                spec = parse_spec(item.get("spec") or {})
+                self.service.add(ns, name, spec.scaling.forecast_horizon_seconds)
+            except (ForecastError, ValidationError) as exc:  # one deployment must not stop the others
                 report.failures.append(f"{ns}/{name}: {exc}")
                 log.warning("cannot forecast %s/%s: %s", ns, name, exc)
                 continue

@@ -1,0 +1,339 @@
+"""One deployment's forecaster: its request history, fitted state and live accuracy.
+
+Predictions are cheap and never wait for a refit: a refit (learned model plus conformal calibration
+over recent history) runs in a background thread and swaps in a new frozen state when done. With
+little history the forecaster uses the simple predictors only and says so (``reason=ColdStart``
+and ``outrider_forecaster_learned_model_active 0``); once there is enough it adds the learned
+model (``reason=Learned``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .baselines import Candidate, simple_point_forecasts
+from .ensemble import TARGETS, EnsembleState, pinball, run_ensemble
+from .errors import ForecastError
+from .features import FeatureSet
+from .metrics import ForecastMetrics
+from .model import LearnedModel
+from .pipeline import ENSEMBLE_CANDIDATES, eps_for, learned_raw, make_targets, simple_candidates
+from .result import REASONS, ForecastResult
+from .series import StepSeries
+from .settings import ForecasterSettings
+
+__all__ = ["DeploymentForecaster"]
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    model: LearnedModel | None
+    state: EnsembleState
+    fitted_at: float
+    model_fitted_at: float
+    train_end_time: float
+    """Origins at or after this time are out-of-sample for ``model``."""
+
+
+class DeploymentForecaster:
+    """History, fitted state and live accuracy of one deployment (thread-safe)."""
+
+    def __init__(
+        self, name: str, settings: ForecasterSettings, metrics: ForecastMetrics | None = None
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.metrics = metrics
+        self.k = settings.horizon_seconds // settings.step_seconds
+        if self.k < 1 or settings.horizon_seconds % settings.step_seconds:
+            raise ForecastError(
+                f"horizon {settings.horizon_seconds} s must be a multiple of the "
+                f"{settings.step_seconds} s step"
+            )
+        self.eps = eps_for(settings.horizon_seconds)
+        self._lock = threading.Lock()
+        self._series: StepSeries | None = None
+        self._fitted: _Fitted | None = None
+        self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
+        # the learned model's live forecasts by origin time: its walk-forward record for calibration
+        self._records: dict[float, tuple[float, float, float]] = {}
+        self.last: ForecastResult | None = None
+
+    # -- history ---------------------------------------------------------------------------------
+    def observe(self, series: StepSeries) -> None:
+        """Merge newer counts into the history (overlapping bins are replaced)."""
+        if series.step_seconds != self.settings.step_seconds:
+            raise ForecastError(f"expected {self.settings.step_seconds} s steps, got {series.step_seconds} s")
+        with self._lock:
+            cur = self._series
+            if cur is None or series.t0 < cur.t0:
+                merged = series
+            else:
+                off = round((series.t0 - cur.t0) / series.step_seconds)
+                n = max(len(cur.y), off + len(series.y))
+                y = np.zeros(n)
+                y[: len(cur.y)] = cur.y
+                y[off : off + len(series.y)] = series.y
+                merged = StepSeries(cur.t0, cur.step_seconds, y)
+            keep = self.settings.history_seconds // self.settings.step_seconds
+            if len(merged.y) > keep:
+                drop = len(merged.y) - keep
+                merged = StepSeries(
+                    merged.t0 + drop * merged.step_seconds, merged.step_seconds, merged.y[drop:]
+                )
+            self._series = merged
+
+    @property
+    def series(self) -> StepSeries | None:
+        """The current history."""
+        return self._series
+
+    def end_time(self) -> float | None:
+        """End of the last bin in the history."""
+        s = self._series
+        return None if s is None else s.t0 + len(s.y) * s.step_seconds
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def refit(self, now: float | None = None, force_model: bool = False) -> None:
+        """Refit (the learned model if due) and recalibrate; safe to run in a background thread."""
+        series = self._series
+        if series is None:
+            return
+        now = time.time() if now is None else now
+        started = time.perf_counter()
+        s, k, eps = self.settings, self.k, self.eps
+        rates = series.rates
+        n = len(rates)
+        cw = max(s.ensemble.min_calib, s.ensemble.calib_window_seconds // s.step_seconds)
+        lw = max(s.ensemble.min_calib, s.ensemble.loss_window_seconds // s.step_seconds)
+        prev = self._fitted
+        model = prev.model if prev else None
+        model_at = prev.model_fitted_at if prev else 0.0
+        train_end_time = prev.train_end_time if prev else 0.0
+        fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
+        first = max(1, n - (cw + lw + 2 * k))
+        if n * s.step_seconds >= s.learned_min_history_seconds:
+            due = model is None or force_model or now - model_at >= s.refit_interval_seconds
+            if due:
+                holdout = min(cw, n // 3)
+                cut = n - holdout  # fit on windows over by `cut`; calibrate on the rest (split conformal)
+                m = self._fit(series, fs, cut)
+                if m is not None:
+                    if model is None:
+                        self._backfill_records(series, fs, first, cut)
+                    model, model_at = m, now
+                    train_end_time = series.t0 + cut * s.step_seconds
+        origins = np.arange(first, n + 1, dtype=np.int64)
+        cands = simple_candidates(rates, origins, k, s.step_seconds)
+        tg = make_targets(series, k, eps, origins, fs)
+        if model is not None:
+            # Only out-of-sample forecasts enter the learned model's scores: what it forecast live
+            # (recorded by predict), else the current model on origins after its training windows.
+            times = series.t0 + origins * float(s.step_seconds)
+            oos = times >= train_end_time
+            raw = {t: np.full(len(origins), np.nan) for t in TARGETS}
+            if oos.any():
+                pred = learned_raw(model, fs.build(origins[oos]), tg.base[oos], eps)
+                for t in TARGETS:
+                    raw[t][oos] = pred[t]
+            oldest = float(times[0])
+            with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
+                for tm in [tm for tm in self._records if tm < oldest]:
+                    self._records.pop(tm, None)
+                records = dict(self._records)
+            for j, tm in enumerate(times.tolist()):
+                rec = records.get(tm)
+                if rec is not None:
+                    raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
+            cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
+        ens = run_ensemble(
+            [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
+            tg.rate,
+            tg.scale,
+            k,
+            s.step_seconds,
+            s.ensemble,
+        )
+        state = ens.state_at(len(origins) - 1)
+        with self._lock:
+            self._fitted = _Fitted(model, state, now, model_at, train_end_time)
+        if self.metrics:
+            self.metrics.refit_seconds.observe(time.perf_counter() - started)
+
+    def _fit(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
+        """A learned model fitted on the windows over by row ``cut`` (None: too few or idle)."""
+        s, k, eps = self.settings, self.k, self.eps
+        train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
+        if not train.size:
+            return None
+        tg = make_targets(series, k, eps, train, fs)
+        lb = np.log(tg.base + eps)
+        zm = np.log(tg.rate["mean_p50"] + eps) - lb
+        zp = np.log(tg.rate["peak_p90"] + eps) - lb
+        m = LearnedModel(fs.names, s.model)
+        return m if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)) else None
+
+    def _backfill_records(self, series: StepSeries, fs: FeatureSet, first: int, cut: int) -> None:
+        """Give a first learned model a walk-forward record over the scored origins it trained on.
+
+        A fresh forecaster (started, or restarted, with days of history) has no live forecasts of
+        its learned model, so only the hours after the training cut would score it: on a quiet
+        afternoon a daily ramp that it learned from earlier days would count for nothing in its
+        weight until it had run live for a day, and the forecast would miss the next ramp. A second
+        model, fitted only on windows over before the first scored origin, forecasts those origins
+        out of sample, and its forecasts stand in for the live record the learned model lacks (live
+        forecasts, once made, are never replaced).
+        """
+        s, k, eps = self.settings, self.k, self.eps
+        end = first - k
+        if end * s.step_seconds < s.learned_min_history_seconds:
+            return
+        m = self._fit(series, fs, end)
+        if m is None:
+            return
+        origins = np.arange(first, cut + 1, dtype=np.int64)
+        if not origins.size:
+            return
+        pred = learned_raw(m, fs.build(origins), fs.base(origins), eps)
+        times = (series.t0 + origins * float(s.step_seconds)).tolist()
+        with self._lock:
+            for j, tm in enumerate(times):
+                self._records.setdefault(
+                    tm, (float(pred["mean_p50"][j]), float(pred["mean_p90"][j]), float(pred["peak_p90"][j]))
+                )
+            # the oldest first, so that pruning in ``predict`` drops the oldest
+            self._records = dict(sorted(self._records.items()))
+
+    def refit_due(self, now: float) -> bool:
+        """Whether a recalibration (and maybe a model refit) is due."""
+        f = self._fitted
+        return f is None or now - f.fitted_at >= self.settings.recalibrate_interval_seconds
+
+    # -- predicting ------------------------------------------------------------------------------
+    def predict(self, now: float | None = None) -> ForecastResult:
+        """Forecast the next horizon from the current history and the last fitted state."""
+        now = time.time() if now is None else now
+        started = time.perf_counter()
+        s, k, eps = self.settings, self.k, self.eps
+        series, fitted = self._series, self._fitted
+        if series is None or len(series.y) < k:
+            have = 0 if series is None else len(series.y) * s.step_seconds
+            return self._finish(
+                ForecastResult(
+                    self.name,
+                    s.horizon_seconds,
+                    0.0,
+                    0.0,
+                    0.0,
+                    now,
+                    False,
+                    "InsufficientHistory",
+                    f"history covers {have} s; at least {s.horizon_seconds} s are needed",
+                ),
+                started,
+            )
+        rates = series.rates
+        n = len(rates)
+        origin = np.array([n], dtype=np.int64)
+        raw: dict[str, dict[str, float]] = {}
+        for name, (point, _) in simple_point_forecasts(rates, origin, k, s.step_seconds).items():
+            v = float(max(point[0], 0.0))
+            raw[name] = {t: v for t in TARGETS}
+        scale = float(np.mean(rates[max(0, n - 4 * k) :])) + eps
+        learned = fitted is not None and fitted.model is not None
+        if fitted is not None and fitted.model is not None:
+            fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
+            pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
+            raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
+            t_now = series.t0 + n * float(s.step_seconds)
+            limit = (
+                s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds
+            ) // s.step_seconds + 4 * k
+            with self._lock:  # a background refit reads these records
+                self._records[t_now] = (
+                    raw["outrider_gbm"]["mean_p50"],
+                    raw["outrider_gbm"]["mean_p90"],
+                    raw["outrider_gbm"]["peak_p90"],
+                )
+                while len(self._records) > limit:
+                    self._records.pop(next(iter(self._records)))
+        out = fitted.state.apply(raw, scale) if fitted is not None else {}
+        if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
+            # not calibrated yet: the moving average, uncalibrated
+            ma = raw["moving_average"]["mean_p50"]
+            out = {t: ma for t in TARGETS}
+            learned = False
+        p50 = out["mean_p50"]
+        p90 = max(out["mean_p90"], p50)
+        peak = max(out["peak_p90"], p90)
+        reason = "Learned" if learned else "ColdStart"
+        msg = (
+            "learned model and simple predictors, conformally calibrated"
+            if learned
+            else f"simple predictors only until {s.learned_min_history_seconds} s of history"
+        )
+        t_origin = series.t0 + n * s.step_seconds
+        self._published.append((t_origin, p50, p90, peak))
+        return self._finish(
+            ForecastResult(self.name, s.horizon_seconds, p50, p90, peak, now, True, reason, msg), started
+        )
+
+    def unavailable(self, message: str, now: float | None = None) -> ForecastResult:
+        """The result when the metrics source failed: the last forecast values, ``forecasting=False``."""
+        now = time.time() if now is None else now
+        last = self.last
+        base = (last.p50_rps, last.p90_rps, last.peak_p90_rps) if last else (0.0, 0.0, 0.0)
+        res = ForecastResult(
+            self.name, self.settings.horizon_seconds, *base, now, False, "MetricsUnavailable", message
+        )
+        if self.metrics:
+            self.metrics.source_errors.labels(deployment=self.name).inc()
+        return self._finish(res, None)
+
+    def _finish(self, res: ForecastResult, started: float | None) -> ForecastResult:
+        self.last = res
+        m = self.metrics
+        if m is None:
+            return res
+        if started is not None:
+            m.predict_seconds.observe(time.perf_counter() - started)
+        for t, v in (("mean_p50", res.p50_rps), ("mean_p90", res.p90_rps), ("peak_p90", res.peak_p90_rps)):
+            m.forecast.labels(deployment=self.name, target=t).set(v)
+        m.learned.labels(deployment=self.name).set(1.0 if res.reason == "Learned" else 0.0)
+        m.set_reason(self.name, res.reason, REASONS)
+        acc = self.accuracy()
+        if acc:
+            m.coverage.labels(deployment=self.name).set(acc["coverage_p90"])
+            m.peak_coverage.labels(deployment=self.name).set(acc["peak_under_rate"])
+            m.pinball.labels(deployment=self.name, target="mean_p50").set(acc["pinball_p50"])
+            m.pinball.labels(deployment=self.name, target="mean_p90").set(acc["pinball_p90"])
+        return res
+
+    def accuracy(self) -> dict[str, float]:
+        """Live accuracy over the most recent published forecasts whose windows are over."""
+        series = self._series
+        if series is None or not self._published:
+            return {}
+        step, k = self.settings.step_seconds, self.k
+        ends = series.t0 + len(series.y) * step
+        rows = [p for p in self._published if p[0] + k * step <= ends and p[0] >= series.t0]
+        rows = rows[-self.settings.accuracy_window :]
+        if not rows:
+            return {}
+        arr = np.asarray(rows)
+        idx = np.round((arr[:, 0] - series.t0) / step).astype(np.int64)
+        windows = np.stack([series.y[i : i + k] for i in idx]) / step
+        mean, peak = windows.mean(axis=1), windows.max(axis=1)
+        scale = max(float(mean.mean()), self.eps)
+        return {
+            "windows": float(len(rows)),
+            "coverage_p90": float(np.mean(mean <= arr[:, 2])),
+            "peak_under_rate": float(np.mean(peak <= arr[:, 3])),
+            "pinball_p50": float(pinball(mean, arr[:, 1], 0.5).mean() / scale),
+            "pinball_p90": float(pinball(mean, arr[:, 2], 0.9).mean() / scale),
+        }
