@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from outrider_cli.bootstrap import add_logging_arguments, setup_logging
 from outrider_runtime.config import RuntimeConfig, load_config
 from outrider_runtime.errors import OutriderRuntimeError
 
@@ -75,7 +76,7 @@ async def serve(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_format, args.log_level)
     try:
         config = load_config(args.config) if args.config else RuntimeConfig()
         ready = Path(args.ready_file) if args.ready_file else None
@@ -110,7 +111,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="Override server.httpPort (0 = any free port).")
     p.add_argument("--grpc-port", type=int, help="Override server.grpcPort (0 = any free port).")
     p.add_argument("--ready-file", help="Write {'port': N, 'grpcPort': M} here once the sockets are bound.")
-    p.add_argument("--log-level", default="INFO")
+    add_logging_arguments(p)
     p.set_defaults(func=_serve)
     b = sub.add_parser("build-model", help="Build (and cache) a builtin ONNX model; prints its directory.")
     b.add_argument("name", choices=["all-minilm-l6-v2", "tiny-bert"])

@@ -19,23 +19,26 @@ server-side apply of them idempotent.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from outrider_operator.api import labels
 from outrider_operator.api.placement import render_shard_plan, shard_plan_for
-from outrider_operator.api.spec import DEFAULT_IMAGE, Engine, InferenceDeploymentSpec
-from outrider_operator.reconcile.quantities import parse_quantity_mib
+from outrider_operator.api.spec import DEFAULT_IMAGE, InferenceDeploymentSpec
+from outrider_operator.reconcile.pod_template import (
+    READINESS_PERIOD_SECONDS,
+    SETTLED_PATH,
+    cache_volume,
+    config_files,
+    container,
+    gpu_preferences,
+    pod_annotations,
+)
 from outrider_operator.reconcile.runtimeconfig import (
     GRPC_PORT,
     HTTP_PORT,
     PVC_MOUNT,
-    config_key,
     pvc_claim,
-    runtime_config_files,
 )
 
 __all__ = [
@@ -55,17 +58,6 @@ __all__ = [
 
 POOLS = (labels.POOL_ACTIVE, labels.POOL_WARM, labels.POOL_COLD)
 """The pools, in the order they are rendered."""
-
-CONFIG_MOUNT = "/etc/outrider"
-MODEL_CACHE_MOUNT = "/var/cache/outrider"
-"""Writable model cache of serving pods (an emptyDir; the image sets the same path)."""
-SETTLED_PATH = "/v2/health/settled"
-"""Readiness probe path of outrider-engine pods: 200 when the model is in the state last asked for."""
-READINESS_PERIOD_SECONDS = 1
-"""Readiness probe period: a promoted or newly loaded pod is routed within about a second."""
-PRESTOP_SLEEP_SECONDS = 5
-"""A terminating pod keeps serving this long before SIGTERM (kubelet ``preStop`` sleep action), the
-time for its endpoint to leave every kube-proxy; part of terminationGracePeriodSeconds (30)."""
 
 
 @dataclass(frozen=True)
@@ -141,120 +133,12 @@ def shard_plan_annotation(spec: InferenceDeploymentSpec) -> str:
     return render_shard_plan(shard_plan_for(spec))
 
 
-def _config_hash(files: dict[str, str]) -> str:
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-    return digest[:16]
-
-
-@functools.lru_cache(maxsize=2048)
-def _config_files(spec_json: str) -> tuple[dict[str, str], str]:
-    """The runtime config files of a spec and their hash, memoised by the spec's JSON: writing YAML
-    is most of a pass's CPU, and passes over unchanged specs are the common case. Callers copy."""
-    files = runtime_config_files(InferenceDeploymentSpec.model_validate_json(spec_json))
-    return files, _config_hash(files)
-
-
-def _container(spec: InferenceDeploymentSpec, pool: str, image: str) -> dict[str, Any]:
-    resources: dict[str, Any] = {
-        "requests": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
-        "limits": {"cpu": spec.runtime.resources.cpu, "memory": spec.runtime.resources.memory},
-    }
-    if spec.runtime.gpus_per_replica > 0:
-        gpus = str(spec.runtime.gpus_per_replica)
-        resources["requests"][labels.GPU_RESOURCE] = gpus
-        resources["limits"][labels.GPU_RESOURCE] = gpus
-    if spec.runtime.engine == Engine.TRITON.value:
-        args = ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit"]
-        ready_path = "/v2/health/ready" if pool == labels.POOL_ACTIVE else "/v2/health/live"
-    else:
-        args = ["outrider", "runtime", "serve", "--config", f"{CONFIG_MOUNT}/{config_key(pool)}"]
-        ready_path = SETTLED_PATH
-    return {
-        "name": "server",
-        "image": image,
-        "args": args,
-        "ports": [
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
-        ],
-        "env": [
-            {"name": "OUTRIDER_POOL", "value": pool},
-            {"name": "OUTRIDER_MAX_WORKERS", "value": str(spec.runtime.max_workers)},
-            {"name": "OUTRIDER_CACHE_DIR", "value": f"{MODEL_CACHE_MOUNT}/models"},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        ],
-        "resources": resources,
-        "readinessProbe": {
-            "httpGet": {"path": ready_path, "port": "http"},
-            "periodSeconds": READINESS_PERIOD_SECONDS,
-        },
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10},
-        "startupProbe": {
-            "httpGet": {"path": "/v2/health/live", "port": "http"},
-            "periodSeconds": 5,
-            "failureThreshold": 120,
-        },
-        # the kubelet waits this long before SIGTERM: the endpoint is withdrawn (and kube-proxy
-        # updated) while the pod still serves, so a rollout or scale-down drops no request
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
-        "volumeMounts": [
-            {"name": "runtime-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-            # the root filesystem is read-only: built models and ONNX conversions need these
-            {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-    }
-
-
-def _pod_annotations(spec: InferenceDeploymentSpec, config_hash: str) -> dict[str, str]:
-    annotations = {
-        labels.ANNOTATION_SHARD_PLAN: shard_plan_annotation(spec),
-        labels.ANNOTATION_PRECISION: str(spec.precision.policy),
-        "outrider.dev/config-hash": config_hash,
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(HTTP_PORT),
-        "prometheus.io/path": "/metrics",
-    }
-    if spec.runtime.min_gpu_memory:
-        annotations[labels.ANNOTATION_MIN_GPU_MEMORY] = str(parse_quantity_mib(spec.runtime.min_gpu_memory))
-    return annotations
-
-
-def _gpu_preferences(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
-    """``gpuProducts`` / ``gpuArchitectures`` as preferred node affinity on the agent's node labels.
-
-    Earlier entries weigh more (100, 90, ... down to 10): kube-scheduler's NodeAffinity score then
-    ranks nodes in the user's order, and nodes with none of them stay eligible (a preference).
-    """
-    if spec.runtime.gpus_per_replica == 0:
-        return []
-    terms: list[dict[str, Any]] = []
-    for key, values in (
-        (labels.LABEL_GPU_PRODUCT, spec.runtime.gpu_products),
-        (labels.LABEL_GPU_ARCHITECTURE, spec.runtime.gpu_architectures),
-    ):
-        for rank, value in enumerate(values):
-            terms.append(
-                {
-                    "weight": max(10, 100 - 10 * rank),
-                    "preference": {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]},
-                }
-            )
-    return terms
-
-
 @dataclass(frozen=True)
 class PodOptions:
     """How this operator renders serving pods, beyond the spec (the operator's own flags)."""
 
     node_model_cache: str | None = None
-    """A host folder the serving pods share as their model cache (see :func:`_cache_volume`);
+    """A host folder the serving pods share as their model cache (see :func:`cache_volume`);
     None gives each pod its own emptyDir."""
     scheduler_name: str = labels.SCHEDULER_NAME
     """The kube-scheduler profile serving pods name (the chart's scheduler with the extender)."""
@@ -264,19 +148,6 @@ class PodOptions:
     def image(self, spec: InferenceDeploymentSpec) -> str:
         """The image serving pods of ``spec`` run."""
         return spec.runtime.image or self.runtime_image
-
-
-def _cache_volume(node_model_cache: str | None) -> dict[str, Any]:
-    """The pods' model cache: an emptyDir, or the node's shared cache folder as a hostPath.
-
-    With a host folder, models built there survive the pod and the node agent (which scans the same
-    folder's ``models/`` sub-folder) reports them, so the extender's cache locality sees real node
-    caches. The folder must be writable by uid 10001; the runtime falls back to a private folder
-    (and says so) when it is not. Pod Security "baseline" and "restricted" forbid hostPath volumes.
-    """
-    if node_model_cache is None:
-        return {"name": "model-cache", "emptyDir": {}}
-    return {"name": "model-cache", "hostPath": {"path": node_model_cache, "type": "DirectoryOrCreate"}}
 
 
 def _deployment(
@@ -295,10 +166,10 @@ def _deployment(
     }
     pod_spec: dict[str, Any] = {
         "schedulerName": options.scheduler_name,
-        "containers": [_container(spec, pool, options.image(spec))],
+        "containers": [container(spec, pool, options.image(spec))],
         "volumes": [
             {"name": "runtime-config", "configMap": {"name": f"{owner.name}-runtime"}},
-            _cache_volume(options.node_model_cache),
+            cache_volume(options.node_model_cache),
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
         ],
         # Pod Security "restricted": non-root, RuntimeDefault seccomp (the container drops ALL
@@ -321,7 +192,7 @@ def _deployment(
         pod_spec["containers"][0]["volumeMounts"].append(
             {"name": "model", "mountPath": f"{PVC_MOUNT}/{claim}", "readOnly": True}
         )
-    affinity = _gpu_preferences(spec)
+    affinity = gpu_preferences(spec)
     if affinity:
         pod_spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": affinity}}
     if spec.placement.node_selector:
@@ -343,7 +214,7 @@ def _deployment(
             "selector": {"matchLabels": pool_selector(owner.name, pool)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": _pod_annotations(spec, config_hash)},
+                "metadata": {"labels": pod_labels, "annotations": pod_annotations(spec, config_hash)},
                 "spec": pod_spec,
             },
         },
@@ -364,7 +235,7 @@ def render_children(
     operator's own rendering choices (model cache folder, scheduler name).
     """
     options = options or PodOptions()
-    files, config_hash = _config_files(spec.model_dump_json())
+    files, config_hash = config_files(spec.model_dump_json())
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",

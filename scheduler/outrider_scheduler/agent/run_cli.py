@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
+
+from outrider_cli.bootstrap import (
+    CredentialsError,
+    add_logging_arguments,
+    load_kubeconfig,
+    setup_logging,
+    stop_event,
+)
 
 __all__ = ["register", "run"]
 
@@ -37,6 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--recorded", help="Replay a recorded inventory instead of NVML (testing).")
     parser.add_argument("--once", action="store_true", help="Discover and publish once, then exit.")
+    add_logging_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,16 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from .publishing import KubernetesNodePatcher, NodePublisher
     from .runner import AgentLoop
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_format, args.log_level)
     if not args.node_name:
         print("outrider agent: --node-name (or $NODE_NAME) is required", file=sys.stderr)
         return 2
-    from outrider_operator.errors import KubeConfigError
-    from outrider_operator.kube.rest import load_api_client
-
     try:
-        api_client = load_api_client(args.kubeconfig)
-    except KubeConfigError as exc:
+        api_client = load_kubeconfig(args.kubeconfig)
+    except CredentialsError as exc:
         print(f"outrider agent: {exc}", file=sys.stderr)
         return 2
     try:
@@ -82,11 +86,6 @@ def run(args: argparse.Namespace) -> int:
         return 0 if loop.step() == "patched" else 1
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        loop.stop_event.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    loop.stop_event = stop_event()
     loop.run()
     return 0

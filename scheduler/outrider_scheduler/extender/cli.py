@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from outrider_cli.bootstrap import CredentialsError, add_logging_arguments, load_kubeconfig, setup_logging
+
 __all__ = ["register", "serve"]
 
 log = logging.getLogger(__name__)
@@ -43,30 +45,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig to watch the cluster with (default: $KUBECONFIG, else in-cluster).",
     )
     sp.add_argument("--static-cluster", type=Path, help="JSON file with nodes and pods; no cluster access.")
-    sp.add_argument("--log-format", choices=["text", "json"], default="text", help="Log line format.")
-    sp.add_argument("--log-level", default="INFO", help="Log level (DEBUG, INFO, WARNING, ...).")
+    add_logging_arguments(sp)
     sp.set_defaults(func=serve)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "time": self.formatTime(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        )
-
-
-def _setup_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _load_static(cache: Any, path: Path) -> None:
@@ -86,7 +66,7 @@ def serve(args: argparse.Namespace) -> int:
     from .errors import ExtenderError
     from .server import ExtenderService
 
-    _setup_logging(args.log_format, args.log_level)
+    setup_logging(args.log_format, args.log_level)
     try:
         config = ExtenderConfig.from_file(args.config) if args.config else ExtenderConfig()
         overrides: dict[str, Any] = {}
@@ -111,12 +91,9 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         log.info("serving a static cluster of %d nodes from %s", len(cache), args.static_cluster)
     else:
-        from outrider_operator.errors import KubeConfigError
-        from outrider_operator.kube.rest import load_api_client
-
         try:
-            api_client = load_api_client(args.kubeconfig)
-        except KubeConfigError as exc:
+            api_client = load_kubeconfig(args.kubeconfig)
+        except CredentialsError as exc:
             print(f"outrider extender: {exc}", file=sys.stderr)
             return 2
         watcher = CacheWatcher(cache, api_client, watch_deployments=config.watch_deployments)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
-from types import FrameType
+
+from outrider_cli.bootstrap import (
+    CredentialsError,
+    add_logging_arguments,
+    load_kubeconfig,
+    setup_logging,
+    stop_event,
+)
 
 __all__ = ["add_serve_parser"]
 
@@ -22,23 +27,20 @@ __all__ = ["add_serve_parser"]
 def _serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
-    from outrider_operator.errors import KubeConfigError
-    from outrider_operator.kube.rest import KubeRest, load_api_client
+    from outrider_operator.kube.rest import KubeRest
 
     from .metrics import ForecastMetrics
     from .prometheus import DEFAULT_QUERY, PrometheusSource
     from .publisher import ForecastPublisher, run_forever
     from .service import ForecasterService
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_format, args.log_level)
     if args.interval <= 0:
         print("outrider forecast serve: --interval must be > 0", file=sys.stderr)
         return 2
     try:
-        api_client = load_api_client(args.kubeconfig)
-    except KubeConfigError as exc:
+        api_client = load_kubeconfig(args.kubeconfig)
+    except CredentialsError as exc:
         print(f"outrider forecast serve: {exc}", file=sys.stderr)
         return 2
     metrics = ForecastMetrics()
@@ -47,13 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     source = PrometheusSource(args.prometheus_url, query_template=args.query or DEFAULT_QUERY)
     service = ForecasterService(source, metrics=metrics)
     publisher = ForecastPublisher(KubeRest(api_client), service, namespaces=tuple(args.namespace))
-    stop = threading.Event()
-
-    def _stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_event()
     scope = ", ".join(args.namespace) or "every namespace"
     logging.getLogger(__name__).info(
         "forecasting %s from %s every %.0fs", scope, args.prometheus_url, args.interval
@@ -85,5 +81,5 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=[],
         help="Forecast InferenceDeployments of this namespace only (repeatable; default: all).",
     )
-    sv.add_argument("--log-level", default="INFO", help="Log level.")
+    add_logging_arguments(sv)
     sv.set_defaults(func=_serve)

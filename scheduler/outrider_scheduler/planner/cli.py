@@ -15,6 +15,8 @@ import socket
 import sys
 import time
 
+from outrider_cli.bootstrap import CredentialsError, add_logging_arguments, load_kubeconfig, setup_logging
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,7 @@ async def _health(host: str, port: int, service: object, cache: object, stale_s:
 def _serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
-    from outrider_operator.errors import KubeConfigError
-    from outrider_operator.kube.rest import KubeRest, load_api_client
+    from outrider_operator.kube.rest import KubeRest
 
     from .actuator import Actuator
     from .cluster import PlannerCache
@@ -77,9 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .runtime_client import RuntimeClient
     from .service import PlannerService, PlannerSettings
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_format, args.log_level)
     for library in ("urllib3", "kubernetes", "asyncio"):  # --log-level debug is about the planner's own
         logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger().level))
     # the lease library logs every renewal (every 2 s) at INFO; the planner logs taking and losing it
@@ -88,8 +87,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("outrider planner serve: --poll-interval must be within [0.05, 10] seconds", file=sys.stderr)
         return 2
     try:
-        api_client = load_api_client(args.kubeconfig)
-    except KubeConfigError as exc:
+        api_client = load_kubeconfig(args.kubeconfig)
+    except CredentialsError as exc:
         print(f"outrider planner serve: {exc}", file=sys.stderr)
         return 2
     settings = _settings(args)
@@ -197,7 +196,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Development clusters only: reach pods at their outrider.dev/stand-in-endpoint annotation.",
     )
-    sv.add_argument("--log-level", default="INFO", help="Log level.")
+    add_logging_arguments(sv)
     sv.set_defaults(func=_serve)
 
     def _usage(_args: argparse.Namespace) -> int:
