@@ -15,7 +15,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "forecast": ("outrider_scheduler.forecast.cli", "Load forecasting: backtests and live forecasts."),
-    "check-environment": ("outrider_scheduler.agent.cli", "Print the GPU discovery for this machine."),
+    "check-environment": ("outrider_scheduler.agent.check_cli", "Print the GPU discovery for this machine."),
     "runtime": ("outrider_runtime.cli", "Run the per-node model server."),
     "extender": ("outrider_scheduler.extender.cli", "Run the kube-scheduler extender service."),
     "agent": ("outrider_scheduler.agent.run_cli", "Run the node GPU agent (publishes the GPU inventory)."),

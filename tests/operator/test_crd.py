@@ -87,7 +87,7 @@ def test_generated_files_are_committed_and_fresh(repo: Path, tmp_path: Path) -> 
     for rel in (
         f"crds/{CRD_FILE}",
         f"charts/outrider/crds/{CRD_FILE}",
-        "charts/outrider/files/operator-rules.yaml",
+        "charts/outrider/files/operator-rbac-rules.yaml",
         "charts/outrider/files/operator-cluster-rules.yaml",
         "docs/api-reference.md",
     ):

@@ -2,7 +2,7 @@
 
 Writes:
 - ``crds/outrider.dev_inferencedeployments.yaml`` (the single source CRD),
-- ``charts/outrider/crds/`` (the chart's copy) and ``charts/outrider/files/operator-rules.yaml``,
+- ``charts/outrider/crds/`` (the chart's copy) and ``charts/outrider/files/operator-rbac-rules.yaml``,
 - ``docs/api-reference.md`` (the API reference, from the same schema).
 
 Samples in ``manifests/samples/`` are validated against the models on every run.
@@ -121,7 +121,7 @@ def write_all(root: Path) -> list[Path]:
     files = {
         root / "crds" / CRD_FILE: crd_text,
         root / "charts" / "outrider" / "crds" / CRD_FILE: crd_text,
-        root / "charts" / "outrider" / "files" / "operator-rules.yaml": _dump(NAMESPACED_RULES),
+        root / "charts" / "outrider" / "files" / "operator-rbac-rules.yaml": _dump(NAMESPACED_RULES),
         root / "charts" / "outrider" / "files" / "operator-cluster-rules.yaml": _dump(CLUSTER_RULES),
         root / "docs" / "api-reference.md": render_reference(crd),
     }
