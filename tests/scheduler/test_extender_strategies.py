@@ -286,7 +286,9 @@ def test_forecast_headroom_protects_other_deployments() -> None:
 
 def test_args_defaults_are_pinned() -> None:
     assert GpuFitArgs() == GpuFitArgs(require_inventory=False, memory_headroom_mib=0)
-    assert ShardTopologyArgs() == ShardTopologyArgs(True, 3350.0, 132)
+    assert ShardTopologyArgs() == ShardTopologyArgs(
+        require_nvlink=True, reference_bandwidth_gbps=3350.0, reference_sm_count=132
+    )
     assert CacheLocalityArgs() == CacheLocalityArgs(cached_score=0.8, standby_score=1.0)
     assert FragmentationArgs() == FragmentationArgs(
         min_useful_gpus=1, strand_penalty=0.5, nvlink_spare_penalty=0.0
@@ -305,16 +307,24 @@ def test_args_defaults_are_pinned() -> None:
     ("name", "args", "message"),
     [
         ("gpuFit", {"memoryHeadroomMiB": -1}, "memoryHeadroomMiB must be >= 0"),
-        ("gpuFit", {"requireInventory": "yes"}, "requireInventory must be bool"),
-        ("gpuFit", {"bogus": 1}, "unknown keys ['bogus']"),
+        (
+            "gpuFit",
+            {"requireInventory": "yes"},
+            "requireInventory is invalid: Input should be a valid boolean",
+        ),
+        ("gpuFit", {"bogus": 1}, "unknown key 'bogus'"),
         ("shardTopology", {"referenceBandwidthGBps": 0}, "referenceBandwidthGBps must be > 0"),
         ("shardTopology", {"referenceSmCount": 0}, "referenceSmCount must be > 0"),
-        ("cacheLocality", {"cachedScore": 1.5}, "cachedScore must be within 0..1"),
+        ("cacheLocality", {"cachedScore": 1.5}, "cachedScore must be <= 1"),
         ("fragmentation", {"minUsefulGpus": 0}, "minUsefulGpus must be >= 1"),
-        ("fragmentation", {"strandPenalty": -0.1}, "strandPenalty must be within 0..1"),
-        ("fragmentation", {"nvlinkSparePenalty": 2.0}, "nvlinkSparePenalty must be within 0..1"),
-        ("forecastHeadroom", {"reservations": {"n": {"d": -2}}}, "must be an int >= 0"),
-        ("forecastHeadroom", {"expectedExtraReplicas": []}, "expectedExtraReplicas must be a mapping"),
+        ("fragmentation", {"strandPenalty": -0.1}, "strandPenalty must be >= 0"),
+        ("fragmentation", {"nvlinkSparePenalty": 2.0}, "nvlinkSparePenalty must be <= 1"),
+        ("forecastHeadroom", {"reservations": {"n": {"d": -2}}}, "reservations.n.d must be >= 0, got -2"),
+        (
+            "forecastHeadroom",
+            {"expectedExtraReplicas": []},
+            "expectedExtraReplicas is invalid: Input should be a valid dictionary",
+        ),
         ("nope", {}, "unknown strategy 'nope'"),
     ],
 )
@@ -326,7 +336,9 @@ def test_args_validation(name: str, args: dict[str, Any], message: str) -> None:
 
 def test_args_accept_camel_case() -> None:
     s = build_strategy("shardTopology", {"requireNvlink": False, "referenceBandwidthGBps": 2000})
-    assert isinstance(s, ShardTopology) and s.args == ShardTopologyArgs(False, 2000.0, 132)
+    assert isinstance(s, ShardTopology) and s.args == ShardTopologyArgs(
+        require_nvlink=False, reference_bandwidth_gbps=2000.0
+    )
     f = build_strategy("forecastHeadroom", {"reservations": {"n1": {"chat": 2}}})
     assert isinstance(f, ForecastHeadroom) and f.source.reserved_gpus("n1") == {"chat": 2}
 

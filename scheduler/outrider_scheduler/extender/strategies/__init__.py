@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import ClusterView, Failure, Strategy, args_from_mapping
+from .base import ClusterView, Failure, Strategy, StrategyArgs
 from .cache_locality import CacheLocality, CacheLocalityArgs
 from .forecast_headroom import (
     ForecastHeadroom,
@@ -47,7 +47,7 @@ __all__ = [
     "StaticHeadroomSource",
     "StatusHeadroomSource",
     "Strategy",
-    "args_from_mapping",
+    "StrategyArgs",
     "build_strategy",
 ]
 

@@ -13,17 +13,19 @@ and on the shape alone for every other node.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 
 from ..errors import ConfigError
 from ..nodes import NodeState
 from ..requirements import PodRequirements
 
-__all__ = ["ClusterView", "Failure", "Strategy", "args_from_mapping"]
+__all__ = ["ClusterView", "Failure", "Strategy", "StrategyArgs"]
 
 
 class ClusterView(Protocol):
@@ -74,42 +76,37 @@ class Strategy(ABC):
         """Return how good ``node`` is for ``pod``, 0..1 (0 for nodes without usable data)."""
 
 
-_T = TypeVar("_T")
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+class StrategyArgs(BaseModel):
+    """Base of the strategies' typed arguments: camelCase keys, unknown keys and wrong types refused
+    (a JSON ``true`` is not a number, ``"2"`` is not an integer), bounds declared on the fields."""
 
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True
+    )
+    strategy: ClassVar[str] = "strategy"
+    """The strategy's config name, for error messages."""
 
-def args_from_mapping(
-    cls: type[_T], strategy: str, data: Mapping[str, Any], renames: Mapping[str, str] | None = None
-) -> _T:
-    """Build a strategy's args dataclass from its camelCase config mapping.
-
-    Keys are the camelCase field names (``renames`` maps irregular ones). Unknown keys and values
-    whose type differs from the field default's type raise ConfigError naming the key.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{strategy}.args must be a mapping, got {type(data).__name__}")
-    by_key: dict[str, dataclasses.Field[Any]] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        by_key[_camel(f.name)] = f
-    for key, field_name in (renames or {}).items():
-        by_key.pop(_camel(field_name), None)
-        by_key[key] = next(f for f in dataclasses.fields(cls) if f.name == field_name)  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(by_key))
-    if unknown:
-        raise ConfigError(f"{strategy}.args: unknown keys {unknown}; known: {sorted(by_key)}")
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        f = by_key[key]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        value = raw
-        if isinstance(default, float) and isinstance(raw, int) and not isinstance(raw, bool):
-            value = float(raw)
-        expected = type(default)
-        if default is not None and expected not in (dict, list, tuple) and type(value) is not expected:
-            raise ConfigError(f"{strategy}.args.{key} must be {expected.__name__}, got {raw!r}")
-        values[f.name] = value
-    return cls(**values)
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the camelCase config mapping; raises ConfigError naming the key and the rule."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.strategy}.args must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(part) for part in err["loc"])
+            ctx = err.get("ctx") or {}
+            kind = err["type"]
+            if kind == "extra_forbidden":
+                known = sorted((f.alias or name) for name, f in cls.model_fields.items())
+                raise ConfigError(f"{cls.strategy}.args: unknown key {key!r}; known: {known}") from None
+            if kind in _BOUNDS:
+                bound = next(iter(ctx.values()), "?")
+                rule = f"must be {_BOUNDS[kind]} {bound}"
+            else:
+                rule = f"is invalid: {err['msg']}"
+            raise ConfigError(f"{cls.strategy}.args.{key} {rule}, got {err.get('input')!r}") from None

@@ -15,35 +15,25 @@ Pods without an ``outrider.dev/model`` label score 0 everywhere (the strategy is
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..errors import ConfigError
+from pydantic import Field
+
 from ..nodes import NodeState
 from ..requirements import PodRequirements
-from .base import ClusterView, Strategy, args_from_mapping
+from .base import ClusterView, Strategy, StrategyArgs
 
 __all__ = ["CacheLocality", "CacheLocalityArgs"]
 
 
-@dataclass(frozen=True)
-class CacheLocalityArgs:
+class CacheLocalityArgs(StrategyArgs):
     """Typed arguments of the cache-locality strategy."""
 
-    cached_score: float = 0.8
+    strategy: ClassVar[str] = "cacheLocality"
+    cached_score: float = Field(default=0.8, ge=0.0, le=1.0)
     """Score of a node whose model cache (or a running replica) holds the weights."""
-    standby_score: float = 1.0
+    standby_score: float = Field(default=1.0, ge=0.0, le=1.0)
     """Score of a node running a warm or cold standby pod of the model."""
-
-    def __post_init__(self) -> None:
-        for key, value in (("cachedScore", self.cached_score), ("standbyScore", self.standby_score)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"cacheLocality.{key} must be within 0..1, got {value}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> CacheLocalityArgs:
-        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
-        return args_from_mapping(cls, "cacheLocality", data)
 
 
 class CacheLocality(Strategy):

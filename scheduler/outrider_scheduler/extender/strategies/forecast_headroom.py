@@ -20,15 +20,15 @@ and ``expectedExtraReplicas`` (deployment → replicas), both optional, used to 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from pydantic import Field, NonNegativeInt
 
 from outrider_operator.api.status import parse_status
 
-from ..errors import ConfigError
 from ..nodes import NodeState
 from ..requirements import PodRequirements
-from .base import ClusterView, Strategy, args_from_mapping
+from .base import ClusterView, Strategy, StrategyArgs
 
 __all__ = [
     "ForecastHeadroom",
@@ -137,36 +137,14 @@ class StatusHeadroomSource:
         return self.fallback.expected_extra_replicas(deployment)
 
 
-@dataclass(frozen=True)
-class ForecastHeadroomArgs:
+class ForecastHeadroomArgs(StrategyArgs):
     """Typed arguments of the forecast-headroom strategy (a static source)."""
 
-    reservations: dict[str, dict[str, int]] = field(default_factory=dict)
+    strategy: ClassVar[str] = "forecastHeadroom"
+    reservations: dict[str, dict[str, NonNegativeInt]] = Field(default_factory=dict)
     """Node name -> deployment name -> GPUs to keep free for it."""
-    expected_extra_replicas: dict[str, int] = field(default_factory=dict)
+    expected_extra_replicas: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Deployment name -> extra replicas the forecast expects."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.reservations, Mapping):
-            raise ConfigError("forecastHeadroom.reservations must be a mapping of node -> deployment -> GPUs")
-        if not isinstance(self.expected_extra_replicas, Mapping):
-            raise ConfigError(
-                "forecastHeadroom.expectedExtraReplicas must be a mapping of deployment -> replicas"
-            )
-        for node, per in self.reservations.items():
-            if not isinstance(per, Mapping):
-                raise ConfigError(f"forecastHeadroom.reservations[{node!r}] must be a mapping")
-            for dep, gpus in per.items():
-                if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-                    raise ConfigError(f"forecastHeadroom.reservations[{node!r}][{dep!r}] must be an int >= 0")
-        for dep, n in self.expected_extra_replicas.items():
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ConfigError(f"forecastHeadroom.expectedExtraReplicas[{dep!r}] must be an int >= 0")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> ForecastHeadroomArgs:
-        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
-        return args_from_mapping(cls, "forecastHeadroom", data)
 
 
 class ForecastHeadroom(Strategy):

@@ -20,43 +20,27 @@ Arguments (``strategies.fragmentation.args``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..errors import ConfigError
+from pydantic import Field
+
 from ..nodes import NodeState
 from ..requirements import PodRequirements
-from .base import Strategy, args_from_mapping
+from .base import Strategy, StrategyArgs
 
 __all__ = ["Fragmentation", "FragmentationArgs"]
 
 
-@dataclass(frozen=True)
-class FragmentationArgs:
+class FragmentationArgs(StrategyArgs):
     """Typed arguments of the fragmentation strategy."""
 
-    min_useful_gpus: int = 1
+    strategy: ClassVar[str] = "fragmentation"
+    min_useful_gpus: int = Field(default=1, ge=1)
     """Smallest leftover GPU count that a pending shard could use."""
-    strand_penalty: float = 0.5
+    strand_penalty: float = Field(default=0.5, ge=0.0, le=1.0)
     """Multiplier (0..1) for placements that strand GPUs."""
-    nvlink_spare_penalty: float = 0.0
+    nvlink_spare_penalty: float = Field(default=0.0, ge=0.0, le=1.0)
     """Spare term (0..1) for single-GPU pods on NVLink-connected nodes (1 means no penalty)."""
-
-    def __post_init__(self) -> None:
-        if self.min_useful_gpus < 1:
-            raise ConfigError(f"fragmentation.minUsefulGpus must be >= 1, got {self.min_useful_gpus}")
-        if not 0.0 <= self.strand_penalty <= 1.0:
-            raise ConfigError(f"fragmentation.strandPenalty must be within 0..1, got {self.strand_penalty}")
-        if not 0.0 <= self.nvlink_spare_penalty <= 1.0:
-            raise ConfigError(
-                f"fragmentation.nvlinkSparePenalty must be within 0..1, got {self.nvlink_spare_penalty}"
-            )
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> FragmentationArgs:
-        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
-        return args_from_mapping(cls, "fragmentation", data)
 
 
 class Fragmentation(Strategy):

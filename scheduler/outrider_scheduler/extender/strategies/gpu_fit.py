@@ -14,35 +14,25 @@ the pods that need them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..errors import ConfigError
+from pydantic import Field
+
 from ..nodes import GpuSlot, NodeState
 from ..requirements import PodRequirements
-from .base import Failure, Strategy, args_from_mapping
+from .base import Failure, Strategy, StrategyArgs
 
 __all__ = ["GpuFit", "GpuFitArgs", "qualifying_gpus"]
 
 
-@dataclass(frozen=True)
-class GpuFitArgs:
+class GpuFitArgs(StrategyArgs):
     """Typed arguments of the GPU-fit strategy."""
 
+    strategy: ClassVar[str] = "gpuFit"
     require_inventory: bool = False
     """Reject nodes that publish no GPU inventory."""
-    memory_headroom_mib: int = 0
+    memory_headroom_mib: int = Field(default=0, ge=0, alias="memoryHeadroomMiB")
     """Free memory (MiB) to keep on each GPU beyond the pod's own need."""
-
-    def __post_init__(self) -> None:
-        if self.memory_headroom_mib < 0:
-            raise ConfigError(f"gpuFit.memoryHeadroomMiB must be >= 0, got {self.memory_headroom_mib}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> GpuFitArgs:
-        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
-        return args_from_mapping(cls, "gpuFit", data, {"memoryHeadroomMiB": "memory_headroom_mib"})
 
 
 def qualifying_gpus(pod: PodRequirements, gpus: tuple[GpuSlot, ...], headroom_mib: int = 0) -> list[GpuSlot]:

@@ -15,44 +15,28 @@ Arguments (``strategies.shardTopology.args``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..errors import ConfigError
+from pydantic import Field
+
 from ..nodes import GpuSlot, NodeState
 from ..requirements import PodRequirements
-from .base import Failure, Strategy, args_from_mapping
+from .base import Failure, Strategy, StrategyArgs
 from .gpu_fit import qualifying_gpus
 
 __all__ = ["ShardTopology", "ShardTopologyArgs", "largest_nvlink_group"]
 
 
-@dataclass(frozen=True)
-class ShardTopologyArgs:
+class ShardTopologyArgs(StrategyArgs):
     """Typed arguments of the shard-topology strategy."""
 
+    strategy: ClassVar[str] = "shardTopology"
     require_nvlink: bool = True
     """Reject nodes without an NVLink-connected group large enough for a multi-GPU pod."""
-    reference_bandwidth_gbps: float = 3350.0
+    reference_bandwidth_gbps: float = Field(default=3350.0, gt=0, alias="referenceBandwidthGBps")
     """Memory bandwidth (GB/s) that scores 1.0 for attention shards."""
-    reference_sm_count: int = 132
+    reference_sm_count: int = Field(default=132, gt=0)
     """SM count that scores 1.0 for FFN shards."""
-
-    def __post_init__(self) -> None:
-        if self.reference_bandwidth_gbps <= 0:
-            raise ConfigError(
-                f"shardTopology.referenceBandwidthGBps must be > 0, got {self.reference_bandwidth_gbps}"
-            )
-        if self.reference_sm_count <= 0:
-            raise ConfigError(f"shardTopology.referenceSmCount must be > 0, got {self.reference_sm_count}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> ShardTopologyArgs:
-        """Build from the camelCase config mapping; unknown or mistyped keys are a ConfigError."""
-        return args_from_mapping(
-            cls, "shardTopology", data, {"referenceBandwidthGBps": "reference_bandwidth_gbps"}
-        )
 
 
 def largest_nvlink_group(gpus: list[GpuSlot]) -> list[GpuSlot]:
