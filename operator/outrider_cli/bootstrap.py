@@ -29,6 +29,7 @@ __all__ = [
     "CredentialsError",
     "JsonFormatter",
     "add_logging_arguments",
+    "kube_client_or_report",
     "load_kubeconfig",
     "setup_logging",
     "stop_event",
@@ -90,6 +91,15 @@ def load_kubeconfig(kubeconfig: str | Path | None) -> Any:
         return load_api_client(kubeconfig)
     except KubeConfigError as exc:
         raise CredentialsError(str(exc)) from None
+
+
+def kube_client_or_report(kubeconfig: str | Path | None, prog: str) -> Any | None:
+    """:func:`load_kubeconfig`, or None after printing ``prog: why`` on stderr (the caller exits 2)."""
+    try:
+        return load_kubeconfig(kubeconfig)
+    except CredentialsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
 
 
 def stop_event() -> threading.Event:

@@ -281,13 +281,7 @@ class Reconciler:
 
     def _event(self, body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         """Post an Event, best effort: a rejected Event (quota, RBAC) must never block status."""
-        try:
-            self.events.record(body, event_type, reason, message)
-        except KubeApiError as exc:
-            meta = body.get("metadata") or {}
-            log.warning(
-                "could not post %s Event on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc
-            )
+        self.events.record_best_effort(body, event_type, reason, message)
 
     def _apply(self, obj: dict[str, Any], fresh: bool = False) -> tuple[str | None, dict[str, Any]]:
         """Apply one child; return ('Kind/name' when the apiserver changed it, else None; the object now).

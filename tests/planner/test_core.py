@@ -8,7 +8,8 @@ from typing import Any
 from outrider_operator.api import labels
 from outrider_operator.api.status import ActionKind, ActionTrigger
 from outrider_scheduler.planner.capacity import CapacityModel
-from outrider_scheduler.planner.core import CoreSettings, Memory, OpKind, Plan, decide
+from outrider_scheduler.planner.core import decide
+from outrider_scheduler.planner.decisions import CoreSettings, Memory, OpKind, Plan
 from outrider_scheduler.planner.observe import DeploymentView, ForecastView, PodView
 
 S = CoreSettings()

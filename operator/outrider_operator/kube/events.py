@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -13,6 +14,8 @@ from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest, object_path
 
 __all__ = ["EventRecorder"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COMPONENT = "outrider-operator"
 
@@ -28,6 +31,17 @@ class EventRecorder:
         self.component = component
         self._recent: dict[tuple[str, str, str, str], float] = {}
         self._lock = threading.Lock()
+
+    def record_best_effort(self, owner: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """:meth:`record`, logging a refused Event (quota, RBAC) instead of raising: an Event must
+        never block a status write or a scaling action."""
+        try:
+            self.record(owner, event_type, reason, message)
+        except KubeApiError as exc:
+            meta = owner.get("metadata") or {}
+            log.warning(
+                "could not post %s Event on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc
+            )
 
     def record(self, owner: dict[str, Any], event_type: str, reason: str, message: str) -> bool:
         """Post an Event on ``owner`` (an InferenceDeployment body); returns False if suppressed."""

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from outrider_cli.bootstrap import (
-    CredentialsError,
     add_logging_arguments,
-    load_kubeconfig,
+    kube_client_or_report,
     setup_logging,
     stop_event,
 )
@@ -62,10 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.node_name:
         print("outrider agent: --node-name (or $NODE_NAME) is required", file=sys.stderr)
         return 2
-    try:
-        api_client = load_kubeconfig(args.kubeconfig)
-    except CredentialsError as exc:
-        print(f"outrider agent: {exc}", file=sys.stderr)
+    api_client = kube_client_or_report(args.kubeconfig, "outrider agent")
+    if api_client is None:
         return 2
     try:
         backend: GpuBackend = RecordedBackend(args.recorded) if args.recorded else PynvmlBackend()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from outrider_cli.bootstrap import CredentialsError, add_logging_arguments, load_kubeconfig, setup_logging
+from outrider_cli.bootstrap import add_logging_arguments, kube_client_or_report, setup_logging
 
 __all__ = ["register", "serve"]
 
@@ -91,10 +91,8 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         log.info("serving a static cluster of %d nodes from %s", len(cache), args.static_cluster)
     else:
-        try:
-            api_client = load_kubeconfig(args.kubeconfig)
-        except CredentialsError as exc:
-            print(f"outrider extender: {exc}", file=sys.stderr)
+        api_client = kube_client_or_report(args.kubeconfig, "outrider extender")
+        if api_client is None:
             return 2
         watcher = CacheWatcher(cache, api_client, watch_deployments=config.watch_deployments)
         watcher.start()

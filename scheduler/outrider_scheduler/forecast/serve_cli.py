@@ -14,9 +14,8 @@ import os
 import sys
 
 from outrider_cli.bootstrap import (
-    CredentialsError,
     add_logging_arguments,
-    load_kubeconfig,
+    kube_client_or_report,
     setup_logging,
     stop_event,
 )
@@ -38,10 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("outrider forecast serve: --interval must be > 0", file=sys.stderr)
         return 2
-    try:
-        api_client = load_kubeconfig(args.kubeconfig)
-    except CredentialsError as exc:
-        print(f"outrider forecast serve: {exc}", file=sys.stderr)
+    api_client = kube_client_or_report(args.kubeconfig, "outrider forecast serve")
+    if api_client is None:
         return 2
     metrics = ForecastMetrics()
     if args.metrics_port:

@@ -25,7 +25,7 @@ from outrider_operator.api.runtime import BatchingUpdate, ModelState
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest, object_path
 
-from .core import OpKind, PodOp
+from .decisions import OpKind, PodOp
 from .errors import PodCallError
 from .runtime_client import RuntimeClient
 

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from outrider_cli.bootstrap import CredentialsError, add_logging_arguments, load_kubeconfig, setup_logging
+from outrider_cli.bootstrap import add_logging_arguments, kube_client_or_report, setup_logging
 
 __all__ = ["register"]
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> object:
-    from .core import CoreSettings
+    from .decisions import CoreSettings
     from .service import PlannerSettings
 
     return PlannerSettings(
@@ -86,10 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0.05 <= args.poll_interval <= 10:
         print("outrider planner serve: --poll-interval must be within [0.05, 10] seconds", file=sys.stderr)
         return 2
-    try:
-        api_client = load_kubeconfig(args.kubeconfig)
-    except CredentialsError as exc:
-        print(f"outrider planner serve: {exc}", file=sys.stderr)
+    api_client = kube_client_or_report(args.kubeconfig, "outrider planner serve")
+    if api_client is None:
         return 2
     settings = _settings(args)
     assert isinstance(settings, PlannerSettings)

@@ -49,16 +49,7 @@ from .core_sizing import count_wanted, read_signals, sort_pods, track
 from .decisions import Action, CoreSettings, Memory, Numbers, OpKind, Plan, PodOp
 from .observe import DeploymentView, PodKind
 
-__all__ = [
-    "Action",
-    "CoreSettings",
-    "Memory",
-    "Numbers",
-    "OpKind",
-    "Plan",
-    "PodOp",
-    "decide",
-]
+__all__ = ["decide"]
 
 
 def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings: CoreSettings) -> Plan:

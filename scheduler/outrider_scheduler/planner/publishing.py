@@ -30,7 +30,7 @@ from outrider_operator.kube.events import EventRecorder
 from outrider_operator.kube.rest import KubeRest
 from outrider_operator.reconcile.status import set_condition
 
-from .core import Numbers, Plan
+from .decisions import Numbers, Plan
 
 __all__ = ["FIELD_MANAGER", "PlanningState", "StatusWriter"]
 
@@ -99,13 +99,7 @@ class StatusWriter:
 
     def event(self, body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         """Post an Event on the InferenceDeployment, best effort."""
-        try:
-            self.events.record(body, event_type, reason, message)
-        except KubeApiError as exc:
-            meta = body.get("metadata") or {}
-            log.warning(
-                "could not post %s Event on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc
-            )
+        self.events.record_best_effort(body, event_type, reason, message)
 
     def publish(
         self,

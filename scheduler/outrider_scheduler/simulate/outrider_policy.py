@@ -23,7 +23,8 @@ from outrider_operator.api.runtime import BatchingSettings, LatencyWindow, Model
 from outrider_operator.api.spec import DynamicBatching, InferenceDeploymentSpec
 from outrider_operator.api.status import ActionKind
 from outrider_scheduler.planner.capacity import CapacityModel
-from outrider_scheduler.planner.core import CoreSettings, Memory, OpKind, decide
+from outrider_scheduler.planner.core import decide
+from outrider_scheduler.planner.decisions import CoreSettings, Memory, OpKind
 from outrider_scheduler.planner.observe import DeploymentView, ForecastView, PodView
 from outrider_scheduler.planner.signals import LoadRates
 
