@@ -18,7 +18,15 @@ each like any other trace. It shows what the targets mean on short traces: how w
 scatters around 0.9 when a trace holds only a handful of independent windows, and how often some
 baseline beats Outrider in hindsight. Skip it with ``--no-slices``.
 
-Usage: ``python bench/forecast_bench.py [--quick] [--traces DIR] [--only NAME ...] [--no-slices]``
+``held_out`` runs the week-long trace's walk-forward once more and scores it twice: on days 1-4
+(where settings may be chosen) and on days 5-7 (held out, reported untouched).
+
+``functions`` backtests the 50 busiest series of the Azure Functions per-function file one by one
+(1-minute bins, one day each) and reports the distribution of the ratio and the coverage, not only
+an aggregate. Skip it with ``--no-functions``.
+
+Usage: ``python bench/forecast_bench.py [--quick] [--traces DIR] [--only NAME ...] [--no-slices]
+[--no-functions]``
 """
 
 from __future__ import annotations
@@ -177,12 +185,97 @@ def slice_study(week_trace: Path) -> dict[str, Any]:
     return out
 
 
+DAY = 86_400
+TUNE_DAYS = 4
+"""The week trace's days 1-4 are where settings may be chosen; days 5-7 are reported untouched."""
+FUNCTION_SERIES = 50
+"""How many of the busiest Azure Functions series are backtested one by one."""
+
+
+def held_out_split(week_trace: Path, quick: bool) -> dict[str, Any]:
+    """One walk-forward over the week, scored twice: on days 1-4 and, held out, on days 5-7."""
+    out: dict[str, Any] = {"tune_days": [1, TUNE_DAYS], "held_out_days": [TUNE_DAYS + 1, 7]}
+    for key, settings in (
+        ("days_1_4", BacktestSettings(quick=quick, score_until_seconds=TUNE_DAYS * DAY)),
+        ("days_5_7", BacktestSettings(quick=quick, score_from_seconds=TUNE_DAYS * DAY)),
+    ):
+        stderr_progress(f"held-out split: scoring {key}")
+        doc, _ = run_backtest(week_trace, settings, stderr_progress)
+        ours = doc["methods"]["outrider"]
+        out[key] = {
+            "origins": doc["origins"],
+            "best_baseline": doc["best_baseline"],
+            "ratio_p90_vs_best_baseline": round(doc["ratio_p90_vs_best_baseline"], 4),
+            "coverage_p90": round(ours["coverage_p90"], 4),
+            "peak_under_rate": round(ours["peak_under_rate"], 4),
+            "calibration_check": doc["calibration_check"],
+        }
+    return out
+
+
+def function_series(inv_file: Path, count: int) -> list[Trace]:
+    """The ``count`` busiest functions of the per-function file, each a 1-day trace of 1-min bins."""
+    import gzip
+
+    rows: list[tuple[float, str, np.ndarray]] = []
+    with gzip.open(inv_file, "rt") as fh:
+        header = fh.readline().rstrip("\n").split(",")
+        minutes = len(header) - 3
+        for line in fh:
+            parts = line.rstrip("\n").split(",")
+            counts = np.asarray([float(x) for x in parts[3 : 3 + minutes]], dtype=np.float64)
+            rows.append((float(counts.sum()), parts[0][:12], counts))
+    rows.sort(key=lambda r: -r[0])
+    return [Trace(f"function {name}", 0, 60, counts) for _, name, counts in rows[:count]]
+
+
+def function_study(inv_file: Path, quick: bool) -> dict[str, Any]:
+    """Backtest the busiest functions as separate traces; the distribution of ratio and coverage."""
+    traces = function_series(inv_file, FUNCTION_SERIES)
+    per: list[dict[str, Any]] = []
+    for j, tr in enumerate(traces):
+        try:
+            doc, _ = run_backtest(tr, BacktestSettings(quick=quick))
+        except Exception as exc:  # one series too short or empty must not stop the study; say so
+            per.append({"trace": tr.name, "requests": float(tr.counts.sum()), "error": str(exc)})
+            continue
+        ours = doc["methods"]["outrider"]
+        per.append(
+            {
+                "trace": tr.name,
+                "requests": float(tr.counts.sum()),
+                "best_baseline": doc["best_baseline"],
+                "ratio_p90_vs_best_baseline": round(doc["ratio_p90_vs_best_baseline"], 4),
+                "coverage_p90": round(ours["coverage_p90"], 4),
+                "peak_under_rate": round(ours["peak_under_rate"], 4),
+            }
+        )
+        if (j + 1) % 10 == 0:
+            stderr_progress(f"functions: {j + 1}/{len(traces)} backtested")
+    ok = [p for p in per if "error" not in p]
+    ratios = [p["ratio_p90_vs_best_baseline"] for p in ok]
+    cov = np.asarray([p["coverage_p90"] for p in ok])
+    return {
+        "series": len(per),
+        "failed": len(per) - len(ok),
+        "ratio_p90_vs_best_baseline": _spread(ratios) if ok else {},
+        "ratio_max": round(max(ratios), 4) if ok else None,
+        "ratio_above_1.1": int(sum(r > 1.1 for r in ratios)),
+        "coverage_p90": _spread(list(cov)) if ok else {},
+        "coverage_in_0.85_0.95": round(float(np.mean((cov >= 0.85) & (cov <= 0.95))), 3) if ok else None,
+        "per_series": per,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="quick backtests (for a smoke run)")
     ap.add_argument("--traces", default=str(REPO.parent / "shared" / "traces"), help="folder of traces")
     ap.add_argument("--only", nargs="*", default=None, help="trace file names to run")
     ap.add_argument("--no-slices", action="store_true", help="skip the 1-h/6-h slice study")
+    ap.add_argument(
+        "--no-functions", action="store_true", help="skip the per-function backtests of the busiest 50"
+    )
     args = ap.parse_args(argv)
     folder = Path(args.traces)
     if not folder.is_dir():
@@ -215,10 +308,22 @@ def main(argv: list[str] | None = None) -> int:
         }
     week = folder / "azure_llm_2024_conv_10s.csv"
     if week.exists():
+        summary["held_out"] = held_out_split(week, args.quick)
+        print(
+            "week, days 1-4 (where settings may be chosen): ratio "
+            f"{summary['held_out']['days_1_4']['ratio_p90_vs_best_baseline']}, coverage "
+            f"{summary['held_out']['days_1_4']['coverage_p90']}; days 5-7 (held out): ratio "
+            f"{summary['held_out']['days_5_7']['ratio_p90_vs_best_baseline']}, coverage "
+            f"{summary['held_out']['days_5_7']['coverage_p90']}",
+            file=sys.stderr,
+        )
         summary["service"] = service_costs(week)
         summary["service_replay"] = service_replay(week)
         if not args.no_slices and not args.quick:
             summary["slices"] = slice_study(week)
+    inv = folder / "azure_functions_2019_sample1340_inv.csv.gz"
+    if inv.exists() and not args.no_functions:
+        summary["functions"] = function_study(inv, args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "forecast.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

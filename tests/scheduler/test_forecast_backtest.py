@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from outrider_cli import main as cli_main
-from outrider_scheduler.forecast.backtest import calibration_range, independent_windows
+from outrider_scheduler.forecast.backtest import (
+    BacktestSettings,
+    calibration_range,
+    independent_windows,
+    run_backtest,
+)
 from outrider_scheduler.forecast.baselines import BASELINE_NAMES, prophet_available
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
 from outrider_scheduler.forecast.model import ModelSettings
@@ -149,3 +154,25 @@ def test_odd_bin_width_rounds_the_horizon_and_says_so(tmp_path: Path) -> None:
     assert doc["horizon_seconds"] == 294
     assert any("used 294 s" in note for note in doc["repairs"])
     assert doc["origins"] > 100
+
+
+def test_a_scoring_window_scores_only_the_held_out_part() -> None:
+    """Split in time: everything before the window is history, only forecasts inside it are scored."""
+    trace = TRACES / "azure_llm_2023_conv_1s.csv"
+    full, _ = run_backtest(trace, BacktestSettings(quick=True))
+    late, _ = run_backtest(trace, BacktestSettings(quick=True, score_from_seconds=2400))
+    early, _ = run_backtest(trace, BacktestSettings(quick=True, score_until_seconds=2400))
+    assert late["scored_seconds"] == [2400, None] and early["scored_seconds"] == [0.0, 2400]
+    assert 0 < late["origins"] < full["origins"] and 0 < early["origins"] < full["origins"]
+    assert late["origins"] + early["origins"] == full["origins"]  # the two halves partition the scored set
+    # the same walk-forward, scored on other rows: the numbers differ
+    assert late["methods"]["outrider"]["pinball_p90"] != full["methods"]["outrider"]["pinball_p90"]
+
+
+def test_an_empty_scoring_window_names_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = str(TRACES / "azure_llm_2023_conv_1s.csv")
+    args = ["forecast", "backtest", "--trace", trace, "--quick", "--out", str(tmp_path)]
+    assert cli_main([*args, "--score-from", "3490"]) == 2
+    assert "scoring window [3490, 3503) s" in capsys.readouterr().err
+    assert cli_main([*args, "--score-from", "100", "--score-until", "50"]) == 2
+    assert "0 <= from < until" in capsys.readouterr().err

@@ -72,6 +72,11 @@ class BacktestSettings:
     """At most this many interleaved phase grids (when the step is wider than the trace bins)."""
     walk_forward: WalkForward = field(default_factory=WalkForward)
     """Schedules, windows and model settings."""
+    score_from_seconds: float = 0.0
+    """Score only origins at or after this time of the trace (seconds from its start). Everything
+    before still trains the models as history: a held-out split in time, not a shorter trace."""
+    score_until_seconds: float | None = None
+    """Score only origins before this time (None: to the end)."""
 
     def effective(self) -> BacktestSettings:
         """The settings actually used (``quick`` shrinks the work)."""
@@ -84,7 +89,7 @@ class BacktestSettings:
             arima_window_seconds=3600,
             model=ModelSettings(max_iter=60, max_rows=4000),
         )
-        return BacktestSettings(self.horizon_seconds, True, min(self.max_phases, 2), wf)
+        return dataclasses.replace(self, quick=True, max_phases=min(self.max_phases, 2), walk_forward=wf)
 
 
 def min_history_seconds(bin_seconds: int, horizon_seconds: int, ensemble: EnsembleSettings) -> int:
@@ -117,8 +122,11 @@ def baselines_of(res: WalkForwardResult) -> list[str]:
     return [m for m in (*BASELINE_NAMES, *OPTIONAL_BASELINES) if m in res.candidates]
 
 
-def _phase_scores(res: WalkForwardResult, eps: float, baselines: list[str]) -> dict[str, Any]:
-    """Per-origin forecasts and actuals on the rows every method can be scored on."""
+def _phase_scores(
+    res: WalkForwardResult, eps: float, baselines: list[str], window: tuple[float, float | None] = (0.0, None)
+) -> dict[str, Any]:
+    """Per-origin forecasts and actuals on the rows every method can be scored on, inside the
+    scoring ``window`` (origin times from, until)."""
     tg = res.targets
     known = np.isfinite(tg.rate["mean_p50"])
     ok = known.copy()
@@ -131,6 +139,10 @@ def _phase_scores(res: WalkForwardResult, eps: float, baselines: list[str]) -> d
     if ok.any():
         first = int(np.argmax(ok))
         ok[:first] = False
+    times = res.features.t0 + res.features.step * res.origins.astype(np.float64)
+    ok &= times >= window[0]
+    if window[1] is not None:
+        ok &= times < window[1]
     rows = np.nonzero(ok)[0]
     fc: dict[str, dict[str, Array]] = {}
     fc["outrider"] = {t: res.ensemble.final[t][rows] for t in TARGETS}
@@ -178,6 +190,13 @@ def run_backtest(
     tr = trace if isinstance(trace, Trace) else load_trace(trace)
     if s.horizon_seconds < 1:
         raise ForecastError(f"horizon must be positive, got {s.horizon_seconds} s")
+    if s.score_from_seconds < 0 or (
+        s.score_until_seconds is not None and s.score_until_seconds <= s.score_from_seconds
+    ):
+        raise ForecastError(
+            f"the scoring window must have 0 <= from < until, got from={s.score_from_seconds:g} "
+            f"until={s.score_until_seconds}"
+        )
     step = step_seconds_for(tr.bin_seconds, s.horizon_seconds)
     horizon = effective_horizon(s.horizon_seconds, step)
     notes = list(tr.repairs)
@@ -199,9 +218,16 @@ def run_backtest(
         res = run_walk_forward(series, horizon, s.walk_forward, functools.partial(_prefixed, say, j + 1))
         results.append(res)
     baselines = [m for m in baselines_of(results[0]) if all(m in r.candidates for r in results)]
-    pooled = [_phase_scores(res, eps, baselines) for res in results]
+    window = (s.score_from_seconds, s.score_until_seconds)
+    pooled = [_phase_scores(res, eps, baselines, window) for res in results]
     n_total = sum(len(p["rows"]) for p in pooled)
     if n_total < MIN_EVAL_ORIGINS:
+        if s.score_from_seconds > 0 or s.score_until_seconds is not None:
+            until = s.score_until_seconds if s.score_until_seconds is not None else tr.duration_seconds
+            raise ForecastError(
+                f"the scoring window [{s.score_from_seconds:g}, {until:g}) s of {tr.name} holds "
+                f"{n_total} scorable origins; at least {MIN_EVAL_ORIGINS} are needed"
+            )
         raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
     actual_mean = np.concatenate([p["actual_mean"] for p in pooled])
     actual_peak = np.concatenate([p["actual_peak"] for p in pooled])
@@ -235,6 +261,7 @@ def run_backtest(
         "bin_seconds": tr.bin_seconds,
         "horizon_seconds": horizon,
         "origins": n_total,
+        "scored_seconds": [s.score_from_seconds, s.score_until_seconds],
         "methods": methods,
         "step_seconds": step,
         "phases": len(phases),

@@ -20,9 +20,13 @@ def _backtest(args: argparse.Namespace) -> int:
     from .backtest import BacktestSettings, format_table, run_backtest, stderr_progress, write_outputs
 
     try:
-        doc, plot = run_backtest(
-            args.trace, BacktestSettings(horizon_seconds=args.horizon, quick=args.quick), stderr_progress
+        settings = BacktestSettings(
+            horizon_seconds=args.horizon,
+            quick=args.quick,
+            score_from_seconds=args.score_from,
+            score_until_seconds=args.score_until,
         )
+        doc, plot = run_backtest(args.trace, settings, stderr_progress)
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -44,6 +48,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     bt.add_argument("--horizon", type=int, default=300, help="Forecast horizon in seconds (default 300).")
     bt.add_argument("--out", default="backtest-out", help="Output folder for backtest.json and backtest.png.")
     bt.add_argument("--quick", action="store_true", help="Fewer refits and smaller models (well under 60 s).")
+    bt.add_argument(
+        "--score-from",
+        type=float,
+        default=0.0,
+        help="Score only forecasts made at or after this many seconds into the trace (a held-out split "
+        "in time; the earlier part is still history).",
+    )
+    bt.add_argument(
+        "--score-until", type=float, default=None, help="Score only forecasts made before this many seconds."
+    )
     bt.set_defaults(func=_backtest)
     add_serve_parser(sub)
 
