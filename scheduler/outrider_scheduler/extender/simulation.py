@@ -13,18 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from outrider_operator.api import labels as names
 from outrider_operator.api.inventory import GpuInventory
-from outrider_operator.api.labels import (
-    ANNOTATION_GPU_INVENTORY,
-    ANNOTATION_MIN_GPU_MEMORY,
-    ANNOTATION_PRECISION,
-    ANNOTATION_SHARD_PLAN,
-    GPU_RESOURCE,
-    LABEL_DEPLOYMENT,
-    LABEL_MODEL,
-    LABEL_POOL,
-    SCHEDULER_NAME,
-)
 from outrider_operator.api.placement import ShardPlanEntry, render_shard_plan
 
 __all__ = ["DEFAULT_MIX", "gpu_node", "make_node", "make_pod", "recorded_inventory", "synthetic_nodes"]
@@ -75,14 +65,14 @@ def gpu_node(
     all_labels = {"kubernetes.io/hostname": name, "type": "kwok" if kwok else "simulated"}
     count = gpus if gpus is not None else 0
     if inventory is not None:
-        annotations[ANNOTATION_GPU_INVENTORY] = inventory.to_annotation()
+        annotations[names.ANNOTATION_GPU_INVENTORY] = inventory.to_annotation()
         all_labels.update(node_labels(inventory))
         count = len(inventory.gpus) if gpus is None else gpus
     if kwok:
         annotations["kwok.x-k8s.io/node"] = "fake"
     all_labels.update(labels or {})
     base = resources or {"cpu": "64", "memory": "512Gi", "pods": "110"}
-    capacity = {**base, GPU_RESOURCE: str(count)}
+    capacity = {**base, names.GPU_RESOURCE: str(count)}
     spec: dict[str, Any] = {"taints": [dict(t) for t in taints]} if taints else {}
     return {
         "apiVersion": "v1",
@@ -132,27 +122,30 @@ def make_pod(
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     if model:
-        labels[LABEL_MODEL] = model
+        labels[names.LABEL_MODEL] = model
     if pool:
-        labels[LABEL_POOL] = pool
+        labels[names.LABEL_POOL] = pool
     if deployment:
-        labels[LABEL_DEPLOYMENT] = deployment
+        labels[names.LABEL_DEPLOYMENT] = deployment
     if min_memory_mib is not None:
-        annotations[ANNOTATION_MIN_GPU_MEMORY] = str(min_memory_mib)
+        annotations[names.ANNOTATION_MIN_GPU_MEMORY] = str(min_memory_mib)
     if precision:
-        annotations[ANNOTATION_PRECISION] = precision
+        annotations[names.ANNOTATION_PRECISION] = precision
     if shard_plan is not None:
         entries = [
             ShardPlanEntry.model_validate({"name": f"shard-{i}", **g}) for i, g in enumerate(shard_plan)
         ]
-        annotations[ANNOTATION_SHARD_PLAN] = render_shard_plan(entries)
+        annotations[names.ANNOTATION_SHARD_PLAN] = render_shard_plan(entries)
     spec: dict[str, Any] = {
-        "schedulerName": SCHEDULER_NAME,
+        "schedulerName": names.SCHEDULER_NAME,
         "containers": [
             {
                 "name": "runtime",
                 "image": "outrider/runtime:dev",
-                "resources": {"limits": {GPU_RESOURCE: str(gpus)}, "requests": {GPU_RESOURCE: str(gpus)}},
+                "resources": {
+                    "limits": {names.GPU_RESOURCE: str(gpus)},
+                    "requests": {names.GPU_RESOURCE: str(gpus)},
+                },
             }
         ],
     }
