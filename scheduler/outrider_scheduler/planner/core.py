@@ -45,8 +45,8 @@ from .core_batching import size_batch
 from .core_pools import pool_targets, reserve
 from .core_scale_down import scale_down
 from .core_scale_up import scale_up
-from .core_sizing import count_wanted, read_signals, sort_pods, track
-from .decisions import Action, CoreSettings, Memory, Numbers, OpKind, Plan, PodOp
+from .core_sizing import Cycle, count_wanted, read_signals, sort_pods, track
+from .decisions import CoreSettings, Memory, Numbers, OpKind, Plan, PodOp
 from .observe import DeploymentView, PodKind
 
 __all__ = ["decide"]
@@ -56,14 +56,13 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
     """Decide one cycle for one deployment. Mutates only ``memory``."""
     pods = sort_pods(view)
     by, serving, incoming, restartable = pods.by, pods.serving, pods.incoming, pods.restartable
-    notes: list[str] = []
-    ops: list[PodOp] = []
-    actions: list[Action] = []
+    c = Cycle(view, model, memory, settings, pods)
+    ops, actions, notes = c.ops, c.actions, c.notes
 
     # ---- signals, how many serving pods are wanted, surge detection, stabilisation history --------
-    readings = read_signals(view, model, memory, settings, pods)
-    wanted = count_wanted(view, model, memory, settings, pods, readings, notes)
-    trend = track(view, memory, settings, pods, wanted)
+    readings = read_signals(c)
+    wanted = count_wanted(c, readings)
+    trend = track(c, wanted)
 
     # ---- pods restarted into the wrong place, and promotions to finish ----------------------------
     for p in restartable:
@@ -75,10 +74,10 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         ops.append(PodOp(OpKind.LABEL_SERVING, p.name))
 
     # ---- batch size, the way up, the way down, pool targets ---------------------------------------
-    batch = size_batch(view, model, memory, settings, pods, readings, trend, ops, actions)
-    active_pods, add_replicas = scale_up(view, memory, pods, readings, wanted, trend, ops, actions)
-    scale_down(view, settings, pods, readings, trend, active_pods, ops, actions, notes)
-    targets = pool_targets(view, memory, settings, pods, wanted, active_pods, add_replicas, ops, actions)
+    batch = size_batch(c, readings, trend)
+    active_pods, add_replicas = scale_up(c, readings, wanted, trend)
+    scale_down(c, readings, trend, active_pods)
+    targets = pool_targets(c, wanted, active_pods, add_replicas)
 
     numbers = Numbers(
         demand_rps=readings.demand,

@@ -11,26 +11,24 @@ import math
 
 from outrider_operator.api.status import ActionKind, ActionTrigger
 
-from .capacity import CapacityModel
-from .core_sizing import Pods, Readings, Trend
-from .decisions import Action, CoreSettings, Memory, OpKind, PodOp
-from .observe import DeploymentView, PodKind
+from .core_sizing import Cycle, Readings, Trend
+from .decisions import Action, OpKind, PodOp
+from .observe import PodKind
 
 __all__ = ["size_batch"]
 
 
-def size_batch(
-    view: DeploymentView,
-    model: CapacityModel,
-    memory: Memory,
-    settings: CoreSettings,
-    pods: Pods,
-    readings: Readings,
-    trend: Trend,
-    ops: list[PodOp],
-    actions: list[Action],
-) -> int:
+def size_batch(c: Cycle, readings: Readings, trend: Trend) -> int:
     """Raise or lower the batch size; add the resize operations and actions; return the size."""
+    view, model, memory, settings, pods, ops, actions = (
+        c.view,
+        c.model,
+        c.memory,
+        c.settings,
+        c.pods,
+        c.ops,
+        c.actions,
+    )
     now = view.now
     serving, by = pods.serving, pods.by
     demand, dynamic, known = readings.demand, readings.dynamic, readings.known

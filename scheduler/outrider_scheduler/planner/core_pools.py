@@ -14,8 +14,8 @@ from outrider_operator.api import labels
 from outrider_operator.api.spec import ScalingMode
 from outrider_operator.api.status import ActionKind, ActionTrigger
 
-from .core_sizing import Pods, Wanted
-from .decisions import Action, CoreSettings, Memory, OpKind, PodOp
+from .core_sizing import Cycle, Wanted
+from .decisions import Action, OpKind
 from .observe import DeploymentView, PodKind, PodView
 
 __all__ = ["PoolTargets", "pool_targets", "reserve"]
@@ -53,18 +53,9 @@ def _taken(
     return out
 
 
-def pool_targets(
-    view: DeploymentView,
-    memory: Memory,
-    settings: CoreSettings,
-    pods: Pods,
-    wanted: Wanted,
-    active_pods: list[PodView],
-    add_replicas: int,
-    ops: list[PodOp],
-    actions: list[Action],
-) -> PoolTargets:
+def pool_targets(c: Cycle, wanted: Wanted, active_pods: list[PodView], add_replicas: int) -> PoolTargets:
     """Size the pools; report a refill of the standby pools and a warm pool grown for misses."""
+    view, memory, settings, pods, ops, actions = c.view, c.memory, c.settings, c.pods, c.ops, c.actions
     spec = view.spec
     kinds, serving = pods.kinds, pods.serving
     absorb, worst_miss = wanted.absorb, wanted.worst_miss

@@ -11,9 +11,9 @@ from __future__ import annotations
 from outrider_operator.api import labels
 from outrider_operator.api.status import ActionKind, ActionTrigger
 
-from .core_sizing import Pods, Readings, Trend
-from .decisions import Action, CoreSettings, OpKind, PodOp
-from .observe import DeploymentView, PodKind, PodView
+from .core_sizing import Cycle, Readings, Trend
+from .decisions import Action, OpKind, PodOp
+from .observe import PodKind, PodView
 
 __all__ = ["scale_down"]
 
@@ -23,18 +23,9 @@ def _order_victims(pods: list[PodView]) -> list[PodView]:
     return sorted(pods, key=lambda p: (p.pool == labels.POOL_ACTIVE, -p.created, p.name))
 
 
-def scale_down(
-    view: DeploymentView,
-    settings: CoreSettings,
-    pods: Pods,
-    readings: Readings,
-    trend: Trend,
-    active_pods: list[PodView],
-    ops: list[PodOp],
-    actions: list[Action],
-    notes: list[str],
-) -> None:
+def scale_down(c: Cycle, readings: Readings, trend: Trend, active_pods: list[PodView]) -> None:
     """Add the way down's operations, actions and notes (a scale-down held, and why)."""
+    view, settings, pods, ops, actions, notes = c.view, c.settings, c.pods, c.ops, c.actions, c.notes
     spec, now = view.spec, view.now
     serving, incoming, restartable, by = pods.serving, pods.incoming, pods.restartable, pods.by
     demand, cap_high = readings.demand, readings.cap_high

@@ -13,9 +13,9 @@ import math
 from outrider_operator.api import labels
 from outrider_operator.api.status import ActionKind, ActionTrigger
 
-from .core_sizing import Pods, Readings, Trend, Wanted
-from .decisions import Action, Memory, OpKind, PodOp
-from .observe import DeploymentView, PodKind, PodView
+from .core_sizing import Cycle, Readings, Trend, Wanted
+from .decisions import Action, OpKind, PodOp
+from .observe import PodKind, PodView
 
 __all__ = ["scale_up"]
 
@@ -46,17 +46,9 @@ def _why(
     return ", ".join(parts)
 
 
-def scale_up(
-    view: DeploymentView,
-    memory: Memory,
-    pods: Pods,
-    readings: Readings,
-    wanted: Wanted,
-    trend: Trend,
-    ops: list[PodOp],
-    actions: list[Action],
-) -> tuple[list[PodView], int]:
+def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tuple[list[PodView], int]:
     """Add the way up's operations and actions; return the active pool's pods and replicas to add."""
+    view, memory, pods, ops, actions = c.view, c.memory, c.pods, c.ops, c.actions
     spec = view.spec
     serving, by = pods.serving, pods.by
     demand, cap_high, p99, queue = readings.demand, readings.cap_high, readings.p99, readings.queue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from outrider_operator.api import labels
@@ -20,7 +20,7 @@ from outrider_operator.api.spec import DynamicBatching
 from outrider_operator.api.status import ActionTrigger
 
 from .capacity import CapacityModel
-from .decisions import CoreSettings, Memory
+from .decisions import Action, CoreSettings, Memory, PodOp
 from .observe import DeploymentView, ForecastView, PodKind, PodView, classify
 
 __all__ = [
@@ -53,6 +53,21 @@ class Pods:
     """Pods restarted into the wrong place with the model warm (promoted back at once)."""
     blind: list[PodView]
     """Serving pods that did not answer: they still exist and count as serving."""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One decision's inputs, and the lists its steps append to (the plan's operations, actions and
+    notes, in the order the steps run)."""
+
+    view: DeploymentView
+    model: CapacityModel
+    memory: Memory
+    settings: CoreSettings
+    pods: Pods
+    ops: list[PodOp] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -152,10 +167,9 @@ def sort_pods(view: DeploymentView) -> Pods:
     return Pods(kinds, by, serving, incoming, restartable, blind)
 
 
-def read_signals(
-    view: DeploymentView, model: CapacityModel, memory: Memory, settings: CoreSettings, pods: Pods
-) -> Readings:
+def read_signals(c: Cycle) -> Readings:
     """Read demand, latency, queue and capacity; feed the serving pods' p99 to ``model``."""
+    view, model, memory, settings, pods = c.view, c.model, c.memory, c.settings, c.pods
     spec = view.spec
     kinds, serving = pods.kinds, pods.serving
     live = [p for p in view.pods if p.rates is not None and kinds[p.name] not in _DONE]
@@ -197,16 +211,9 @@ def read_signals(
     )
 
 
-def count_wanted(
-    view: DeploymentView,
-    model: CapacityModel,
-    memory: Memory,
-    settings: CoreSettings,
-    pods: Pods,
-    readings: Readings,
-    notes: list[str],
-) -> Wanted:
+def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     """How many serving pods are wanted; keeps the forecast's misses in ``memory``."""
+    view, model, memory, settings, pods, notes = c.view, c.model, c.memory, c.settings, c.pods, c.notes
     spec, now = view.spec, view.now
     serving, incoming, restartable, blind = pods.serving, pods.incoming, pods.restartable, pods.blind
     demand, queue, p99, known = readings.demand, readings.queue, readings.p99, readings.known
@@ -255,8 +262,9 @@ def count_wanted(
     )
 
 
-def track(view: DeploymentView, memory: Memory, settings: CoreSettings, pods: Pods, wanted: Wanted) -> Trend:
+def track(c: Cycle, wanted: Wanted) -> Trend:
     """Detect a surge (two samples in a row) and keep the stabilisation history for scale-down."""
+    view, memory, settings, pods = c.view, c.memory, c.settings, c.pods
     spec, now = view.spec, view.now
     serving, incoming = pods.serving, pods.incoming
     need_load, need_latency = wanted.need_load, wanted.need_latency
