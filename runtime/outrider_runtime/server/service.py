@@ -19,9 +19,16 @@ from typing import Any
 
 import numpy as np
 from prometheus_client import generate_latest
+from pydantic import ValidationError
 
 from outrider_operator.api.runtime import BatchingSettings, BatchingUpdate, RuntimeLoad, StateChange
-from outrider_runtime.config import DynamicMode, ModelState, RuntimeConfig
+from outrider_runtime.config import (
+    BatchingConfig,
+    DynamicMode,
+    ModelState,
+    RuntimeConfig,
+    describe_validation_error,
+)
 from outrider_runtime.errors import (
     BadRequestError,
     InferenceError,
@@ -237,10 +244,24 @@ class ModelService:
     def resize(self, update: BatchingUpdate) -> BatchingSettings:
         """Resize dynamic batching live, without a reload; answers the settings now in effect."""
         m = self.model(update.model or self.config.model.name)
-        changes = update.model_dump(exclude={"model", "dynamic"}, exclude_none=True)
-        if update.dynamic is not None:
-            changes["dynamic"] = update.dynamic == DynamicMode.ENABLED
-        m.resize(**changes)
+        s = m.settings
+        current = {
+            "max_batch_size": s.max_batch_size,
+            "min_batch_delay_ms": s.min_batch_delay_ms,
+            "lookahead_window": s.lookahead_window,
+            "dynamic": DynamicMode.ENABLED if s.dynamic else DynamicMode.DISABLED,
+        }
+        asked = update.model_dump(exclude={"model"}, exclude_none=True)
+        try:  # the result must also be a valid batching section of the runtime's own config file
+            merged = BatchingConfig.model_validate({**current, **asked})
+        except ValidationError as exc:
+            raise BadRequestError(describe_validation_error(exc, "batching")) from None
+        m.resize(
+            max_batch_size=merged.max_batch_size,
+            min_batch_delay_ms=merged.min_batch_delay_ms,
+            lookahead_window=merged.lookahead_window,
+            dynamic=merged.dynamic == DynamicMode.ENABLED,
+        )
         return batching_settings(m)
 
     def metrics_exposition(self) -> bytes:
