@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -419,11 +420,22 @@ def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
         )
 
         def state_of(pod: str) -> tuple[str, str, str | None] | None:
-            p = next((q for q in pods(cluster, name) if q["metadata"]["name"] == pod), None)
+            """The pod's role, runtime state and deletion cost; None once it is gone or being deleted."""
+
+            def current() -> dict[str, Any] | None:
+                p = next((q for q in pods(cluster, name) if q["metadata"]["name"] == pod), None)
+                return None if p is None or p["metadata"].get("deletionTimestamp") else p
+
+            p = current()
             if p is None:
                 return None
             ann = p["metadata"].get("annotations") or {}
-            load = admin_load(ann[labels.ANNOTATION_STAND_IN_ENDPOINT])
+            try:
+                load = admin_load(ann[labels.ANNOTATION_STAND_IN_ENDPOINT])
+            except urllib.error.URLError:
+                if current() is None:  # deleted between the listing and the call: its runtime is gone
+                    return None
+                raise
             return role_of(p), load["state"], ann.get(labels.ANNOTATION_POD_DELETION_COST)
 
         # light load goes on while the pod steps down: every request must still be answered
