@@ -3,12 +3,12 @@
 - Logs: ``--log-format text|json`` (default ``$OUTRIDER_LOG_FORMAT``, else text) and
   ``--log-level``; one line per record on stderr, JSON with ``time``, ``level``, ``logger`` and
   ``message`` (plus ``exception`` when there is one) for log collectors.
-- Credentials: :func:`load_kubeconfig` loads a kubeconfig (or the in-cluster service account) and
-  turns a failure into one clear line and exit code 2, the same for every command.
+- Credentials: :func:`kube_client_or_report` loads a kubeconfig (or the in-cluster service
+  account) and turns a failure into one clear line and exit code 2, the same for every command.
 - Signals: :func:`stop_event` gives a :class:`threading.Event` that SIGTERM and SIGINT set.
 
 Standard library only at import time (the runtime uses it too, and must not load the
-Kubernetes client); :func:`load_kubeconfig` imports the client when called.
+Kubernetes client); :func:`kube_client_or_report` imports the client when called.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from typing import Any
 
 __all__ = [
     "LOG_FORMAT_ENV",
-    "CredentialsError",
     "JsonFormatter",
     "add_logging_arguments",
     "kube_client_or_report",
-    "load_kubeconfig",
     "setup_logging",
     "stop_event",
 ]
@@ -38,10 +36,6 @@ __all__ = [
 LOG_FORMAT_ENV = "OUTRIDER_LOG_FORMAT"
 """Environment variable with the default log format (``text`` or ``json``)."""
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class CredentialsError(Exception):
-    """No usable cluster credentials; the message says what was tried."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,25 +73,15 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
-def load_kubeconfig(kubeconfig: str | Path | None) -> Any:
-    """A Kubernetes ``ApiClient`` from ``kubeconfig`` ($KUBECONFIG, else in-cluster when None).
-
-    Raises :class:`CredentialsError` with one line saying what failed.
-    """
+def kube_client_or_report(kubeconfig: str | Path | None, prog: str) -> Any | None:
+    """A Kubernetes ``ApiClient`` from ``kubeconfig`` ($KUBECONFIG, else in-cluster when None), or
+    None after printing ``prog: why`` on stderr in one line (the caller exits 2)."""
     from outrider_operator.errors import KubeConfigError
     from outrider_operator.kube.rest import load_api_client
 
     try:
         return load_api_client(kubeconfig)
     except KubeConfigError as exc:
-        raise CredentialsError(str(exc)) from None
-
-
-def kube_client_or_report(kubeconfig: str | Path | None, prog: str) -> Any | None:
-    """:func:`load_kubeconfig`, or None after printing ``prog: why`` on stderr (the caller exits 2)."""
-    try:
-        return load_kubeconfig(kubeconfig)
-    except CredentialsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return None
 

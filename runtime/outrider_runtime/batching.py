@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from outrider_runtime.config import BatchingConfig, DynamicMode
 from outrider_runtime.errors import NotServingError, OverloadedError
 
 __all__ = ["BatchSettings", "DynamicBatcher", "Pending"]
@@ -36,6 +37,16 @@ class BatchSettings:
     min_batch_delay_ms: float = 10.0
     lookahead_window: int = 3
     dynamic: bool = True
+
+    @classmethod
+    def from_config(cls, batching: BatchingConfig) -> BatchSettings:
+        """The settings of a (validated) batching section of the runtime config."""
+        return cls(
+            max_batch_size=batching.max_batch_size,
+            min_batch_delay_ms=batching.min_batch_delay_ms,
+            lookahead_window=batching.lookahead_window,
+            dynamic=batching.dynamic is DynamicMode.ENABLED,
+        )
 
     @property
     def effective_max(self) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from outrider_runtime.batching import BatchSettings, DynamicBatcher, Pending
-from outrider_runtime.config import DynamicMode, ModelState, PrecisionPolicy, RuntimeConfig
+from outrider_runtime.config import ModelState, PrecisionPolicy, RuntimeConfig
 from outrider_runtime.errors import BadRequestError, NotServingError, StateError
 from outrider_runtime.load_override import LoadOverride
 from outrider_runtime.metrics import RuntimeMetrics
@@ -53,12 +53,7 @@ class ModelHandle:
         """Whether a build (sessions, calibration, warm-up) is running."""
         self.load_error: str | None = None
         """Why the last build failed (None once one succeeds)."""
-        self.settings = BatchSettings(
-            max_batch_size=config.batching.max_batch_size,
-            min_batch_delay_ms=config.batching.min_batch_delay_ms,
-            lookahead_window=config.batching.lookahead_window,
-            dynamic=config.batching.dynamic is DynamicMode.ENABLED,
-        )
+        self.settings = BatchSettings.from_config(config.batching)
         self.precision = config.precision.policy
         self.pipelines: dict[PrecisionPolicy, Pipeline] = {}
         self.batchers: dict[PrecisionPolicy, DynamicBatcher] = {}

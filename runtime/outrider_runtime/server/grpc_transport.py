@@ -55,8 +55,8 @@ def _clean(value: Any) -> Any:
 class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     """The V2 gRPC service backed by a :class:`ModelService`."""
 
-    def __init__(self, server: ModelService) -> None:
-        self.server = server
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
 
     async def _guard(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -75,15 +75,15 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
         """Readiness: every model serving and not draining."""
-        ok, _ = self.server.ready_report()
+        ok, _ = self.service.ready_report()
         return pb.ServerReadyResponse(ready=ok)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
         """Model readiness."""
 
         async def run() -> pb.ModelReadyResponse:
-            m = self.server.model(request.name)
-            return pb.ModelReadyResponse(ready=self.server.model_ready(m))
+            m = self.service.model(request.name)
+            return pb.ModelReadyResponse(ready=self.service.model_ready(m))
 
         return await self._guard(context, run)
 
@@ -95,7 +95,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         """Model metadata."""
 
         async def run() -> pb.ModelMetadataResponse:
-            meta = self.server.metadata_dict(self.server.model(request.name))
+            meta = self.service.metadata_dict(self.service.model(request.name))
             return pb.ModelMetadataResponse(
                 name=meta["name"],
                 versions=meta["versions"],
@@ -120,7 +120,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         """Model config (Triton ModelConfig message)."""
 
         async def run() -> pb.ModelConfigResponse:
-            cfg = _clean(self.server.config_dict(self.server.model(request.name)))
+            cfg = _clean(self.service.config_dict(self.service.model(request.name)))
             cfg.pop("backend", None)
             for group in cfg.get("instance_group", []):
                 if not group.get("gpus"):
@@ -136,7 +136,9 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         """Inference statistics."""
 
         async def run() -> pb.ModelStatisticsResponse:
-            models = [self.server.model(request.name)] if request.name else list(self.server.models.values())
+            models = (
+                [self.service.model(request.name)] if request.name else list(self.service.models.values())
+            )
             doc = {"model_stats": [m.stats.as_triton(m.name) for m in models]}
             return json_format.ParseDict(doc, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
@@ -147,7 +149,9 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     ) -> pb.RepositoryIndexResponse:
         """Repository index."""
         return pb.RepositoryIndexResponse(
-            models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in self.server.index_list(request.ready)]
+            models=[
+                pb.RepositoryIndexResponse.ModelIndex(**e) for e in self.service.index_list(request.ready)
+            ]
         )
 
     async def RepositoryModelLoad(
@@ -156,9 +160,9 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         """Load, with an optional Triton config JSON override in ``parameters['config']``."""
 
         async def run() -> pb.RepositoryModelLoadResponse:
-            m = self.server.model(request.model_name)
+            m = self.service.model(request.model_name)
             config = request.parameters["config"].string_param if "config" in request.parameters else None
-            await self.server.load_model(m, config)
+            await self.service.load_model(m, config)
             return pb.RepositoryModelLoadResponse()
 
         return await self._guard(context, run)
@@ -169,7 +173,7 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         """Unload."""
 
         async def run() -> pb.RepositoryModelUnloadResponse:
-            await self.server.model(request.model_name).unload()
+            await self.service.model(request.model_name).unload()
             return pb.RepositoryModelUnloadResponse()
 
         return await self._guard(context, run)
@@ -179,11 +183,11 @@ class GrpcService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         always in ``raw_output_contents``, as Triton answers gRPC (tritonclient.grpc reads only that)."""
 
         async def run() -> pb.ModelInferResponse:
-            m = self.server.model(request.model_name)
+            m = self.service.model(request.model_name)
             for o in request.outputs:  # refused before any compute
                 if o.name != "embeddings":
                     raise BadRequestError(f"unknown output {o.name!r}; model has 'embeddings'")
-            out, precision = await self.server.run_inference(
+            out, precision = await self.service.run_inference(
                 m, lambda limits: _decode(request, limits), request.ByteSize()
             )
             tensor = pb.ModelInferResponse.InferOutputTensor(

@@ -9,6 +9,7 @@ admin bodies and answers are the typed contract of :mod:`outrider_operator.api.r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -22,9 +23,9 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from outrider_operator.api.runtime import BatchingSettings, BatchingUpdate, RuntimeLoad, StateChange
+from outrider_runtime.batching import BatchSettings
 from outrider_runtime.config import (
     BatchingConfig,
-    DynamicMode,
     ModelState,
     RuntimeConfig,
     describe_validation_error,
@@ -115,7 +116,7 @@ class ModelService:
     def ready_report(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for Kubernetes: ready only if every model serves and the server is not draining."""
         states = {n: m.state.value for n, m in self.models.items()}
-        ok = not self.draining and all(m.state is ModelState.SERVING for m in self.models.values())
+        ok = all(self.model_ready(m) for m in self.models.values())
         return ok, {"ready": ok, "models": states, "draining": self.draining}
 
     def settled_report(self) -> tuple[bool, dict[str, Any]]:
@@ -244,24 +245,13 @@ class ModelService:
     def resize(self, update: BatchingUpdate) -> BatchingSettings:
         """Resize dynamic batching live, without a reload; answers the settings now in effect."""
         m = self.model(update.model or self.config.model.name)
-        s = m.settings
-        current = {
-            "max_batch_size": s.max_batch_size,
-            "min_batch_delay_ms": s.min_batch_delay_ms,
-            "lookahead_window": s.lookahead_window,
-            "dynamic": DynamicMode.ENABLED if s.dynamic else DynamicMode.DISABLED,
-        }
+        current = batching_settings(m).model_dump(exclude={"model"})
         asked = update.model_dump(exclude={"model"}, exclude_none=True)
         try:  # the result must also be a valid batching section of the runtime's own config file
             merged = BatchingConfig.model_validate({**current, **asked})
         except ValidationError as exc:
             raise BadRequestError(describe_validation_error(exc, "batching")) from None
-        m.resize(
-            max_batch_size=merged.max_batch_size,
-            min_batch_delay_ms=merged.min_batch_delay_ms,
-            lookahead_window=merged.lookahead_window,
-            dynamic=merged.dynamic == DynamicMode.ENABLED,
-        )
+        m.resize(**dataclasses.asdict(BatchSettings.from_config(merged)))
         return batching_settings(m)
 
     def metrics_exposition(self) -> bytes:

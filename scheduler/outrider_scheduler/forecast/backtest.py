@@ -158,7 +158,7 @@ def _phase_scores(
     # the naive forecast for origin i is the mean of [i-k, i) which is the actual of origin i-k
     return {
         "rows": rows,
-        "origin_times": res.features.t0 + res.features.step * res.origins[rows].astype(np.float64),
+        "origin_times": times[rows],
         "actual_mean": mean[rows],
         "actual_peak": tg.rate["peak_p90"][rows],
         "naive": prev[rows],

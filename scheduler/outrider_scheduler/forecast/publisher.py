@@ -28,6 +28,7 @@ from outrider_operator.api.resource import parse_spec
 from outrider_operator.api.status import ConditionType, ForecastSummary, parse_status
 from outrider_operator.errors import KubeApiError
 from outrider_operator.kube.rest import KubeRest
+from outrider_operator.reconcile.semantics import problems_from_validation_error
 from outrider_operator.reconcile.status import set_condition
 from outrider_scheduler.forecast.errors import ForecastError
 from outrider_scheduler.forecast.service import ForecasterService, ForecastResult
@@ -92,7 +93,12 @@ class ForecastPublisher:
             try:
                 spec = parse_spec(item.get("spec") or {})
                 self.service.add(ns, name, spec.scaling.forecast_horizon_seconds)
-            except (ForecastError, ValidationError) as exc:  # one deployment must not stop the others
+            except ValidationError as exc:  # one deployment must not stop the others
+                why = "; ".join(str(p) for p in problems_from_validation_error(exc))
+                report.failures.append(f"{ns}/{name}: {why}")
+                log.warning("cannot forecast %s/%s: %s", ns, name, why)
+                continue
+            except ForecastError as exc:
                 report.failures.append(f"{ns}/{name}: {exc}")
                 log.warning("cannot forecast %s/%s: %s", ns, name, exc)
                 continue

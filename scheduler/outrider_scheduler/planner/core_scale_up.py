@@ -71,11 +71,11 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
             ops.append(PodOp(OpKind.PROMOTE, p.name, memory.batch_target if dynamic else None))
         gap -= len(take)
         if take:
-            why = _why(trigger if surge else ActionTrigger.FORECAST, demand, cap_high, p99, queue, forecast)
+            why = _why(reason, demand, cap_high, p99, queue, forecast)
             actions.append(
                 Action(
                     ActionKind.PROMOTE_WARM,
-                    trigger if surge else ActionTrigger.FORECAST,
+                    reason,
                     tuple(p.name for p in take),
                     from_serving,
                     from_serving + len(take),
@@ -95,7 +95,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
             actions.append(
                 Action(
                     ActionKind.LOAD_COLD,
-                    trigger if surge else ActionTrigger.FORECAST,
+                    reason,
                     tuple(p.name for p in load),
                     from_serving,
                     from_serving + len(take) + len(load),
@@ -112,7 +112,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
             actions.append(
                 Action(
                     ActionKind.ADD_REPLICAS,
-                    trigger if surge else ActionTrigger.FORECAST,
+                    reason,
                     (),
                     from_serving,
                     from_serving + add_replicas,
