@@ -10,26 +10,21 @@ session in CI (``CI=true``) and skip it elsewhere, with a message saying how to 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterError, ensure_binaries, locate
 from outrider_devcluster.binaries import ALL_BINARIES
-from outrider_devcluster.kube import api_client, request_token, token_kubeconfig
+from outrider_devcluster.kube import api_client, request_token
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
-from outrider_devcluster.stack import free_port
 from outrider_devcluster.topology import Topology, load_topology
 
 
@@ -188,61 +183,3 @@ def namespace(cluster: LocalCluster) -> Iterator[str]:
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
-
-
-REPO = Path(__file__).resolve().parents[1]
-RELEASE_NS = "outrider-system"
-"""Namespace of the chart release the operator tests install."""
-
-
-@contextlib.contextmanager
-def _run_operator(
-    cluster: LocalCluster, namespace: str, workdir: Path, metrics_port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Install the chart (no operator replica), then run the operator here as its ServiceAccount.
-
-    The operator authenticates with a token of the chart's ServiceAccount, so the chart's RBAC is
-    what is tested; it watches ``namespace`` only. The log is printed when it stops.
-    """
-    cluster.helm(
-        "upgrade", "--install", "outrider", str(REPO / "charts" / "outrider"), "--namespace", RELEASE_NS,
-        "--create-namespace", "--set", "operator.replicas=0", "--wait",
-    )  # fmt: skip
-    token = cluster.make_token(RELEASE_NS, "outrider-operator")
-    sa_config = token_kubeconfig(cluster.kubeconfig, token)
-    workdir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(sa_config))
-    log_path = workdir / "operator.log"
-    argv = [
-        sys.executable, "-m", "outrider_operator.main", "--kubeconfig", str(kubeconfig),
-        "--resync-seconds", "3", "--metrics-port", str(metrics_port), "--health-port", str(free_port()),
-        "--namespace", namespace,
-    ]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        try:
-            time.sleep(2)
-            if proc.poll() is not None:
-                raise AssertionError(f"operator exited early: {log_path.read_text()[-3000:]}")
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            print(f"--- operator log ({log_path}) ---\n{log_path.read_text()[-4000:]}")
-
-
-OperatorRunner = Callable[
-    [LocalCluster, str, Path, int], contextlib.AbstractContextManager[subprocess.Popen[bytes]]
-]
-"""``run_operator(cluster, namespace, workdir, metrics_port)``: a context manager around the operator."""
-
-
-@pytest.fixture(scope="session")
-def run_operator() -> OperatorRunner:
-    """The operator as a local process for a module's namespace (see :func:`_run_operator`)."""
-    return _run_operator

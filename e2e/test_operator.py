@@ -1,9 +1,10 @@
 """The operator end to end on the real local control plane.
 
-The chart is installed with helm; the operator runs as a local process authenticated with a
-token of the chart's ServiceAccount, so the chart's RBAC is what is tested. Children are
-created by the operator, pods by the real controller-manager, scheduled by the real
-kube-scheduler and marked ready by KWOK.
+``helm install`` runs the operator (and the release's kube-scheduler with its extender) as pods of
+the Dockerfile's image on the real node, with the chart's ServiceAccount and RBAC, watching this
+module's namespace. Children are created by the operator pod, pods by the real controller-manager,
+scheduled by the release's kube-scheduler onto KWOK's simulated GPU nodes and marked ready by KWOK.
+The operator's metrics are read through the apiserver's pod proxy.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,17 @@ import pytest
 import yaml
 
 from outrider_devcluster import polling
-from outrider_devcluster.stack import free_port
+from outrider_devcluster.release import RELEASE_NAMESPACE as RELEASE_NS
+from outrider_devcluster.release import Release, in_cluster_release, release_values
 
 REPO = Path(__file__).resolve().parents[1]
 NS = f"e2e-operator-{os.getpid()}"
-RELEASE_NS = "outrider-system"
+SCHEDULER = "outrider-e2e-operator"
+"""The release's scheduler profile (the cluster's host scheduler keeps ``outrider``)."""
 SAMPLE = REPO / "manifests" / "samples" / "outrider.dev_v1alpha1_inferencedeployment.yaml"
 
 
-METRICS_PORT = free_port()
-
-
-_NOT_YET = (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError)
+_NOT_YET = (subprocess.CalledProcessError, KeyError, IndexError, TypeError, ValueError, AssertionError)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
@@ -77,12 +75,17 @@ def crds(cluster: Any) -> None:
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: Any, crds: None, run_operator: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Install the chart, then run the operator locally as the chart's ServiceAccount."""
+    cluster: Any, crds: None, real_node: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    """The chart with the operator pod (and the release's scheduler) watching this module's namespace."""
+    # the forecaster forecasts every 2 s from a Prometheus that is down (nothing listens on the pod's
+    # 127.0.0.1:1); the agent publishes the real node's inventory
+    values = release_values([NS], SCHEDULER, "forecaster", "agent", forecaster={"intervalSeconds": 2})
     try:
-        with run_operator(cluster, NS, tmp_path_factory.mktemp("operator"), METRICS_PORT) as proc:
-            yield proc
+        with in_cluster_release(cluster, tmp_path_factory.mktemp("operator"), values) as release:
+            pod = release.pod("operator")
+            assert pod["spec"]["nodeName"] == real_node
+            yield release
     finally:
         # Wait until the namespace (and its pods) are gone: the cluster is shared by the next
         # modules, and pods left on GPU nodes change where the scheduler puts theirs.
@@ -150,7 +153,7 @@ def test_samples_pass_server_side_validation(cluster: Any, crds: None) -> None:
     assert out.returncode == 0, out.stderr
 
 
-def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_sample_reconciled_end_to_end(cluster: Any, operator: Release) -> None:
     sample = yaml.safe_load(SAMPLE.read_text())
     sample["metadata"]["namespace"] = NS
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(sample))
@@ -190,7 +193,7 @@ def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[b
     pods = get_json(cluster, "pods", "-n", NS, "-l", f"outrider.dev/deployment={name}")["items"]
     assert len(pods) == 4
     for pod in pods:
-        assert pod["spec"]["schedulerName"] == "outrider"
+        assert pod["spec"]["schedulerName"] == SCHEDULER
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     table = cluster.kubectl("get", "infd", name, "-n", NS).stdout
     assert "READY" in table and "ACTIVE" in table and "FORECAST" in table
@@ -205,9 +208,7 @@ def test_sample_reconciled_end_to_end(cluster: Any, operator: subprocess.Popen[b
     assert len(addresses()) == 2, addresses()  # warm and cold pods never join
 
 
-def test_reconcile_is_idempotent_and_never_writes_spec(
-    cluster: Any, operator: subprocess.Popen[bytes]
-) -> None:
+def test_reconcile_is_idempotent_and_never_writes_spec(cluster: Any, operator: Release) -> None:
     name = "minilm"
     wait_for(
         "sample ready",
@@ -227,8 +228,7 @@ def test_reconcile_is_idempotent_and_never_writes_spec(
     before = snapshot()
     time.sleep(8)  # more than two resync periods of 3 s
     assert snapshot() == before
-    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as resp:
-        metrics = resp.read().decode()
+    metrics = operator.scrape("operator")
     ok = [
         ln for ln in metrics.splitlines() if ln.startswith('outrider_operator_reconciles_total{result="ok"}')
     ]
@@ -242,7 +242,7 @@ def test_reconcile_is_idempotent_and_never_writes_spec(
         assert "f:spec" not in json.dumps(entry.get("fieldsV1", {})), entry
 
 
-def test_drift_in_children_is_repaired(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_drift_in_children_is_repaired(cluster: Any, operator: Release) -> None:
     name = "minilm"
     wait_for("service", lambda: get_json(cluster, "service", name, "-n", NS))
     old_uid = get_json(cluster, "service", name, "-n", NS)["metadata"]["uid"]
@@ -277,9 +277,7 @@ def test_drift_in_children_is_repaired(cluster: Any, operator: subprocess.Popen[
     )
 
 
-def test_invalid_spec_reported_and_children_untouched(
-    cluster: Any, operator: subprocess.Popen[bytes]
-) -> None:
+def test_invalid_spec_reported_and_children_untouched(cluster: Any, operator: Release) -> None:
     name = "too-big"
     cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 2}))
     wait_for("children", lambda: get_json(cluster, "deployment", name, "-n", NS))
@@ -298,7 +296,8 @@ def test_invalid_spec_reported_and_children_untouched(
     dep = get_json(cluster, "deployment", name, "-n", NS)
     assert dep["metadata"]["generation"] == gen_before
     assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert operator.poll() is None, "the operator must keep running after bad input"
+    pod = operator.pod("operator")  # the same container, never restarted: bad input crashed nothing
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, pod["status"]
     # fixing the spec recovers
     cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 4}))
     wait_for(
@@ -312,7 +311,7 @@ def test_invalid_spec_reported_and_children_untouched(
     )
 
 
-def test_scale_subresource_in_reactive_mode(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_scale_subresource_in_reactive_mode(cluster: Any, operator: Release) -> None:
     name = "reactive"
     cluster.kubectl(
         "apply",
@@ -329,7 +328,7 @@ def test_scale_subresource_in_reactive_mode(cluster: Any, operator: subprocess.P
     wait_for("status.replicas", lambda: get_json(cluster, "infd", name, "-n", NS)["status"]["replicas"] == 3)
 
 
-def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_deleting_cascades_to_children(cluster: Any, operator: Release) -> None:
     name = "short-lived"
     cluster.kubectl("apply", "-f", "-", input=idf(name, runtime={"gpusPerReplica": 0}))
     wait_for("children", lambda: get_json(cluster, "deployment", f"{name}-warm", "-n", NS))
@@ -346,7 +345,7 @@ def test_deleting_cascades_to_children(cluster: Any, operator: subprocess.Popen[
     wait_for("garbage collection of children", gone, timeout_s=60)
 
 
-def test_why_a_rollout_is_stuck_reaches_the_object(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_why_a_rollout_is_stuck_reaches_the_object(cluster: Any, operator: Release) -> None:
     """A cause only the ReplicaSet or the pod held (a missing PriorityClass, a node selector no
     node matches) becomes Ready's reason and message, and a Warning Event (issue 14, item 4)."""
     small = {"runtime": {"gpusPerReplica": 0}, "replicas": {"min": 1, "max": 1}}
@@ -380,10 +379,12 @@ def test_why_a_rollout_is_stuck_reaches_the_object(cluster: Any, operator: subpr
     )
 
 
-def _threshold_series(deployment: str) -> dict[str, float]:
+LATENCY_THRESHOLD = "outrider_operator_alert_latency_p99_seconds"
+
+
+def _thresholds(operator: Release, deployment: str) -> dict[str, float]:
     """The operator's outrider_operator_alert_* samples for ``deployment`` in this module's namespace."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    text = operator.scrape("operator")
     out = {}
     for line in text.splitlines():
         ours = f'deployment="{deployment}"' in line and f'namespace="{NS}"' in line
@@ -392,9 +393,7 @@ def _threshold_series(deployment: str) -> dict[str, float]:
     return out
 
 
-def test_each_deployments_alert_thresholds_are_exported(
-    cluster: Any, operator: subprocess.Popen[bytes]
-) -> None:
+def test_each_deployments_alert_thresholds_are_exported(cluster: Any, operator: Release) -> None:
     """The alert rules compare each deployment with its own spec.monitoring.alerts: the operator
     exports them per deployment, follows edits and forgets deleted deployments."""
     strict = {"latencyP99Ms": 100, "errorRatePercent": 1, "gpuUtilizationPercent": 80}
@@ -406,11 +405,11 @@ def test_each_deployments_alert_thresholds_are_exported(
         "outrider_operator_alert_error_ratio": 0.01,
         "outrider_operator_alert_gpu_utilization_ratio": 0.8,
     }
-    wait_for("strict thresholds", lambda: _threshold_series("alerts-strict") == expected_strict)
+    wait_for("strict thresholds", lambda: _thresholds(operator, "alerts-strict") == expected_strict)
     wait_for(
         "default thresholds",
         lambda: (
-            _threshold_series("alerts-default")
+            _thresholds(operator, "alerts-default")
             == {
                 "outrider_operator_alert_latency_p99_seconds": 0.2,
                 "outrider_operator_alert_error_ratio": 0.05,
@@ -422,16 +421,18 @@ def test_each_deployments_alert_thresholds_are_exported(
     cluster.kubectl("patch", "infd", "alerts-strict", "-n", NS, "--type=merge", "-p", json.dumps(patch))
     wait_for(
         "edited threshold",
-        lambda: _threshold_series("alerts-strict").get("outrider_operator_alert_latency_p99_seconds") == 0.15,
+        lambda: (
+            _thresholds(operator, "alerts-strict").get("outrider_operator_alert_latency_p99_seconds") == 0.15
+        ),
     )
     cluster.kubectl(
         "delete", "infd", "alerts-strict", "alerts-default", "-n", NS, "--wait=true", "--timeout=30s"
     )
-    wait_for("series of deleted deployments dropped", lambda: not _threshold_series("alerts-strict"))
-    wait_for("series of deleted deployments dropped", lambda: not _threshold_series("alerts-default"))
+    wait_for("series of deleted deployments dropped", lambda: not _thresholds(operator, "alerts-strict"))
+    wait_for("series of deleted deployments dropped", lambda: not _thresholds(operator, "alerts-default"))
 
 
-def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[bytes]) -> None:
+def test_chart_rbac_is_least_privilege(cluster: Any, operator: Release) -> None:
     def can(sa: str, *verb_resource: str) -> bool:
         out = cluster.kubectl(
             "auth", "can-i", *verb_resource, "--as", f"system:serviceaccount:{RELEASE_NS}:{sa}", check=False
@@ -461,59 +462,32 @@ def test_chart_rbac_is_least_privilege(cluster: Any, operator: subprocess.Popen[
     assert not can("outrider-agent", "list", "pods", "-A")
 
 
-def test_forecaster_and_operator_share_status_without_clobbering(
-    cluster: Any, operator: subprocess.Popen[bytes], tmp_path: Path
-) -> None:
+def test_forecaster_and_operator_share_status_without_clobbering(cluster: Any, operator: Release) -> None:
     """The forecaster owns Forecasting and status.forecast; the operator owns the rest (SSA managers)."""
     name = "forecast-me"
     cluster.kubectl("apply", "-f", "-", input=idf(name))
-    dead_prometheus = f"http://127.0.0.1:{free_port()}"  # nothing listens: Prometheus is down
-    log_path = tmp_path / "forecaster.log"
-    with log_path.open("wb") as log_file:
-        forecaster = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "outrider_cli",
-                "forecast",
-                "serve",
-                "--prometheus-url",
-                dead_prometheus,
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--interval",
-                "2",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        try:
 
-            def both() -> dict[str, Any] | None:
-                obj = get_json(cluster, "infd", name, "-n", NS)
-                ready, fc = condition(obj, "Ready"), condition(obj, "Forecasting")
-                if ready and ready["status"] == "True" and fc:
-                    return obj
-                return None
+    def both() -> dict[str, Any] | None:
+        obj = get_json(cluster, "infd", name, "-n", NS)
+        ready, fc = condition(obj, "Ready"), condition(obj, "Forecasting")
+        if ready and ready["status"] == "True" and fc:
+            return obj
+        return None
 
-            obj = wait_for("Ready from the operator and Forecasting from the forecaster", both, timeout_s=90)
-            fc = condition(obj, "Forecasting")
-            assert fc is not None
-            assert (fc["status"], fc["reason"]) == ("False", "MetricsUnavailable"), fc
-            assert "forecast" not in obj["status"]  # no fake zero forecast when nothing was measured
-            time.sleep(7)  # two operator resyncs (3 s) and several forecaster cycles (2 s)
-            obj = get_json(cluster, "infd", name, "-n", NS, "--show-managed-fields")
-            assert condition(obj, "Forecasting") is not None and condition(obj, "Ready") is not None
-            managers = {
-                (m["manager"], m.get("subresource", "")): json.dumps(m.get("fieldsV1", {}))
-                for m in obj["metadata"]["managedFields"]
-            }
-            assert '"k:{\\"type\\":\\"Forecasting\\"}"' in managers[("outrider-forecaster", "status")]
-            assert '"k:{\\"type\\":\\"Ready\\"}"' in managers[("outrider-operator", "status")]
-            assert "Forecasting" not in managers[("outrider-operator", "status")]
-            assert forecaster.poll() is None, "the forecaster must survive Prometheus being down"
-        finally:
-            forecaster.terminate()
-            forecaster.wait(timeout=15)
-    assert forecaster.returncode == 0, log_path.read_text()[-2000:]
+    obj = wait_for("Ready from the operator and Forecasting from the forecaster", both, timeout_s=90)
+    fc = condition(obj, "Forecasting")
+    assert fc is not None
+    assert (fc["status"], fc["reason"]) == ("False", "MetricsUnavailable"), fc
+    assert "forecast" not in obj["status"]  # no fake zero forecast when nothing was measured
+    time.sleep(7)  # two operator resyncs (3 s) and several forecaster cycles (2 s)
+    obj = get_json(cluster, "infd", name, "-n", NS, "--show-managed-fields")
+    assert condition(obj, "Forecasting") is not None and condition(obj, "Ready") is not None
+    managers = {
+        (m["manager"], m.get("subresource", "")): json.dumps(m.get("fieldsV1", {}))
+        for m in obj["metadata"]["managedFields"]
+    }
+    assert '"k:{\\"type\\":\\"Forecasting\\"}"' in managers[("outrider-forecaster", "status")]
+    assert '"k:{\\"type\\":\\"Ready\\"}"' in managers[("outrider-operator", "status")]
+    assert "Forecasting" not in managers[("outrider-operator", "status")]
+    pod = operator.pod("forecaster")  # it survives Prometheus being down: never restarted
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, operator.logs("forecaster")

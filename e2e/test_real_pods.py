@@ -1,10 +1,11 @@
 """Serving on real pods: the runtime image built from the Dockerfile, on the cluster's real node.
 
-The operator (a local process, as the chart's ServiceAccount) renders an InferenceDeployment into
-Deployments whose pods a real kubelet runs with containerd and runc, in a namespace that enforces
-Pod Security ``restricted``. Requests go to the pods through ``kubectl port-forward`` (apiserver ->
-kubelet -> the pod's network namespace) and through the Service's ClusterIP from a client pod on
-the same node (kube-proxy's iptables rules). Every figure the tests measure is printed.
+The operator (a pod of the chart's release on the real node, with the release's kube-scheduler)
+renders an InferenceDeployment into Deployments whose pods a real kubelet runs with containerd and
+runc, in a namespace that enforces Pod Security ``restricted``. Requests go to the pods through
+``kubectl port-forward`` (apiserver -> kubelet -> the pod's network namespace) and through the
+Service's ClusterIP from a client pod on the same node (kube-proxy's iptables rules). Every figure
+the tests measure is printed.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ import yaml
 from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES
 from outrider_devcluster.nodeconfig import REAL_NODE_PLACEMENT
+from outrider_devcluster.release import Release, in_cluster_release, release_values
 from outrider_devcluster.stack import free_port, real_node_deployment
 from outrider_operator.api.runtime import ModelState
 from outrider_scheduler.planner.runtime_client import RuntimeClient
 
 NAME = "minilm-real"
+SCHEDULER = "outrider-e2e-real"
+"""The release's scheduler profile (the cluster's host scheduler keeps ``outrider``)."""
 MODEL = "minilm"
 RUNTIME_IMAGE = IMAGES["runtime"].reference
 RESTRICTED = {
@@ -116,14 +120,11 @@ def restricted_ns(cluster: Any, real_node: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def served(
-    cluster: Any,
-    real_node: str,
-    restricted_ns: str,
-    run_operator: Any,
-    tmp_path_factory: pytest.TempPathFactory,
+    cluster: Any, real_node: str, restricted_ns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    """The operator running and the sample served on the real node; yields timings and names."""
-    with run_operator(cluster, restricted_ns, tmp_path_factory.mktemp("operator-real"), free_port()):
+    """The operator pod running and the sample served on the real node; yields timings and names."""
+    values = release_values([restricted_ns], SCHEDULER)
+    with in_cluster_release(cluster, tmp_path_factory.mktemp("operator-real"), values) as release:
         sample = yaml.safe_load(
             (
                 Path(__file__).parents[1] / "manifests/samples/outrider.dev_v1alpha1_inferencedeployment.yaml"
@@ -150,7 +151,7 @@ def served(
         pods = wait_for("active and warm pods Ready on the real node", both_ready, timeout_s=240)
         ready_s = time.monotonic() - started
         print(f"\n[real pods] InferenceDeployment applied -> active and warm pods Ready: {ready_s:.1f}s")
-        yield {"namespace": restricted_ns, "pods": pods, "ready_s": ready_s}
+        yield {"namespace": restricted_ns, "pods": pods, "ready_s": ready_s, "release": release}
 
 
 def test_pods_run_the_dockerfile_image_on_the_real_node_under_restricted_pod_security(
@@ -396,59 +397,38 @@ def test_gpu_runtime_image_starts_on_the_cpu_and_names_its_providers(
 
 
 def test_operator_runs_as_a_pod_on_the_real_node_through_the_kubernetes_service(
-    cluster: Any, real_node: str, tmp_path: Path
+    cluster: Any, real_node: str, served: dict[str, Any]
 ) -> None:
     """The chart's operator as a pod of the control image: in-cluster config, 10.96.0.1 via kube-proxy."""
-    ns = f"e2e-incluster-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", ns)
-    values = tmp_path / "values.yaml"
-    operator = {"replicas": 1, "watchNamespaces": [ns], **PLACEMENT}
-    values.write_text(yaml.safe_dump({"operator": operator}))
-    chart = str(Path(__file__).parents[1] / "charts" / "outrider")
-    release = (
-        "upgrade",
-        "--install",
-        "outrider",
-        chart,
-        "--namespace",
-        "outrider-system",
-        "--create-namespace",
+    release: Release = served["release"]
+    ns = served["namespace"]
+    pod = release.pod("operator")
+    assert pod["spec"]["nodeName"] == real_node
+    assert pod["status"]["containerStatuses"][0]["image"].endswith(
+        IMAGES["control"].reference.split("/", 1)[1]
     )
+    body = {
+        "apiVersion": "outrider.dev/v1alpha1", "kind": "InferenceDeployment",
+        "metadata": {"name": "by-the-pod", "namespace": ns},
+        "spec": {"model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"}},  # GPU pods: KWOK nodes
+    }  # fmt: skip
+    started = time.monotonic()
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def reconciled() -> bool:
+        obj = get_json(cluster, "infd", "by-the-pod", "-n", ns)
+        status = obj.get("status") or {}
+        children = get_json(cluster, "deployments", "-n", ns, "-l", "outrider.dev/deployment=by-the-pod")
+        return bool(status.get("observedGeneration") == obj["metadata"]["generation"] and children["items"])
+
     try:
-        cluster.helm(*release, "-f", str(values), "--wait", "--timeout", "180s")
-        pods = get_json(
-            cluster, "pods", "-n", "outrider-system", "-l", "app.kubernetes.io/component=operator"
-        )
-        pod = next(p for p in pods["items"] if _is_ready(p) and not p["metadata"].get("deletionTimestamp"))
-        assert pod["spec"]["nodeName"] == real_node
-        assert pod["status"]["containerStatuses"][0]["image"].endswith(
-            IMAGES["control"].reference.split("/", 1)[1]
-        )
-        body = {
-            "apiVersion": "outrider.dev/v1alpha1", "kind": "InferenceDeployment",
-            "metadata": {"name": "by-the-pod", "namespace": ns},
-            "spec": {"model": {"name": "minilm", "uri": "builtin:all-minilm-l6-v2"}},
-        }  # fmt: skip
-        started = time.monotonic()
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-
-        def reconciled() -> bool:
-            obj = get_json(cluster, "infd", "by-the-pod", "-n", ns)
-            status = obj.get("status") or {}
-            children = get_json(cluster, "deployments", "-n", ns, "-l", "outrider.dev/deployment=by-the-pod")
-            return bool(
-                status.get("observedGeneration") == obj["metadata"]["generation"] and children["items"]
-            )
-
         wait_for("the in-cluster operator reconciles the object", reconciled, timeout_s=90)
         took = time.monotonic() - started
         print(f"\n[real pods] in-cluster operator: object -> children and status in {took:.1f}s")
-        logs = cluster.kubectl("logs", "-n", "outrider-system", pod["metadata"]["name"]).stdout
+        logs = cluster.kubectl("logs", "-n", release.namespace, pod["metadata"]["name"]).stdout
         assert "by-the-pod" in logs, logs[-2000:]
     finally:
-        # the other modules run the operator as a local process: no in-cluster replica may compete
-        cluster.helm(*release, "--set", "operator.replicas=0", "--wait", check=False)
-        cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "infd", "by-the-pod", "-n", ns, "--wait=true", "--timeout=60s", check=False)
 
 
 def _workload_pods(rendered: str, namespace: str) -> list[dict[str, Any]]:

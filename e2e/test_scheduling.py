@@ -1,96 +1,65 @@
-"""The Outrider extender behind the real kube-scheduler (``outrider`` profile) on the local cluster.
+"""The Outrider extender behind a real kube-scheduler, both in the chart's scheduler pod.
 
-Starts ``outrider extender serve`` as a subprocess watching the cluster, on the address the
-cluster's outrider profile calls (``OUTRIDER_EXTENDER_URL``, default 127.0.0.1:8765), then creates
-GPU pods with ``schedulerName: outrider`` and checks where kube-scheduler binds them.
+``helm install`` runs the release's kube-scheduler with the extender beside it (on 127.0.0.1 in the
+pod) as a pod of the Dockerfile's image on the real node, and the node agent as a DaemonSet pod
+there. The tests create GPU pods with the release's ``schedulerName`` and check where the scheduler
+binds them (KWOK's simulated GPU nodes); the extender's metrics are read through the apiserver's
+pod proxy.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
 from outrider_devcluster.polling import wait_for
+from outrider_devcluster.release import Release, in_cluster_release, release_values
 from outrider_devcluster.topology import STAND_IN_LABEL
 from outrider_operator.api.inventory import GpuInventory
 from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY
-from outrider_scheduler.extender.simulation import make_pod
+from outrider_scheduler.extender.simulation import gpu_node, make_pod, recorded_inventory
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
-OUTRIDER = [sys.executable, "-c", "import sys; from outrider_cli import main; sys.exit(main())"]
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
+SCHEDULER = "outrider-e2e-scheduling"
+"""The release's scheduler profile (the cluster's host scheduler keeps ``outrider``)."""
 
 
 class Extender:
-    def __init__(self, base: str, proc: subprocess.Popen[str], log: Path) -> None:
-        self.base = base
-        self.proc = proc
-        self.log = log
+    """The release's extender, seen from outside its pod: its metrics."""
 
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"{self.base}{path}", timeout=5) as resp:
-            return str(resp.read().decode())
+    def __init__(self, release: Release) -> None:
+        self.release = release
+
+    def metrics(self) -> str:
+        return self.release.scrape("scheduler")
 
     def metric(self, name: str, **labels: str) -> float:
         want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
-        for line in self.get("/metrics").splitlines():
+        for line in self.metrics().splitlines():
             if line.startswith(f"{name}{want} "):
                 return float(line.split()[-1])
         return 0.0
 
 
 @pytest.fixture(scope="module")
-def extender(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Extender]:
-    url = urlparse(cluster.settings.extender_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    wait_for(f"{host}:{port} to be free for the extender", lambda: _port_free(host, port), timeout_s=60)
-    log = tmp_path_factory.mktemp("extender") / "extender.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*OUTRIDER, "extender", "serve", "--kubeconfig", str(cluster.kubeconfig), "--host", host,
-             "--port", str(port), "--log-level", "INFO"],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    ext = Extender(f"http://{host}:{port}", proc, log)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"extender exited early:\n{log.read_text()}")
-        try:
-            return '"status":"ok"' in ext.get("/healthz")
-        except OSError:
-            return False
-
-    wait_for("the extender to sync its cache", healthy, timeout_s=90)
-    yield ext
-    proc.terminate()
+def extender(cluster: Any, real_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Extender]:
+    """The chart with the scheduler (extender beside it) and the agent (its operator watches an empty
+    namespace: these tests create pods themselves)."""
+    watched = f"e2e-scheduling-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", watched)
+    values = release_values([watched], SCHEDULER, "agent")
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        with in_cluster_release(cluster, tmp_path_factory.mktemp("extender"), values) as release:
+            yield Extender(release)
+    finally:
+        cluster.kubectl("delete", "namespace", watched, "--wait=false", check=False)
 
 
 def _inventories(cluster: Any) -> dict[str, GpuInventory]:
@@ -124,6 +93,7 @@ def _free_gpus(cluster: Any) -> dict[str, int]:
 def _create(cluster: Any, namespace: str, pod: dict[str, Any]) -> None:
     pod = json.loads(json.dumps(pod))
     pod["metadata"]["namespace"] = namespace
+    pod["spec"]["schedulerName"] = SCHEDULER
     pod.pop("status", None)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
 
@@ -171,7 +141,7 @@ def test_gpu_pods_land_on_suitable_nodes(cluster: Any, extender: Extender, names
         extender.metric("outrider_extender_requests_total", verb="filter", outcome="ok") >= before_filter + 2
     )
     assert extender.metric("outrider_extender_requests_total", verb="prioritize", outcome="ok") >= 1
-    assert "outrider_extender_request_duration_seconds_count" in extender.get("/metrics")
+    assert "outrider_extender_request_duration_seconds_count" in extender.metrics()
 
 
 def test_warm_cache_node_is_preferred(cluster: Any, extender: Extender, namespace: str) -> None:
@@ -214,41 +184,52 @@ def test_unplaceable_pod_stays_pending_with_our_reason(
     assert extender.metric("outrider_extender_nodes_filtered_total", reason="insufficient_gpu_memory") >= 1
 
 
-def test_node_agent_publishes_on_a_real_node(cluster: Any, extender: Extender) -> None:
-    name = f"agent-e2e-{uuid.uuid4().hex[:6]}"
-    node = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"outrider.dev/e2e": "agent"}},
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(node))
+def test_node_agent_pod_publishes_the_real_nodes_inventory_and_keeps_its_labels(
+    cluster: Any, extender: Extender, real_node: str
+) -> None:
+    """The agent DaemonSet's pod on the real node (a CPU machine: no NVML in the pod) publishes."""
+    pod = extender.release.pod("agent")
+    assert pod["spec"]["nodeName"] == real_node
+
+    def published() -> dict[str, Any]:
+        node = json.loads(cluster.kubectl("get", "node", real_node, "-o", "json").stdout)
+        assert ANNOTATION_GPU_INVENTORY in node["metadata"]["annotations"]
+        return dict(node)
+
+    node = wait_for("the agent pod's inventory on the real node", published, timeout_s=60)
+    inventory = GpuInventory.from_annotation(node["metadata"]["annotations"][ANNOTATION_GPU_INVENTORY])
+    assert inventory.gpus == [], inventory
+    labels = node["metadata"]["labels"]
+    assert labels["outrider.dev/real-node"] == "true", "the merge patch keeps the node's own labels"
+    assert labels["kubernetes.io/hostname"] == real_node
+
+
+def test_the_extender_pod_places_on_a_node_added_after_it_started(
+    cluster: Any, extender: Extender, namespace: str
+) -> None:
+    """A simulated A100 node created now (inventory as an agent publishes it): the extender's watch
+    learns it, and a pod only it can take (its taint tolerated, its name selected) is bound there."""
+    name = f"late-a100-{uuid.uuid4().hex[:6]}"
+    taint = {"key": "outrider.dev/e2e-late", "value": name, "effect": "NoSchedule"}
+    node = gpu_node(name, recorded_inventory("a100-sxm4-80gb-x8"), taints=[taint], kwok=True)
+    cluster.kubectl("create", "-f", "-", input=json.dumps(node))  # with status: capacity, allocatable
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "outrider_scheduler.agent", "--node-name", name,
-             "--kubeconfig", str(cluster.kubeconfig), "--recorded", "a100-sxm4-80gb-x8", "--once"],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        got = json.loads(cluster.kubectl("get", "node", name, "-o", "json").stdout)
-        labels = got["metadata"]["labels"]
-        assert labels["outrider.dev/gpu-product"] == "A100"
-        assert labels["outrider.dev/gpu-architecture"] == "ampere"
-        assert labels["outrider.dev/e2e"] == "agent", "the merge patch keeps existing labels"
-        inv = GpuInventory.from_annotation(got["metadata"]["annotations"][ANNOTATION_GPU_INVENTORY])
-        assert len(inv.gpus) == 8 and inv.gpus[3].memory_free_mib == 81920 - 60000
-        # The extender's watch picks the node up: it answers for it (an unknown node is a 400).
-        body = json.dumps({"Pod": make_pod("probe", 1), "NodeNames": [name]}).encode()
-
-        def known() -> dict[str, Any] | None:
-            req = urllib.request.Request(f"{extender.base}/scheduler/filter", data=body, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=5) as resp:
-                    reply: dict[str, Any] = json.loads(resp.read())
-                    return reply
-            except urllib.error.HTTPError:
-                return None
-
-        reply = wait_for("the extender to cache the new node", known, timeout_s=30)
-        assert "0 of 0 free" in reply["FailedAndUnresolvableNodes"][name]
+        wait_for(
+            f"KWOK marks {name} Ready",
+            lambda: any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in json.loads(cluster.kubectl("get", "node", name, "-o", "json").stdout)["status"].get(
+                    "conditions", []
+                )
+            ),
+            timeout_s=60,
+        )
+        before = extender.metric("outrider_extender_requests_total", verb="filter", outcome="ok")
+        pod = make_pod("late", 2, min_memory_mib=70000)
+        pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": name}
+        pod["spec"]["tolerations"] = [{**taint, "operator": "Equal"}]
+        _create(cluster, namespace, pod)
+        assert _bound(cluster, namespace, "late") == name
+        assert extender.metric("outrider_extender_requests_total", verb="filter", outcome="ok") > before
     finally:
         cluster.kubectl("delete", "node", name, "--wait=false", check=False)
