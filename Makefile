@@ -80,10 +80,6 @@ cluster-down: ## Stop every process the local cluster started.
 cluster-status: ## Show cluster processes, readiness, nodes and memory.
 	$(PY) -m outrider_devcluster status
 
-.PHONY: cluster-stand-ins
-cluster-stand-ins: ## Run real runtimes on 127.0.0.1 for the pods on stand-in nodes (foreground; Ctrl-C stops).
-	$(PY) -m outrider_devcluster stand-ins
-
 .PHONY: demo
 demo: ## The main job: local cluster, chart, operator, extender, samples, a real inference, a live forecast.
 	@test -x $(PY) || $(MAKE) setup
@@ -116,7 +112,7 @@ bench-forecast: ## Forecaster backtests on every shared trace; writes bench/resu
 	$(PY) bench/forecast_bench.py
 
 .PHONY: bench-surge
-bench-surge: ## Planner surge trials on the local cluster (real runtimes behind stand-in pods); writes bench/results/surge.json.
+bench-surge: ## Planner surge trials on the local cluster (operator, scheduler, planner and serving pods on the real node); writes bench/results/surge.json.
 	$(PY) bench/surge_bench.py
 
 .PHONY: bench-policy

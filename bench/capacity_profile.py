@@ -1,7 +1,7 @@
 """``make profile-runtime``: measure a capacity profile (compute time per batch size) of a real runtime.
 
-Starts ``outrider runtime serve`` with the builtin MiniLM model (one intra-op thread, as the local
-cluster's stand-in pods run it), sends requests of exactly ``b`` rows for each batch size ``b``
+Starts ``outrider runtime serve`` with the builtin MiniLM model (one intra-op thread, one CPU's worth
+of work per batch), sends requests of exactly ``b`` rows for each batch size ``b``
 and reads the runtime's own per-size batch statistics (``batchStats`` of ``/v2/admin/load``), so
 the figures are what the planner's capacity model later learns from the pods. Writes the profile
 (JSON) to ``bench/results/capacity-minilm-cpu.json`` and, with ``--install``, to the planner's

@@ -1,5 +1,5 @@
 """A real ``outrider runtime serve`` process on 127.0.0.1 for the benchmarks: MiniLM, one intra-op
-thread (as the local cluster's stand-in pods run it)."""
+thread."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ from outrider_devcluster import Cluster, ClusterSettings, Ports, ensure_binaries
 from outrider_devcluster.configs import AUDITED_USERS
 from outrider_devcluster.kube import api_client, request_token, token_kubeconfig
 from outrider_devcluster.processes import rss_bytes
-from outrider_devcluster.stack import free_port
+from outrider_devcluster.workloads import free_port
 from outrider_operator.api import labels
 from outrider_operator.rbac import ALL_RULES
 from report import emit

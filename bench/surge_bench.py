@@ -1,10 +1,10 @@
 """``make bench-surge``: how fast the planner turns an unforecast surge into serving capacity.
 
-On the local cluster (reused when healthy, else started and stopped again), with the chart, the
-operator, the extender and the planner running as local processes (as the chart's
-ServiceAccounts), and real ``outrider runtime serve`` processes (MiniLM) standing in for the pods
-on the stand-in nodes. Real requests go through a kube-proxy stand-in that follows the Service's
-ready endpoints; traffic goes only to 127.0.0.1.
+On the local cluster (reused when healthy, else started and stopped again), with the chart's
+operator, kube-scheduler (extender beside it) and planner running as pods of the Dockerfile's
+image on the real node, and the InferenceDeployments' serving pods as CPU pods of the runtime image
+(MiniLM) on the same node: a real kubelet starts and probes them. Real requests go to the Service's
+ready endpoints at the pods' IPs on the real node's bridge, as kube-proxy routes them.
 
 A trial is a step surge: ``--base`` req/s, then three times that within one second, held until the
 added capacity serves, then calm until the planner has stepped back to one serving pod. Three
@@ -13,14 +13,15 @@ kinds of trials, each on its own InferenceDeployment:
 * ``warm`` (``--trials``): one warm standby pod and a small batch limit: the planner raises the
   batch size and promotes the warm pod;
 * ``cold`` (``--cold-trials``): one cold standby pod: it is loaded (cold -> warm -> serving);
-* ``grow`` (``--grow-trials``): no standby: a new replica is placed on a spare GPU of a stand-in
-  node (the extender places it) and serves once its runtime has loaded.
+* ``grow`` (``--grow-trials``): no standby: a new replica is placed (the release's scheduler binds
+  it to the real node) and serves once its container has started and its runtime has loaded.
 
 Reported (seconds; p50 and p99 over trials): ``surge_to_capacity`` (the step, as sent, to the
 first added pod being a ready endpoint with a serving runtime), ``warm_promotion`` (the planner's
 decision to that pod serving and routable), ``batch_resize`` (decision to every serving runtime
 batching at the new size), ``cold_to_serving``, ``new_pod`` and ``spare_gpu_attach`` (decision to
-the new pod bound to a GPU node: control-plane time on simulated nodes), and every failed request.
+the new pod bound to a node: control-plane time, on the CPU node here), and every failed request.
+The deployments run one at a time: four 400m pods and the release fit the real node's two cores.
 Decisions and readiness times come from the planner's ``/debug/actions``; the step and the
 endpoints from the bench's own watch. Writes ``bench/results/surge.json``.
 """
@@ -36,7 +37,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,17 +46,24 @@ import numpy as np
 import yaml
 
 from forecast_lead import DailyRamps, HistoryThenLive, lead_of, run_ramps
-from outrider_devcluster import Cluster, ClusterSettings, StandInHost, ensure_binaries, load_topology
+from outrider_devcluster import Cluster, ClusterSettings, ensure_binaries, load_topology
 from outrider_devcluster.kube import api_client
-from outrider_devcluster.stack import Stack, stand_in_deployment
+from outrider_devcluster.release import LocalKube, Release, in_cluster_release, release_values
 from outrider_devcluster.traffic import LONG_TEXTS as TEXTS
 from outrider_devcluster.traffic import LoadGenerator, LoadReport, ServiceRouter
+from outrider_devcluster.workloads import real_node_deployment
 from outrider_operator.api import labels
 from outrider_operator.kube.listwatch import ListWatch
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "surge.json"
 NS = "bench-surge"
+SCHEDULER = "outrider-bench-surge"
+"""The release's scheduler profile (the cluster's host scheduler keeps ``outrider``)."""
+POD_CPU = "400m"
+"""Each serving pod's CPU request and limit."""
+PLANNER_HEALTH_PORT = 9405
+"""Where the planner pod serves ``/debug/actions`` (the chart's health port)."""
 TARGETS = {"warm_promotion_p99_s": 2.0, "surge_to_capacity_p99_s": 10.0, "batch_resize_p99_s": 1.0}
 
 
@@ -77,12 +84,15 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 class Bench:
-    """The running stack and the bench's own watches."""
+    """The release, the real nodes and the bench's own watches."""
 
-    def __init__(self, settings: ClusterSettings, stack: Stack, planner_port: int) -> None:
+    def __init__(
+        self, settings: ClusterSettings, kube: LocalKube, release: Release, real_nodes: frozenset[str]
+    ) -> None:
         self.settings = settings
-        self.stack = stack
-        self.planner_port = planner_port
+        self.kube = kube
+        self.release = release
+        self.real_nodes = real_nodes
         self.bound: dict[str, float] = {}
         """Pod name -> wall time the bench first saw it bound to a node."""
         self._api = api_client(settings.kubeconfig)
@@ -99,15 +109,14 @@ class Bench:
             self.bound.setdefault(str(obj["metadata"]["name"]), time.time())
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
-        return self.stack.run("kubectl", *args, input=input).stdout
+        return self.kube.kubectl(*args, input=input).stdout
 
     def status(self, name: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", "infd", name, "-n", NS, "-o", "json")).get("status") or {})
 
     def actions(self) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.planner_port}/debug/actions"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return list(json.loads(r.read())["actions"])
+        raw = self.release.get_raw("planner", PLANNER_HEALTH_PORT, "/debug/actions")
+        return list(json.loads(raw)["actions"])
 
     def wait(self, what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.5) -> None:
         deadline = time.monotonic() + timeout_s
@@ -134,12 +143,28 @@ class Bench:
         return len(alive) == serving + warm + cold
 
     def create(self, name: str, **spec: Any) -> None:
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(stand_in_deployment(name, NS, **spec)))
+        body = real_node_deployment(name, NS, cpu=POD_CPU, **spec)
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def delete(self, name: str) -> None:
+        """Delete the deployment and wait for its pods to go (they hold the real node's cores)."""
+        self.kube.kubectl("delete", "infd", name, "-n", NS, "--wait=true", check=False)
+        selector = f"{labels.LABEL_DEPLOYMENT}={name}"
+        self.wait(
+            f"{name}'s pods gone",
+            lambda: (
+                not json.loads(self.kubectl("get", "pods", "-n", NS, "-l", selector, "-o", "json"))["items"]
+            ),
+            120,
+        )
 
 
 def one_trial(bench: Bench, name: str, base: float, hold_s: float) -> dict[str, Any]:
     """Base load, a step to 3x within a second, held ``hold_s``; returns what the bench saw."""
-    with api_client(bench.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+    with (
+        api_client(bench.settings.kubeconfig) as api,
+        ServiceRouter(api, NS, name, real_nodes=bench.real_nodes) as router,
+    ):
         deadline = time.monotonic() + 60
         while not router.targets() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -184,7 +209,10 @@ def one_trial(bench: Bench, name: str, base: float, hold_s: float) -> dict[str, 
 
 def calm(bench: Bench, name: str, until: Callable[[], bool], timeout_s: float) -> int:
     """Light load (so draining pods see real traffic end) until ``until()``; returns failed requests."""
-    with api_client(bench.settings.kubeconfig) as api, ServiceRouter(api, NS, name) as router:
+    with (
+        api_client(bench.settings.kubeconfig) as api,
+        ServiceRouter(api, NS, name, real_nodes=bench.real_nodes) as router,
+    ):
         gen = LoadGenerator(router, texts=TEXTS)
         loop = asyncio.new_event_loop()
         done: dict[str, LoadReport] = {}
@@ -207,8 +235,12 @@ def calm(bench: Bench, name: str, until: Callable[[], bool], timeout_s: float) -
         sender.join()
         loop.close()
     if not back:
+        status = bench.status(name)
+        planning = next((c for c in status.get("conditions") or [] if c["type"] == "Planning"), {})
+        pods = bench.kubectl("get", "pods", "-n", NS, "-l", f"{labels.LABEL_DEPLOYMENT}={name}", "-o", "wide")
         raise RuntimeError(
-            f"{name} did not step back within {timeout_s:.0f}s: {bench.status(name).get('plan')}"
+            f"{name} did not step back within {timeout_s:.0f}s: {status.get('plan')}\n"
+            f"Planning: {planning.get('reason')}: {planning.get('message')}\n{pods}"
         )
     return len(done["report"].failed)
 
@@ -286,7 +318,7 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
                 f"  ramps to {3.5 * base:.0f} req/s at +{starts[0] - now:.0f} s"
                 + (" and every 600 s" if trials > 1 else "")
             )
-            with ServiceRouter(api, NS, "ahead") as router:
+            with ServiceRouter(api, NS, "ahead", real_nodes=bench.real_nodes) as router:
                 report = run_ramps(router, source, starts[-1] + 360)
                 to_wall = time.time() - router.clock()
             time.sleep(1.0)
@@ -325,6 +357,46 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
     }
 
 
+def run_scenarios(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    """The warm, cold and grow trials (one deployment at a time), then the forecast ramps."""
+    window = {"scaleDownStabilizationSeconds": 4, "targetLatencyP99Ms": 200}
+    small_batches = {"maxBatchSize": 4, "minBatchDelayMs": 10}
+    results: dict[str, Any] = {}
+    log(f"==> warm promotion: {args.trials} trials")
+    # max 2: promotion is the lever here (one more replica would not fit the real node's two cores:
+    # it stays Pending, and a pod on its way to serving holds the scale-down for its 300-s start grace)
+    bench.create(
+        "warm", replicas={"min": 1, "max": 2}, standby={"warm": 1}, batching=small_batches, scaling=window
+    )
+    results["warm"] = scenario(
+        bench, "warm", args.trials, args.base, 8.0, "PromoteWarm", lambda: bench.plan_is("warm", 1, 1)
+    )
+    bench.delete("warm")
+    log(f"==> cold to serving: {args.cold_trials} trials")
+    bench.create("cold", replicas={"min": 1, "max": 2}, standby={"cold": 1}, scaling=window)
+    results["cold"] = scenario(
+        bench, "cold", args.cold_trials, args.base, 20.0, "LoadCold", lambda: bench.plan_is("cold", 1, 0, 1)
+    )
+    bench.delete("cold")
+    log(f"==> new replicas: {args.grow_trials} trials")
+    bench.create("grow", replicas={"min": 1, "max": 2}, scaling=window)
+    results["grow"] = scenario(
+        bench,
+        "grow",
+        args.grow_trials,
+        args.base,
+        30.0,
+        "AddReplicas",
+        lambda: bench.plan_is("grow", 1, 0, 0),
+    )
+    bench.delete("grow")  # the forecaster below forecasts every deployment it lists
+    results["forecast"] = {"leads": [], "requests": 0, "failed": 0}
+    if args.forecast_trials:
+        log(f"==> forecast lead: {args.forecast_trials} ramps the forecaster has seen before")
+        results["forecast"] = forecast_scenario(bench, args.forecast_trials, args.base)
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20, help="Warm-promotion trials (default 20).")
@@ -333,7 +405,7 @@ def main() -> int:
     ap.add_argument(
         "--forecast-trials", type=int, default=2, help="Forecastable ramps, 10 min apart (default 2)."
     )
-    ap.add_argument("--base", type=float, default=50.0, help="Base load, req/s (the step is 3x; default 50).")
+    ap.add_argument("--base", type=float, default=20.0, help="Base load, req/s (the step is 3x; default 20).")
     ap.add_argument("--out", default=str(OUT), help="Where to write the JSON.")
     args = ap.parse_args()
     # SIGTERM (timeout, Ctrl-C from make) unwinds like an exception: the processes and the namespace go
@@ -345,70 +417,28 @@ def main() -> int:
     extras = sorted(p.stem for p in (settings.cluster_dir / "pids").glob("outrider-*.pid"))
     if extras:
         raise SystemExit(
-            f"the local cluster runs demo or stand-in processes ({', '.join(extras)}): run make cluster-down"
+            f"the local cluster runs demo processes ({', '.join(extras)}): run make cluster-down"
         )
     ours = not cluster.healthy()
     if ours:
         log("==> starting the local cluster")
         cluster.up(load_topology(), build=False)
+    kube = LocalKube(binaries, settings.kubeconfig)
+    nodes = kube.kubectl("get", "nodes", "-l", "outrider.dev/real-node=true", "-o", "name").stdout.split()
+    if not nodes:
+        raise SystemExit("the local cluster has no real node (OUTRIDER_REAL_NODES=0?): the bench needs one")
+    real_nodes = frozenset(n.split("/", 1)[1] for n in nodes)
     workdir = settings.cluster_dir / "bench-surge"
-    stack = Stack(settings.kubeconfig, binaries, workdir)
-    host: StandInHost | None = None
+    values = release_values([NS], SCHEDULER, "planner")
     try:
-        log("==> chart, operator, extender, stand-in host, planner")
-        stack.install()
-        stack.run("kubectl", "create", "namespace", NS, check=False)
-        stack.operator([NS])
-        outrider = str(Path(sys.executable).parent / "outrider")
-        extender = [outrider, "extender", "serve", "--host", "127.0.0.1", "--port", "8765"]
-        stack.start("extender", "outrider-scheduler", extender)
-        host = StandInHost(settings.kubeconfig, workdir / "stand-ins", namespaces=[NS]).start()
-        planner = stack.planner("bench-planner", [NS])
-        bench = Bench(settings, stack, planner.ports["health"])
-        window = {"scaleDownStabilizationSeconds": 4, "targetLatencyP99Ms": 200}
-        small_batches = {"maxBatchSize": 4, "minBatchDelayMs": 10}
-        bench.create(
-            "warm", replicas={"min": 1, "max": 4}, standby={"warm": 1}, batching=small_batches, scaling=window
-        )
-        bench.create("cold", replicas={"min": 1, "max": 2}, standby={"cold": 1}, scaling=window)
-        bench.create("grow", replicas={"min": 1, "max": 2}, scaling=window)
-        results: dict[str, Any] = {}
-        log(f"==> warm promotion: {args.trials} trials")
-        results["warm"] = scenario(
-            bench, "warm", args.trials, args.base, 8.0, "PromoteWarm", lambda: bench.plan_is("warm", 1, 1)
-        )
-        log(f"==> cold to serving: {args.cold_trials} trials")
-        results["cold"] = scenario(
-            bench,
-            "cold",
-            args.cold_trials,
-            args.base,
-            20.0,
-            "LoadCold",
-            lambda: bench.plan_is("cold", 1, 0, 1),
-        )
-        log(f"==> new replicas on spare GPUs: {args.grow_trials} trials")
-        results["grow"] = scenario(
-            bench,
-            "grow",
-            args.grow_trials,
-            args.base,
-            30.0,
-            "AddReplicas",
-            lambda: bench.plan_is("grow", 1, 0, 0),
-        )
-        for name in ("warm", "cold", "grow"):  # the forecaster below forecasts every deployment it lists
-            stack.run("kubectl", "delete", "infd", name, "-n", NS, "--wait=true", check=False)
-        results["forecast"] = {"leads": [], "requests": 0, "failed": 0}
-        if args.forecast_trials:
-            log(f"==> forecast lead: {args.forecast_trials} ramps the forecaster has seen before")
-            results["forecast"] = forecast_scenario(bench, args.forecast_trials, args.base)
+        log("==> helm install: operator, scheduler with the extender, planner as pods on the real node")
+        kube.kubectl("create", "namespace", NS, check=False)
+        with in_cluster_release(kube, workdir, values) as release:
+            bench = Bench(settings, kube, release, real_nodes)
+            results = run_scenarios(bench, args)
     finally:
         log("==> stopping")
-        stack.run("kubectl", "delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
-        stack.stop()
-        if host is not None:
-            host.stop()
+        kube.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", check=False)
         if ours:
             cluster.down()
     w, c, g, f = results["warm"], results["cold"], results["grow"], results["forecast"]
@@ -419,6 +449,7 @@ def main() -> int:
         "grow_trials": args.grow_trials,
         "base_rps": args.base,
         "surge": "step to 3x the base rate within 1 s, real MiniLM inferences",
+        "pods": f"runtime image on the real node, {POD_CPU} CPU each; planner, operator, scheduler as pods",
         "warm_promotion": summary(w["action"]),
         "surge_to_capacity": summary(
             w["surge_to_capacity"] + c["surge_to_capacity"] + g["surge_to_capacity"]
@@ -427,7 +458,7 @@ def main() -> int:
         "batch_resize": summary(w["resize"]),
         "cold_to_serving": summary(c["action"]),
         "new_pod": summary(g["action"]),
-        "spare_gpu_attach": {**summary(g["attach"]), "note": "control-plane time on simulated nodes"},
+        "spare_gpu_attach": {**summary(g["attach"]), "note": "decision to the new pod bound (CPU node here)"},
         "forecast_lead_s": {
             "p50": round(float(np.median(leads)), 1) if leads else None,
             "min": round(min(leads), 1) if leads else None,

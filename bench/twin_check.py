@@ -1,8 +1,8 @@
 """``make bench-twin``: is the simulator's latency model the real runtime's? Ten minutes side by side.
 
-Starts real ``outrider runtime serve`` processes (MiniLM, one intra-op thread each, as the local
-cluster's stand-in pods run), replays a slice of a shared trace against them (open loop, its
-per-second rates scaled to keep the replicas busy, requests shaped like the capacity profile's),
+Starts real ``outrider runtime serve`` processes (MiniLM, one intra-op thread each), replays a
+slice of a shared trace against them (open loop, its per-second rates scaled to keep the replicas
+busy, requests shaped like the capacity profile's),
 and runs the twin's server model on exactly the same arrivals and replicas. Reported per minute:
 the measured p99 (the client's, every request) beside the twin's, and their ratio; the target is
 agreement within 25%. Writes ``bench/results/twin.json``.

@@ -129,10 +129,9 @@ def cluster() -> Iterator[LocalCluster]:
     extras = sorted(p.stem for p in (settings.cluster_dir / "pids").glob("outrider-*.pid"))
     if reuse and extras:
         # `make demo` leaves its operator, extender and forecaster running: they would act on the
-        # tests' objects and hold the extender's port, so the results would not be the code's. A
-        # running `stand-ins` command would host the tests' stand-in pods beside their own host.
+        # tests' objects and hold the extender's port, so the results would not be the code's.
         pytest.fail(
-            f"the local cluster is running with demo or stand-in processes ({', '.join(extras)}); "
+            f"the local cluster is running with demo processes ({', '.join(extras)}); "
             "run `make cluster-down` first, then the tests start their own cluster",
             pytrace=False,
         )

@@ -453,10 +453,7 @@ def test_bad_topology_files_name_the_problem(tmp_path: Path) -> None:
 def test_scaled_topology_keeps_proportions() -> None:
     topology = load_topology(nodes=1000)
     assert isinstance(topology, Topology)
-    # stand-in pools keep their count: their pods are real local processes
-    assert sum(p.count for p in topology.pools if not p.stand_in) == 1000
-    stand_in_counts = [p.count for p in load_topology().pools if p.stand_in]
-    assert [p.count for p in topology.pools if p.stand_in] == stand_in_counts
+    assert sum(p.count for p in topology.pools) == 1000
     counts = {p.name: p.count for p in topology.pools}
     assert counts["gpu-h100"] == 2 * counts["gpu-a100"]
     assert len({n["metadata"]["name"] for n in topology.nodes()}) == topology.node_count

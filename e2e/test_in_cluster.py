@@ -30,7 +30,7 @@ from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES, ensure_images
 from outrider_devcluster.incluster import COMPONENTS, in_cluster_values
 from outrider_devcluster.prometheus import TargetWriter, prometheus_argv, prometheus_url, scrape_config
-from outrider_devcluster.stack import real_node_deployment
+from outrider_devcluster.workloads import real_node_deployment
 from outrider_operator.api import labels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

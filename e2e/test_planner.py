@@ -27,8 +27,8 @@ import yaml
 
 from outrider_devcluster import polling
 from outrider_devcluster.release import Release, in_cluster_release, release_values
-from outrider_devcluster.stack import real_node_deployment
 from outrider_devcluster.traffic import LoadGenerator, ServiceRouter
+from outrider_devcluster.workloads import real_node_deployment
 from outrider_operator.api import labels
 
 NS = f"e2e-planner-{os.getpid()}"

@@ -28,7 +28,7 @@ from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES
 from outrider_devcluster.nodeconfig import REAL_NODE_PLACEMENT
 from outrider_devcluster.release import Release, in_cluster_release, release_values
-from outrider_devcluster.stack import free_port, real_node_deployment
+from outrider_devcluster.workloads import free_port, real_node_deployment
 from outrider_operator.api.runtime import ModelState
 from outrider_scheduler.planner.runtime_client import RuntimeClient
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.polling import wait_for
 from outrider_devcluster.release import Release, in_cluster_release, release_values
-from outrider_devcluster.topology import STAND_IN_LABEL
 from outrider_operator.api.inventory import GpuInventory
 from outrider_operator.api.labels import ANNOTATION_GPU_INVENTORY
 from outrider_scheduler.extender.simulation import gpu_node, make_pod, recorded_inventory
@@ -63,11 +63,11 @@ def extender(cluster: Any, real_node: str, tmp_path_factory: pytest.TempPathFact
 
 
 def _inventories(cluster: Any) -> dict[str, GpuInventory]:
-    """GPU inventories of the nodes these tests' pods may land on (stand-in nodes are tainted)."""
+    """GPU inventories of the nodes these tests' pods may land on (the real node is tainted)."""
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     out = {}
     for n in nodes:
-        if (n["metadata"].get("labels") or {}).get(STAND_IN_LABEL) == "true":
+        if (n["metadata"].get("labels") or {}).get(REAL_NODE_LABEL) == "true":
             continue
         raw = (n["metadata"].get("annotations") or {}).get(ANNOTATION_GPU_INVENTORY)
         if raw:

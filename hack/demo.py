@@ -33,7 +33,7 @@ from outrider_devcluster.incluster import COMPONENTS, IN_CLUSTER_SCHEDULER, in_c
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
 from outrider_devcluster.processes import ProcessTable
 from outrider_devcluster.prometheus import prometheus_argv, prometheus_url, scrape_config
-from outrider_devcluster.stack import real_node_deployment
+from outrider_devcluster.workloads import real_node_deployment
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "default"

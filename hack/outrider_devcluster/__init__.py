@@ -1,6 +1,7 @@
 """Local Kubernetes control plane (etcd, apiserver, controller-manager, schedulers, KWOK) for tests and demos.
 
-``python -m outrider_devcluster {binaries,up,down,status,nodes,stand-ins}``; see docs/local-cluster.md.
+``python -m outrider_devcluster {binaries,image,up,down,status,nodes,prometheus-targets}``; see
+docs/local-cluster.md.
 """
 
 from .binaries import Binaries, ensure_binaries, locate
@@ -13,11 +14,9 @@ from .errors import (
     DevClusterError,
     PortInUseError,
     StaleClusterError,
-    StandInError,
     TopologyError,
 )
 from .settings import ClusterSettings, Ports, Versions
-from .standins import StandInHost
 from .topology import Topology, load_topology
 
 __all__ = [
@@ -33,8 +32,6 @@ __all__ = [
     "PortInUseError",
     "Ports",
     "StaleClusterError",
-    "StandInError",
-    "StandInHost",
     "StatusReport",
     "Topology",
     "TopologyError",

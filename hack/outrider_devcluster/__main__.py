@@ -1,4 +1,4 @@
-"""Command line: ``python -m outrider_devcluster {binaries,up,down,status,nodes,stand-ins}``."""
+"""Command line: ``python -m outrider_devcluster {binaries,image,up,down,status,nodes,...}``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Argument parsing for ``python -m outrider_devcluster`` (binaries, up, down, status, nodes, stand-ins)."""
+"""Argument parsing for ``python -m outrider_devcluster`` (binaries, image, up, down, status, nodes, ...)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from pathlib import Path
 
 from .binaries import ALL_BINARIES, ensure_binaries, locate
 from .errors import DevClusterError
-from .processes import ProcessTable
 from .settings import ClusterSettings
 
-__all__ = ["STAND_INS_COMPONENT", "main", "register"]
-
-STAND_INS_COMPONENT = "outrider-stand-ins"
-"""PID file name (in ``.cluster/pids``) of a running ``stand-ins`` command."""
+__all__ = ["main", "register"]
 
 
 def _cmd_binaries(args: argparse.Namespace) -> int:
@@ -84,38 +80,6 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_stand_ins(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-    import threading
-
-    from .standins import StandInHost
-
-    settings = ClusterSettings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    done = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    workdir = args.workdir or settings.stand_in_dir
-    host = StandInHost(
-        args.kubeconfig or settings.kubeconfig, workdir, max_processes=args.max_processes, grace_s=args.grace
-    )
-    # recorded like the demo's processes: `make cluster-down` stops it, the e2e tests refuse to share
-    table = ProcessTable(settings.cluster_dir / "pids", settings.cluster_dir / "logs")
-    table.record_self(STAND_INS_COMPONENT)
-    try:
-        host.start()
-        print(f"==> hosting the pods of stand-in nodes (work folder {workdir}); Ctrl-C or SIGTERM stops")
-        while not done.wait(1.0):
-            pass
-    finally:
-        print("==> stopping every runtime process this host started", file=sys.stderr)
-        host.stop()
-        table.forget(STAND_INS_COMPONENT)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
 def _cmd_prometheus_targets(args: argparse.Namespace) -> int:
     import signal
 
@@ -177,15 +141,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_nodes)
     p = sub.add_parser("status", help="show component processes and health")
     p.set_defaults(func=_cmd_status)
-    p = sub.add_parser(
-        "stand-ins",
-        help="run real runtime processes on 127.0.0.1 for the pods on stand-in nodes, until SIGINT/SIGTERM",
-    )
-    p.add_argument("--kubeconfig", type=Path, default=None, help="default: .cluster/kubeconfig")
-    p.add_argument("--workdir", type=Path, default=None, help="default: .cluster/stand-ins")
-    p.add_argument("--max-processes", type=int, default=16, help="most pods hosted at once (default 16)")
-    p.add_argument("--grace", type=float, default=35.0, help="seconds from SIGTERM to SIGKILL (default 35)")
-    p.set_defaults(func=_cmd_stand_ins)
     p = sub.add_parser(
         "prometheus-targets",
         help="keep a Prometheus file_sd file of the real nodes' scrapable pods, until SIGINT/SIGTERM",

@@ -321,15 +321,9 @@ class Cluster:
     # ------------------------------------------------------------------ down
 
     def down(self, *, keep_data: bool = False) -> list[str]:
-        """Stop every recorded process (only those, by PID) and remove the cluster state.
-
-        That includes runtime processes a stand-in host left in ``stand-ins/pids`` (the default
-        folder of ``python -m outrider_devcluster stand-ins``), and the unreachable routes unless
-        another live cluster holds them.
-        """
+        """Stop every recorded process (only those, by PID) and remove the cluster state, and the
+        unreachable routes unless another live cluster holds them."""
         stopped = self._stop_all()
-        leftovers = ProcessTable(self.settings.stand_in_dir / "pids", self.settings.stand_in_dir / "logs")
-        stopped += [f"stand-in {p.component} (pid {p.pid})" for p in leftovers.recorded() if p.stop()]
         self.routes.remove()
         if stopped:
             self.say(f"==> stopped: {', '.join(stopped)}")

@@ -6,7 +6,6 @@ Every error names the component it concerns and, where there is one, the log fil
     ├── BinaryError                  a control-plane binary is missing or could not be built
     │   └── BuildError               one build step failed (names the step and its log)
     ├── TopologyError                the node topology file is malformed
-    ├── StandInError                 a pod on a stand-in node cannot be run by the stand-in host
     └── ClusterError                 the cluster could not be started, reached or stopped
         ├── PortInUseError           a fixed port on 127.0.0.1 is already taken
         ├── StaleClusterError        a cluster folder is left from a run whose processes are gone
@@ -25,7 +24,6 @@ __all__ = [
     "DevClusterError",
     "PortInUseError",
     "StaleClusterError",
-    "StandInError",
     "TopologyError",
 ]
 
@@ -51,10 +49,6 @@ class BuildError(BinaryError):
 
 class TopologyError(DevClusterError):
     """The topology file or the node-count flag is invalid."""
-
-
-class StandInError(DevClusterError):
-    """A pod on a stand-in node cannot be hosted (no runtime container, no config ...); it stays unready."""
 
 
 class ClusterError(DevClusterError):

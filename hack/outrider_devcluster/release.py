@@ -21,9 +21,18 @@ from typing import Any, Protocol
 
 import yaml
 
+from .binaries import Binaries
 from .incluster import COMPONENTS, in_cluster_values
 
-__all__ = ["RELEASE", "RELEASE_NAMESPACE", "Kube", "Release", "in_cluster_release", "release_values"]
+__all__ = [
+    "RELEASE",
+    "RELEASE_NAMESPACE",
+    "Kube",
+    "LocalKube",
+    "Release",
+    "in_cluster_release",
+    "release_values",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE_NAMESPACE = "outrider-system"
@@ -46,6 +55,35 @@ class Kube(Protocol):
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run helm."""
+
+
+@dataclass
+class LocalKube:
+    """kubectl and helm from the located binaries, as the admin of ``kubeconfig``."""
+
+    binaries: Binaries
+    kubeconfig: Path
+
+    def _run(
+        self, exe: str, args: tuple[str, ...], check: bool, input: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.binaries[exe]), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=300, check=False)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{exe} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl; RuntimeError with its output when it fails and ``check``."""
+        return self._run("kubectl", args, check, input)
+
+    def helm(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run helm; RuntimeError with its output when it fails and ``check``."""
+        return self._run("helm", args, check, input)
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -78,9 +116,7 @@ class Release:
 
     def scrape(self, component: str, pod: str | None = None) -> str:
         """A component pod's /metrics through the apiserver's pod proxy (apiserver -> the real node)."""
-        name = pod or self.pod(component)["metadata"]["name"]
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{name}:{METRICS_PORTS[component]}/proxy/metrics"
-        return str(self.kube.kubectl("get", "--raw", path).stdout)
+        return self.get_raw(component, METRICS_PORTS[component], "/metrics", pod)
 
     def logs(self, component: str, tail: int = 60) -> str:
         """The last lines of every container of the component's pods."""
@@ -88,6 +124,12 @@ class Release:
         args = ("logs", "-n", self.namespace, "-l", selector, "--all-containers", "--prefix", "--tail")
         out = self.kube.kubectl(*args, str(tail), check=False)
         return out.stdout + out.stderr
+
+    def get_raw(self, component: str, port: int, path: str, pod: str | None = None) -> str:
+        """GET ``path`` on a component pod's ``port`` through the apiserver's pod proxy."""
+        name = pod or self.pod(component)["metadata"]["name"]
+        url = f"/api/v1/namespaces/{self.namespace}/pods/{name}:{port}/proxy{path}"
+        return str(self.kube.kubectl("get", "--raw", url).stdout)
 
     def scale(self, component: str, replicas: int) -> None:
         """Set the component's Deployment to ``replicas`` and wait for the rollout."""

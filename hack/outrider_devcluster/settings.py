@@ -160,11 +160,6 @@ class ClusterSettings:
         return self.cluster_dir / "kubeconfig"
 
     @property
-    def stand_in_dir(self) -> Path:
-        """Default work folder of the stand-in host: configs, logs, PIDs and the model cache."""
-        return self.cluster_dir / "stand-ins"
-
-    @property
     def image_cache(self) -> Path:
         """Built container images as archives, ``<name>-<content hash>.tar`` (beside the binaries)."""
         return self.bin_cache.parent / "images"

@@ -3,11 +3,6 @@
 Each Node is annotated ``kwok.x-k8s.io/node: fake`` (so KWOK manages it), lists cpu, memory, pods
 and ``nvidia.com/gpu`` in both capacity and allocatable, carries the GPU product and architecture
 labels and the ``outrider.dev/gpu-inventory`` annotation a node agent would publish.
-
-Nodes of a ``standIn`` pool also carry the label ``outrider.dev/stand-in: "true"`` and the taint
-``outrider.dev/stand-in=true:NoSchedule``: only pods that ask for them land there, and KWOK leaves
-those pods not ready until a stand-in host (``outrider_devcluster.standins``) runs a real runtime
-process for them on 127.0.0.1 and probes it.
 """
 
 from __future__ import annotations
@@ -26,8 +21,6 @@ from .settings import repo_root
 
 __all__ = [
     "KWOK_ANNOTATION",
-    "STAND_IN_LABEL",
-    "STAND_IN_TAINT",
     "NodePool",
     "Topology",
     "default_topology_path",
@@ -36,10 +29,6 @@ __all__ = [
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 """Annotation that hands a Node to the KWOK controller (value ``fake``)."""
-STAND_IN_LABEL = "outrider.dev/stand-in"
-"""Label (value ``"true"``) and taint key (``true:NoSchedule``) of stand-in nodes."""
-STAND_IN_TAINT: dict[str, str] = {"key": STAND_IN_LABEL, "value": "true", "effect": "NoSchedule"}
-"""The taint every stand-in node carries; pods tolerate it to be placed there."""
 MAX_NODES = 5000
 """Upper bound on the node count accepted from the command line."""
 
@@ -60,12 +49,6 @@ class NodePool(BaseModel):
     pods: int = Field(default=110, ge=1, description="Pod capacity.")
     cached_models: list[str] = Field(
         default_factory=list, alias="cachedModels", description="Cached model names."
-    )
-    stand_in: bool = Field(
-        default=False,
-        alias="standIn",
-        description="Stand-in nodes: labelled and tainted outrider.dev/stand-in; their pods are served by "
-        "local runtime processes. Not scaled by --nodes.",
     )
 
     @field_validator("gpu_product")
@@ -94,8 +77,6 @@ class NodePool(BaseModel):
             "kubernetes.io/arch": "amd64",
             "outrider.dev/node-pool": self.name,
         }
-        if self.stand_in:
-            labels[STAND_IN_LABEL] = "true"
         if spec:
             labels["nvidia.com/gpu.product"] = spec.product.replace(" ", "-")
             labels["nvidia.com/gpu.count"] = str(self.gpus)
@@ -105,7 +86,6 @@ class NodePool(BaseModel):
             gpus=self.gpus,
             resources={"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)},
             labels=labels,
-            taints=[STAND_IN_TAINT] if self.stand_in else [],
             kwok=True,
         )
 
@@ -127,17 +107,10 @@ class Topology(BaseModel):
         return [pool.node(name) for pool in self.pools for name in pool.node_names()]
 
     def scaled(self, total: int) -> Topology:
-        """Return a topology of ``total`` ordinary nodes in the pools' proportions (largest remainder).
-
-        Stand-in pools keep their count: each of their pods is a real process on this machine, so
-        their number is bounded by the machine, not by the scale being simulated.
-        """
+        """Return a topology of ``total`` nodes in the pools' proportions (largest remainder)."""
         if not 1 <= total <= MAX_NODES:
             raise TopologyError(f"--nodes must be between 1 and {MAX_NODES}, got {total}")
-        scalable = [p for p in self.pools if not p.stand_in]
-        if not scalable:
-            raise TopologyError("--nodes needs at least one pool that is not a stand-in pool")
-        weights = [p.count for p in scalable]
+        weights = [p.count for p in self.pools]
         whole = sum(weights) or len(weights)
         weights = weights if sum(weights) else [1] * len(weights)
         exact = [total * w / whole for w in weights]
@@ -146,9 +119,7 @@ class Topology(BaseModel):
         for i in order[: total - sum(counts)]:
             counts[i] += 1
         scaled = iter(counts)
-        return Topology(
-            pools=[p if p.stand_in else p.model_copy(update={"count": next(scaled)}) for p in self.pools]
-        )
+        return Topology(pools=[p.model_copy(update={"count": next(scaled)}) for p in self.pools])
 
 
 def default_topology_path() -> Path:

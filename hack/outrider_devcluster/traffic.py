@@ -1,11 +1,11 @@
 """Real inference traffic to a Service of the local cluster, routed the way kube-proxy routes it.
 
-KWOK pods run no containers and this machine runs no kube-proxy for them, so a test or a benchmark
-cannot send to a ClusterIP (and must never send to a KWOK pod IP). :class:`ServiceRouter` does
-kube-proxy's part for one Service: it watches the Service's EndpointSlices and spreads requests
-round-robin over the endpoints that are *ready* — exactly the set kube-proxy would program —
-reaching each pod at the local runtime process standing in for it (its
-``outrider.dev/stand-in-endpoint`` annotation, see :mod:`.standins`). :class:`LoadGenerator` sends
+A ClusterIP is reachable only from the real node's own network (kube-proxy programs its iptables
+there), and a KWOK pod IP leads nowhere, so a test or a benchmark on this machine sends to the pods
+themselves: :class:`ServiceRouter` does kube-proxy's part for one Service. It watches the Service's
+EndpointSlices and spreads requests round-robin over the endpoints that are *ready* — exactly the
+set kube-proxy would program — reaching each pod of a real node at its IP on the node's bridge,
+port 8000; pods on simulated nodes are never targets. :class:`LoadGenerator` sends
 open-loop traffic at a rate that follows a schedule, bounded in time and in requests in flight,
 and records every request's outcome.
 """
@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 
-from outrider_operator.api.labels import ANNOTATION_STAND_IN_ENDPOINT
 from outrider_operator.kube.listwatch import ListWatch
 
 __all__ = [
@@ -52,7 +51,7 @@ _LONG = (
 )
 _WORDS = _LONG.split()
 LONG_TEXTS = [" ".join(_WORDS[(i + k) % len(_WORDS)] for k in range(32)).capitalize() + "." for i in range(8)]
-"""Requests of about 40 tokens: a stand-in pod (one CPU thread) serves about 130 a second within a
+"""Requests of about 40 tokens: a runtime on one CPU thread serves about 130 a second within a
 200-ms p99, so a surge that needs more pods stays within what a 2-core machine can run."""
 
 
@@ -63,9 +62,8 @@ _POD_HTTP_PORT = 8000
 class ServiceRouter:
     """Ready endpoints of one Service, mapped to where their pods answer on this machine.
 
-    A pod on a stand-in node answers at its stand-in process (the pod's annotation); a pod on one
-    of ``real_nodes`` at its own IP on the node's bridge (port 8000). Pods elsewhere (KWOK) are never
-    targets: their IPs lead nowhere.
+    A pod on one of ``real_nodes`` answers at its own IP on the node's bridge (port 8000). Pods
+    elsewhere (KWOK) are never targets: their IPs lead nowhere.
     """
 
     def __init__(
@@ -145,9 +143,9 @@ class ServiceRouter:
 
     def _upsert_pod(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        address = (meta.get("annotations") or {}).get(ANNOTATION_STAND_IN_ENDPOINT)
         ip = (obj.get("status") or {}).get("podIP")
-        if not address and ip and (obj.get("spec") or {}).get("nodeName") in self.real_nodes:
+        address = None
+        if ip and (obj.get("spec") or {}).get("nodeName") in self.real_nodes:
             address = f"{ip}:{_POD_HTTP_PORT}"
         with self._lock:
             if address:
@@ -166,7 +164,7 @@ class ServiceRouter:
             return dict(self._ready_since)
 
     def targets(self) -> list[tuple[str, str]]:
-        """(pod, address) of every ready endpoint that has a local stand-in, in a stable order."""
+        """(pod, address) of every ready endpoint on a real node, in a stable order."""
         with self._lock:
             pods = sorted(set().union(*self._slices.values())) if self._slices else []
             return [(p, self._addresses[p]) for p in pods if p in self._addresses]

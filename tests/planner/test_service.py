@@ -112,7 +112,7 @@ def pod(name: str, pool: str, address: str, deployment: str = NAME) -> dict[str,
                 labels.LABEL_POOL: pool,
                 labels.LABEL_ROLE: role,
             },
-            "annotations": {labels.ANNOTATION_STAND_IN_ENDPOINT: address},
+            "annotations": {"test/address": address},
         },
         "spec": {"nodeName": "n1"},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
@@ -216,7 +216,7 @@ async def harness(
         stack.push_async_callback(actuator.close)
         settings = PlannerSettings(
             poll_interval_s=0.25,
-            pod_endpoint_annotation=True,
+            pod_address=lambda p: p["metadata"]["annotations"]["test/address"],  # the local servers
             capacity=CapacitySettings(min_observed_batches=10**9),  # keep the slow profile: no learning here
         )
         service = PlannerService(

@@ -13,7 +13,6 @@ __all__ = [
     "ANNOTATION_POD_DELETION_COST",
     "ANNOTATION_PRECISION",
     "ANNOTATION_SHARD_PLAN",
-    "ANNOTATION_STAND_IN_ENDPOINT",
     "API_GROUP",
     "API_VERSION",
     "GPU_RESOURCE",
@@ -90,10 +89,6 @@ ANNOTATION_DEMOTED_AT = "outrider.dev/demoted-at"
 restarted planner reads it to continue the pod's way down (serving, warm, cold, deleted)."""
 ANNOTATION_POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 """Kubernetes' pod annotation: the ReplicaSet deletes pods with a lower cost first on scale-down."""
-ANNOTATION_STAND_IN_ENDPOINT = "outrider.dev/stand-in-endpoint"
-"""Pod annotation (development clusters only): host:port of a local runtime process standing in for
-a simulated (KWOK) pod that runs no container. The planner honours it only when started with
---pod-endpoint-annotation."""
 LABEL_GPU_PRODUCT = "outrider.dev/gpu-product"
 """Node label: short GPU product name (H100, A100, L4, ...), or 'none' on CPU-only nodes."""
 LABEL_GPU_ARCHITECTURE = "outrider.dev/gpu-architecture"

@@ -29,7 +29,6 @@ def _settings(args: argparse.Namespace) -> object:
     return PlannerSettings(
         poll_interval_s=args.poll_interval,
         namespaces=tuple(args.namespace or ()),
-        pod_endpoint_annotation=args.pod_endpoint_annotation,
         core=CoreSettings(),
     )
 
@@ -189,11 +188,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--lease-name", default="outrider-planner", help="Name of the Lease (default outrider-planner)."
     )
     sv.add_argument("--identity", default=None, help="Holder identity (default $POD_NAME, else host-pid).")
-    sv.add_argument(
-        "--pod-endpoint-annotation",
-        action="store_true",
-        help="Development clusters only: reach pods at their outrider.dev/stand-in-endpoint annotation.",
-    )
     add_logging_arguments(sv)
     sv.set_defaults(func=_serve)
 

@@ -14,7 +14,6 @@ from typing import Any
 from outrider_operator.api import labels
 from outrider_operator.api.spec import InferenceDeploymentSpec
 from outrider_operator.api.status import parse_status
-from outrider_operator.reconcile.runtimeconfig import HTTP_PORT
 
 from .actuator import Actuator
 from .cluster import PlannerCache
@@ -149,10 +148,4 @@ class Sampling:
         return view, addresses
 
     def _address(self, pod: dict[str, Any]) -> str | None:
-        if self.settings.pod_endpoint_annotation:
-            stand_in = ((pod.get("metadata") or {}).get("annotations") or {}).get(
-                labels.ANNOTATION_STAND_IN_ENDPOINT
-            )
-            return str(stand_in) if stand_in else None
-        ip = (pod.get("status") or {}).get("podIP")
-        return f"{ip}:{HTTP_PORT}" if ip else None
+        return self.settings.pod_address(pod)
