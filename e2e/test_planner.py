@@ -271,7 +271,7 @@ def test_advisory_mode_publishes_decisions_and_changes_nothing(cluster: Any, set
         settled(cluster, name, serving=1, warm=1)
         before = {p["metadata"]["name"]: (role_of(p), touchable(p)) for p in pods(cluster, name)}
         report, _, _, _ = surge(
-            cluster, setup, name, base=BASE_RPS, peak=PEAK_RPS, base_s=3, peak_s=8, until=lambda r: False
+            cluster, setup, name, base=BASE_RPS, peak=PEAK_RPS, base_s=3, peak_s=16, until=lambda r: False
         )
         assert report.failed == []
         after = {p["metadata"]["name"]: (role_of(p), touchable(p)) for p in pods(cluster, name)}
@@ -424,7 +424,7 @@ def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
             base=BASE_RPS,
             peak=PEAK_RPS,
             base_s=3,
-            peak_s=6,
+            peak_s=16,  # a 400m pod: detection and the decision take a few seconds of the step
             until=lambda r: len(r.ready_pods()) >= 2,
         )
         assert capacity_at is not None and report.failed == []
