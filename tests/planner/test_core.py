@@ -304,3 +304,43 @@ def test_the_warm_pool_grows_to_absorb_what_the_forecast_missed(mk: Any, model: 
         mk.view(base_pods(mk, 20.0), forecast=replace(fc, generated_at=5000.0), now=5000.0), model, memory, S
     )
     assert later.warm_target == 2  # an hour later the miss is forgotten
+
+
+def test_a_pod_no_node_has_room_for_holds_no_scale_down(mk: Any, model: CapacityModel) -> None:
+    # a replica added on a full node stays Pending: on its way to serving it would hold every
+    # scale-down for its start grace; waiting for a node it is neither capacity nor on its way
+    pods = [
+        mk.pod("a1", rps=10.0, batch=8, created=5),
+        mk.pod("a2", rps=10.0, batch=8, created=9),
+        mk.pod("w1", W, labels.ROLE_SERVING, "serving", rps=10.0, batch=8, created=7),
+        mk.pod("w2", W),
+    ]
+    pending = replace(mk.pod("a3", unreachable=True, ready=False, created=990), starting=True)
+    results = {}
+    for unplaced in (False, True):
+        memory = Memory()
+        held = [*pods, replace(pending, unplaced=unplaced)]
+        for t in (*range(0, 60, 5), 61):
+            plan = decide(mk.view(held, now=1000 + t, disruptions_allowed=1), model, memory, S)
+        results[unplaced] = plan
+    assert not ops(results[False], OpKind.DEMOTE)  # a pod really starting holds it
+    plan = results[True]
+    assert ops(plan, OpKind.DEMOTE) == ["w1"]
+    assert plan.numbers.unplaced == 1 and plan.numbers.incoming == 0
+    assert any("wait for a node with room" in n and "a3" in n for n in plan.notes)
+    # and under load it is counted where it stands: no further replica is added beside it
+    busy = [*base_pods(mk, 300.0), replace(pending, unplaced=True)]
+    surge = twice(mk.view(busy, now=2000), model)
+    assert surge.active_target <= 3
+
+
+def test_only_a_pod_the_scheduler_found_no_node_for_is_unplaced() -> None:
+    from outrider_scheduler.planner.sampling import _unplaced
+
+    said = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    assert _unplaced({"spec": {}, "status": {"phase": "Pending", "conditions": [said]}})
+    # not yet looked at, bound, or scheduled and starting: none of these waits for room
+    assert not _unplaced({"spec": {}, "status": {"phase": "Pending"}})
+    assert not _unplaced({"spec": {"nodeName": "n1"}, "status": {"conditions": [said]}})
+    ok = {"type": "PodScheduled", "status": "True"}
+    assert not _unplaced({"spec": {"nodeName": "n1"}, "status": {"conditions": [ok]}})

@@ -90,6 +90,7 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         cold=len(by[PodKind.COLD]),
         promoted=len([p for p in serving if p.pool != labels.POOL_ACTIVE]),
         unreachable=len(by[PodKind.UNREACHABLE]),
+        unplaced=len(by[PodKind.UNPLACED]),
         desired=wanted.desired,
         batch_size=batch,
         forecast_needed=wanted.need_forecast,
@@ -99,6 +100,12 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
         names = ", ".join(sorted(p.name for p in by[PodKind.UNREACHABLE])[:5])
         notes.append(
             f"{len(by[PodKind.UNREACHABLE])} pod(s) did not answer the admin API and were skipped: {names}"
+        )
+    if by[PodKind.UNPLACED]:
+        names = ", ".join(sorted(p.name for p in by[PodKind.UNPLACED])[:5])
+        notes.append(
+            f"{len(by[PodKind.UNPLACED])} pod(s) wait for a node with room (unschedulable) and are not "
+            f"counted as capacity on its way: {names}"
         )
     if not readings.known:
         notes.append(

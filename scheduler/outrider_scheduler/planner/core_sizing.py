@@ -239,7 +239,8 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     # a miss is already a peak, and the pods absorbing it serve only while it lasts: full capacity
     absorb = math.ceil(worst_miss / model.raw_capacity(high_batch)) if known and worst_miss > 0 else 0
     # a warm pod is there to be promoted: none beyond what replicas.max lets serve could ever be
-    room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - spec.standby.warm
+    unplaced = len(pods.by[PodKind.UNPLACED])
+    room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - unplaced - spec.standby.warm
     absorb = min(absorb, max(0, room))
     floor = max(spec.replicas.min, 1 if demand > 0 else 0)
     if max(need_load, need_forecast) > spec.replicas.max:
@@ -248,7 +249,8 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
         )
     wanted_now = min(spec.replicas.max, max(need_load, need_latency, floor))
     desired = min(spec.replicas.max, max(wanted_now, need_forecast))
-    have = len(serving) + len(incoming) + len(restartable) + len(blind)
+    # a pod waiting for a node with room still takes its replica's place: another would wait too
+    have = len(serving) + len(incoming) + len(restartable) + len(blind) + unplaced
     return Wanted(
         need_load=need_load,
         need_latency=need_latency,

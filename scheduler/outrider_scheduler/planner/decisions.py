@@ -87,6 +87,8 @@ class Numbers:
     cold: int = 0
     promoted: int = 0
     unreachable: int = 0
+    unplaced: int = 0
+    """Pods that wait for a node with room (the scheduler found none)."""
     desired: int = 0
     batch_size: int = 1
     forecast_needed: int = 0

@@ -63,7 +63,7 @@ class PlannerMetrics:
         )
         self.pods = Gauge(
             "outrider_planner_pods",
-            "Pods by what they are doing now (serving, warm, cold, incoming, unreachable).",
+            "Pods by what they are doing now (serving, warm, cold, incoming, unreachable, unplaced).",
             [*_DEPLOYMENT, "state"],
             registry=r,
         )
@@ -97,6 +97,6 @@ class PlannerMetrics:
         for gauge in (self.capacity, self.demand, self.serving_capacity, self.desired, self.batch):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, deployment)
-        for state in ("serving", "warm", "cold", "incoming", "unreachable"):
+        for state in ("serving", "warm", "cold", "incoming", "unreachable", "unplaced"):
             with contextlib.suppress(KeyError):
                 self.pods.remove(namespace, deployment, state)

@@ -41,6 +41,9 @@ class PodKind(StrEnum):
     """On its way to warm or cold (a load or unload running)."""
     UNREACHABLE = "unreachable"
     """Its runtime admin API did not answer: skipped."""
+    UNPLACED = "unplaced"
+    """Pending with no node that fits it (the scheduler said Unschedulable): it takes a replica's
+    place but is neither capacity nor on its way, so it holds no scale-down."""
     GONE = "gone"
     """Being deleted."""
 
@@ -72,6 +75,9 @@ class PodView:
     """An operation the actuator is carrying out on this pod (or finished after the latest sample)."""
     starting: bool = False
     """Not yet reachable because it is still starting (no pod IP yet, or young and not ready)."""
+    unplaced: bool = False
+    """Not bound to a node, and the scheduler found none with room (PodScheduled False,
+    reason Unschedulable)."""
 
     @property
     def key(self) -> str:
@@ -130,6 +136,8 @@ def classify(pod: PodView) -> PodKind:
     """The situation of ``pod`` from its labels and its runtime's state."""
     if pod.deleting:
         return PodKind.GONE
+    if pod.unplaced:
+        return PodKind.UNPLACED
     if pod.busy is not None:
         return PodKind.LOADING_UP if pod.busy in _UPWARD else PodKind.MOVING
     if pod.starting:  # an active-pool pod starts serving by itself; standby ones start as standby

@@ -257,6 +257,7 @@ class Reporting:
             ("cold", n.cold),
             ("incoming", n.incoming),
             ("unreachable", n.unreachable),
+            ("unplaced", n.unplaced),
         ):
             m.pods.labels(ns, name, state).set(value)
 

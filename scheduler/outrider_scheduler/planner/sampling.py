@@ -41,6 +41,17 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
+def _unplaced(pod: dict[str, Any]) -> bool:
+    """Not bound to a node, and the scheduler said no node fits (PodScheduled False, Unschedulable)."""
+    if (pod.get("spec") or {}).get("nodeName"):
+        return False
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+        for c in conds
+    )
+
+
 def _negative(value: Any) -> bool:
     try:
         return int(str(value)) < 0
@@ -115,6 +126,7 @@ class Sampling:
                     rates=rates,
                     busy=self.actuator.busy(ns, pname, sampled, role),
                     starting=rates is None and young and not ready,
+                    unplaced=_unplaced(pod),
                 )
             )
         state.signals.retain(reachable)
