@@ -92,3 +92,24 @@ def test_recent_scores_weigh_more() -> None:
     held = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 30.0, stride=50)
     assert held[-1] == recent[-1]  # the last row is always computed
     assert (held[-50:-1] == held[-50]).all()  # results are held between recomputations
+
+
+def test_the_learned_model_must_beat_the_moving_average_by_more_than_a_simple_candidate() -> None:
+    # two candidates with the same small edge over the moving average: the simple one is weighted
+    # as soon as its mean loss is lower, the learned one only once the edge is significant
+    rng = np.random.default_rng(4)
+    n, k = 600, 5
+    level = 100 + 30 * np.sin(np.arange(n) / 50)
+    actual = level + rng.normal(0, 5, n)
+    rate = {"mean_p50": actual, "mean_p90": actual, "peak_p90": actual + 10}
+    scale = np.full(n, 100.0)
+    ma = point_candidate("moving_average", level + rng.normal(0, 4, n))
+    edge = level + rng.normal(0, 3.8, n)
+    simple = point_candidate("ets", edge)
+    learned = point_candidate("outrider_gbm", edge.copy())
+    out = run_ensemble(
+        [ma, simple, learned], rate, scale, k, 60, EnsembleSettings(loss_window_seconds=40 * 60)
+    )
+    w = out.weights["mean_p90"]
+    late = slice(200, n - k)
+    assert np.mean(w["ets"][late] > 0) > np.mean(w["outrider_gbm"][late] > 0)

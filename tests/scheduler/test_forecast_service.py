@@ -137,3 +137,25 @@ def test_a_fresh_forecaster_forecasts_a_daily_ramp_it_learned_from_earlier_days(
     fc2.refit(later)
     quiet = fc2.predict(later)
     assert quiet.peak_p90_rps < 100, quiet  # and it does not forecast a ramp where there is none
+
+
+def test_the_ets_candidate_is_live_and_predict_advances_its_state() -> None:
+    from outrider_scheduler.forecast.ets import filter_ets
+
+    y = _week()
+    fc = DeploymentForecaster("ns/chat", SETTINGS)
+    fc.observe(StepSeries(0.0, 10, y[:600]))
+    fc.refit(6_000.0)  # cold start: no learned model yet, but ETS is fitted and calibrated
+    fitted = fc._fitted
+    assert fitted is not None and fitted.ets is not None and fitted.model is None
+    assert np.isfinite(fitted.state.offsets["ets"]["mean_p90"])
+    for i in range(600, 606):  # a minute of new bins arrives before the next recalibration
+        fc.observe(StepSeries(i * 10.0, 10, y[i : i + 1]))
+    advanced = fitted.ets.advance(fc.series.rates[600:], 10)  # type: ignore[union-attr]
+    level, _ = filter_ets(fc.series.rates, fitted.ets.params)  # type: ignore[union-attr]
+    # the state kept at the refit, advanced by six bins, equals filtering the whole history from the
+    # window start the refit used, up to what the damped filter has forgotten since
+    assert abs(advanced.level - level[-1]) / level[-1] < 0.01
+    assert advanced.time == 606 * 10.0
+    res = fc.predict(6_060.0)
+    assert res.forecasting and res.reason == "ColdStart"

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from scipy.signal import lfilter
 from threadpoolctl import threadpool_limits
 
+from .ets import DEFAULT_PARAMS, EtsParams, damping_factor, fit_ets
 from .features import DAY, WEEK
 
 __all__ = [
@@ -123,29 +124,14 @@ def ets_forecasts(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Array, float, float]:
     """Damped Holt forecasts of the window mean at each origin: (forecasts, fit s, predict s)."""
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
     fit_s = 0.0
-    params: list[tuple[int, float, float, float]] = []
+    params: list[tuple[int, EtsParams]] = []
     for r in sorted(refits):
-        seg = rates[max(0, r - window) : r]
         started = time.perf_counter()
-        try:
-            with warnings.catch_warnings(), threadpool_limits(limits=1):
-                warnings.simplefilter("ignore")
-                res = ExponentialSmoothing(
-                    seg, trend="add", damped_trend=True, initialization_method="estimated"
-                ).fit()
-            p = res.params
-            alpha = float(p["smoothing_level"])
-            beta = float(p["smoothing_trend"])
-            phi = float(p["damping_trend"])
-            if not all(np.isfinite([alpha, beta, phi])):
-                raise ValueError("non-finite parameters")
-        except Exception:  # a failed fit keeps the previous parameters (or plain smoothing)
-            alpha, beta, phi = params[-1][1:] if params else (0.3, 0.05, 0.9)
+        p = fit_ets(rates[max(0, r - window) : r])
         fit_s += time.perf_counter() - started
-        params.append((r, alpha, beta, phi))
+        # a failed fit keeps the previous parameters (or plain smoothing)
+        params.append((r, p or (params[-1][1] if params else DEFAULT_PARAMS)))
     started = time.perf_counter()
     out = np.full(len(origins), np.nan)
     if not params:
@@ -156,27 +142,22 @@ def ets_forecasts(
     phis = np.empty(n + 1)
     lv, tr = float(rates[0]), 0.0
     pi = 0
-    alpha, beta, phi = params[0][1:]
+    cur = params[0][1]
     rl = rates.tolist()
     starts = [p[0] for p in params]
     for t in range(n + 1):
         # state at index t has consumed rates[:t]; parameters switch at refit origins
         while pi + 1 < len(params) and starts[pi + 1] <= t:
             pi += 1
-            alpha, beta, phi = params[pi][1:]
-        level[t], trend[t], phis[t] = lv, tr, phi
+            cur = params[pi][1]
+        level[t], trend[t], phis[t] = lv, tr, cur.phi
         if t == n:
             break
         prev = lv
-        lv = alpha * rl[t] + (1 - alpha) * (lv + phi * tr)
-        tr = beta * (lv - prev) + (1 - beta) * phi * tr
+        lv = cur.alpha * rl[t] + (1 - cur.alpha) * (lv + cur.phi * tr)
+        tr = cur.beta * (lv - prev) + (1 - cur.beta) * cur.phi * tr
     seg_ok = origins >= starts[0]
-    ph = phis[origins]
-    # mean over h = 1..k of sum_{j=1..h} phi^j
-    hs = np.arange(1, k + 1, dtype=np.float64)
-    powers = ph[:, None] ** hs[None, :]
-    damp = np.cumsum(powers, axis=1).mean(axis=1)
-    fc = level[origins] + trend[origins] * damp
+    fc = level[origins] + trend[origins] * damping_factor(phis[origins], k)
     out = np.where(seg_ok, fc, np.nan)
     return out, fit_s, time.perf_counter() - started
 

@@ -15,10 +15,12 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from .baselines import Candidate, simple_point_forecasts
+from .baselines import Candidate, point_candidate, simple_point_forecasts
 from .ensemble import TARGETS, EnsembleState, pinball, run_ensemble
 from .errors import ForecastError
+from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
 from .metrics import ForecastMetrics
 from .model import LearnedModel
@@ -38,6 +40,10 @@ class _Fitted:
     model_fitted_at: float
     train_end_time: float
     """Origins at or after this time are out-of-sample for ``model``."""
+    ets: EtsState | None = None
+    """The ETS candidate's state at the end of the history this fit saw (None: not fitted yet)."""
+    ets_fitted_at: float = 0.0
+    """When the ETS parameters were last fitted."""
 
 
 class DeploymentForecaster:
@@ -130,6 +136,7 @@ class DeploymentForecaster:
                     train_end_time = series.t0 + cut * s.step_seconds
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
+        ets, ets_at = self._ets(series, first, origins, now, force_model, cands)
         tg = make_targets(series, k, eps, origins, fs)
         if model is not None:
             # Only out-of-sample forecasts enter the learned model's scores: what it forecast live
@@ -161,9 +168,45 @@ class DeploymentForecaster:
         )
         state = ens.state_at(len(origins) - 1)
         with self._lock:
-            self._fitted = _Fitted(model, state, now, model_at, train_end_time)
+            self._fitted = _Fitted(model, state, now, model_at, train_end_time, ets, ets_at)
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
+
+    def _ets(
+        self,
+        series: StepSeries,
+        first: int,
+        origins: npt.NDArray[np.int64],
+        now: float,
+        force: bool,
+        cands: dict[str, Candidate],
+    ) -> tuple[EtsState | None, float]:
+        """Refit the ETS parameters when due, filter them over the origins and add the candidate.
+
+        Returns the filter's state at the end of the history (for ``predict``) and the fit time.
+        """
+        s, k = self.settings, self.k
+        rates = series.rates
+        n = len(rates)
+        prev = self._fitted
+        params: EtsParams | None = prev.ets.params if prev and prev.ets else None
+        fitted_at = prev.ets_fitted_at if prev else 0.0
+        window = max(4 * k, s.ets_window_seconds // s.step_seconds)
+        if n < max(2 * k, 20):
+            return None, fitted_at
+        if params is None or force or now - fitted_at >= s.refit_interval_seconds:
+            fresh = fit_ets(rates[max(0, n - window) :])
+            if fresh is not None:
+                params, fitted_at = fresh, now
+        if params is None:
+            return None, fitted_at
+        start = max(0, first - window)
+        level, trend = filter_ets(rates, params, start)
+        rows = origins - start
+        point = level[rows] + trend[rows] * damping_factor(np.full(len(rows), params.phi), k)
+        cands["ets"] = point_candidate("ets", point)
+        end_time = series.t0 + n * float(s.step_seconds)
+        return EtsState(params, end_time, float(level[-1]), float(trend[-1])), fitted_at
 
     def _fit(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
         """A learned model fitted on the windows over by row ``cut`` (None: too few or idle)."""
@@ -245,6 +288,12 @@ class DeploymentForecaster:
             v = float(max(point[0], 0.0))
             raw[name] = {t: v for t in TARGETS}
         scale = float(np.mean(rates[max(0, n - 4 * k) :])) + eps
+        if fitted is not None and fitted.ets is not None:
+            # advance the state kept at the last refit through the bins observed since
+            j = round((fitted.ets.time - series.t0) / s.step_seconds)
+            if 0 <= j <= n:
+                v = fitted.ets.advance(rates[j:n], s.step_seconds).forecast(k)
+                raw["ets"] = {t: v for t in TARGETS}
         learned = fitted is not None and fitted.model is not None
         if fitted is not None and fitted.model is not None:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)

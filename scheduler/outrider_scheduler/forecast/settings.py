@@ -24,6 +24,8 @@ class ForecasterSettings:
     """History needed before the learned model becomes a candidate (cold start until then)."""
     refit_interval_seconds: int = 3600
     """How often the learned model is refitted."""
+    ets_window_seconds: int = 6 * 3600
+    """History the ETS candidate's parameters are fitted on (refitted with the learned model)."""
     recalibrate_interval_seconds: int = 60
     """How often calibration offsets and ensemble weights are recomputed."""
     accuracy_window: int = 720
