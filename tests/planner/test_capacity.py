@@ -156,3 +156,19 @@ def test_a_backlog_does_not_teach_the_latency_factor(mk: Any) -> None:
     for _ in range(10):  # without a backlog the same miss is the model's to learn
         m.observe_latency(p99_ms=600, demand_per_replica=150, batch=4, delay_ms=10, target_ms=200)
     assert m.latency_factor > 2 and m.best_batch(200, 10, 64) < best
+
+
+def test_a_profile_from_faster_hardware_is_scaled_by_what_the_pods_measure(mk: Any) -> None:
+    # the profile was measured on a whole core; the pods get 400m and run 2.5x slower. At a low load
+    # they replace only the small batch sizes: the large ones must not keep the profile's speed
+    m = CapacityModel.from_profile(mk.profile())
+    before = m.capacity(8)
+    observe(m, 1, 2000, 25.0)  # profile: 10 ms
+    observe(m, 2, 500, 37.5)  # profile: 15 ms
+    assert m.speed == pytest.approx(2.5, rel=0.05)
+    assert m.capacity(8) == pytest.approx(before / 2.5, rel=0.05)
+    assert m.points()[8] == pytest.approx(0.045 * m.speed)
+    # a handful of slow batches barely moves it (the profile's scale weighs 50 batches)
+    fresh = CapacityModel.from_profile(mk.profile())
+    observe(fresh, 1, 5, 30.0)
+    assert fresh.speed < 1.3

@@ -195,9 +195,12 @@ def test_observed_load_is_held_for_the_window_but_a_lowered_forecast_is_not(
         plan = decide(mk.view(pods, now=1000 + t, forecast=high, disruptions_allowed=1), model, memory, S)
         assert not ops(plan, OpKind.DEMOTE), t
     # the forecast drops to 300 (2 pods) once the window began: it looks ahead already, so the
-    # planner follows it down at once; a second forecast window of hold would count its peak twice
+    # planner follows it down after the short forecast hold (60 s from its last high sample, at
+    # 1025), not after the stabilisation window: that would count the forecast's peak twice
     low = replace(high, peak_rps=300.0, generated_at=1030.0)
     plan = decide(mk.view(pods, now=1061, forecast=low, disruptions_allowed=1), model, memory, S)
+    assert not ops(plan, OpKind.DEMOTE)  # held: a forecast that flickers must not flap pods
+    plan = decide(mk.view(pods, now=1086, forecast=low, disruptions_allowed=1), model, memory, S)
     assert ops(plan, OpKind.DEMOTE) == ["a4"]
     # observed load that wanted 4 pods 30 s ago is held for the whole 60-s window
     memory = Memory()

@@ -10,6 +10,14 @@ non-decreasing first, by pooling the ones out of order (weighted isotonic regres
 point weighs as much as ``min_observed_batches`` batches, an observed one as the batches behind it),
 so one slow sample cannot cap the batch size a surge raises to.
 
+A profile measured on other hardware (a whole core, where the pods get 400 millicores) has the
+right shape and the wrong scale. Pods at a low load replace only the small batch sizes, and the
+large ones would keep the profile's fast times: capacity at the default batch would be overstated
+by the ratio of the two machines' speeds. So the profile points the pods have not replaced yet are
+scaled by the *speed factor*: the ratio of observed to profiled time at the sizes where both exist,
+weighted by the batches behind each and shrunk towards 1 by a prior worth 50 batches (a weighted
+geometric mean, within 0.1-10).
+
 From ``s(b)``, for a replica running ``workers`` batches at once:
 
 - throughput at batch ``b``: ``workers * b / s(b)`` rows/s, divided by rows per request;
@@ -46,6 +54,9 @@ class CapacitySettings:
     """The largest batch must keep predicted p99 under this share of the target."""
     min_observed_batches: int = 5
     """Batches of one size the pods must have run before their mean replaces the profile's point."""
+    speed_prior_batches: int = 50
+    """Weight of the profile's own scale in the speed factor, in batches: a few slow batches (a pod
+    briefly starved of CPU) barely move it; the minutes of batches a pod runs at any load do."""
     observation_weight: float = 0.3
     """Weight of a new observation in the moving average of a batch size's service time."""
     min_correction: float = 0.25
@@ -79,6 +90,10 @@ class CapacityModel:
     _last_stats: dict[str, dict[int, tuple[int, float]]] = field(default_factory=dict)
     _pending: dict[int, tuple[int, float]] = field(default_factory=dict)
     _smooth: dict[int, float] | None = field(default=None, repr=False)
+    _profile: dict[int, float] = field(default_factory=dict)
+    """The profile's own time per batch size (kept once the pods replace a point)."""
+    speed: float = 1.0
+    """Observed over profiled service time where both exist (scales the profile-only points)."""
 
     @classmethod
     def from_profile(
@@ -90,6 +105,7 @@ class CapacityModel:
             model.workers = profile.workers
             model.rows_per_request = profile.rows_per_request
             model._points = {p.batch_size: _Point(p.seconds) for p in profile.points}
+            model._profile = {p.batch_size: p.seconds for p in profile.points}
             model._smooth = None
             model.source = "profile"
         return model
@@ -140,6 +156,20 @@ class CapacityModel:
             point.seconds = (1 - w) * point.seconds + w * mean
             point.batches += batches
         self.source = "observed" if self.source in ("none", "observed") else "profile+observed"
+        self.speed = self._speed_factor()
+
+    def _speed_factor(self) -> float:
+        """How much slower (above 1) or faster the pods run than the profile, where both measured."""
+        num = den = 0.0
+        for size, profiled in self._profile.items():
+            point = self._points.get(size)
+            if point is None or point.batches == 0 or profiled <= 0 or point.seconds <= 0:
+                continue
+            weight = float(point.batches)
+            num += weight * math.log(point.seconds / profiled)
+            den += weight
+        den += self.settings.speed_prior_batches
+        return min(10.0, max(0.1, math.exp(num / den))) if den > 0 else 1.0
 
     def observe_workers(self, workers: int, rows_per_request: float | None) -> None:
         """Take the pods' batch concurrency and their rows per request."""
@@ -189,7 +219,7 @@ class CapacityModel:
             for size in sizes:
                 point = self._points[size]
                 mean, weight, count = (
-                    point.seconds,
+                    point.seconds if point.batches else point.seconds * self.speed,
                     float(max(point.batches, self.settings.min_observed_batches)),
                     1,
                 )
@@ -271,5 +301,8 @@ class CapacityModel:
         return lo
 
     def points(self) -> dict[int, float]:
-        """Current service time per measured batch size, as measured (for status, logs and tests)."""
-        return {b: p.seconds for b, p in sorted(self._points.items())}
+        """Current service time per batch size: observed, or the profile's scaled by the speed factor
+        (for status, logs and tests)."""
+        return {
+            b: p.seconds if p.batches else p.seconds * self.speed for b, p in sorted(self._points.items())
+        }

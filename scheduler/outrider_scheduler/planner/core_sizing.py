@@ -293,8 +293,12 @@ def track(c: Cycle, wanted: Wanted) -> Trend:
     window = float(spec.scaling.scale_down_stabilization_seconds)
     while memory.desired_history and memory.desired_history[0][0] < now - window:
         memory.desired_history.popleft()
-    # observed load is held for the window; the forecast is not (it looks a horizon ahead already)
-    down_to = max(memory.desired_history[0][1], desired)
+    # observed load is held for the window; the forecast only briefly (it looks a horizon ahead
+    # already, but the capacity it is divided by is noisy from one sample to the next)
+    _push_max(memory.forecast_history, now, desired)
+    while memory.forecast_history and memory.forecast_history[0][0] < now - settings.forecast_hold_seconds:
+        memory.forecast_history.popleft()
+    down_to = max(memory.desired_history[0][1], memory.forecast_history[0][1], desired)
     return Trend(
         overloaded=overloaded,
         trigger_time=trigger_time,

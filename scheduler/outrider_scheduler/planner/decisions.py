@@ -138,6 +138,11 @@ class CoreSettings:
     """Requests in a pod's latency window before its p99 counts."""
     miss_window_seconds: float = 3600.0
     """The warm pool absorbs the largest load the forecast missed over this window."""
+    forecast_hold_seconds: float = 60.0
+    """What the forecast wanted is held this long on the way down. The forecast already looks a
+    horizon ahead, so it is not held for the whole stabilisation window; but the capacity it is
+    divided by moves from sample to sample (a pod's batch times, the latency correction), and a
+    forecast near a multiple of it would otherwise promote and demote a pod every few seconds."""
 
 
 @dataclass
@@ -153,6 +158,8 @@ class Memory:
     batch_target: int | None = None
     absorb: int = 0
     """Warm pods added to absorb forecast misses (reported when it grows)."""
+    forecast_history: deque[tuple[float, int]] = field(default_factory=deque)
+    """(time, serving pods the forecast wanted) over ``forecast_hold_seconds``, decreasing."""
     misses: deque[tuple[float, float]] = field(default_factory=deque)
     """(time, requests/s above the forecast's p90 peak) over ``miss_window_seconds``, decreasing: its
     first entry is the largest miss of the window."""
