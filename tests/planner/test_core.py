@@ -347,3 +347,19 @@ def test_only_a_pod_the_scheduler_found_no_node_for_is_unplaced() -> None:
     assert not _unplaced({"spec": {"nodeName": "n1"}, "status": {"conditions": [said]}})
     ok = {"type": "PodScheduled", "status": "True"}
     assert not _unplaced({"spec": {"nodeName": "n1"}, "status": {"conditions": [ok]}})
+
+
+def test_the_forecast_hold_does_not_hold_observed_load_beyond_its_window(
+    mk: Any, model: CapacityModel
+) -> None:
+    # an 8-s stabilisation window and no forecast: a surge's pods step down 8 s after it, not after
+    # the 60-s forecast hold, which holds only what the forecast wanted
+    s = mk.spec(scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 8})
+    busy = [mk.pod(f"a{i}", rps=140.0, batch=8, created=i) for i in (1, 2, 3, 4)]
+    idle = [mk.pod(f"a{i}", rps=40.0, batch=8, created=i) for i in (1, 2, 3, 4)]
+    memory = Memory()
+    decide(mk.view(busy, now=1000, spec=s, disruptions_allowed=1), model, memory, S)
+    plan = decide(mk.view(idle, now=1005, spec=s, disruptions_allowed=1), model, memory, S)
+    assert not ops(plan, OpKind.DEMOTE)
+    plan = decide(mk.view(idle, now=1010, spec=s, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.DEMOTE) == ["a4"]

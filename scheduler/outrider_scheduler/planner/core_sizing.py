@@ -295,7 +295,7 @@ def track(c: Cycle, wanted: Wanted) -> Trend:
         memory.desired_history.popleft()
     # observed load is held for the window; the forecast only briefly (it looks a horizon ahead
     # already, but the capacity it is divided by is noisy from one sample to the next)
-    _push_max(memory.forecast_history, now, desired)
+    _push_max(memory.forecast_history, now, min(spec.replicas.max, wanted.need_forecast))
     while memory.forecast_history and memory.forecast_history[0][0] < now - settings.forecast_hold_seconds:
         memory.forecast_history.popleft()
     down_to = max(memory.desired_history[0][1], memory.forecast_history[0][1], desired)
