@@ -56,13 +56,12 @@ class EtsState:
 
     def advance(self, rates: Array, step_seconds: float) -> EtsState:
         """The state after also consuming ``rates``: the bins after ``time``, in order."""
-        p = self.params
-        lv, tr = self.level, self.trend
-        for y in np.asarray(rates, dtype=np.float64).tolist():
-            prev = lv
-            lv = p.alpha * y + (1 - p.alpha) * (lv + p.phi * tr)
-            tr = p.beta * (lv - prev) + (1 - p.beta) * p.phi * tr
-        return EtsState(p, self.time + len(rates) * step_seconds, lv, tr)
+        level, trend = filter_ets(
+            np.asarray(rates, dtype=np.float64), self.params, 0, (self.level, self.trend)
+        )
+        return EtsState(
+            self.params, self.time + len(rates) * step_seconds, float(level[-1]), float(trend[-1])
+        )
 
     def forecast(self, k: int) -> float:
         """Forecast of the mean rate over the next ``k`` bins (never negative)."""
@@ -100,18 +99,22 @@ def damping_factor(phi: Array, k: int) -> Array:
     return np.asarray(np.cumsum(powers, axis=1).mean(axis=1), dtype=np.float64)
 
 
-def filter_ets(rates: Array, params: EtsParams, start: int = 0) -> tuple[Array, Array]:
+def filter_ets(
+    rates: Array, params: EtsParams, start: int = 0, state: tuple[float, float] | None = None
+) -> tuple[Array, Array]:
     """Levels and trends after consuming ``rates[:t]`` for ``t = start..len(rates)``.
 
-    The filter starts at ``rates[start]`` with no trend; entry ``j`` of the result is the state at
-    row ``start + j``.
+    The filter starts from ``state`` (level, trend), else at ``rates[start]`` with no trend; entry
+    ``j`` of the result is the state at row ``start + j``.
     """
     n = len(rates)
     m = n - start + 1
     level = np.empty(m)
     trend = np.empty(m)
-    lv = float(rates[start]) if start < n else 0.0
-    tr = 0.0
+    if state is not None:
+        lv, tr = state
+    else:
+        lv, tr = (float(rates[start]) if start < n else 0.0), 0.0
     a, b, phi = params.alpha, params.beta, params.phi
     for j, y in enumerate(rates[start:].tolist()):
         level[j], trend[j] = lv, tr
