@@ -337,6 +337,28 @@ def test_a_pod_no_node_has_room_for_holds_no_scale_down(mk: Any, model: Capacity
     assert surge.active_target <= 3
 
 
+def test_a_refill_waiting_for_a_node_is_not_taken_and_asks_for_no_other(
+    mk: Any, model: CapacityModel
+) -> None:
+    # w1 and w2 were promoted; their two refills wait for a node with room. Counted as taken from
+    # the pool, each would ask for another refill, which would wait too, up to the operator's cap
+    pods = [
+        mk.pod("a1", rps=20.0, batch=8, created=5),
+        mk.pod("w1", W, labels.ROLE_SERVING, "serving", rps=20.0, batch=8, created=1),
+        mk.pod("w2", W, labels.ROLE_SERVING, "serving", rps=20.0, batch=8, created=2),
+        mk.pod("c1", C),
+    ]
+    waiting = [
+        replace(mk.pod(n, W, unreachable=True, ready=False, created=990), starting=True, unplaced=True)
+        for n in ("w3", "w4")
+    ]
+    memory = Memory()
+    for t in range(3):
+        plan = decide(mk.view([*pods, *waiting], now=1000 + t), model, memory, S)
+        assert plan.warm_target == 2 + 2, plan.warm_target  # the spec's 2 plus the 2 promoted
+        assert ActionKind.REFILL_STANDBY not in kinds(plan)
+
+
 def test_only_a_pod_the_scheduler_found_no_node_for_is_unplaced() -> None:
     from outrider_scheduler.planner.sampling import _unplaced
 

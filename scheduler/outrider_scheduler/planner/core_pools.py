@@ -46,8 +46,10 @@ def _taken(
         if p.pool not in out or p.deleting or p.released or p.name in released:
             continue
         kind = kinds[p.name]
-        if kind is PodKind.UNREACHABLE:
-            continue  # unknown: neither refilled for nor counted
+        if kind in (PodKind.UNREACHABLE, PodKind.UNPLACED):
+            # unknown, or a refill still waiting for a node: neither refilled for nor counted (a
+            # waiting refill counted as taken would ask for another, which would wait too)
+            continue
         if p.name in promoting or p.demoted_at is not None or kind not in (plain[p.pool], PodKind.MOVING):
             out[p.pool] += 1
     return out
