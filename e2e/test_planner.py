@@ -482,8 +482,10 @@ def test_scale_down_steps_serving_warm_cold_released_without_failed_requests(
         )
         assert report.failed == [], f"{len(report.failed)} failed during the scale-down: {report.failed[:5]}"
         seen = [s[:2] if s else None for s in steps]
-        assert ("standby", "warm") in seen and ("standby", "cold") in seen, steps
-        assert seen.index(("standby", "warm")) < seen.index(("standby", "cold")), steps
+        # drained, it unloads (at once once its pool's refill is warm: it holds a GPU for nothing)
+        assert ("standby", "cold") in seen, steps
+        if ("standby", "warm") in seen:
+            assert seen.index(("standby", "warm")) < seen.index(("standby", "cold")), steps
         assert gone_at is not None, f"the pod was never released and deleted: {steps}"
         events = {
             e["reason"]

@@ -214,10 +214,10 @@ def test_observed_load_is_held_for_the_window_but_a_lowered_forecast_is_not(
 
 def test_forecast_misses_are_absorbed_at_full_capacity(mk: Any, model: CapacityModel) -> None:
     # 170 req/s above the forecast: more than one pod's ~150 at the 80% target, less than its ~188
-    # at full load; the warm pods absorb a peak that has already happened, so one is enough
+    # at full load; the cold pods absorb a peak that has already happened, so one is enough
     fc = ForecastView(peak_rps=130.0, horizon_seconds=300, generated_at=1000.0)
     plan = decide(mk.view(base_pods(mk, 150.0), forecast=fc), model, Memory(), S)
-    assert plan.warm_target == 2 + 1
+    assert (plan.warm_target, plan.cold_target) == (2, 1 + 1)
 
 
 def test_a_restarted_planner_does_not_scale_down_at_once(mk: Any, model: CapacityModel) -> None:
@@ -278,35 +278,40 @@ def test_busy_pods_are_not_decided_on_twice(mk: Any, model: CapacityModel) -> No
     assert not ops(again, OpKind.PROMOTE) and ActionKind.PROMOTE_WARM not in kinds(again)
 
 
-def test_no_warm_pod_is_added_that_replicas_max_would_never_let_serve(mk: Any, model: CapacityModel) -> None:
+def test_no_standby_pod_is_added_that_replicas_max_would_never_let_serve(
+    mk: Any, model: CapacityModel
+) -> None:
     fc = ForecastView(peak_rps=100.0, horizon_seconds=300, generated_at=1000.0)
     capped = mk.spec(replicas={"min": 1, "max": 3}, standby={"warm": 0, "cold": 0})
     pods = base_pods(mk, 150.0)[:2]  # 2 serving of max 3, 300 req/s against a forecast of 100
     plan = decide(mk.view(pods, forecast=fc, spec=capped), model, Memory(), S)
-    assert plan.warm_target == 1  # 2 pods would absorb the miss; only 1 more may ever serve
+    assert plan.cold_target == 1  # 2 pods would absorb the miss; only 1 more may ever serve
     full = mk.spec(replicas={"min": 1, "max": 2}, standby={"warm": 0, "cold": 0})
     plan = decide(mk.view(pods, forecast=fc, spec=full), model, Memory(), S)
-    assert plan.warm_target == 0 and ActionKind.REFILL_STANDBY not in kinds(plan)
+    assert plan.cold_target == 0 and ActionKind.REFILL_STANDBY not in kinds(plan)
     one_warm = mk.spec(replicas={"min": 1, "max": 3}, standby={"warm": 1, "cold": 0})
     plan = decide(mk.view([*pods, mk.pod("w1", W)], forecast=fc, spec=one_warm), model, Memory(), S)
-    assert plan.warm_target == 1  # the spec's warm pod already covers the one pod that may still serve
+    assert (plan.warm_target, plan.cold_target) == (1, 0)  # the spec's warm pod covers the one pod
 
 
-def test_the_warm_pool_grows_to_absorb_what_the_forecast_missed(mk: Any, model: CapacityModel) -> None:
+def test_the_cold_pool_grows_to_absorb_what_the_forecast_missed(mk: Any, model: CapacityModel) -> None:
     memory = Memory()
     fc = ForecastView(peak_rps=100.0, horizon_seconds=300, generated_at=1000.0)
     plan = decide(mk.view(base_pods(mk, 150.0), forecast=fc), model, memory, S)  # 300 req/s vs 100 forecast
-    assert plan.warm_target == 2 + 2  # the spec's 2, plus 2 pods for the 200 req/s missed (~150 per pod)
+    # the spec's 1, plus 2 pods for the 200 req/s missed (~150 per pod); they hold no GPU until
+    # loaded, and the warm pool, which a surge takes first, stays the spec's size
+    assert (plan.warm_target, plan.cold_target) == (2, 1 + 2)
     grow = [
         a for a in plan.actions if a.kind is ActionKind.REFILL_STANDBY and a.trigger is ActionTrigger.FORECAST
     ]
-    assert grow and "200 req/s above the forecast" in grow[0].message
+    assert grow and "Cold pool grows to 3" in grow[0].message
+    assert "200 req/s above the forecast" in grow[0].message
     calm = decide(mk.view(base_pods(mk, 20.0), forecast=fc, now=1500.0), model, memory, S)
-    assert calm.warm_target == 4  # remembered for an hour
+    assert calm.cold_target == 3  # remembered for an hour
     later = decide(
         mk.view(base_pods(mk, 20.0), forecast=replace(fc, generated_at=5000.0), now=5000.0), model, memory, S
     )
-    assert later.warm_target == 2  # an hour later the miss is forgotten
+    assert later.cold_target == 1  # an hour later the miss is forgotten
 
 
 def test_a_pod_no_node_has_room_for_holds_no_scale_down(mk: Any, model: CapacityModel) -> None:
@@ -385,3 +390,40 @@ def test_the_forecast_hold_does_not_hold_observed_load_beyond_its_window(
     assert not ops(plan, OpKind.DEMOTE)
     plan = decide(mk.view(idle, now=1010, spec=s, disruptions_allowed=1), model, memory, S)
     assert ops(plan, OpKind.DEMOTE) == ["a4"]
+
+
+def test_the_window_holds_the_load_of_a_minute_not_one_noisy_sample(mk: Any, model: CapacityModel) -> None:
+    # 4 serving pods at 160 req/s want 2 (~150 per pod); the seed holds all 4 for the first window
+    # (60 s). A single sample of 560 req/s (want 4) is noise: the window keeps what the average
+    # load wanted. The same 560 req/s lasting half a minute is load: it is held.
+    def run(spike_samples: int) -> Plan:
+        memory = Memory()
+        calm = [mk.pod(f"a{k}", rps=40.0, batch=8, created=k) for k in (1, 2, 3, 4)]
+        busy = [mk.pod(f"a{k}", rps=140.0, batch=8, created=k) for k in (1, 2, 3, 4)]
+        for t in range(1000, 1066, 5):
+            decide(mk.view(calm, now=t, disruptions_allowed=1), model, memory, S)
+        for i in range(spike_samples):
+            decide(mk.view(busy, now=1066 + 2 * i, disruptions_allowed=1), model, memory, S)
+        return decide(mk.view(calm, now=1070 + 2 * spike_samples, disruptions_allowed=1), model, memory, S)
+
+    assert ops(run(1), OpKind.DEMOTE) == ["a4"]
+    assert not ops(run(15), OpKind.DEMOTE)
+
+
+def test_a_drained_pod_unloads_at_once_when_the_warm_pool_is_full(mk: Any, model: CapacityModel) -> None:
+    # a3 was demoted 10 s ago and has drained to warm; the warm pool has its 2 pods of its own, so
+    # a3 holds a GPU for nothing: it unloads now, not after the 60-s window
+    serving = [mk.pod("a1", rps=40.0, batch=8, created=1), mk.pod("a2", rps=40.0, batch=8, created=2)]
+    a3 = mk.pod("a3", labels.POOL_ACTIVE, labels.ROLE_STANDBY, "warm", demoted_at=990.0, created=3)
+    full = [*serving, a3, mk.pod("w1", W), mk.pod("w2", W), mk.pod("c1", C)]
+    memory = Memory(started=900.0)
+    plan = decide(mk.view(full, now=1000, disruptions_allowed=1), model, memory, S)
+    assert ops(plan, OpKind.UNLOAD) == ["a3"]
+    unload = next(a for a in plan.actions if a.kind is ActionKind.UNLOAD)
+    assert "the warm pool has its 2" in unload.message
+    # a refill of the warm pool is still starting: a3 stays warm, promotable at once, until then
+    short = [*serving, a3, mk.pod("w1", W), mk.pod("c1", C)]
+    plan = decide(mk.view(short, now=1000, disruptions_allowed=1), model, Memory(started=900.0), S)
+    assert not ops(plan, OpKind.UNLOAD)
+    plan = decide(mk.view(short, now=1051, disruptions_allowed=1), model, Memory(started=900.0), S)
+    assert ops(plan, OpKind.UNLOAD) == ["a3"]  # the window is over

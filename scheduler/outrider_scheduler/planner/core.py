@@ -18,16 +18,18 @@ Rules (``docs/planner.md`` explains them with figures):
    refilled by asking their Deployments for one more pod per pod taken from them.
 3. **Ahead of the forecast**: a gap that only the forecast shows is closed with new pods (and pods
    on their way down), keeping the warm pool for what the forecast misses.
-4. **The warm pool** is the spec's size, one more pod per pod taken from it to serve, and enough
-   pods to absorb the largest load above the forecast's p90 peak seen in the last hour (at a
-   replica's full capacity: a miss already is the peak, and promoted pods are there for it).
-5. **Scale down** only to the highest count that *observed* load wanted over the last
-   ``scaleDownStabilizationSeconds``, or to what the current forecast wants if that is higher (the
-   forecast already looks a horizon ahead: holding it for another window counted its peak twice),
-   and step by step: serving -> warm (after draining) -> cold -> released for deletion, each step
-   after another stabilization period; one pod at a time, only while every serving pod is healthy
-   and, for an active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave
-   serving first.
+4. **The standby pools** are the spec's sizes plus one pod per pod taken from them to serve; the
+   cold pool also holds enough pods to absorb the largest load above the forecast's p90 peak seen
+   in the last hour (at a replica's full capacity: a miss already is the peak). Cold pods hold no
+   GPU until loaded; the warm pool, which a surge takes first, stays the spec's size.
+5. **Scale down** only to the highest count that *observed* load, averaged over about a minute
+   (``load_smoothing_seconds``), wanted over the last ``scaleDownStabilizationSeconds``, or to
+   what the current forecast wants if that is higher (the forecast already looks a horizon ahead:
+   holding it for another window counted its peak twice), and step by step: serving -> warm
+   (after draining) -> cold -> released for deletion. A drained pod unloads at once when the warm
+   pool has the spec's pods (else after another stabilization period), a cold one is released
+   after another period; one pod at a time, only while every serving pod is healthy and, for an
+   active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave serving first.
 6. A pod whose admin API does not answer is skipped and reported; another one is used instead.
 
 The steps live in sibling modules, in the order :func:`decide` runs them: :mod:`.core_sizing`

@@ -1,9 +1,9 @@
 """The pool targets of :func:`~.core.decide`, and the GPUs held back for the replicas on their way.
 
-The active pool keeps its pods less those released, plus the replicas the way up adds. The warm
-pool (rule 4 of :mod:`.core`) is the spec's size, one more pod per pod taken from it to serve, and
-enough pods to absorb the largest load above the forecast's p90 peak seen in the miss window; the
-cold pool is the spec's size plus the pods taken from it.
+The active pool keeps its pods less those released, plus the replicas the way up adds. Each
+standby pool (rule 4 of :mod:`.core`) is the spec's size plus one pod per pod taken from it to
+serve; the cold pool also holds enough pods to absorb the largest load above the forecast's p90
+peak seen in the miss window (cold pods hold no GPU until they are loaded).
 """
 
 from __future__ import annotations
@@ -67,10 +67,11 @@ def pool_targets(c: Cycle, wanted: Wanted, active_pods: list[PodView], add_repli
     taken = _taken(
         view.pods, kinds, released_now, {op.pod for op in ops if op.kind in (OpKind.PROMOTE, OpKind.LOAD)}
     )
-    # the warm pool: the spec's size, one more per pod taken from it to serve, and enough pods to
-    # absorb the largest load the forecast missed in the last hour (the operator caps the total)
-    warm_target = spec.standby.warm + taken[labels.POOL_WARM] + absorb
-    cold_target = spec.standby.cold + taken[labels.POOL_COLD]
+    # each standby pool: the spec's size and one more per pod taken from it to serve; the cold pool
+    # also holds enough pods to absorb the largest load the forecast missed in the last hour: they
+    # hold no GPU until loaded (the operator caps the total)
+    warm_target = spec.standby.warm + taken[labels.POOL_WARM]
+    cold_target = spec.standby.cold + taken[labels.POOL_COLD] + absorb
     refill = (warm_target - _count(view.pods, labels.POOL_WARM)) + (
         cold_target - _count(view.pods, labels.POOL_COLD)
     )
@@ -97,7 +98,7 @@ def pool_targets(c: Cycle, wanted: Wanted, active_pods: list[PodView], add_repli
                 (),
                 len(serving),
                 len(serving),
-                f"Warm pool grows to {warm_target}: demand went {worst_miss:.0f} req/s above the "
+                f"Cold pool grows to {cold_target}: demand went {worst_miss:.0f} req/s above the "
                 f"forecast's p90 peak in the last {settings.miss_window_seconds / 60:.0f} min "
                 f"({absorb} pods absorb that)",
                 count=absorb - memory.absorb,

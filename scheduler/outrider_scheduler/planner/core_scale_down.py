@@ -1,9 +1,10 @@
 """The way down of :func:`~.core.decide`: serving -> warm (after draining) -> cold -> released.
 
-Rule 5 of :mod:`.core`: only to the highest count observed load wanted over the stabilization
-window (or what the forecast wants, if higher), one pod at a time, only while every serving pod is
-healthy and, for an active-pool pod, its PodDisruptionBudget allows it; each further step after
-another window. Promoted standby pods leave serving first.
+Rule 5 of :mod:`.core`: only to the highest count observed load (averaged over about a minute)
+wanted over the stabilization window (or what the forecast wants, if higher), one pod at a time,
+only while every serving pod is healthy and, for an active-pool pod, its PodDisruptionBudget allows
+it. A drained pod unloads at once when the warm pool has the spec's pods, else after another
+window; a cold one is released after another window. Promoted standby pods leave serving first.
 """
 
 from __future__ import annotations
@@ -81,8 +82,18 @@ def scale_down(c: Cycle, readings: Readings, trend: Trend, active_pods: list[Pod
         if idle or overdue:
             ops.append(PodOp(OpKind.SETTLE_WARM, p.name))
     if not overloaded:
+        # a demoted pod stays warm (promotable at once, GPU held) only while the warm pool lacks the
+        # spec's pods of its own (refills still starting); else it unloads once drained, like one
+        # warm for a whole window: the warm pool is what a surge takes first
+        pool_warm = len([p for p in by[PodKind.WARM] if p.demoted_at is None])
+        full = pool_warm >= spec.standby.warm
         for p in by[PodKind.WARM]:
-            if p.demoted_at is not None and now - p.demoted_at >= window:
+            if p.demoted_at is not None and (full or now - p.demoted_at >= window):
+                why = (
+                    f"warm for {now - p.demoted_at:.0f} s"
+                    if now - p.demoted_at >= window
+                    else f"drained; the warm pool has its {pool_warm}"
+                )
                 ops.append(PodOp(OpKind.UNLOAD, p.name))
                 actions.append(
                     Action(
@@ -91,7 +102,7 @@ def scale_down(c: Cycle, readings: Readings, trend: Trend, active_pods: list[Pod
                         (p.name,),
                         len(serving),
                         len(serving),
-                        f"Unloaded {p.name} (warm for {now - p.demoted_at:.0f} s, not needed)",
+                        f"Unloaded {p.name} ({why}, not needed)",
                         count=1,
                     )
                 )

@@ -3,7 +3,7 @@
 In the order :func:`~.core.decide` runs them: :func:`sort_pods` sorts the pods by the situation
 they are in, :func:`read_signals` reads demand, latency, queue and capacity (rule 1 of
 :mod:`.core`), :func:`count_wanted` turns them into the wanted number of serving pods and the
-warm pods that absorb forecast misses (rules 1 and 4), and :func:`track` keeps the memory of
+cold pods that absorb forecast misses (rules 1 and 4), and :func:`track` keeps the memory of
 overload (rule 2) and of what load wanted over the stabilisation window (rule 5).
 """
 
@@ -105,9 +105,12 @@ class Wanted:
     worst_miss: float
     """The largest load above the forecast's p90 peak over the miss window (requests/s)."""
     absorb: int
-    """Warm pods added to absorb that miss."""
+    """Cold pods added to absorb that miss."""
     wanted_now: int
     """What observed load wants."""
+    wanted_smoothed: int
+    """What observed load averaged over ``load_smoothing_seconds`` wants (the stabilisation window
+    keeps the highest of these)."""
     desired: int
     """What observed load or the forecast wants."""
     have: int
@@ -211,6 +214,19 @@ def read_signals(c: Cycle) -> Readings:
     )
 
 
+def _smooth(memory: Memory, now: float, demand: float, seconds: float) -> float:
+    """Fold ``demand`` into the deployment's exponential average over about ``seconds``."""
+    last = memory.smoothed_demand
+    if last is None or seconds <= 0 or now <= last[0]:
+        value = demand if last is None or seconds <= 0 else last[1]
+        memory.smoothed_demand = (now if last is None else max(now, last[0]), value)
+        return value
+    weight = 1.0 - math.exp(-(now - last[0]) / seconds)
+    value = last[1] + weight * (demand - last[1])
+    memory.smoothed_demand = (now, value)
+    return value
+
+
 def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     """How many serving pods are wanted; keeps the forecast's misses in ``memory``."""
     view, model, memory, settings, pods, notes = c.view, c.model, c.memory, c.settings, c.pods, c.notes
@@ -238,9 +254,10 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     worst_miss = memory.misses[0][1] if memory.misses else 0.0
     # a miss is already a peak, and the pods absorbing it serve only while it lasts: full capacity
     absorb = math.ceil(worst_miss / model.raw_capacity(high_batch)) if known and worst_miss > 0 else 0
-    # a warm pod is there to be promoted: none beyond what replicas.max lets serve could ever be
+    # a standby pod is there to serve: none beyond what replicas.max lets serve could ever be
     unplaced = len(pods.by[PodKind.UNPLACED])
-    room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - unplaced - spec.standby.warm
+    standby = spec.standby.warm + spec.standby.cold
+    room = spec.replicas.max - len(serving) - len(incoming) - len(blind) - unplaced - standby
     absorb = min(absorb, max(0, room))
     floor = max(spec.replicas.min, 1 if demand > 0 else 0)
     if max(need_load, need_forecast) > spec.replicas.max:
@@ -248,6 +265,11 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
             f"{max(need_load, need_forecast)} serving pods wanted; replicas.max={spec.replicas.max} caps it"
         )
     wanted_now = min(spec.replicas.max, max(need_load, need_latency, floor))
+    window = float(spec.scaling.scale_down_stabilization_seconds)
+    tau = min(settings.load_smoothing_seconds, settings.load_smoothing_share * window)
+    smoothed = _smooth(memory, now, demand, tau)
+    need_smoothed = math.ceil(smoothed / cap_high) if known and smoothed > 0 else need_load
+    wanted_smoothed = min(spec.replicas.max, max(need_smoothed, need_latency, floor))
     desired = min(spec.replicas.max, max(wanted_now, need_forecast))
     # a pod waiting for a node with room still takes its replica's place: another would wait too
     have = len(serving) + len(incoming) + len(restartable) + len(blind) + unplaced
@@ -259,6 +281,7 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
         worst_miss=worst_miss,
         absorb=absorb,
         wanted_now=wanted_now,
+        wanted_smoothed=wanted_smoothed,
         desired=desired,
         have=have,
     )
@@ -289,7 +312,7 @@ def track(c: Cycle, wanted: Wanted) -> Trend:
     if memory.started is None:
         memory.started = now
         _push_max(memory.desired_history, now, len(serving) + len(incoming))
-    _push_max(memory.desired_history, now, wanted_now)
+    _push_max(memory.desired_history, now, wanted.wanted_smoothed)
     window = float(spec.scaling.scale_down_stabilization_seconds)
     while memory.desired_history and memory.desired_history[0][0] < now - window:
         memory.desired_history.popleft()
