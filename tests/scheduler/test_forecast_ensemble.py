@@ -113,3 +113,14 @@ def test_the_learned_model_must_beat_the_moving_average_by_more_than_a_simple_ca
     w = out.weights["mean_p90"]
     late = slice(200, n - k)
     assert np.mean(w["ets"][late] > 0) > np.mean(w["outrider_gbm"][late] > 0)
+
+
+def test_a_timer_forecast_converging_on_its_rate_from_below_covers_it() -> None:
+    from outrider_scheduler.forecast.ensemble import covered
+
+    # 4 requests every 60-s step: 0.0666667 req/s; an ETS level that converged to 0.06666596 is
+    # 4.4e-5 requests under per step (rounding, not a miss); 0.01 requests under is a miss
+    actual = np.full(3, 4 / 60)
+    assert covered(actual, np.full(3, 0.06666596), 60.0).all()
+    assert covered(actual, actual, 60.0).all()
+    assert not covered(actual, actual - 0.01 / 60, 60.0).any()

@@ -9,8 +9,9 @@ origins.
 Losses (``pinball_p50``, ``pinball_p90``) concern the window's mean rate and are divided by the
 trace's mean rate. ``coverage_p90`` is the share of windows whose mean rate was at or under the
 p90; ``peak_under_rate`` the share whose peak rate (busiest step bin) was at or under the p90 of
-the peak. ``mase`` is the mean absolute error of the p50 divided by that of the naive forecast
-"the next window's mean equals the last window's mean" over the same origins.
+the peak (both up to a thousandth of a request per step: :func:`.ensemble.covered`). ``mase`` is
+the mean absolute error of the p50 divided by that of the naive forecast "the next window's mean
+equals the last window's mean" over the same origins.
 
 Coverage is a rate over *windows*, and the windows of neighbouring origins overlap, so a short trace
 holds few independent outcomes: half an hour of scored origins is six non-overlapping 5-minute
@@ -37,7 +38,7 @@ import numpy.typing as npt
 from scipy.stats import binom
 
 from .baselines import BASELINE_NAMES, OPTIONAL_BASELINES, prophet_available
-from .ensemble import QUANTILES, TARGETS, EnsembleSettings, pinball
+from .ensemble import QUANTILES, TARGETS, EnsembleSettings, covered, pinball
 from .errors import ForecastError, InsufficientHistoryError
 from .model import ModelSettings
 from .pipeline import ENSEMBLE_CANDIDATES, WalkForward, WalkForwardResult, eps_for, run_walk_forward
@@ -245,8 +246,8 @@ def run_backtest(
         methods[m] = {
             "pinball_p50": float(pinball(actual_mean, q["mean_p50"], QUANTILES["mean_p50"]).mean() / scale),
             "pinball_p90": float(pinball(actual_mean, q["mean_p90"], QUANTILES["mean_p90"]).mean() / scale),
-            "coverage_p90": float(np.mean(actual_mean <= q["mean_p90"])),
-            "peak_under_rate": float(np.mean(actual_peak <= q["peak_p90"])),
+            "coverage_p90": float(np.mean(covered(actual_mean, q["mean_p90"], step))),
+            "peak_under_rate": float(np.mean(covered(actual_peak, q["peak_p90"], step))),
             "mase": float(np.mean(np.abs(actual_mean - q["mean_p50"])) / naive_mae) if naive_mae > 0 else 0.0,
             "fit_seconds": round(fit, 4),
             "predict_ms": round(pred_ms, 6),

@@ -42,12 +42,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .baselines import Candidate
 
 __all__ = [
+    "COVER_TOLERANCE_REQUESTS",
     "FALLBACK",
     "QUANTILES",
     "TARGETS",
     "EnsembleOutput",
     "EnsembleSettings",
     "EnsembleState",
+    "covered",
     "pinball",
     "run_ensemble",
     "to_rates",
@@ -103,6 +105,18 @@ def pinball(actual: Array, forecast: Array, tau: float) -> Array:
     """Pinball (quantile) loss of ``forecast`` as the tau-quantile of ``actual``, elementwise."""
     diff = actual - forecast
     return np.maximum(tau * diff, (tau - 1.0) * diff)
+
+
+COVER_TOLERANCE_REQUESTS = 1e-3
+"""A window counts as covered when its actual rate is at or under the forecast within this many
+requests per step: a forecast of a perfectly periodic series (a timer) that converges on the exact
+rate from below, 1e-5 under it, covers it as well as one exactly on it."""
+
+
+def covered(actual: Array, forecast: Array, step_seconds: float) -> Array:
+    """Whether each ``actual`` rate is at or under ``forecast`` (requests/s), up to
+    :data:`COVER_TOLERANCE_REQUESTS` requests per step of ``step_seconds``."""
+    return np.asarray(actual <= forecast + COVER_TOLERANCE_REQUESTS / step_seconds)
 
 
 def to_rates(z: Array, eps: float) -> Array:

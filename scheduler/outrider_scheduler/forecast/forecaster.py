@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .baselines import Candidate, point_candidate, simple_point_forecasts
-from .ensemble import TARGETS, EnsembleState, pinball, run_ensemble
+from .ensemble import TARGETS, EnsembleState, covered, pinball, run_ensemble
 from .errors import ForecastError
 from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
@@ -381,8 +381,8 @@ class DeploymentForecaster:
         scale = max(float(mean.mean()), self.eps)
         return {
             "windows": float(len(rows)),
-            "coverage_p90": float(np.mean(mean <= arr[:, 2])),
-            "peak_under_rate": float(np.mean(peak <= arr[:, 3])),
+            "coverage_p90": float(np.mean(covered(mean, arr[:, 2], step))),
+            "peak_under_rate": float(np.mean(covered(peak, arr[:, 3], step))),
             "pinball_p50": float(pinball(mean, arr[:, 1], 0.5).mean() / scale),
             "pinball_p90": float(pinball(mean, arr[:, 2], 0.9).mean() / scale),
         }
