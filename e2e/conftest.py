@@ -25,6 +25,7 @@ from outrider_devcluster import Binaries, Cluster, ClusterSettings, DevClusterEr
 from outrider_devcluster.binaries import ALL_BINARIES
 from outrider_devcluster.kube import api_client, request_token
 from outrider_devcluster.nodeconfig import REAL_NODE_LABEL
+from outrider_devcluster.release import LocalKube
 from outrider_devcluster.topology import Topology, load_topology
 
 
@@ -49,29 +50,22 @@ class LocalCluster:
         """Path of a binary: etcd, kube-apiserver, ..., kubectl, helm."""
         return self.binaries[name]
 
-    def _run(
-        self, exe: str, args: tuple[str, ...], check: bool, input: str | None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.bin(exe)), "--kubeconfig", str(self.kubeconfig), *args]
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=240, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{exe} {' '.join(args)} failed with status {proc.returncode}\n"
-                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-            )
-        return proc
+    @property
+    def kube(self) -> LocalKube:
+        """kubectl and helm as admin (a failed command is an AssertionError: the test fails)."""
+        return LocalKube(self.binaries, self.kubeconfig, timeout_s=240.0, error=AssertionError)
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against the cluster as admin."""
-        return self._run("kubectl", args, check, input)
+        return self.kube.kubectl(*args, check=check, input=input)
 
     def helm(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run helm against the cluster as admin."""
-        return self._run("helm", args, check, input)
+        return self.kube.helm(*args, check=check, input=input)
 
     def api_client(self) -> k8s.ApiClient:
         """A new admin ApiClient (close it, or use it as a context manager)."""

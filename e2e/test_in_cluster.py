@@ -30,6 +30,7 @@ from outrider_devcluster import polling
 from outrider_devcluster.images import IMAGES, ensure_images
 from outrider_devcluster.incluster import COMPONENTS, in_cluster_values
 from outrider_devcluster.prometheus import TargetWriter, prometheus_argv, prometheus_url, scrape_config
+from outrider_devcluster.release import ready
 from outrider_devcluster.workloads import real_node_deployment
 from outrider_operator.api import labels
 
@@ -67,11 +68,6 @@ def restricted_namespace(cluster: Any, name: str) -> None:
         },
     }
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conds = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
 @pytest.fixture(scope="module")

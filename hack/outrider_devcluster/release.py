@@ -63,26 +63,36 @@ class LocalKube:
 
     binaries: Binaries
     kubeconfig: Path
+    timeout_s: float = 300.0
+    """How long one command may run (subprocess.TimeoutExpired beyond it)."""
+    error: type[Exception] = RuntimeError
+    """Raised with the command's status and output when it fails and ``check`` (the e2e tests use
+    AssertionError, so a failed command fails the test rather than erroring it)."""
 
     def _run(
         self, exe: str, args: tuple[str, ...], check: bool, input: str | None
     ) -> subprocess.CompletedProcess[str]:
         argv = [str(self.binaries[exe]), "--kubeconfig", str(self.kubeconfig), *args]
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=self.timeout_s, check=False
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{exe} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+            raise self.error(
+                f"{exe} {' '.join(args)} failed with status {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
         return proc
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl; RuntimeError with its output when it fails and ``check``."""
+        """Run kubectl; ``error`` with its output when it fails and ``check``."""
         return self._run("kubectl", args, check, input)
 
     def helm(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run helm; RuntimeError with its output when it fails and ``check``."""
+        """Run helm; ``error`` with its output when it fails and ``check``."""
         return self._run("helm", args, check, input)
 
 
