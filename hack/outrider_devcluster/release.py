@@ -31,6 +31,7 @@ __all__ = [
     "LocalKube",
     "Release",
     "in_cluster_release",
+    "ready",
     "release_values",
 ]
 
