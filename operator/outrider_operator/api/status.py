@@ -154,7 +154,10 @@ class PlanStatus(ApiModel):
         default=None, ge=0, description="Size of the warm pool's Deployment the planner wants (refills)."
     )
     cold_replicas: int | None = Field(
-        default=None, ge=0, description="Size of the cold pool's Deployment the planner wants (refills)."
+        default=None,
+        ge=0,
+        description="Size of the cold pool's Deployment the planner wants (refills, and pods kept for "
+        "load the forecast missed).",
     )
     batch_size: int | None = Field(
         default=None, ge=1, description="Batch size the planner set on serving pods (or would set)."
