@@ -34,7 +34,7 @@ import numpy.typing as npt
 from scipy.signal import lfilter
 from threadpoolctl import threadpool_limits
 
-from .ets import DEFAULT_PARAMS, EtsParams, damping_factor, fit_ets
+from .ets import DEFAULT_PARAMS, EtsParams, damping_factor, filter_ets, fit_ets
 from .features import DAY, WEEK
 
 __all__ = [
@@ -140,22 +140,18 @@ def ets_forecasts(
     level = np.empty(n + 1)
     trend = np.empty(n + 1)
     phis = np.empty(n + 1)
-    lv, tr = float(rates[0]), 0.0
-    pi = 0
-    cur = params[0][1]
-    rl = rates.tolist()
     starts = [p[0] for p in params]
-    for t in range(n + 1):
-        # state at index t has consumed rates[:t]; parameters switch at refit origins
-        while pi + 1 < len(params) and starts[pi + 1] <= t:
-            pi += 1
-            cur = params[pi][1]
-        level[t], trend[t], phis[t] = lv, tr, cur.phi
-        if t == n:
-            break
-        prev = lv
-        lv = cur.alpha * rl[t] + (1 - cur.alpha) * (lv + cur.phi * tr)
-        tr = cur.beta * (lv - prev) + (1 - cur.beta) * cur.phi * tr
+    # the state at index t has consumed rates[:t]; the parameters switch at each refit origin (the
+    # first ones also run before it), and each segment carries on from the state the last one left
+    state: tuple[float, float] | None = None
+    for i, (_, p) in enumerate(params):
+        lo = 0 if i == 0 else min(starts[i], n)
+        hi = n if i + 1 == len(params) else min(starts[i + 1], n)
+        if hi < lo:
+            continue
+        lv, tr = filter_ets(rates[:hi], p, start=lo, state=state)
+        level[lo : hi + 1], trend[lo : hi + 1], phis[lo : hi + 1] = lv, tr, p.phi
+        state = (float(lv[-1]), float(tr[-1]))
     seg_ok = origins >= starts[0]
     fc = level[origins] + trend[origins] * damping_factor(phis[origins], k)
     out = np.where(seg_ok, fc, np.nan)
