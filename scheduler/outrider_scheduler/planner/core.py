@@ -22,10 +22,10 @@ Rules (``docs/planner.md`` explains them with figures):
    cold pool also holds enough pods to absorb the largest load above the forecast's p90 peak seen
    in the last hour (at a replica's full capacity: a miss already is the peak). Cold pods hold no
    GPU until loaded; the warm pool, which a surge takes first, stays the spec's size.
-5. **Scale down** only to the highest count that *observed* load, averaged over about a minute
-   (``load_smoothing_seconds``), wanted over the last ``scaleDownStabilizationSeconds``, or to
-   what the current forecast wants if that is higher (the forecast already looks a horizon ahead:
-   holding it for another window counted its peak twice), and step by step: serving -> warm
+5. **Scale down** only to the highest count that *observed* load wanted over the last
+   ``scaleDownStabilizationSeconds``, or to what the current forecast wants if that is higher
+   (the forecast already looks a horizon ahead: holding it for another window counted its peak
+   twice), and step by step: serving -> warm
    (after draining) -> cold -> released for deletion. A drained pod unloads at once when the warm
    pool has the spec's pods (else after another stabilization period), a cold one is released
    after another period; one pod at a time, only while every serving pod is healthy and, for an

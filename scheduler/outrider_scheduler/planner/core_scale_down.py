@@ -1,10 +1,10 @@
 """The way down of :func:`~.core.decide`: serving -> warm (after draining) -> cold -> released.
 
-Rule 5 of :mod:`.core`: only to the highest count observed load (averaged over about a minute)
-wanted over the stabilization window (or what the forecast wants, if higher), one pod at a time,
-only while every serving pod is healthy and, for an active-pool pod, its PodDisruptionBudget allows
-it. A drained pod unloads at once when the warm pool has the spec's pods, else after another
-window; a cold one is released after another window. Promoted standby pods leave serving first.
+Rule 5 of :mod:`.core`: only to the highest count observed load wanted over the stabilization
+window (or what the forecast wants, if higher), one pod at a time, only while every serving pod is
+healthy and, for an active-pool pod, its PodDisruptionBudget allows it. A drained pod unloads at
+once when the warm pool has the spec's pods, else after another window; a cold one is released
+after another window. Promoted standby pods leave serving first.
 """
 
 from __future__ import annotations

@@ -108,9 +108,6 @@ class Wanted:
     """Cold pods added to absorb that miss."""
     wanted_now: int
     """What observed load wants."""
-    wanted_smoothed: int
-    """What observed load averaged over ``load_smoothing_seconds`` wants (the stabilisation window
-    keeps the highest of these)."""
     desired: int
     """What observed load or the forecast wants."""
     have: int
@@ -214,19 +211,6 @@ def read_signals(c: Cycle) -> Readings:
     )
 
 
-def _smooth(memory: Memory, now: float, demand: float, seconds: float) -> float:
-    """Fold ``demand`` into the deployment's exponential average over about ``seconds``."""
-    last = memory.smoothed_demand
-    if last is None or seconds <= 0 or now <= last[0]:
-        value = demand if last is None or seconds <= 0 else last[1]
-        memory.smoothed_demand = (now if last is None else max(now, last[0]), value)
-        return value
-    weight = 1.0 - math.exp(-(now - last[0]) / seconds)
-    value = last[1] + weight * (demand - last[1])
-    memory.smoothed_demand = (now, value)
-    return value
-
-
 def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     """How many serving pods are wanted; keeps the forecast's misses in ``memory``."""
     view, model, memory, settings, pods, notes = c.view, c.model, c.memory, c.settings, c.pods, c.notes
@@ -265,11 +249,6 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
             f"{max(need_load, need_forecast)} serving pods wanted; replicas.max={spec.replicas.max} caps it"
         )
     wanted_now = min(spec.replicas.max, max(need_load, need_latency, floor))
-    window = float(spec.scaling.scale_down_stabilization_seconds)
-    tau = min(settings.load_smoothing_seconds, settings.load_smoothing_share * window)
-    smoothed = _smooth(memory, now, demand, tau)
-    need_smoothed = math.ceil(smoothed / cap_high) if known and smoothed > 0 else need_load
-    wanted_smoothed = min(spec.replicas.max, max(need_smoothed, need_latency, floor))
     desired = min(spec.replicas.max, max(wanted_now, need_forecast))
     # a pod waiting for a node with room still takes its replica's place: another would wait too
     have = len(serving) + len(incoming) + len(restartable) + len(blind) + unplaced
@@ -281,7 +260,6 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
         worst_miss=worst_miss,
         absorb=absorb,
         wanted_now=wanted_now,
-        wanted_smoothed=wanted_smoothed,
         desired=desired,
         have=have,
     )
@@ -312,7 +290,7 @@ def track(c: Cycle, wanted: Wanted) -> Trend:
     if memory.started is None:
         memory.started = now
         _push_max(memory.desired_history, now, len(serving) + len(incoming))
-    _push_max(memory.desired_history, now, wanted.wanted_smoothed)
+    _push_max(memory.desired_history, now, wanted_now)
     window = float(spec.scaling.scale_down_stabilization_seconds)
     while memory.desired_history and memory.desired_history[0][0] < now - window:
         memory.desired_history.popleft()

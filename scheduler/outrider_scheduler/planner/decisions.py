@@ -138,14 +138,6 @@ class CoreSettings:
     """Requests in a pod's latency window before its p99 counts."""
     miss_window_seconds: float = 3600.0
     """The cold pool absorbs the largest load the forecast missed over this window."""
-    load_smoothing_seconds: float = 60.0
-    """The stabilisation window holds the highest count that demand averaged over about this long
-    (an exponential average) wanted, not the highest single sample: a window's maximum of a noisy
-    per-second rate is its noise, not its load. HPA's metrics (a Prometheus rate) and KPA's stable
-    window are minute averages too. The surge path still acts on every sample."""
-    load_smoothing_share: float = 0.2
-    """... and at most this share of the stabilisation window, so that a short window (a user who
-    wants pods back fast) is not outlasted by the average."""
     forecast_hold_seconds: float = 60.0
     """What the forecast wanted (only that: observed load has the stabilisation window) is held this
     long on the way down. The forecast already looks a
@@ -167,8 +159,6 @@ class Memory:
     batch_target: int | None = None
     absorb: int = 0
     """Cold pods added to absorb forecast misses (reported when it grows)."""
-    smoothed_demand: tuple[float, float] | None = None
-    """(time, requests/s): demand averaged over about ``load_smoothing_seconds``."""
     forecast_history: deque[tuple[float, int]] = field(default_factory=deque)
     """(time, serving pods the forecast wanted) over ``forecast_hold_seconds``, decreasing."""
     misses: deque[tuple[float, float]] = field(default_factory=deque)
