@@ -25,11 +25,11 @@ Rules (``docs/planner.md`` explains them with figures):
 5. **Scale down** only to the highest count that *observed* load wanted over the last
    ``scaleDownStabilizationSeconds``, or to what the current forecast wants if that is higher
    (the forecast already looks a horizon ahead: holding it for another window counted its peak
-   twice), and step by step: serving -> warm
-   (after draining) -> cold -> released for deletion. A drained pod unloads at once when the warm
-   pool has the spec's pods (else after another stabilization period), a cold one is released
-   after another period; one pod at a time, only while every serving pod is healthy and, for an
-   active-pool pod, its PodDisruptionBudget allows it. Promoted standby pods leave serving first.
+   twice), and step by step: serving -> warm (after draining) -> cold -> released for deletion.
+   A drained pod unloads at once when the warm pool has the spec's pods (else after another
+   stabilization period), a cold one is released after another period; one pod at a time, only
+   while every serving pod is healthy and, for an active-pool pod, its PodDisruptionBudget allows
+   it. Promoted standby pods leave serving first.
 6. A pod whose admin API does not answer is skipped and reported; another one is used instead.
 
 The steps live in sibling modules, in the order :func:`decide` runs them: :mod:`.core_sizing`
