@@ -88,10 +88,13 @@ def scale_down(c: Cycle, readings: Readings, trend: Trend, active_pods: list[Pod
         pool_warm = len([p for p in by[PodKind.WARM] if p.demoted_at is None])
         full = pool_warm >= spec.standby.warm
         for p in by[PodKind.WARM]:
-            if p.demoted_at is not None and (full or now - p.demoted_at >= window):
+            if p.demoted_at is None:
+                continue
+            waited = now - p.demoted_at
+            if full or waited >= window:
                 why = (
-                    f"warm for {now - p.demoted_at:.0f} s"
-                    if now - p.demoted_at >= window
+                    f"warm for {waited:.0f} s"
+                    if waited >= window
                     else f"drained; the warm pool has its {pool_warm}"
                 )
                 ops.append(PodOp(OpKind.UNLOAD, p.name))

@@ -140,10 +140,10 @@ class CoreSettings:
     """The cold pool absorbs the largest load the forecast missed over this window."""
     forecast_hold_seconds: float = 60.0
     """What the forecast wanted (only that: observed load has the stabilisation window) is held this
-    long on the way down. The forecast already looks a
-    horizon ahead, so it is not held for the whole stabilisation window; but the capacity it is
-    divided by moves from sample to sample (a pod's batch times, the latency correction), and a
-    forecast near a multiple of it would otherwise promote and demote a pod every few seconds."""
+    long on the way down. The forecast already looks a horizon ahead, so it is not held for the
+    whole stabilisation window; but the capacity it is divided by moves from sample to sample (a
+    pod's batch times, the latency correction), and a forecast near a multiple of it would
+    otherwise promote and demote a pod every few seconds."""
 
 
 @dataclass
