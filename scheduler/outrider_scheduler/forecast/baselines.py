@@ -146,9 +146,7 @@ def ets_forecasts(
     state: tuple[float, float] | None = None
     for i, (_, p) in enumerate(params):
         lo = 0 if i == 0 else min(starts[i], n)
-        hi = n if i + 1 == len(params) else min(starts[i + 1], n)
-        if hi < lo:
-            continue
+        hi = n if i + 1 == len(params) else min(starts[i + 1], n)  # >= lo: the starts are sorted
         lv, tr = filter_ets(rates[:hi], p, start=lo, state=state)
         level[lo : hi + 1], trend[lo : hi + 1], phis[lo : hi + 1] = lv, tr, p.phi
         state = (float(lv[-1]), float(tr[-1]))
