@@ -204,16 +204,21 @@ def weighted_lagged_quantile(
     view = sliding_window_view(pad, window)  # row r holds values[r-window+1 .. r]
     weight = np.exp2(-(window - 1 - np.arange(window)) / max(half_life, 1e-9))
     rows = np.arange(n - 1, lag - 1, -max(stride, 1))[::-1]
+    position = np.arange(window)
     for a in range(0, len(rows), 512):
         rr = rows[a : a + 512]
         block = view[rr - lag]
         finite = np.isfinite(block)
+        count = finite.sum(axis=1)
+        # NaNs sort last (as +inf), so a row's first `count` sorted entries are its finite values;
+        # only the weights are gathered in sorted order, and only the picked value is looked up
         order = np.argsort(np.where(finite, block, np.inf), axis=1)
-        ordered = np.take_along_axis(block, order, axis=1)
-        cum = np.cumsum(np.take_along_axis(np.where(finite, weight, 0.0), order, axis=1), axis=1)
+        sorted_weight = np.where(position[None, :] < count[:, None], weight[order], 0.0)
+        cum = np.cumsum(sorted_weight, axis=1)
         pick = np.argmax(cum >= q * cum[:, -1:] * (1 - 1e-9), axis=1)  # tolerate rounding
-        res = ordered[np.arange(len(rr)), pick]
-        out[rr] = np.where(finite.sum(axis=1) >= min_periods, res, np.nan)
+        idx = np.arange(len(rr))
+        res = block[idx, order[idx, pick]]
+        out[rr] = np.where(count >= min_periods, res, np.nan)
     if stride > 1:
         pos = np.arange(n)
         src = np.searchsorted(rows, pos, side="right") - 1
