@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .autoreg import AutoregParams, fit_autoreg, lag_matrix
 from .baselines import Candidate, point_candidate, simple_point_forecasts
 from .ensemble import TARGETS, EnsembleState, covered, pinball, run_ensemble
 from .errors import ForecastError
@@ -44,6 +45,10 @@ class _Fitted:
     """The ETS candidate's state at the end of the history this fit saw (None: not fitted yet)."""
     ets_fitted_at: float = 0.0
     """When the ETS parameters were last fitted."""
+    autoreg: AutoregParams | None = None
+    """The direct autoregression's coefficients (None: not fitted yet)."""
+    autoreg_fitted_at: float = 0.0
+    """When the direct autoregression was last fitted."""
 
 
 class DeploymentForecaster:
@@ -137,6 +142,7 @@ class DeploymentForecaster:
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         ets, ets_at = self._ets(series, first, origins, now, force_model, cands)
+        ar, ar_at = self._autoreg(series, origins, now, force_model, cands)
         tg = make_targets(series, k, eps, origins, fs)
         if model is not None:
             # Only out-of-sample forecasts enter the learned model's scores: what it forecast live
@@ -168,7 +174,7 @@ class DeploymentForecaster:
         )
         state = ens.state_at(len(origins) - 1)
         with self._lock:
-            self._fitted = _Fitted(model, state, now, model_at, train_end_time, ets, ets_at)
+            self._fitted = _Fitted(model, state, now, model_at, train_end_time, ets, ets_at, ar, ar_at)
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
 
@@ -207,6 +213,36 @@ class DeploymentForecaster:
         cands["ets"] = point_candidate("ets", point)
         end_time = series.t0 + n * float(s.step_seconds)
         return EtsState(params, end_time, float(level[-1]), float(trend[-1])), fitted_at
+
+    def _autoreg(
+        self,
+        series: StepSeries,
+        origins: npt.NDArray[np.int64],
+        now: float,
+        force: bool,
+        cands: dict[str, Candidate],
+    ) -> tuple[AutoregParams | None, float]:
+        """Refit the direct autoregression when due and add its forecasts at ``origins``.
+
+        Like ETS, the coefficients fitted on the latest windows also forecast the calibration
+        origins they were fitted on (a slightly optimistic score for a model of a few dozen
+        coefficients fitted on thousands of rows). Returns the coefficients and their fit time.
+        """
+        s, k = self.settings, self.k
+        rates = series.rates
+        prev = self._fitted
+        params = prev.autoreg if prev else None
+        fitted_at = prev.autoreg_fitted_at if prev else 0.0
+        if params is None or force or now - fitted_at >= s.refit_interval_seconds:
+            window = max(4 * k, s.autoreg_window_seconds // s.step_seconds)
+            fresh = fit_autoreg(rates, k, len(rates), window)
+            if fresh is not None:
+                params, fitted_at = fresh, now
+        if params is None:
+            return None, fitted_at
+        point = params.forecast_rows(lag_matrix(rates, params.lags, origins))
+        cands["autoreg"] = point_candidate("autoreg", point)
+        return params, fitted_at
 
     def _fit(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
         """A learned model fitted on the windows over by row ``cut`` (None: too few or idle)."""
@@ -294,6 +330,10 @@ class DeploymentForecaster:
             if 0 <= j <= n:
                 v = fitted.ets.advance(rates[j:n], s.step_seconds).forecast(k)
                 raw["ets"] = {t: v for t in TARGETS}
+        if fitted is not None and fitted.autoreg is not None:
+            v = fitted.autoreg.forecast(rates)
+            if np.isfinite(v):
+                raw["autoreg"] = {t: v for t in TARGETS}
         learned = fitted is not None and fitted.model is not None
         if fitted is not None and fitted.model is not None:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)

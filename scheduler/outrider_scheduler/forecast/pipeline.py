@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .autoreg import autoreg_forecasts
 from .baselines import (
     Candidate,
     arima_forecasts,
@@ -45,10 +46,14 @@ Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str], None]
 
-ENSEMBLE_CANDIDATES = ("outrider_gbm", "last_value", "moving_average", "seasonal_naive", "ets")
-"""Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model). ARIMA and
-Prophet are baselines only: their fits cost more than the live refit budget allows, and on the
-busiest function series ETS (cheap to keep live: a two-number state) recovers most of their gain."""
+ENSEMBLE_CANDIDATES = ("outrider_gbm", "last_value", "moving_average", "seasonal_naive", "ets", "autoreg")
+"""Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, ``autoreg`` the
+direct autoregression of ``autoreg``). ARIMA and Prophet are baselines only: their fits cost more than
+the live refit budget allows; ETS (a two-number state) and the direct autoregression (one small
+linear solve) recover most of their gain on the busiest function series."""
+
+LATE_CANDIDATES = ("outrider_gbm", "autoreg")
+"""Candidates that need enough history for a first fit: the ensemble does not wait for them."""
 
 
 def eps_for(horizon_seconds: int) -> float:
@@ -112,6 +117,8 @@ class WalkForward:
     """History ETS parameters are fitted on."""
     arima_window_seconds: int = 2 * 3600
     """History ARIMA is fitted on."""
+    autoreg_window_seconds: int = 6 * 3600
+    """Origins (seconds of them) the direct autoregression is fitted on."""
     learned_min_history_seconds: int = 3 * 3600
     """History before the learned model becomes a candidate (the service's cold-start rule)."""
     arima: bool = True
@@ -167,6 +174,10 @@ def run_walk_forward(
         rates, origins, k, base_refits, max(4 * k, wf.ets_window_seconds // step)
     )
     cands["ets"] = point_candidate("ets", fc, fit_s, pred_s)
+    fc, fit_s, pred_s = autoreg_forecasts(
+        rates, origins, k, base_refits, max(4 * k, wf.autoreg_window_seconds // step)
+    )
+    cands["autoreg"] = point_candidate("autoreg", fc, fit_s, pred_s)
     if wf.arima:
         say(f"arima: {len(base_refits)} refits")
         fc, fit_s, pred_s = arima_forecasts(
@@ -218,8 +229,9 @@ def run_walk_forward(
             raw[t][rows] = pred[t]
         active[rows] = True
     cands["outrider_gbm"] = Candidate("outrider_gbm", raw, fit_s, pred_s)
+    # the fitted candidates join when their first fit succeeds; the rest start together
     baseline_ok = np.all(
-        [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name != "outrider_gbm"], axis=0
+        [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name not in LATE_CANDIDATES], axis=0
     )
     start = int(np.argmax(baseline_ok)) if baseline_ok.any() else n
     say("ensemble: calibrating and weighting candidates")

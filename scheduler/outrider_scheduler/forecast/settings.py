@@ -26,6 +26,9 @@ class ForecasterSettings:
     """How often the learned model is refitted."""
     ets_window_seconds: int = 6 * 3600
     """History the ETS candidate's parameters are fitted on (refitted with the learned model)."""
+    autoreg_window_seconds: int = 6 * 3600
+    """Origins (seconds of them) the direct autoregression is fitted on (refitted with the learned
+    model)."""
     recalibrate_interval_seconds: int = 60
     """How often calibration offsets and ensemble weights are recomputed."""
     accuracy_window: int = 720
