@@ -319,6 +319,9 @@ def forecast_scenario(bench: Bench, trials: int, base: float) -> dict[str, Any]:
                 + (" and every 600 s" if trials > 1 else "")
             )
             with ServiceRouter(api, NS, "ahead", real_nodes=bench.real_nodes) as router:
+                # the plan counts a pod serving once it is Ready; its EndpointSlice entry can reach
+                # the router a moment later, and load sent before then has nowhere to go
+                bench.wait("a ready endpoint of ahead", lambda: bool(router.targets()), 60)
                 report = run_ramps(router, source, starts[-1] + 360)
                 to_wall = time.time() - router.clock()
             time.sleep(1.0)
