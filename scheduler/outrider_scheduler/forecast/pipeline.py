@@ -48,9 +48,9 @@ Progress = Callable[[str], None]
 
 ENSEMBLE_CANDIDATES = ("outrider_gbm", "last_value", "moving_average", "seasonal_naive", "ets", "autoreg")
 """Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, ``autoreg`` the
-direct autoregression of ``autoreg``). ARIMA and Prophet are baselines only: their fits cost more than
-the live refit budget allows; ETS (a two-number state) and the direct autoregression (one small
-linear solve) recover most of their gain on the busiest function series."""
+direct autoregression of the ``autoreg`` module). ARIMA and Prophet are baselines only: their fits
+cost more than the live refit budget allows; ETS (a two-number state) and the direct
+autoregression (one small linear solve) recover part of their gain at a fraction of the cost."""
 
 LATE_CANDIDATES = ("outrider_gbm", "autoreg")
 """Candidates that need enough history for a first fit: the ensemble does not wait for them."""
@@ -174,6 +174,7 @@ def run_walk_forward(
         rates, origins, k, base_refits, max(4 * k, wf.ets_window_seconds // step)
     )
     cands["ets"] = point_candidate("ets", fc, fit_s, pred_s)
+    say(f"autoreg: {len(base_refits)} refits")
     fc, fit_s, pred_s = autoreg_forecasts(
         rates, origins, k, base_refits, max(4 * k, wf.autoreg_window_seconds // step)
     )
