@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .baselines import refit_segments
+
 __all__ = [
     "MAX_LAGS",
     "RIDGE",
@@ -124,18 +126,14 @@ def autoreg_forecasts(
     A failed fit keeps the previous model; origins before the first fit get NaN."""
     out = np.full(len(origins), np.nan)
     fit_s = pred_s = 0.0
-    marks = sorted(refits)
     params: AutoregParams | None = None
-    for j, r in enumerate(marks):
+    for r, rows in refit_segments(origins, refits):
         started = time.perf_counter()
         params = fit_autoreg(rates, k, r, window) or params
         fit_s += time.perf_counter() - started
-        if params is None:
+        if params is None or rows.size == 0:
             continue
         started = time.perf_counter()
-        nxt = marks[j + 1] if j + 1 < len(marks) else np.iinfo(np.int64).max
-        rows = np.nonzero((origins >= r) & (origins < nxt))[0]
-        if rows.size:
-            out[rows] = params.forecast_rows(lag_matrix(rates, params.lags, origins[rows]))
+        out[rows] = params.forecast_rows(lag_matrix(rates, params.lags, origins[rows]))
         pred_s += time.perf_counter() - started
     return out, fit_s, pred_s

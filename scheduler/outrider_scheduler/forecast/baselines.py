@@ -46,6 +46,7 @@ __all__ = [
     "point_candidate",
     "prophet_available",
     "prophet_forecasts",
+    "refit_segments",
     "simple_point_forecasts",
 ]
 
@@ -108,8 +109,9 @@ def simple_point_forecasts(
     return out
 
 
-def _segments(origins: IntArray, refits: Sequence[int]) -> list[tuple[int, IntArray]]:
-    """Split origins by the latest refit at or before each (origins before the first get none)."""
+def refit_segments(origins: IntArray, refits: Sequence[int]) -> list[tuple[int, IntArray]]:
+    """Split origins by the latest refit at or before each: (refit, positions in ``origins``) per
+    refit, in order (origins before the first get none)."""
     refit_arr = np.asarray(sorted(refits), dtype=np.int64)
     seg = np.searchsorted(refit_arr, origins, side="right") - 1
     return [(int(refit_arr[j]), np.nonzero(seg == j)[0]) for j in range(len(refit_arr))]
@@ -193,7 +195,7 @@ def arima_forecasts(
     out = np.full(len(origins), np.nan)
     fit_s = pred_s = 0.0
     last: tuple[int, float, Array, Array] | None = None
-    for r, idx in _segments(origins, refits):
+    for r, idx in refit_segments(origins, refits):
         started = time.perf_counter()
         fitted = _fit_arima(rates[max(0, r - window) : r])
         last = fitted or last
@@ -283,7 +285,7 @@ def prophet_forecasts(
     out = np.full(len(origins), np.nan)
     fit_s = pred_s = 0.0
     model: Any | None = None
-    for r, idx in _segments(origins, refits):
+    for r, idx in refit_segments(origins, refits):
         started = time.perf_counter()
         first = max(0, r - window)
         with contextlib.suppress(Exception):  # a failed fit keeps the previous model
