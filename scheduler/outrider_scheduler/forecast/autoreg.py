@@ -65,8 +65,6 @@ def lag_matrix(rates: Array, p: int, origins: IntArray) -> Array:
 class AutoregParams:
     """One fitted model: ``forecast = mean_y + (lags - mean_x) @ coef``."""
 
-    k: int
-    """Horizon in bins (the window whose mean rate is forecast)."""
     mean_x: Array
     """Mean of each lag over the training rows (lag 1 first)."""
     mean_y: float
@@ -115,7 +113,7 @@ def fit_autoreg(rates: Array, k: int, end: int, window: int, p: int | None = Non
     coef = np.linalg.solve(gram + RIDGE * scale * np.eye(p), xc.T @ (y - mean_y))
     if not np.isfinite(coef).all():
         return None
-    return AutoregParams(k, mean_x, mean_y, coef)
+    return AutoregParams(mean_x, mean_y, coef)
 
 
 def autoreg_forecasts(
