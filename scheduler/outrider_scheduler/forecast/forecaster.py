@@ -128,17 +128,16 @@ class DeploymentForecaster:
         train_end_time = prev.train_end_time if prev else 0.0
         fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
         first = max(1, n - (cw + lw + 2 * k))
-        if n * s.step_seconds >= s.learned_min_history_seconds:
-            due = model is None or force_model or now - model_at >= s.refit_interval_seconds
-            if due:
-                holdout = min(cw, n // 3)
-                cut = n - holdout  # fit on windows over by `cut`; calibrate on the rest (split conformal)
-                m = self._fit(series, fs, cut)
-                if m is not None:
-                    if model is None:
-                        self._backfill_records(series, fs, first, cut)
-                    model, model_at = m, now
-                    train_end_time = series.t0 + cut * s.step_seconds
+        enough = n * s.step_seconds >= s.learned_min_history_seconds
+        if enough and self._fit_due(model is not None, model_at, now, force_model):
+            holdout = min(cw, n // 3)
+            cut = n - holdout  # fit on windows over by `cut`; calibrate on the rest (split conformal)
+            m = self._fit(series, fs, cut)
+            if m is not None:
+                if model is None:
+                    self._backfill_records(series, fs, first, cut)
+                model, model_at = m, now
+                train_end_time = series.t0 + cut * s.step_seconds
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         ets, ets_at = self._ets(series, first, origins, now, force_model, cands)
@@ -178,6 +177,11 @@ class DeploymentForecaster:
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
 
+    def _fit_due(self, fitted: bool, fitted_at: float, now: float, force: bool) -> bool:
+        """Whether a fitted part (the learned model, ETS, the autoregression) is refitted now: never
+        fitted yet, forced, or fitted a refit interval ago."""
+        return not fitted or force or now - fitted_at >= self.settings.refit_interval_seconds
+
     def _ets(
         self,
         series: StepSeries,
@@ -200,7 +204,7 @@ class DeploymentForecaster:
         window = max(4 * k, s.ets_window_seconds // s.step_seconds)
         if n < max(2 * k, 20):
             return None, fitted_at
-        if params is None or force or now - fitted_at >= s.refit_interval_seconds:
+        if self._fit_due(params is not None, fitted_at, now, force):
             fresh = fit_ets(rates[max(0, n - window) :])
             if fresh is not None:
                 params, fitted_at = fresh, now
@@ -233,7 +237,7 @@ class DeploymentForecaster:
         prev = self._fitted
         params = prev.autoreg if prev else None
         fitted_at = prev.autoreg_fitted_at if prev else 0.0
-        if params is None or force or now - fitted_at >= s.refit_interval_seconds:
+        if self._fit_due(params is not None, fitted_at, now, force):
             window = max(4 * k, s.autoreg_window_seconds // s.step_seconds)
             fresh = fit_autoreg(rates, k, len(rates), window)
             if fresh is not None:
