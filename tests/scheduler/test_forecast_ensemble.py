@@ -124,3 +124,50 @@ def test_a_timer_forecast_converging_on_its_rate_from_below_covers_it() -> None:
     assert covered(actual, np.full(3, 0.06666596), 60.0).all()
     assert covered(actual, actual, 60.0).all()
     assert not covered(actual, actual - 0.01 / 60, 60.0).any()
+
+
+def _heteroscedastic(n: int, k: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Actual rates whose spread changes every few windows, and their true conditional p90."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    level = np.full(n, 100.0)
+    sigma = np.where((np.arange(n) // (3 * k)) % 2 == 0, 2.0, 20.0)  # calm and wild stretches
+    actual = level + sigma * rng.standard_normal(n)
+    actual[-k:] = np.nan
+    rate = {"mean_p50": actual, "mean_p90": actual, "peak_p90": actual}
+    return rate, np.full(n, 100.0), level + norm.ppf(0.9) * sigma
+
+
+def test_an_uncalibrated_candidate_keeps_its_own_quantiles() -> None:
+    n, k = 2000, 5
+    rate, scale, p90 = _heteroscedastic(n, k, seed=7)
+    f = {"mean_p50": np.full(n, 100.0), "mean_p90": p90, "peak_p90": p90}
+    shifted = Candidate("outrider_gbm", {t: a.copy() for t, a in f.items()})
+    own = Candidate("outrider_gbm_raw", {t: a.copy() for t, a in f.items()}, calibrate=False)
+    out = run_ensemble(
+        [point_candidate("moving_average", np.full(n, 100.0)), shifted, own], rate, scale, k, 60
+    )
+    assert np.array_equal(out.calibrated["outrider_gbm_raw"]["mean_p90"], p90)
+    assert (out.offsets["outrider_gbm_raw"]["mean_p90"] == 0.0).all()
+    late = slice(n // 2, n - k)
+    assert np.nanmax(np.abs(out.offsets["outrider_gbm"]["mean_p90"][late])) > 0.01
+    state = out.state_at(n - k - 1)
+    assert state.offsets["outrider_gbm_raw"]["mean_p90"] == 0.0
+
+
+def test_true_conditional_quantiles_outweigh_their_conformally_shifted_copy() -> None:
+    # The model's p90 follows the spread of each stretch; the conformal offset, estimated on recent
+    # scores from both kinds of stretch, shifts it by one blend: the unshifted copy has the lower
+    # loss and takes most of the weight.
+    n, k = 4000, 5
+    rate, scale, p90 = _heteroscedastic(n, k, seed=3)
+    f = {"mean_p50": np.full(n, 100.0), "mean_p90": p90, "peak_p90": p90}
+    shifted = Candidate("outrider_gbm", {t: a.copy() for t, a in f.items()})
+    own = Candidate("outrider_gbm_raw", {t: a.copy() for t, a in f.items()}, calibrate=False)
+    ma = point_candidate("moving_average", np.full(n, 100.0))
+    out = run_ensemble([ma, shifted, own], rate, scale, k, 60)
+    late = slice(n // 2, n - k)
+    w = out.weights["mean_p90"]
+    assert np.mean(w["outrider_gbm_raw"][late]) > np.mean(w["outrider_gbm"][late])
+    assert np.mean(w["outrider_gbm_raw"][late]) > 0.5

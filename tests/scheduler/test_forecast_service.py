@@ -94,6 +94,9 @@ def test_live_accuracy_is_published() -> None:
     fc.refit(17_000.0)
     assert fc._fitted is not None
     assert np.isfinite(fc._fitted.state.offsets["outrider_gbm"]["mean_p90"])
+    # the model's own quantiles are a second candidate, weighed as they are (never shifted)
+    assert fc._fitted.state.offsets["outrider_gbm_raw"] == {"mean_p50": 0.0, "mean_p90": 0.0, "peak_p90": 0.0}
+    assert "outrider_gbm_raw" in fc._fitted.state.weights["mean_p90"]
     assert 0.5 <= acc["coverage_p90"] <= 1.0
     assert (
         registry.get_sample_value("outrider_forecaster_p90_coverage_ratio", {"deployment": "ns/chat"})

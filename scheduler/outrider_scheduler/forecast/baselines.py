@@ -73,6 +73,10 @@ class Candidate:
     """Total time spent fitting or refitting."""
     predict_seconds: float = 0.0
     """Total time spent producing the forecasts."""
+    calibrate: bool = True
+    """Whether the ensemble shifts the forecasts by conformal offsets. False for forecasts that are
+    already quantiles fitted on a long history (the learned model's own quantiles, which the ensemble
+    also weighs unshifted: see ``ensemble.LEARNED_RAW``)."""
 
 
 def point_candidate(name: str, point: Array, fit_s: float = 0.0, pred_s: float = 0.0) -> Candidate:

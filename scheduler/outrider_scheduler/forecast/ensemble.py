@@ -11,14 +11,17 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    quantile: a score's weight halves every ``half_life`` of origin time, so the calibration follows
    changes in the error level (night and day, a burstier hour) within about an hour while still
    resting on hours of scores. Offsets are recomputed every ``recalibrate_seconds`` of origins (the
-   service's recalibration interval) and held in between.
+   service's recalibration interval) and held in between. A candidate made with
+   ``calibrate=False`` is used as it is: the learned model's own quantiles enter a second time that
+   way (``LEARNED_RAW``).
 2. *Weight the candidates* by their recent pinball loss (same look-back rule):
    ``w_m ∝ exp(-(L_m / min L - 1) / temperature)``, so the best recent candidate dominates and
    candidates a few percent worse still contribute. A candidate other than the moving average (the
    default) takes part only while it is better than the moving average: a Diebold-Mariano-style
    test on the per-origin loss differences over the loss window, counting ``k`` overlapping
    origins as one independent window, must give ``t < -(significance + small_sample / sqrt(n))``.
-   The learned model is held to a strict threshold, so short or noisy histories stay with the
+   The learned model (calibrated, and its own quantiles as they are: ``LEARNED_RAW``) is held to a
+   strict threshold, so short or noisy histories stay with the
    simple candidates while persistent structure (daily cycles the learned model has found) passes
    the test; the simple candidates (last value, seasonal naive, ETS) need only a lower mean loss
    with a small-sample margin.
@@ -44,6 +47,8 @@ from .baselines import Candidate
 __all__ = [
     "COVER_TOLERANCE_REQUESTS",
     "FALLBACK",
+    "LEARNED",
+    "LEARNED_RAW",
     "QUANTILES",
     "TARGETS",
     "EnsembleOutput",
@@ -65,7 +70,16 @@ QUANTILES = {"mean_p50": 0.5, "mean_p90": 0.9, "peak_p90": 0.9}
 FALLBACK = "moving_average"
 """The candidate used alone while no candidate has a loss history yet."""
 LEARNED = "outrider_gbm"
-"""The learned candidate: held to the stricter significance rule."""
+"""The learned candidate, conformally calibrated like the others."""
+LEARNED_RAW = "outrider_gbm_raw"
+"""The learned model's own quantiles, not shifted by calibration offsets. Its quantile regressors are
+fitted on every window of the history (days, on a long trace), while a conformal offset rests on the
+last few hours: with ``k`` overlapping origins per independent window, three hours of 5-min windows
+are a few dozen independent scores, and the 90th percentile of a few dozen scores is noisy. Once the
+model has seen enough history its own p90 is the steadier estimate; before that the calibrated copy
+is better. Both are candidates, and the loss window decides between them."""
+STRICT = (LEARNED, LEARNED_RAW)
+"""Candidates held to the stricter significance rule (they can fit noise)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +169,7 @@ def _eligibility(
         n_eff = np.maximum(np.nan_to_num(_lagged_rolling(d, window, 1, lag, "count")) / max(lag, 1), 1.0)
         with np.errstate(all="ignore"):
             tstat = mean / (sd / np.sqrt(n_eff))
-        if name == LEARNED:
+        if name in STRICT:
             significance, small = s.significance, s.small_sample
         else:
             significance, small = s.simple_significance, s.simple_small_sample
@@ -323,7 +337,10 @@ def run_ensemble(
         for t in TARGETS:
             tau = QUANTILES[t]
             score = np.where(used, (actual[t] - c.f[t]) / scale, np.nan)
-            off = _calibration_quantile(score, cw, lag, tau, s, step_seconds)
+            if c.calibrate:
+                off = _calibration_quantile(score, cw, lag, tau, s, step_seconds)
+            else:  # its own quantiles, as they are
+                off = np.zeros(len(scale))
             cal = np.maximum(c.f[t] + off * scale, 0.0)
             calibrated[c.name][t], offsets[c.name][t] = cal, off
             loss = pinball(actual[t], cal, tau)

@@ -25,7 +25,14 @@ from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
 from .metrics import ForecastMetrics
 from .model import LearnedModel
-from .pipeline import ENSEMBLE_CANDIDATES, eps_for, learned_raw, make_targets, simple_candidates
+from .pipeline import (
+    ENSEMBLE_CANDIDATES,
+    eps_for,
+    learned_raw,
+    learned_uncalibrated,
+    make_targets,
+    simple_candidates,
+)
 from .result import REASONS, ForecastResult
 from .series import StepSeries
 from .settings import ForecasterSettings
@@ -163,6 +170,7 @@ class DeploymentForecaster:
                 if rec is not None:
                     raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
             cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
+            cands["outrider_gbm_raw"] = learned_uncalibrated(raw)
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
             tg.rate,
@@ -343,6 +351,7 @@ class DeploymentForecaster:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
             pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
             raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
+            raw["outrider_gbm_raw"] = raw["outrider_gbm"]
             t_now = series.t0 + n * float(s.step_seconds)
             limit = (
                 s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds

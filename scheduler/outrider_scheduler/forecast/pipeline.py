@@ -37,6 +37,7 @@ __all__ = [
     "WalkForwardResult",
     "eps_for",
     "learned_raw",
+    "learned_uncalibrated",
     "make_targets",
     "run_walk_forward",
     "simple_candidates",
@@ -46,13 +47,22 @@ Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str], None]
 
-ENSEMBLE_CANDIDATES = ("outrider_gbm", "last_value", "moving_average", "seasonal_naive", "ets", "autoreg")
-"""Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, ``autoreg`` the
+ENSEMBLE_CANDIDATES = (
+    "outrider_gbm",
+    "outrider_gbm_raw",
+    "last_value",
+    "moving_average",
+    "seasonal_naive",
+    "ets",
+    "autoreg",
+)
+"""Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, conformally
+calibrated; ``outrider_gbm_raw`` the same model's own quantiles, as they are; ``autoreg`` the
 direct autoregression of the ``autoreg`` module). ARIMA and Prophet are baselines only: their fits
 cost more than the live refit budget allows; ETS (a two-number state) and the direct
 autoregression (one small linear solve) recover part of their gain at a fraction of the cost."""
 
-LATE_CANDIDATES = ("outrider_gbm", "autoreg")
+LATE_CANDIDATES = ("outrider_gbm", "outrider_gbm_raw", "autoreg")
 """Candidates that need enough history for a first fit: the ensemble does not wait for them."""
 
 
@@ -103,6 +113,12 @@ def learned_raw(model: LearnedModel, x: Array, base: Array, eps: float) -> dict[
     lb = log_rate(base, eps)
     pred = model.predict(x)
     return {t: to_rates(lb + pred[t], eps) for t in TARGETS}
+
+
+def learned_uncalibrated(raw: dict[str, Array]) -> Candidate:
+    """The learned model's own quantiles as a candidate the ensemble does not shift (``LEARNED_RAW``;
+    its fit and predict time are the learned model's, counted there)."""
+    return Candidate("outrider_gbm_raw", raw, calibrate=False)
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,7 @@ def run_walk_forward(
             raw[t][rows] = pred[t]
         active[rows] = True
     cands["outrider_gbm"] = Candidate("outrider_gbm", raw, fit_s, pred_s)
+    cands["outrider_gbm_raw"] = learned_uncalibrated(raw)
     # the fitted candidates join when their first fit succeeds; the rest start together
     baseline_ok = np.all(
         [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name not in LATE_CANDIDATES], axis=0
