@@ -19,7 +19,11 @@ scatters around 0.9 when a trace holds only a handful of independent windows, an
 baseline beats Outrider in hindsight. Skip it with ``--no-slices``.
 
 ``held_out`` runs the week-long trace's walk-forward once more and scores it twice: on days 1-4
-(where settings may be chosen) and on days 5-7 (held out, reported untouched).
+(where settings may be chosen) and on days 5-7 (held out, reported untouched). ``held_out_thinned``
+does the same on copies of the week that keep each request with probability 20% and 5% (binomial
+thinning with a fixed seed, so the figures are reproducible): the same daily and weekly shape at a
+twentieth of the volume, with the counting noise of a quieter deployment. The settings were never
+chosen on one trace alone; these copies are how a change is checked on more than one level.
 
 ``functions`` backtests the 50 busiest series of the Azure Functions per-function file one by one
 (1-minute bins, one day each) and reports the distribution of the ratio and the coverage, not only
@@ -188,11 +192,22 @@ def slice_study(week_trace: Path) -> dict[str, Any]:
 DAY = 86_400
 TUNE_DAYS = 4
 """The week trace's days 1-4 are where settings may be chosen; days 5-7 are reported untouched."""
+THINNED = (0.2, 0.05)
+"""Fractions of the week's requests kept in its thinned copies."""
+THIN_SEED = 11
+"""Seed of the binomial thinning (fixed: the copies are the same in every run)."""
 FUNCTION_SERIES = 50
 """How many of the busiest Azure Functions series are backtested one by one."""
 
 
-def held_out_split(week_trace: Path, quick: bool) -> dict[str, Any]:
+def thinned(trace: Trace, fraction: float, seed: int = THIN_SEED) -> Trace:
+    """A copy of ``trace`` that keeps each request with probability ``fraction`` (binomial thinning)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.binomial(trace.counts.astype(np.int64), fraction).astype(np.float64)
+    return Trace(f"{trace.name}, {fraction:.0%} of the requests", trace.t0, trace.bin_seconds, counts)
+
+
+def held_out_split(week_trace: Path | Trace, quick: bool) -> dict[str, Any]:
     """One walk-forward over the week, scored twice: on days 1-4 and, held out, on days 5-7."""
     out: dict[str, Any] = {"tune_days": [1, TUNE_DAYS], "held_out_days": [TUNE_DAYS + 1, 7]}
     for key, settings in (
@@ -322,6 +337,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['held_out']['days_5_7']['coverage_p90']}",
             file=sys.stderr,
         )
+        summary["held_out_thinned"] = {}
+        for fraction in THINNED:
+            stderr_progress(f"held-out split of the week thinned to {fraction:.0%} (seed {THIN_SEED})")
+            split = held_out_split(thinned(load_trace(week), fraction), args.quick)
+            summary["held_out_thinned"][f"{fraction:g}"] = {"seed": THIN_SEED, **split}
+            print(
+                f"week thinned to {fraction:.0%}, days 1-4: ratio "
+                f"{split['days_1_4']['ratio_p90_vs_best_baseline']}, coverage "
+                f"{split['days_1_4']['coverage_p90']}; days 5-7: ratio "
+                f"{split['days_5_7']['ratio_p90_vs_best_baseline']}, coverage "
+                f"{split['days_5_7']['coverage_p90']}",
+                file=sys.stderr,
+            )
         summary["service"] = service_costs(week)
         summary["service_replay"] = service_replay(week)
         if not args.no_slices and not args.quick:
