@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -176,3 +177,19 @@ def test_an_empty_scoring_window_names_itself(tmp_path: Path, capsys: pytest.Cap
     assert "scoring window [3490, 3503) s" in capsys.readouterr().err
     assert cli_main([*args, "--score-from", "100", "--score-until", "50"]) == 2
     assert "0 <= from < until" in capsys.readouterr().err
+
+
+@needs_traces
+def test_the_models_own_quantiles_are_a_second_uncalibrated_candidate() -> None:
+    base = to_step_series(load_trace(TRACES / "azure_llm_2024_conv_10s.csv"), 0, 10)
+    series = StepSeries(base.t0, base.step_seconds, base.rates[: 6 * 360])  # 6 h
+    res = run_walk_forward(series, 300, dataclasses.replace(SMALL, arima=False, prophet=False))
+    learned = res.candidates["outrider_gbm"].f["mean_p90"]
+    own = res.candidates["outrider_gbm_raw"]
+    assert np.isfinite(learned).any()
+    np.testing.assert_array_equal(own.f["mean_p90"], learned)
+    assert own.calibrate is False and res.candidates["outrider_gbm"].calibrate is True
+    # used as they are: the ensemble adds no offset to them, and shifts the calibrated copy
+    assert (res.ensemble.offsets["outrider_gbm_raw"]["mean_p90"] == 0.0).all()
+    shifted = res.ensemble.offsets["outrider_gbm"]["mean_p90"]
+    assert np.nanmax(np.abs(shifted)) > 0
