@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .autoreg import AutoregParams, fit_autoreg, lag_matrix
 from .baselines import Candidate, point_candidate, simple_point_forecasts
-from .ensemble import TARGETS, EnsembleState, covered, pinball, run_ensemble
+from .ensemble import LEARNED_RAW, TARGETS, EnsembleState, covered, pinball, run_ensemble
 from .errors import ForecastError
 from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
@@ -351,7 +351,7 @@ class DeploymentForecaster:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
             pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
             raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
-            raw["outrider_gbm_raw"] = raw["outrider_gbm"]
+            raw[LEARNED_RAW] = raw["outrider_gbm"]  # the same quantiles, weighed without an offset
             t_now = series.t0 + n * float(s.step_seconds)
             limit = (
                 s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds

@@ -25,7 +25,7 @@ from .baselines import (
     prophet_forecasts,
     simple_point_forecasts,
 )
-from .ensemble import TARGETS, EnsembleOutput, EnsembleSettings, run_ensemble, to_rates
+from .ensemble import LEARNED_RAW, TARGETS, EnsembleOutput, EnsembleSettings, run_ensemble, to_rates
 from .features import FeatureSet, log_rate
 from .model import LearnedModel, ModelSettings
 from .series import StepSeries, peak_targets
@@ -118,7 +118,7 @@ def learned_raw(model: LearnedModel, x: Array, base: Array, eps: float) -> dict[
 def learned_uncalibrated(raw: dict[str, Array]) -> Candidate:
     """The learned model's own quantiles as a candidate the ensemble does not shift (``LEARNED_RAW``;
     its fit and predict time are the learned model's, counted there)."""
-    return Candidate("outrider_gbm_raw", raw, calibrate=False)
+    return Candidate(LEARNED_RAW, raw, calibrate=False)
 
 
 @dataclass(frozen=True)
