@@ -7,6 +7,7 @@ import numpy as np
 from outrider_scheduler.forecast.baselines import Candidate, point_candidate
 from outrider_scheduler.forecast.ensemble import (
     TARGETS,
+    EnsembleOutput,
     EnsembleSettings,
     run_ensemble,
     weighted_lagged_quantile,
@@ -139,15 +140,20 @@ def _heteroscedastic(n: int, k: int, seed: int) -> tuple[dict[str, np.ndarray], 
     return rate, np.full(n, 100.0), level + norm.ppf(0.9) * sigma
 
 
-def test_an_uncalibrated_candidate_keeps_its_own_quantiles() -> None:
-    n, k = 2000, 5
-    rate, scale, p90 = _heteroscedastic(n, k, seed=7)
+def _true_quantiles_twice(n: int, k: int, seed: int) -> tuple[np.ndarray, EnsembleOutput]:
+    """The ensemble over the moving average and the true conditional quantiles, once calibrated
+    (``outrider_gbm``) and once as they are (``outrider_gbm_raw``); returns (true p90, output)."""
+    rate, scale, p90 = _heteroscedastic(n, k, seed)
     f = {"mean_p50": np.full(n, 100.0), "mean_p90": p90, "peak_p90": p90}
     shifted = Candidate("outrider_gbm", {t: a.copy() for t, a in f.items()})
     own = Candidate("outrider_gbm_raw", {t: a.copy() for t, a in f.items()}, calibrate=False)
-    out = run_ensemble(
-        [point_candidate("moving_average", np.full(n, 100.0)), shifted, own], rate, scale, k, 60
-    )
+    ma = point_candidate("moving_average", np.full(n, 100.0))
+    return p90, run_ensemble([ma, shifted, own], rate, scale, k, 60)
+
+
+def test_an_uncalibrated_candidate_keeps_its_own_quantiles() -> None:
+    n, k = 2000, 5
+    p90, out = _true_quantiles_twice(n, k, seed=7)
     assert np.array_equal(out.calibrated["outrider_gbm_raw"]["mean_p90"], p90)
     assert (out.offsets["outrider_gbm_raw"]["mean_p90"] == 0.0).all()
     late = slice(n // 2, n - k)
@@ -161,12 +167,7 @@ def test_true_conditional_quantiles_outweigh_their_conformally_shifted_copy() ->
     # scores from both kinds of stretch, shifts it by one blend: the unshifted copy has the lower
     # loss and takes most of the weight.
     n, k = 4000, 5
-    rate, scale, p90 = _heteroscedastic(n, k, seed=3)
-    f = {"mean_p50": np.full(n, 100.0), "mean_p90": p90, "peak_p90": p90}
-    shifted = Candidate("outrider_gbm", {t: a.copy() for t, a in f.items()})
-    own = Candidate("outrider_gbm_raw", {t: a.copy() for t, a in f.items()}, calibrate=False)
-    ma = point_candidate("moving_average", np.full(n, 100.0))
-    out = run_ensemble([ma, shifted, own], rate, scale, k, 60)
+    _, out = _true_quantiles_twice(n, k, seed=3)
     late = slice(n // 2, n - k)
     w = out.weights["mean_p90"]
     assert np.mean(w["outrider_gbm_raw"][late]) > np.mean(w["outrider_gbm"][late])
