@@ -18,7 +18,7 @@ each like any other trace. It shows what the targets mean on short traces: how w
 scatters around 0.9 when a trace holds only a handful of independent windows, and how often some
 baseline beats Outrider in hindsight. Skip it with ``--no-slices``.
 
-``held_out`` runs the week-long trace's walk-forward once more and scores it twice: on days 1-4
+``held_out`` runs the week-long trace's walk-forward once more and scores that one run twice: on days 1-4
 (where settings may be chosen) and on days 5-7 (held out, reported untouched). ``held_out_thinned``
 does the same on copies of the week that keep each request with probability 20% and 5% (binomial
 thinning with a fixed seed, so the figures are reproducible): the same daily and weekly shape at a
@@ -50,6 +50,7 @@ from outrider_scheduler.forecast.backtest import (
     BacktestSettings,
     format_table,
     run_backtest,
+    run_backtest_windows,
     stderr_progress,
     write_outputs,
 )
@@ -210,12 +211,11 @@ def thinned(trace: Trace, fraction: float, seed: int = THIN_SEED) -> Trace:
 def held_out_split(week_trace: Path | Trace, quick: bool) -> dict[str, Any]:
     """One walk-forward over the week, scored twice: on days 1-4 and, held out, on days 5-7."""
     out: dict[str, Any] = {"tune_days": [1, TUNE_DAYS], "held_out_days": [TUNE_DAYS + 1, 7]}
-    for key, settings in (
-        ("days_1_4", BacktestSettings(quick=quick, score_until_seconds=TUNE_DAYS * DAY)),
-        ("days_5_7", BacktestSettings(quick=quick, score_from_seconds=TUNE_DAYS * DAY)),
-    ):
-        stderr_progress(f"held-out split: scoring {key}")
-        doc, _ = run_backtest(week_trace, settings, stderr_progress)
+    keys = ("days_1_4", "days_5_7")
+    windows = [(0.0, float(TUNE_DAYS * DAY)), (float(TUNE_DAYS * DAY), None)]
+    stderr_progress("held-out split: one walk-forward, scored on days 1-4 and on days 5-7")
+    scored = run_backtest_windows(week_trace, BacktestSettings(quick=quick), windows, stderr_progress)
+    for key, (doc, _) in zip(keys, scored, strict=True):
         ours = doc["methods"]["outrider"]
         out[key] = {
             "origins": doc["origins"],
@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     week = folder / "azure_llm_2024_conv_10s.csv"
     if week.exists():
-        summary["held_out"] = held_out_split(week, args.quick)
+        week_trace = load_trace(week)
+        summary["held_out"] = held_out_split(week_trace, args.quick)
         print(
             "week, days 1-4 (where settings may be chosen): ratio "
             f"{summary['held_out']['days_1_4']['ratio_p90_vs_best_baseline']}, coverage "
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["held_out_thinned"] = {}
         for fraction in THINNED:
             stderr_progress(f"held-out split of the week thinned to {fraction:.0%} (seed {THIN_SEED})")
-            split = held_out_split(thinned(load_trace(week), fraction), args.quick)
+            split = held_out_split(thinned(week_trace, fraction), args.quick)
             summary["held_out_thinned"][f"{fraction:g}"] = {"seed": THIN_SEED, **split}
             print(
                 f"week thinned to {fraction:.0%}, days 1-4: ratio "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from outrider_scheduler.forecast.backtest import (
     calibration_range,
     independent_windows,
     run_backtest,
+    run_backtest_windows,
 )
 from outrider_scheduler.forecast.baselines import BASELINE_NAMES, prophet_available
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
@@ -168,6 +170,16 @@ def test_a_scoring_window_scores_only_the_held_out_part() -> None:
     assert late["origins"] + early["origins"] == full["origins"]  # the two halves partition the scored set
     # the same walk-forward, scored on other rows: the numbers differ
     assert late["methods"]["outrider"]["pinball_p90"] != full["methods"]["outrider"]["pinball_p90"]
+    # one walk-forward scored on both windows gives what two separate backtests give
+    both = run_backtest_windows(trace, BacktestSettings(quick=True), [(2400, None), (0.0, 2400)])
+    timings = ("seconds", "fit_seconds", "predict_ms")  # measured anew in every run
+
+    def scores(doc: dict[str, Any]) -> dict[str, Any]:
+        methods = {m: {k: v for k, v in row.items() if k not in timings} for m, row in doc["methods"].items()}
+        return {**{k: v for k, v in doc.items() if k not in timings}, "methods": methods}
+
+    for (doc, _), alone in zip(both, (late, early), strict=True):
+        assert scores(doc) == scores(alone)
 
 
 def test_an_empty_scoring_window_names_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

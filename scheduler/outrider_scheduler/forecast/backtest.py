@@ -28,7 +28,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ __all__ = [
     "independent_windows",
     "min_history_seconds",
     "run_backtest",
+    "run_backtest_windows",
     "write_outputs",
 ]
 
@@ -186,18 +187,28 @@ def run_backtest(
     trace: Trace | str | Path, settings: BacktestSettings | None = None, progress: Progress | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Backtest every method on ``trace``; return (the ``backtest.json`` dict, arrays for plotting)."""
+    s = settings or BacktestSettings()
+    return run_backtest_windows(trace, s, [(s.score_from_seconds, s.score_until_seconds)], progress)[0]
+
+
+def run_backtest_windows(
+    trace: Trace | str | Path,
+    settings: BacktestSettings,
+    windows: Sequence[tuple[float, float | None]],
+    progress: Progress | None = None,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """One walk-forward over ``trace``, scored on each scoring window ``(from, until)`` in turn (the
+    settings' own window is not used): one ``run_backtest`` result per window, for the cost of one."""
     say = progress or (lambda _m: None)
-    s = (settings or BacktestSettings()).effective()
+    s = settings.effective()
     tr = trace if isinstance(trace, Trace) else load_trace(trace)
     if s.horizon_seconds < 1:
         raise ForecastError(f"horizon must be positive, got {s.horizon_seconds} s")
-    if s.score_from_seconds < 0 or (
-        s.score_until_seconds is not None and s.score_until_seconds <= s.score_from_seconds
-    ):
-        raise ForecastError(
-            f"the scoring window must have 0 <= from < until, got from={s.score_from_seconds:g} "
-            f"until={s.score_until_seconds}"
-        )
+    for start, until in windows:
+        if start < 0 or (until is not None and until <= start):
+            raise ForecastError(
+                f"the scoring window must have 0 <= from < until, got from={start:g} until={until}"
+            )
     step = step_seconds_for(tr.bin_seconds, s.horizon_seconds)
     horizon = effective_horizon(s.horizon_seconds, step)
     notes = list(tr.repairs)
@@ -219,17 +230,42 @@ def run_backtest(
         res = run_walk_forward(series, horizon, s.walk_forward, functools.partial(_prefixed, say, j + 1))
         results.append(res)
     baselines = [m for m in baselines_of(results[0]) if all(m in r.candidates for r in results)]
-    window = (s.score_from_seconds, s.score_until_seconds)
-    pooled = [_phase_scores(res, eps, baselines, window) for res in results]
-    n_total = sum(len(p["rows"]) for p in pooled)
-    if n_total < MIN_EVAL_ORIGINS:
-        if s.score_from_seconds > 0 or s.score_until_seconds is not None:
-            until = s.score_until_seconds if s.score_until_seconds is not None else tr.duration_seconds
-            raise ForecastError(
-                f"the scoring window [{s.score_from_seconds:g}, {until:g}) s of {tr.name} holds "
-                f"{n_total} scorable origins; at least {MIN_EVAL_ORIGINS} are needed"
-            )
-        raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
+    scored = []
+    for window in windows:
+        pooled = [_phase_scores(res, eps, baselines, window) for res in results]
+        n_total = sum(len(p["rows"]) for p in pooled)
+        if n_total < MIN_EVAL_ORIGINS:
+            if window[0] > 0 or window[1] is not None:
+                until = window[1] if window[1] is not None else tr.duration_seconds
+                raise ForecastError(
+                    f"the scoring window [{window[0]:g}, {until:g}) s of {tr.name} holds "
+                    f"{n_total} scorable origins; at least {MIN_EVAL_ORIGINS} are needed"
+                )
+            raise InsufficientHistoryError(tr.duration_seconds, need, horizon)
+        scored.append((pooled, n_total, window))
+    out = []
+    for pooled, n_total, window in scored:
+        doc, plot = _score(tr, s, results, pooled, n_total, window, baselines, step, horizon, len(phases))
+        doc["repairs"] = notes
+        doc["seconds"] = round(time.perf_counter() - started, 2)
+        out.append((doc, plot))
+    return out
+
+
+def _score(
+    tr: Trace,
+    s: BacktestSettings,
+    results: list[WalkForwardResult],
+    pooled: list[dict[str, Any]],
+    n_total: int,
+    window: tuple[float, float | None],
+    baselines: list[str],
+    step: int,
+    horizon: int,
+    phases: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``backtest.json`` dict (without ``repairs`` and ``seconds``) and the plot arrays of one
+    scoring window's pooled phase scores."""
     actual_mean = np.concatenate([p["actual_mean"] for p in pooled])
     actual_peak = np.concatenate([p["actual_peak"] for p in pooled])
     naive = np.concatenate([p["naive"] for p in pooled])
@@ -262,10 +298,10 @@ def run_backtest(
         "bin_seconds": tr.bin_seconds,
         "horizon_seconds": horizon,
         "origins": n_total,
-        "scored_seconds": [s.score_from_seconds, s.score_until_seconds],
+        "scored_seconds": [window[0], window[1]],
         "methods": methods,
         "step_seconds": step,
-        "phases": len(phases),
+        "phases": phases,
         "quick": s.quick,
         "best_baseline": best,
         "ratio_p90_vs_best_baseline": methods["outrider"]["pinball_p90"]
@@ -277,8 +313,8 @@ def run_backtest(
             "coverage_p90_consistent": bool(lo <= ours["coverage_p90"] <= hi),
             "peak_under_rate_consistent": bool(lo <= ours["peak_under_rate"] <= hi),
         },
-        "repairs": notes,
-        "seconds": round(time.perf_counter() - started, 2),
+        "repairs": [],
+        "seconds": 0.0,
         "notes": _prophet_note(s, baselines),
     }
     first = pooled[0]
