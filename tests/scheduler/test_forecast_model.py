@@ -41,3 +41,32 @@ def test_calendar_features_need_two_days() -> None:
     assert m.columns == [0]
     m.fit(x, x[:, 0], x[:, 0], span_seconds=3 * 86_400.0)
     assert m.columns == [0, 1, 2, 3]
+
+
+def test_the_minute_of_the_hour_needs_two_hours() -> None:
+    names = ["level", "min_of_hour", "hour_peak"]
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(500, 3))
+    m = LearnedModel(names, ModelSettings(max_iter=5))
+    m.fit(x, x[:, 0], x[:, 0], span_seconds=5400.0)
+    assert m.columns == [0, 2]  # the hour-ago features are NaN until an hour has passed anyway
+    m.fit(x, x[:, 0], x[:, 0], span_seconds=2 * 3600.0)
+    assert m.columns == [0, 1, 2]
+
+
+def test_hour_ago_features_never_reach_past_the_origin() -> None:
+    """With a horizon longer than an hour, the hour-ago window of the coming horizon would end after
+    the origin: those features stay missing instead (changing later rates changes nothing)."""
+    from outrider_scheduler.forecast.features import FeatureSet
+
+    rng = np.random.default_rng(4)
+    rates = rng.poisson(50, size=2000).astype(float)
+    later = rates.copy()
+    later[1500:] *= 5.0
+    i = np.arange(1000, 1501, dtype=np.int64)
+    for k in (30, 720):  # 5 min and 2 h of 10-s steps
+        a = FeatureSet(rates, 0.0, 10, k, 0.1)
+        b = FeatureSet(later, 0.0, 10, k, 0.1)
+        np.testing.assert_array_equal(a.build(i), b.build(i))
+    hour = [FeatureSet(rates, 0.0, 10, 720, 0.1).names.index(n) for n in ("hour_next", "hour_peak")]
+    assert np.isnan(FeatureSet(rates, 0.0, 10, 720, 0.1).build(i)[:, hour]).all()

@@ -142,6 +142,34 @@ def test_a_fresh_forecaster_forecasts_a_daily_ramp_it_learned_from_earlier_days(
     assert quiet.peak_p90_rps < 100, quiet  # and it does not forecast a ramp where there is none
 
 
+def _hourly_bursts(hours: int, base: float = 50.0, burst: float = 150.0) -> np.ndarray:
+    """10-s counts: ``base`` req/s, and in the first two minutes of every hour ``burst`` (a timer)."""
+    t = np.arange(hours * 360) * 10.0 + 5.0
+    rate = np.where(t % 3600 < 120, burst, base)
+    return np.random.default_rng(5).poisson(rate * 10).astype(np.float64)
+
+
+def test_a_forecaster_sees_the_top_of_the_hour_burst_coming() -> None:
+    """Scheduled jobs fire at the top of the hour: after half a day of them, the 5-min peak forecast
+    made three minutes before the hour covers the next burst, and one made in mid-hour does not
+    forecast one. Without the hourly features (the load an hour ago over the coming horizon, its
+    peak, the minute of the hour) the forecast three minutes before the hour was 77 req/s."""
+    y = _hourly_bursts(13)
+    before = 12 * 3600.0 - 180  # three minutes before the twelfth hour's burst
+    fc = DeploymentForecaster("ns/timers", ForecasterSettings())
+    fc.observe(StepSeries(0.0, 10, y[: int(before // 10)]))
+    fc.refit(before)
+    res = fc.predict(before)
+    assert res.reason == "Learned"
+    assert res.peak_p90_rps >= 130, res
+    mid = 12 * 3600.0 + 1500  # twenty-five minutes into the hour: the next burst is 35 min away
+    fc2 = DeploymentForecaster("ns/timers", ForecasterSettings())
+    fc2.observe(StepSeries(0.0, 10, y[: int(mid // 10)]))
+    fc2.refit(mid)
+    quiet = fc2.predict(mid)
+    assert quiet.peak_p90_rps < 80, quiet
+
+
 def test_the_ets_candidate_is_live_and_predict_advances_its_state() -> None:
     from outrider_scheduler.forecast.ets import filter_ets
 

@@ -4,6 +4,11 @@ Every feature at origin ``i`` uses only ``rates[:i]`` and the origin's own times
 expressed as log-ratios to the *base*: the mean rate over the last horizon (what the moving-average
 baseline predicts), so one model serves quiet and busy deployments alike. Missing history gives NaN,
 which the gradient-boosted model handles natively.
+
+Besides the daily and weekly seasons, the hour is one: timers and scheduled jobs fire at the top of
+the hour and at fixed minutes, and the load an hour ago over the coming horizon (its mean and its
+peak) and the minute of the hour tell the model that a burst is due. On the Azure Functions trace
+the minute after the hour carries 1.46 times the load of the minute before it (median over the day).
 """
 
 from __future__ import annotations
@@ -12,17 +17,30 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["CALENDAR_FEATURES", "DAY", "WEEK", "FeatureSet", "build_features", "log_rate"]
+__all__ = [
+    "CALENDAR_FEATURES",
+    "DAY",
+    "HOUR",
+    "HOURLY_FEATURES",
+    "WEEK",
+    "FeatureSet",
+    "build_features",
+    "log_rate",
+]
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+HOUR = 3_600
+"""Seconds in an hour."""
 DAY = 86_400
 """Seconds in a day."""
 WEEK = 7 * DAY
 """Seconds in a week."""
 CALENDAR_FEATURES = ("tod_sin", "tod_cos", "dow")
 """Features that only make sense once the history spans several days."""
+HOURLY_FEATURES = ("min_of_hour",)
+"""Features that only make sense once the history spans several hours."""
 
 
 def log_rate(x: Array | float, eps: float) -> Array:
@@ -53,6 +71,10 @@ class FeatureSet:
             "week_next",
             "week_level",
             *CALENDAR_FEATURES,
+            "hour_next",
+            "hour_level",
+            "hour_peak",
+            *HOURLY_FEATURES,
         ]
 
     def mean(self, i: IntArray, w: int, clip: bool = False) -> Array:
@@ -101,7 +123,7 @@ class FeatureSet:
             s = season // self.step
             nxt = self.mean(i - s + k, k)
             prev = self.mean(i - s, k)
-            ok = i - s - k >= 0
+            ok = (i - s - k >= 0) & (s >= k)  # a horizon longer than the season would see the future
             cols.append(np.where(ok, log_rate(nxt, eps) - log_rate(prev, eps), np.nan))
             cols.append(np.where(ok, log_rate(nxt, eps) - lb, np.nan))
         t = self.t0 + self.step * i.astype(np.float64)
@@ -109,6 +131,16 @@ class FeatureSet:
         cols.append(np.sin(phase))
         cols.append(np.cos(phase))
         cols.append(np.mod(np.floor(t / DAY), 7.0))
+        # the hour as a season: how the coming horizon went an hour ago (against the horizon before
+        # it and against the base now), its peak, and the minute of the hour (timers fire on it)
+        s = HOUR // self.step
+        ok = (i - s - k >= 0) & (s >= k)
+        nxt = log_rate(self.mean(i - s + k, k), eps)
+        cols.append(np.where(ok, nxt - log_rate(self.mean(i - s, k), eps), np.nan))
+        cols.append(np.where(ok, nxt - lb, np.nan))
+        peak = self._rolling_max(np.maximum(i - s + k, 0), k)
+        cols.append(np.where(ok, log_rate(peak, eps) - lb, np.nan))
+        cols.append(np.mod(t, HOUR) / 60.0)
         return np.column_stack(cols)
 
 

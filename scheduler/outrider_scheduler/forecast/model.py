@@ -15,7 +15,7 @@ import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from .features import CALENDAR_FEATURES, DAY
+from .features import CALENDAR_FEATURES, DAY, HOUR, HOURLY_FEATURES
 
 __all__ = ["LearnedModel", "ModelSettings"]
 
@@ -138,11 +138,15 @@ class LearnedModel:
         if len(x) > s.max_rows:
             idx = np.unique(np.linspace(0, len(x) - 1, s.max_rows).astype(np.int64))
             x, z_mean, z_peak = x[idx], z_mean[idx], z_peak[idx]
-        calendar = span_seconds >= 2 * DAY
+        # a calendar feature means something once the history holds its period twice: before that
+        # the trees would only learn which hour or day the history happened to start on
+        too_short: set[str] = set()
+        if span_seconds < 2 * DAY:
+            too_short.update(CALENDAR_FEATURES)
+        if span_seconds < 2 * HOUR:
+            too_short.update(HOURLY_FEATURES)
         self.columns = [
-            j
-            for j, name in enumerate(self.feature_names)
-            if (calendar or name not in CALENDAR_FEATURES) and _informative(x[:, j])
+            j for j, name in enumerate(self.feature_names) if name not in too_short and _informative(x[:, j])
         ]
         if not self.columns:  # nothing varies (an idle deployment): stay with the simple predictors
             return False
