@@ -64,7 +64,7 @@ def test_hour_ago_features_never_reach_past_the_origin() -> None:
     later = rates.copy()
     later[1500:] *= 5.0
     i = np.arange(1000, 1501, dtype=np.int64)
-    for k in (30, 720):  # 5 min and 2 h of 10-s steps
+    for k in (30, 360, 720):  # 5 min, 1 h (the hour-ago window ends at the origin) and 2 h of 10-s steps
         a = FeatureSet(rates, 0.0, 10, k, 0.1)
         b = FeatureSet(later, 0.0, 10, k, 0.1)
         np.testing.assert_array_equal(a.build(i), b.build(i))

@@ -2,7 +2,8 @@
 
 Three direct models share one feature row per origin: the p50 and p90 of the log-ratio of the
 window's mean rate to the base level, and the p90 of the log-ratio of the window's peak rate.
-Calendar features are used only when the training history spans at least two days.
+Calendar features are used only when the training history spans two of their periods: time of day
+and day of week after two days, the minute of the hour after two hours.
 """
 
 from __future__ import annotations
