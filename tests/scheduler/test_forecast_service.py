@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
 from outrider_scheduler.forecast.metrics import ForecastMetrics
 from outrider_scheduler.forecast.model import ModelSettings
+from outrider_scheduler.forecast.result import ForecastResult
 from outrider_scheduler.forecast.series import StepSeries
 from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
 from outrider_scheduler.forecast.traces import load_trace
@@ -118,6 +119,14 @@ def _daily_ramps(days: int, ramp_at: float, base: float = 50.0, peak: float = 17
     return np.random.default_rng(3).poisson(rate * 10).astype(np.float64)
 
 
+def _fresh_forecast(y: np.ndarray, now: float) -> ForecastResult:
+    """A forecaster with the default settings, started at ``now`` with the 10-s counts ``y`` before it."""
+    fc = DeploymentForecaster("ns/fresh", ForecasterSettings())
+    fc.observe(StepSeries(0.0, 10, y[: int(now // 10)]))
+    fc.refit(now)
+    return fc.predict(now)
+
+
 def test_a_fresh_forecaster_forecasts_a_daily_ramp_it_learned_from_earlier_days() -> None:
     """Started with eight days of history on a quiet afternoon, it sees the ninth day's ramp coming.
 
@@ -128,17 +137,11 @@ def test_a_fresh_forecaster_forecasts_a_daily_ramp_it_learned_from_earlier_days(
     ramp_at = 15 * 3600.0
     y = _daily_ramps(9, ramp_at)
     now = 8 * 86_400 + ramp_at - 120  # two minutes before the ninth ramp
-    fc = DeploymentForecaster("ns/ramps", ForecasterSettings())
-    fc.observe(StepSeries(0.0, 10, y[: int(now // 10)]))
-    fc.refit(now)
-    res = fc.predict(now)
+    res = _fresh_forecast(y, now)
     assert res.reason == "Learned"
     assert res.peak_p90_rps >= 150, res
     later = 8 * 86_400 + ramp_at + 1800.0  # half an hour after it: back to the base rate
-    fc2 = DeploymentForecaster("ns/ramps", ForecasterSettings())
-    fc2.observe(StepSeries(0.0, 10, y[: int(later // 10)]))
-    fc2.refit(later)
-    quiet = fc2.predict(later)
+    quiet = _fresh_forecast(y, later)
     assert quiet.peak_p90_rps < 100, quiet  # and it does not forecast a ramp where there is none
 
 
@@ -156,17 +159,11 @@ def test_a_forecaster_sees_the_top_of_the_hour_burst_coming() -> None:
     peak, the minute of the hour) the forecast three minutes before the hour was 77 req/s."""
     y = _hourly_bursts(13)
     before = 12 * 3600.0 - 180  # three minutes before the twelfth hour's burst
-    fc = DeploymentForecaster("ns/timers", ForecasterSettings())
-    fc.observe(StepSeries(0.0, 10, y[: int(before // 10)]))
-    fc.refit(before)
-    res = fc.predict(before)
+    res = _fresh_forecast(y, before)
     assert res.reason == "Learned"
     assert res.peak_p90_rps >= 130, res
     mid = 12 * 3600.0 + 1500  # twenty-five minutes into the hour: the next burst is 35 min away
-    fc2 = DeploymentForecaster("ns/timers", ForecasterSettings())
-    fc2.observe(StepSeries(0.0, 10, y[: int(mid // 10)]))
-    fc2.refit(mid)
-    quiet = fc2.predict(mid)
+    quiet = _fresh_forecast(y, mid)
     assert quiet.peak_p90_rps < 80, quiet
 
 
