@@ -102,6 +102,24 @@ class FeatureSet:
             out = np.nanmax(np.where(np.isnan(rows), -np.inf, rows), axis=1)
         return np.where(np.isfinite(out), out, np.nan)
 
+    def _season(self, i: IntArray, season: int, lb: Array, peak: bool = False) -> list[Array]:
+        """What happened next one ``season`` ago: the log-ratio of the window after the same time to
+        the window before it, and to the base now (``lb``, its log); with ``peak``, also that window's
+        peak to the base now. Missing where that reaches before the start, or past the origin (a
+        horizon longer than the season)."""
+        k, eps = self.k, self.eps
+        s = season // self.step
+        ok = (i - s - k >= 0) & (s >= k)
+        nxt = log_rate(self.mean(i - s + k, k), eps)
+        cols = [
+            np.where(ok, nxt - log_rate(self.mean(i - s, k), eps), np.nan),
+            np.where(ok, nxt - lb, np.nan),
+        ]
+        if peak:
+            top = self._rolling_max(np.maximum(i - s + k, 0), k)
+            cols.append(np.where(ok, log_rate(top, eps) - lb, np.nan))
+        return cols
+
     def build(self, i: IntArray) -> Array:
         """Feature matrix, one row per origin in ``i`` (each origin must be >= 1)."""
         eps, k = self.eps, self.k
@@ -120,26 +138,14 @@ class FeatureSet:
         cols.append(log_rate(self._rolling_max(i, k), eps) - lb)
         cols.append(log_rate(self._rolling_max(i, 4 * k), eps) - lb)
         for season in (DAY, WEEK):
-            s = season // self.step
-            nxt = self.mean(i - s + k, k)
-            prev = self.mean(i - s, k)
-            ok = (i - s - k >= 0) & (s >= k)  # a horizon longer than the season would see the future
-            cols.append(np.where(ok, log_rate(nxt, eps) - log_rate(prev, eps), np.nan))
-            cols.append(np.where(ok, log_rate(nxt, eps) - lb, np.nan))
+            cols.extend(self._season(i, season, lb))
         t = self.t0 + self.step * i.astype(np.float64)
         phase = 2.0 * np.pi * np.mod(t, DAY) / DAY
         cols.append(np.sin(phase))
         cols.append(np.cos(phase))
         cols.append(np.mod(np.floor(t / DAY), 7.0))
-        # the hour as a season: how the coming horizon went an hour ago (against the horizon before
-        # it and against the base now), its peak, and the minute of the hour (timers fire on it)
-        s = HOUR // self.step
-        ok = (i - s - k >= 0) & (s >= k)
-        nxt = log_rate(self.mean(i - s + k, k), eps)
-        cols.append(np.where(ok, nxt - log_rate(self.mean(i - s, k), eps), np.nan))
-        cols.append(np.where(ok, nxt - lb, np.nan))
-        peak = self._rolling_max(np.maximum(i - s + k, 0), k)
-        cols.append(np.where(ok, log_rate(peak, eps) - lb, np.nan))
+        # the hour as a season too, with that window's peak, and the minute of the hour (timers fire on it)
+        cols.extend(self._season(i, HOUR, lb, peak=True))
         cols.append(np.mod(t, HOUR) / 60.0)
         return np.column_stack(cols)
 
