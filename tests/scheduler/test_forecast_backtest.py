@@ -205,3 +205,17 @@ def test_the_models_own_quantiles_are_a_second_uncalibrated_candidate() -> None:
     assert (res.ensemble.offsets["outrider_gbm_raw"]["mean_p90"] == 0.0).all()
     shifted = res.ensemble.offsets["outrider_gbm"]["mean_p90"]
     assert np.nanmax(np.abs(shifted)) > 0
+
+
+def test_a_quick_backtest_refits_a_long_trace_as_often_as_a_full_one() -> None:
+    # two days of 1-min bins: a full run refits every 6 h; --quick used to stretch that to a day,
+    # so the first fit (on 3 h of history) served the whole first day
+    rng = np.random.default_rng(5)
+    minutes = np.arange(2 * 1440)
+    rates = rng.poisson(20 + 15 * np.sin(2 * np.pi * minutes / 1440)).astype(np.float64) / 60
+    series = StepSeries(0, 60, rates)
+    quick = BacktestSettings(quick=True).effective().walk_forward
+    res = run_walk_forward(series, 300, dataclasses.replace(quick, arima=False, prophet=False))
+    gaps = np.diff(res.refits) * series.step_seconds
+    assert gaps.max() <= WalkForward().refit_every_seconds
+    assert res.refits[0] * series.step_seconds == quick.learned_min_history_seconds

@@ -69,7 +69,10 @@ class BacktestSettings:
     horizon_seconds: int = 300
     """Forecast horizon."""
     quick: bool = False
-    """Fewer refits, smaller models and fewer phases (for tests and ``--quick``)."""
+    """Smaller models, fewer phases, and fewer refits on traces under a day (for tests and
+    ``--quick``). A long trace is still refitted every ``refit_every_seconds`` (6 h): refitting a
+    week once a day left the first fit, on 3 h of history, serving all of the first day, and the
+    live forecaster refits every hour."""
     max_phases: int = 10
     """At most this many interleaved phase grids (when the step is wider than the trace bins)."""
     walk_forward: WalkForward = field(default_factory=WalkForward)
@@ -86,7 +89,6 @@ class BacktestSettings:
             return self
         wf = dataclasses.replace(
             self.walk_forward,
-            refit_every_seconds=24 * 3600,
             min_refits=4,
             arima_window_seconds=3600,
             model=ModelSettings(max_iter=60, max_rows=4000),

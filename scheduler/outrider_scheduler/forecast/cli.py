@@ -47,7 +47,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     bt.add_argument("--trace", required=True, help="CSV with header t_seconds,requests (bins of 1-60 s).")
     bt.add_argument("--horizon", type=int, default=300, help="Forecast horizon in seconds (default 300).")
     bt.add_argument("--out", default="backtest-out", help="Output folder for backtest.json and backtest.png.")
-    bt.add_argument("--quick", action="store_true", help="Fewer refits and smaller models (well under 60 s).")
+    bt.add_argument(
+        "--quick",
+        action="store_true",
+        help="Smaller models, fewer phases, fewer refits of traces under a day (a week: under a minute).",
+    )
     bt.add_argument(
         "--score-from",
         type=float,
