@@ -41,7 +41,7 @@ class ModelSettings:
     """Minimum rows per leaf (at most 1/20 of the training rows). Larger leaves scored better still
     on days 1-4 but averaged away a daily ramp that only a few rows precede."""
     max_rows: int = 12_000
-    """Training rows are thinned to at most this many (most recent kept densest)."""
+    """Training rows are thinned evenly over the history to at most this many."""
     min_rows: int = 60
     """Below this many training rows the model refuses to fit (cold start)."""
     threads: int = 1

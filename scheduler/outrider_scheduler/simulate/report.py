@@ -35,7 +35,7 @@ def document(sim: Simulation, results: dict[str, PolicyResult]) -> dict[str, Any
             "new_pod_s": t.new_pod_s,
             "source": t.source,
         },
-        "forecaster": "walk-forward (quick settings, no ARIMA/Prophet baselines)"
+        "forecaster": "walk-forward (quick settings, refitted at most daily, no ARIMA/Prophet baselines)"
         if sim.forecast_peak is not None
         else "none",
         "notes": sim.notes,
