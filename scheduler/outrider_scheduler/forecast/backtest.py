@@ -40,7 +40,6 @@ from scipy.stats import binom
 from .baselines import BASELINE_NAMES, OPTIONAL_BASELINES, prophet_available
 from .ensemble import QUANTILES, TARGETS, EnsembleSettings, covered, pinball
 from .errors import ForecastError, InsufficientHistoryError
-from .model import ModelSettings
 from .pipeline import ENSEMBLE_CANDIDATES, WalkForward, WalkForwardResult, eps_for, run_walk_forward
 from .series import effective_horizon, step_seconds_for, to_step_series
 from .traces import Trace, load_trace
@@ -60,6 +59,10 @@ Array = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
 MIN_EVAL_ORIGINS = 30
 """Fewest scored origins (per phase) a backtest accepts."""
+QUICK_MAX_ROWS = 4000
+"""Training rows of a quick backtest's learned model (thinned evenly over the history). Its boosting
+rounds are the full model's: 60 of them, as before 2026-12-06 (night), scored worse on days 1-4 of
+the week and of its thinned copies (see docs/forecaster.md)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class BacktestSettings:
     horizon_seconds: int = 300
     """Forecast horizon."""
     quick: bool = False
-    """Smaller models, fewer phases, and fewer refits on traces under a day (for tests and
+    """Fewer training rows, fewer phases, and fewer refits on traces under a day (for tests and
     ``--quick``). A long trace is still refitted every ``refit_every_seconds`` (6 h): refitting a
     week once a day left the first fit, on 3 h of history, serving all of the first day, and the
     live forecaster refits every hour."""
@@ -91,7 +94,7 @@ class BacktestSettings:
             self.walk_forward,
             min_refits=4,
             arima_window_seconds=3600,
-            model=ModelSettings(max_iter=60, max_rows=4000),
+            model=dataclasses.replace(self.walk_forward.model, max_rows=QUICK_MAX_ROWS),
         )
         return dataclasses.replace(self, quick=True, max_phases=min(self.max_phases, 2), walk_forward=wf)
 
