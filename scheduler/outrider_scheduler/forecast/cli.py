@@ -50,7 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     bt.add_argument(
         "--quick",
         action="store_true",
-        help="Fewer training rows, phases and refits of traces under a day (a week: under a minute).",
+        help="Fewer training rows, phases and refits of traces under a day (a week of 10-s bins: ~35 s).",
     )
     bt.add_argument(
         "--score-from",
