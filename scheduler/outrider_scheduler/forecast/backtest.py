@@ -60,9 +60,9 @@ Progress = Callable[[str], None]
 MIN_EVAL_ORIGINS = 30
 """Fewest scored origins (per phase) a backtest accepts."""
 QUICK_MAX_ROWS = 4000
-"""Training rows of a quick backtest's learned model (thinned evenly over the history). Its boosting
-rounds are the full model's: 60 of them, as before 2026-12-06 (night), scored worse on days 1-4 of
-the week and of its thinned copies (see docs/forecaster.md)."""
+"""Most training rows of a quick backtest's learned model (thinned evenly over the history). It keeps
+the full model's boosting rounds: the 60 it had before 2026-12-06 (night) scored worse on days 1-4
+of the week and of its thinned copies (see docs/forecaster.md)."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,12 @@ class BacktestSettings:
         """The settings actually used (``quick`` shrinks the work)."""
         if not self.quick:
             return self
+        m = self.walk_forward.model
         wf = dataclasses.replace(
             self.walk_forward,
             min_refits=4,
             arima_window_seconds=3600,
-            model=dataclasses.replace(self.walk_forward.model, max_rows=QUICK_MAX_ROWS),
+            model=dataclasses.replace(m, max_rows=min(m.max_rows, QUICK_MAX_ROWS)),
         )
         return dataclasses.replace(self, quick=True, max_phases=min(self.max_phases, 2), walk_forward=wf)
 
