@@ -24,6 +24,8 @@ does the same on copies of the week that keep each request with probability 20% 
 thinning with a fixed seed, so the figures are reproducible): the same daily and weekly shape at a
 twentieth of the volume, with the counting noise of a quieter deployment. The settings were never
 chosen on one trace alone; these copies are how a change is checked on more than one level.
+``held_out_idle_nights`` does it once more on a copy thinned to 1% with no request from 0:00 to
+6:00: a quiet service that sleeps at night.
 
 ``functions`` backtests the 50 busiest series of the Azure Functions per-function file one by one
 (1-minute bins, one day each) and reports the distribution of the ratio and the coverage, not only
@@ -62,8 +64,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 
-def service_costs(week_trace: Path) -> dict[str, Any]:
-    counts = load_trace(week_trace).counts
+def service_costs(week_trace: Path | Trace) -> dict[str, Any]:
+    """The live forecaster's costs on a week of 10-s data: refit wall and CPU time, predict time,
+    and the CPU time of one 10-s cycle of 500 deployments (see the module docstring)."""
+    counts = (week_trace if isinstance(week_trace, Trace) else load_trace(week_trace)).counts
     settings = ForecasterSettings()
     fc = DeploymentForecaster("bench/week", settings)
     fc.observe(StepSeries(0.0, 10, counts[:-400]))
@@ -208,6 +212,33 @@ def thinned(trace: Trace, fraction: float, seed: int = THIN_SEED) -> Trace:
     return Trace(f"{trace.name}, {fraction:.0%} of the requests", trace.t0, trace.bin_seconds, counts)
 
 
+IDLE_NIGHT_FRACTION = 0.01
+"""Share of the week's requests kept in its copy with idle nights."""
+IDLE_NIGHT_HOURS = (0, 6)
+"""The hours of each day (from, to) without a request in that copy."""
+
+
+def idle_nights(trace: Trace) -> Trace:
+    """The week thinned to 1% of its requests, with no request from 0:00 to 6:00 on any day: a quiet
+    service that sleeps at night (what the second learned model is for, see ``LEARNED_ACTIVE``)."""
+    thin = thinned(trace, IDLE_NIGHT_FRACTION)
+    hour = np.mod(trace.t0 + trace.bin_seconds * np.arange(len(thin.counts)), DAY) / 3600.0
+    start, end = IDLE_NIGHT_HOURS
+    counts = np.where((hour >= start) & (hour < end), 0.0, thin.counts)
+    return Trace(f"{trace.name}, 1% of the requests, idle 0-6 h", trace.t0, trace.bin_seconds, counts)
+
+
+def _say_split(label: str, split: dict[str, Any]) -> None:
+    """One line on stderr: a held-out split's ratio and coverage on days 1-4 and days 5-7."""
+    tune, held = split["days_1_4"], split["days_5_7"]
+    print(
+        f"{label}, days 1-4 (where settings may be chosen): ratio {tune['ratio_p90_vs_best_baseline']}, "
+        f"coverage {tune['coverage_p90']}; days 5-7 (held out): ratio "
+        f"{held['ratio_p90_vs_best_baseline']}, coverage {held['coverage_p90']}",
+        file=sys.stderr,
+    )
+
+
 def held_out_split(week_trace: Path | Trace, quick: bool) -> dict[str, Any]:
     """One walk-forward over the week, scored twice: on days 1-4 and, held out, on days 5-7."""
     out: dict[str, Any] = {"tune_days": [1, TUNE_DAYS], "held_out_days": [TUNE_DAYS + 1, 7]}
@@ -330,28 +361,20 @@ def main(argv: list[str] | None = None) -> int:
     if week.exists():
         week_trace = load_trace(week)
         summary["held_out"] = held_out_split(week_trace, args.quick)
-        print(
-            "week, days 1-4 (where settings may be chosen): ratio "
-            f"{summary['held_out']['days_1_4']['ratio_p90_vs_best_baseline']}, coverage "
-            f"{summary['held_out']['days_1_4']['coverage_p90']}; days 5-7 (held out): ratio "
-            f"{summary['held_out']['days_5_7']['ratio_p90_vs_best_baseline']}, coverage "
-            f"{summary['held_out']['days_5_7']['coverage_p90']}",
-            file=sys.stderr,
-        )
+        _say_split("week", summary["held_out"])
         summary["held_out_thinned"] = {}
         for fraction in THINNED:
             stderr_progress(f"held-out split of the week thinned to {fraction:.0%} (seed {THIN_SEED})")
             split = held_out_split(thinned(week_trace, fraction), args.quick)
             summary["held_out_thinned"][f"{fraction:g}"] = {"seed": THIN_SEED, **split}
-            print(
-                f"week thinned to {fraction:.0%}, days 1-4: ratio "
-                f"{split['days_1_4']['ratio_p90_vs_best_baseline']}, coverage "
-                f"{split['days_1_4']['coverage_p90']}; days 5-7: ratio "
-                f"{split['days_5_7']['ratio_p90_vs_best_baseline']}, coverage "
-                f"{split['days_5_7']['coverage_p90']}",
-                file=sys.stderr,
-            )
+            _say_split(f"week thinned to {fraction:.0%}", split)
+        stderr_progress(f"held-out split of the week with idle nights (1%, seed {THIN_SEED})")
+        split = held_out_split(idle_nights(week_trace), args.quick)
+        summary["held_out_idle_nights"] = {"seed": THIN_SEED, "idle_hours": list(IDLE_NIGHT_HOURS), **split}
+        _say_split("week at 1% with idle nights", split)
         summary["service"] = service_costs(week)
+        # the same on the idle-night copy: two learned models to fit and to predict with
+        summary["service_idle_nights"] = service_costs(idle_nights(week_trace))
         summary["service_replay"] = service_replay(week)
         if not args.no_slices and not args.quick:
             summary["slices"] = slice_study(week)

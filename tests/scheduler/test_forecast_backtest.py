@@ -219,3 +219,40 @@ def test_a_quick_backtest_refits_a_long_trace_as_often_as_a_full_one() -> None:
     gaps = np.diff(res.refits) * series.step_seconds
     assert gaps.max() <= WalkForward().refit_every_seconds
     assert res.refits[0] * series.step_seconds == quick.learned_min_history_seconds
+
+
+def _idle_nights(days: int, seed: int = 3) -> StepSeries:
+    """Days of 1-min counts, busy by day (a daily curve) and idle from 0:00 to 6:00."""
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(days * 1440)
+    day = 30 + 20 * np.sin(2 * np.pi * (minutes % 1440 - 360) / 1440)
+    counts = rng.poisson(np.where(minutes % 1440 < 360, 0.0, day)).astype(np.float64)
+    return StepSeries(0.0, 60, counts)
+
+
+def test_a_second_learned_model_leaves_out_the_rows_after_long_idle_stretches() -> None:
+    wf = dataclasses.replace(SMALL, arima=False, prophet=False)
+    series = _idle_nights(3)
+    res = run_walk_forward(series, 300, wf)
+    first, active = res.candidates["outrider_gbm"], res.candidates["outrider_gbm_active"]
+    own = res.candidates["outrider_gbm_active_raw"]
+    assert np.isfinite(active.f["mean_p90"]).any() and own.calibrate is False
+    np.testing.assert_array_equal(own.f["mean_p90"], active.f["mean_p90"])
+    # it starts once the history holds a long idle stretch (the first night's fourth hour), and it
+    # is another model than the first
+    t = series.t0 + res.origins * series.step_seconds
+    assert np.isnan(active.f["mean_p90"][t <= 3 * 3600]).all()
+    both = np.isfinite(active.f["mean_p90"]) & np.isfinite(first.f["mean_p90"])
+    assert not np.allclose(active.f["mean_p90"][both], first.f["mean_p90"][both])
+    # nothing from after an origin reaches either model (the idle rule looks back only)
+    cut = 2 * 1440 + 500
+    y2 = series.y.copy()
+    y2[cut:] = np.random.default_rng(8).permutation(y2[cut:]) * 3.0
+    b = run_walk_forward(StepSeries(series.t0, series.step_seconds, y2), 300, wf)
+    rows = res.origins <= cut
+    for name in ("outrider_gbm", "outrider_gbm_active"):
+        for tgt, f in res.candidates[name].f.items():
+            np.testing.assert_array_equal(f[rows], b.candidates[name].f[tgt][rows], err_msg=f"{name} {tgt}")
+    # a series that never idles for hours has no second model
+    busy = StepSeries(0.0, 60, np.where(series.y == 0, 5.0, series.y))
+    assert "outrider_gbm_active" not in run_walk_forward(busy, 300, wf).candidates

@@ -84,14 +84,15 @@ def test_live_accuracy_is_published() -> None:
     fc = DeploymentForecaster("ns/chat", SETTINGS, ForecastMetrics(registry))
     fc.observe(StepSeries(0.0, 10, y[:1500]))
     fc.refit(15_000.0)
-    backfilled = len(fc._records)  # the first model's out-of-sample stand-ins for live forecasts
+    # the first model's out-of-sample stand-ins for live forecasts
+    backfilled = len(fc._records["outrider_gbm"])
     for i in range(1500, 1700):
         fc.observe(StepSeries(i * 10.0, 10, y[i : i + 1]))
         fc.predict(i * 10.0 + 10)
     acc = fc.accuracy()
     assert acc["windows"] >= 150
     # the learned model's live forecasts are kept as its out-of-sample record for calibration
-    assert len(fc._records) == backfilled + 200
+    assert len(fc._records["outrider_gbm"]) == backfilled + 200
     fc.refit(17_000.0)
     assert fc._fitted is not None
     assert np.isfinite(fc._fitted.state.offsets["outrider_gbm"]["mean_p90"])
@@ -187,3 +188,26 @@ def test_the_ets_candidate_is_live_and_predict_advances_its_state() -> None:
     assert advanced.time == 606 * 10.0
     res = fc.predict(6_060.0)
     assert res.forecasting and res.reason == "ColdStart"
+
+
+def test_a_history_with_idle_nights_gets_a_second_learned_model_live() -> None:
+    rng = np.random.default_rng(3)
+    steps = np.arange(2 * 8640)  # two days of 10-s bins
+    tod = (steps % 8640) * 10
+    counts = rng.poisson(np.where(tod < 6 * 3600, 0.0, 40.0)).astype(np.float64)
+    fc = DeploymentForecaster("ns/internal", SETTINGS, ForecastMetrics(CollectorRegistry()))
+    fc.observe(StepSeries(0.0, 10, counts[:-360]))
+    fc.refit(2 * 86400.0 - 3600)
+    assert fc._fitted is not None and fc._fitted.active is not None
+    backfilled = len(fc._records["outrider_gbm_active"])
+    assert backfilled > 0  # its out-of-sample record, as for the first model
+    for i in range(len(counts) - 360, len(counts) - 300):
+        fc.observe(StepSeries(i * 10.0, 10, counts[i : i + 1]))
+        res = fc.predict(i * 10.0 + 10)
+        assert res.forecasting and res.p50_rps <= res.p90_rps <= res.peak_p90_rps
+    assert len(fc._records["outrider_gbm_active"]) == backfilled + 60
+    # a deployment that never idles for hours has none
+    busy = DeploymentForecaster("ns/busy", SETTINGS, ForecastMetrics(CollectorRegistry()))
+    busy.observe(StepSeries(0.0, 10, np.where(counts == 0, 4.0, counts)[:-360]))
+    busy.refit(2 * 86400.0 - 3600)
+    assert busy._fitted is not None and busy._fitted.model is not None and busy._fitted.active is None

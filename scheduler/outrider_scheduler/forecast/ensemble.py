@@ -48,6 +48,8 @@ __all__ = [
     "COVER_TOLERANCE_REQUESTS",
     "FALLBACK",
     "LEARNED",
+    "LEARNED_ACTIVE",
+    "LEARNED_ACTIVE_RAW",
     "LEARNED_RAW",
     "QUANTILES",
     "TARGETS",
@@ -78,7 +80,15 @@ last few hours: with ``k`` overlapping origins per independent window, three hou
 are a few dozen independent scores, and the 90th percentile of a few dozen scores is noisy. Once the
 model has seen enough history its own p90 is the steadier estimate; before that the calibrated copy
 is better. Both are candidates, and the loss window decides between them."""
-STRICT = (LEARNED, LEARNED_RAW)
+LEARNED_ACTIVE = "outrider_gbm_active"
+"""A second learned model, fitted without the origins whose history ends in a long idle stretch
+(``ModelSettings.idle_split_seconds``); only while the history has such stretches. At an idle base
+the learned model's targets are levels in units of the log scale's offset: on a quiet service with
+idle nights those rows cost the one model its daytime accuracy, while on series that are idle most
+of the day they are what it learns from. Both are candidates, and the loss window decides."""
+LEARNED_ACTIVE_RAW = "outrider_gbm_active_raw"
+"""The second learned model's own quantiles (as ``LEARNED_RAW`` is the first's)."""
+STRICT = (LEARNED, LEARNED_RAW, LEARNED_ACTIVE, LEARNED_ACTIVE_RAW)
 """Candidates held to the stricter significance rule (they can fit noise)."""
 
 

@@ -93,6 +93,14 @@ class FeatureSet:
         """The base level at each origin: mean rate over the last horizon (clipped at the start)."""
         return self.mean(i, self.k, clip=True)
 
+    def idle_seconds(self, i: IntArray) -> Array:
+        """How long the series had been idle (no request) right before each origin, in seconds; the
+        whole history where it never had a request."""
+        busy = np.where(self.rates > 0, np.arange(len(self.rates)), -1)
+        last = np.concatenate(([-1], np.maximum.accumulate(busy))) if len(busy) else np.array([-1])
+        idx = np.clip(i, 0, len(last) - 1)
+        return (idx - 1 - last[idx]).astype(np.float64) * self.step
+
     def _rolling_max(self, i: IntArray, w: int) -> Array:
         padded = np.concatenate((np.full(w, np.nan), self.rates))
         # padded[j : j + w] covers rates[j - w : j]; row j of the view is the window ending before j.

@@ -19,7 +19,17 @@ import numpy.typing as npt
 
 from .autoreg import AutoregParams, fit_autoreg, lag_matrix
 from .baselines import Candidate, point_candidate, simple_point_forecasts
-from .ensemble import LEARNED_RAW, TARGETS, EnsembleState, covered, pinball, run_ensemble
+from .ensemble import (
+    LEARNED,
+    LEARNED_ACTIVE,
+    LEARNED_ACTIVE_RAW,
+    LEARNED_RAW,
+    TARGETS,
+    EnsembleState,
+    covered,
+    pinball,
+    run_ensemble,
+)
 from .errors import ForecastError
 from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
@@ -56,6 +66,9 @@ class _Fitted:
     """The direct autoregression's coefficients (None: not fitted yet)."""
     autoreg_fitted_at: float = 0.0
     """When the direct autoregression was last fitted."""
+    active: LearnedModel | None = None
+    """The second learned model, fitted with ``model`` without the origins after long idle stretches
+    (None: the history has none, or it is not fitted yet)."""
 
 
 class DeploymentForecaster:
@@ -78,8 +91,8 @@ class DeploymentForecaster:
         self._series: StepSeries | None = None
         self._fitted: _Fitted | None = None
         self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
-        # the learned model's live forecasts by origin time: its walk-forward record for calibration
-        self._records: dict[float, tuple[float, float, float]] = {}
+        # each learned model's live forecasts by origin time: its walk-forward record for calibration
+        self._records: dict[str, dict[float, tuple[float, float, float]]] = {LEARNED: {}, LEARNED_ACTIVE: {}}
         self.last: ForecastResult | None = None
 
     # -- history ---------------------------------------------------------------------------------
@@ -131,6 +144,7 @@ class DeploymentForecaster:
         lw = max(s.ensemble.min_calib, s.ensemble.loss_window_seconds // s.step_seconds)
         prev = self._fitted
         model = prev.model if prev else None
+        active = prev.active if prev else None
         model_at = prev.model_fitted_at if prev else 0.0
         train_end_time = prev.train_end_time if prev else 0.0
         fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
@@ -142,35 +156,46 @@ class DeploymentForecaster:
             m = self._fit(series, fs, cut)
             if m is not None:
                 if model is None:
-                    self._backfill_records(series, fs, first, cut)
+                    self._backfill_records(series, fs, first, cut, LEARNED)
                 model, model_at = m, now
                 train_end_time = series.t0 + cut * s.step_seconds
+                a = self._fit(series, fs, cut, leave_out_idle=True)
+                if a is not None and active is None:
+                    self._backfill_records(series, fs, first, cut, LEARNED_ACTIVE)
+                active = a
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         ets, ets_at = self._ets(series, first, origins, now, force_model, cands)
         ar, ar_at = self._autoreg(series, origins, now, force_model, cands)
         tg = make_targets(series, k, eps, origins, fs)
-        if model is not None:
-            # Only out-of-sample forecasts enter the learned model's scores: what it forecast live
+        times = series.t0 + origins * float(s.step_seconds)
+        oos = times >= train_end_time
+        x_oos = fs.build(origins[oos]) if model is not None and oos.any() else None
+        for name, raw_name, learned in (
+            (LEARNED, LEARNED_RAW, model),
+            (LEARNED_ACTIVE, LEARNED_ACTIVE_RAW, active),
+        ):
+            if learned is None:
+                continue
+            # Only out-of-sample forecasts enter a learned model's scores: what it forecast live
             # (recorded by predict), else the current model on origins after its training windows.
-            times = series.t0 + origins * float(s.step_seconds)
-            oos = times >= train_end_time
             raw = {t: np.full(len(origins), np.nan) for t in TARGETS}
-            if oos.any():
-                pred = learned_raw(model, fs.build(origins[oos]), tg.base[oos], eps)
+            if x_oos is not None:
+                pred = learned_raw(learned, x_oos, tg.base[oos], eps)
                 for t in TARGETS:
                     raw[t][oos] = pred[t]
             oldest = float(times[0])
             with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
-                for tm in [tm for tm in self._records if tm < oldest]:
-                    self._records.pop(tm, None)
-                records = dict(self._records)
+                book = self._records[name]
+                for tm in [tm for tm in book if tm < oldest]:
+                    book.pop(tm, None)
+                records = dict(book)
             for j, tm in enumerate(times.tolist()):
                 rec = records.get(tm)
                 if rec is not None:
                     raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
-            cands["outrider_gbm"] = Candidate("outrider_gbm", raw)
-            cands["outrider_gbm_raw"] = learned_uncalibrated(raw)
+            cands[name] = Candidate(name, raw)
+            cands[raw_name] = learned_uncalibrated(raw, raw_name)
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
             tg.rate,
@@ -181,7 +206,9 @@ class DeploymentForecaster:
         )
         state = ens.state_at(len(origins) - 1)
         with self._lock:
-            self._fitted = _Fitted(model, state, now, model_at, train_end_time, ets, ets_at, ar, ar_at)
+            self._fitted = _Fitted(
+                model, state, now, model_at, train_end_time, ets, ets_at, ar, ar_at, active
+            )
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
 
@@ -256,20 +283,37 @@ class DeploymentForecaster:
         cands["autoreg"] = point_candidate("autoreg", point)
         return params, fitted_at
 
-    def _fit(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
-        """A learned model fitted on the windows over by row ``cut`` (None: too few or idle)."""
+    def _fit(
+        self, series: StepSeries, fs: FeatureSet, cut: int, leave_out_idle: bool = False
+    ) -> LearnedModel | None:
+        """A learned model fitted on the windows over by row ``cut`` (None: too few or idle). With
+        ``leave_out_idle``, the second model: without the origins after idle stretches of at least
+        ``idle_split_seconds`` (None when there are none)."""
         s, k, eps = self.settings, self.k, self.eps
         train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
+        if leave_out_idle:
+            split = s.model.idle_split_seconds
+            stale = fs.idle_seconds(train) >= split if split > 0 else np.zeros(len(train), dtype=bool)
+            if not stale.any():
+                return None
+            train = train[~stale]
         if not train.size:
             return None
+        settings = s.model.without_idle() if leave_out_idle else s.model
+        if len(train) > settings.max_rows:
+            # the rows ``fit`` would keep (every window here is over, so every target is finite),
+            # chosen before the features are built: a week holds 60,000 origins
+            train = train[np.unique(np.linspace(0, len(train) - 1, settings.max_rows).astype(np.int64))]
         tg = make_targets(series, k, eps, train, fs)
         lb = np.log(tg.base + eps)
         zm = np.log(tg.rate["mean_p50"] + eps) - lb
         zp = np.log(tg.rate["peak_p90"] + eps) - lb
-        m = LearnedModel(fs.names, s.model)
+        m = LearnedModel(fs.names, settings)
         return m if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)) else None
 
-    def _backfill_records(self, series: StepSeries, fs: FeatureSet, first: int, cut: int) -> None:
+    def _backfill_records(
+        self, series: StepSeries, fs: FeatureSet, first: int, cut: int, name: str = LEARNED
+    ) -> None:
         """Give a first learned model a walk-forward record over the scored origins it trained on.
 
         A fresh forecaster (started, or restarted, with days of history) has no live forecasts of
@@ -284,7 +328,7 @@ class DeploymentForecaster:
         end = first - k
         if end * s.step_seconds < s.learned_min_history_seconds:
             return
-        m = self._fit(series, fs, end)
+        m = self._fit(series, fs, end, leave_out_idle=name == LEARNED_ACTIVE)
         if m is None:
             return
         origins = np.arange(first, cut + 1, dtype=np.int64)
@@ -293,12 +337,13 @@ class DeploymentForecaster:
         pred = learned_raw(m, fs.build(origins), fs.base(origins), eps)
         times = (series.t0 + origins * float(s.step_seconds)).tolist()
         with self._lock:
+            book = self._records[name]
             for j, tm in enumerate(times):
-                self._records.setdefault(
+                book.setdefault(
                     tm, (float(pred["mean_p50"][j]), float(pred["mean_p90"][j]), float(pred["peak_p90"][j]))
                 )
             # the oldest first, so that pruning in ``predict`` drops the oldest
-            self._records = dict(sorted(self._records.items()))
+            self._records[name] = dict(sorted(book.items()))
 
     def refit_due(self, now: float) -> bool:
         """Whether a recalibration (and maybe a model refit) is due."""
@@ -349,21 +394,25 @@ class DeploymentForecaster:
         learned = fitted is not None and fitted.model is not None
         if fitted is not None and fitted.model is not None:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
-            pred = learned_raw(fitted.model, fs.build(origin), fs.base(origin), eps)
-            raw["outrider_gbm"] = {t: float(pred[t][0]) for t in TARGETS}
-            raw[LEARNED_RAW] = raw["outrider_gbm"]  # the same quantiles, weighed without an offset
+            x, base = fs.build(origin), fs.base(origin)
             t_now = series.t0 + n * float(s.step_seconds)
             limit = (
                 s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds
             ) // s.step_seconds + 4 * k
-            with self._lock:  # a background refit reads these records
-                self._records[t_now] = (
-                    raw["outrider_gbm"]["mean_p50"],
-                    raw["outrider_gbm"]["mean_p90"],
-                    raw["outrider_gbm"]["peak_p90"],
-                )
-                while len(self._records) > limit:
-                    self._records.pop(next(iter(self._records)))
+            for name, raw_name, learned_model in (
+                (LEARNED, LEARNED_RAW, fitted.model),
+                (LEARNED_ACTIVE, LEARNED_ACTIVE_RAW, fitted.active),
+            ):
+                if learned_model is None:
+                    continue
+                pred = learned_raw(learned_model, x, base, eps)
+                raw[name] = {t: float(pred[t][0]) for t in TARGETS}
+                raw[raw_name] = raw[name]  # the same quantiles, weighed without an offset
+                with self._lock:  # a background refit reads these records
+                    book = self._records[name]
+                    book[t_now] = (raw[name]["mean_p50"], raw[name]["mean_p90"], raw[name]["peak_p90"])
+                    while len(book) > limit:
+                        book.pop(next(iter(book)))
         out = fitted.state.apply(raw, scale) if fitted is not None else {}
         if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
             # not calibrated yet: the moving average, uncalibrated

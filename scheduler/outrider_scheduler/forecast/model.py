@@ -8,6 +8,7 @@ and day of week after two days, the minute of the hour after two hours.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -44,6 +45,18 @@ class ModelSettings:
     """Training rows are thinned evenly over the history to at most this many."""
     min_rows: int = 60
     """Below this many training rows the model refuses to fit (cold start)."""
+    idle_split_seconds: int = 3 * 3600
+    """While the training history has idle stretches (no request) at least this long, a second
+    learned model is fitted without the origins that follow them (0: never). Chosen on a week built
+    with idle nights and on the 50 function series (see docs/forecaster.md)."""
+    idle_split_max_rows: int = 4_000
+    """Most training rows of that second model (thinned evenly, like ``max_rows``): it is a second
+    fit in the same refit, and the whole refit must stay within 2 s."""
+
+    def without_idle(self) -> ModelSettings:
+        """The second model's settings: these, with at most ``idle_split_max_rows`` rows."""
+        return dataclasses.replace(self, max_rows=min(self.max_rows, self.idle_split_max_rows))
+
     threads: int = 1
     """OpenMP threads for fitting and predicting. One by default: the scheduler shares its cores,
     and OpenMP's spinning threads slow everything down on a busy node."""

@@ -8,6 +8,7 @@ functions on recent history to derive its calibration state.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,17 @@ from .baselines import (
     prophet_forecasts,
     simple_point_forecasts,
 )
-from .ensemble import LEARNED_RAW, TARGETS, EnsembleOutput, EnsembleSettings, run_ensemble, to_rates
+from .ensemble import (
+    LEARNED,
+    LEARNED_ACTIVE,
+    LEARNED_ACTIVE_RAW,
+    LEARNED_RAW,
+    TARGETS,
+    EnsembleOutput,
+    EnsembleSettings,
+    run_ensemble,
+    to_rates,
+)
 from .features import FeatureSet, log_rate
 from .model import LearnedModel, ModelSettings
 from .series import StepSeries, peak_targets
@@ -55,14 +66,17 @@ ENSEMBLE_CANDIDATES = (
     "seasonal_naive",
     "ets",
     "autoreg",
+    LEARNED_ACTIVE,
+    LEARNED_ACTIVE_RAW,
 )
 """Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, conformally
-calibrated; ``outrider_gbm_raw`` the same model's own quantiles, as they are; ``autoreg`` the
+calibrated; ``outrider_gbm_raw`` the same model's own quantiles, as they are; the ``_active`` pair
+the second learned model, present only while the history has long idle stretches; ``autoreg`` the
 direct autoregression of the ``autoreg`` module). ARIMA and Prophet are baselines only: their fits
 cost more than the live refit budget allows; ETS (a two-number state) and the direct
 autoregression (one small linear solve) recover part of their gain at a fraction of the cost."""
 
-LATE_CANDIDATES = ("outrider_gbm", "outrider_gbm_raw", "autoreg")
+LATE_CANDIDATES = (LEARNED, LEARNED_RAW, "autoreg", LEARNED_ACTIVE, LEARNED_ACTIVE_RAW)
 """Candidates that need enough history for a first fit: the ensemble does not wait for them."""
 
 
@@ -115,10 +129,10 @@ def learned_raw(model: LearnedModel, x: Array, base: Array, eps: float) -> dict[
     return {t: to_rates(lb + pred[t], eps) for t in TARGETS}
 
 
-def learned_uncalibrated(raw: dict[str, Array]) -> Candidate:
-    """The learned model's own quantiles as a candidate the ensemble does not shift (``LEARNED_RAW``;
-    its fit and predict time are the learned model's, counted there)."""
-    return Candidate(LEARNED_RAW, raw, calibrate=False)
+def learned_uncalibrated(raw: dict[str, Array], name: str = LEARNED_RAW) -> Candidate:
+    """A learned model's own quantiles as a candidate the ensemble does not shift (``LEARNED_RAW``,
+    or ``LEARNED_ACTIVE_RAW``; its fit and predict time are the learned model's, counted there)."""
+    return Candidate(name, raw, calibrate=False)
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,62 @@ def _refit_points(n: int, k: int, step: int, wf: WalkForward, first: int) -> lis
     return list(range(first, n + 1, every))
 
 
+@dataclass(frozen=True)
+class _LearnedWalk:
+    """The learned model's walk-forward: refitted at ``refits`` on the windows over by then, each fit
+    forecasting the origins up to the next refit."""
+
+    names: list[str]
+    x: Array
+    z_mean: Array
+    z_peak: Array
+    origins: IntArray
+    refits: list[int]
+    k: int
+    step: int
+    settings: ModelSettings
+    base: Array
+    eps: float
+
+    def run(
+        self, leave_out: npt.NDArray[np.bool_] | None, say: Callable[[int, int], None]
+    ) -> tuple[dict[str, Array], npt.NDArray[np.bool_], float, float, LearnedModel | None]:
+        """Forecasts per target, where a model had been fitted, fit and predict seconds, and the last
+        model; ``leave_out`` marks origins never trained on (a fit happens only while the history up
+        to it has some: otherwise it would be the first model again)."""
+        n = len(self.origins)
+        raw = {t: np.full(n, np.nan) for t in TARGETS}
+        active = np.zeros(n, dtype=bool)
+        fit_s = pred_s = 0.0
+        model: LearnedModel | None = None
+        for j, r in enumerate(self.refits):
+            say(j, r)
+            train = self.origins + self.k <= r  # the window of origin i is [i, i+k): over by time r
+            if leave_out is not None:
+                if not leave_out[train].any():
+                    model = None
+                    continue
+                train &= ~leave_out
+            m = LearnedModel(self.names, self.settings)
+            m.train_end = r
+            if m.fit(self.x[train], self.z_mean[train], self.z_peak[train], float(r * self.step)):
+                model = m
+                fit_s += m.fit_seconds
+            if model is None:
+                continue
+            end = self.refits[j + 1] if j + 1 < len(self.refits) else n + 1
+            rows = np.nonzero((self.origins >= r) & (self.origins < end))[0]
+            if rows.size == 0:
+                continue
+            started = time.perf_counter()
+            pred = learned_raw(model, self.x[rows], self.base[rows], self.eps)
+            pred_s += time.perf_counter() - started
+            for t in TARGETS:
+                raw[t][rows] = pred[t]
+            active[rows] = True
+        return raw, active, fit_s, pred_s, model
+
+
 def run_walk_forward(
     series: StepSeries, horizon_seconds: int, wf: WalkForward, progress: Progress | None = None
 ) -> WalkForwardResult:
@@ -210,43 +280,31 @@ def run_walk_forward(
             cands["prophet"] = point_candidate("prophet", fc, fit_s, pred_s)
         else:
             say("prophet: no fit succeeded; left out of this run")
-    # learned model, walk-forward
+    # learned model(s), walk-forward
     started = time.perf_counter()
     x = fs.build(origins)
     feat_s = time.perf_counter() - started
     lb = log_rate(tg.base, eps)
     z_mean = log_rate(tg.rate["mean_p50"], eps) - lb
     z_peak = log_rate(tg.rate["peak_p90"], eps) - lb
-    raw = {t: np.full(n, np.nan) for t in TARGETS}
-    active = np.zeros(n, dtype=bool)
     first_fit = max(k + wf.model.min_rows, -(-wf.learned_min_history_seconds // step))
     refits = _refit_points(n, k, step, wf, first_fit)
-    fit_s = 0.0
-    pred_s = feat_s
-    model: LearnedModel | None = None
-    for j, r in enumerate(refits):
-        say(f"learned model: refit {j + 1}/{len(refits)} at t={series.t0 + r * step:.0f} s")
-        train = origins + k <= r  # the window of origin i is [i, i+k): over by time r
-        m = LearnedModel(fs.names, wf.model)
-        m.train_end = r
-        span = float(r * step)
-        if m.fit(x[train], z_mean[train], z_peak[train], span):
-            model = m
-            fit_s += m.fit_seconds
-        if model is None:
-            continue
-        end = refits[j + 1] if j + 1 < len(refits) else n + 1
-        rows = np.nonzero((origins >= r) & (origins < end))[0]
-        if rows.size == 0:
-            continue
-        started = time.perf_counter()
-        pred = learned_raw(model, x[rows], tg.base[rows], eps)
-        pred_s += time.perf_counter() - started
-        for t in TARGETS:
-            raw[t][rows] = pred[t]
-        active[rows] = True
-    cands["outrider_gbm"] = Candidate("outrider_gbm", raw, fit_s, pred_s)
-    cands["outrider_gbm_raw"] = learned_uncalibrated(raw)
+    walk = _LearnedWalk(fs.names, x, z_mean, z_peak, origins, refits, k, step, wf.model, tg.base, eps)
+    raw, active, fit_s, pred_s, model = walk.run(
+        None,
+        lambda j, r: say(f"learned model: refit {j + 1}/{len(refits)} at t={series.t0 + r * step:.0f} s"),
+    )
+    cands[LEARNED] = Candidate(LEARNED, raw, fit_s, pred_s + feat_s)
+    cands[LEARNED_RAW] = learned_uncalibrated(raw)
+    if wf.model.idle_split_seconds > 0:
+        stale = fs.idle_seconds(origins) >= wf.model.idle_split_seconds
+        if stale.any():
+            say("learned model without the rows after long idle stretches")
+            second = dataclasses.replace(walk, settings=wf.model.without_idle())
+            raw2, _, fit2, pred2, _ = second.run(stale, lambda j, r: None)
+            if np.isfinite(raw2["mean_p50"]).any():
+                cands[LEARNED_ACTIVE] = Candidate(LEARNED_ACTIVE, raw2, fit2, pred2)
+                cands[LEARNED_ACTIVE_RAW] = learned_uncalibrated(raw2, LEARNED_ACTIVE_RAW)
     # the fitted candidates join when their first fit succeeds; the rest start together
     baseline_ok = np.all(
         [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name not in LATE_CANDIDATES], axis=0
