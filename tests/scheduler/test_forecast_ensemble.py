@@ -11,6 +11,7 @@ from outrider_scheduler.forecast.ensemble import (
     EnsembleSettings,
     run_ensemble,
     weighted_lagged_quantile,
+    weighted_lagged_quantiles,
 )
 
 
@@ -172,3 +173,43 @@ def test_true_conditional_quantiles_outweigh_their_conformally_shifted_copy() ->
     w = out.weights["mean_p90"]
     assert np.mean(w["outrider_gbm_raw"][late]) > np.mean(w["outrider_gbm"][late])
     assert np.mean(w["outrider_gbm_raw"][late]) > 0.5
+
+
+def _reference_weighted_quantile(
+    x: np.ndarray, window: int, min_periods: int, lag: int, q: float, half_life: float, i: int
+) -> float:
+    """The definition, row by row: the smallest value whose cumulative weight reaches ``q``."""
+    end = i - lag
+    if end < 0:
+        return float("nan")
+    idx = np.arange(max(0, end - window + 1), end + 1)
+    vals, ages = x[idx], end - idx
+    keep = np.isfinite(vals)
+    if keep.sum() < min_periods:
+        return float("nan")
+    vals, w = vals[keep], np.exp2(-ages[keep] / half_life)
+    order = np.argsort(vals, kind="stable")
+    cum = np.cumsum(w[order])
+    return float(vals[order][np.argmax(cum >= q * cum[-1] * (1 - 1e-9))])
+
+
+def test_weighted_quantiles_match_the_definition_row_by_row() -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(12):
+        n = int(rng.integers(80, 900))
+        x = rng.normal(size=n)
+        if trial % 2:
+            x = np.round(x, 1)  # ties
+        x[rng.random(n) < 0.15] = np.nan
+        x[: int(rng.integers(0, 60))] = np.nan
+        window, lag = int(rng.integers(5, 300)), int(rng.integers(0, 30))
+        half_life = float(rng.choice([0.7, 5.0, 60.0, 1e12]))
+        stride = int(rng.integers(1, 8))
+        p50, p90 = weighted_lagged_quantiles(x, window, 8, lag, (0.5, 0.9), half_life, stride)
+        for i in range(n):
+            src = i - (i - (n - 1)) % stride  # the newest computed row at or before i
+            for q, got in ((0.5, p50), (0.9, p90)):
+                want = np.nan
+                if src >= lag:
+                    want = _reference_weighted_quantile(x, window, 8, lag, q, half_life, src)
+                assert got[i] == want or (np.isnan(got[i]) and np.isnan(want)), (trial, q, i)

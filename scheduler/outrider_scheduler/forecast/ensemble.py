@@ -35,12 +35,12 @@ candidates' raw forecasts alone (the live service, a few microseconds per deploy
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .baselines import Candidate
 
@@ -61,6 +61,7 @@ __all__ = [
     "run_ensemble",
     "to_rates",
     "weighted_lagged_quantile",
+    "weighted_lagged_quantiles",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -209,55 +210,91 @@ def _weights(
     return {m: w[:, j] for j, m in enumerate(names)}
 
 
-def weighted_lagged_quantile(
-    values: Array, window: int, min_periods: int, lag: int, q: float, half_life: float, stride: int = 1
-) -> Array:
-    """Recency-weighted ``q``-quantile of ``values[i-lag-window+1 .. i-lag]`` for every row ``i``.
+def weighted_lagged_quantiles(
+    values: Array,
+    window: int,
+    min_periods: int,
+    lag: int,
+    qs: Sequence[float],
+    half_life: float,
+    stride: int = 1,
+) -> list[Array]:
+    """Recency-weighted ``q``-quantiles of ``values[i-lag-window+1 .. i-lag]`` for every row ``i``.
 
     A value ``a`` rows older than the newest in the window weighs ``2 ** (-a / half_life)``; NaNs
     weigh nothing, and rows with fewer than ``min_periods`` finite values get NaN. The quantile is
     the smallest value whose cumulative weight reaches ``q`` of the total. It is computed at the
     last row and every ``stride`` rows before it, and each result is held for the rows that follow
     (so row ``i`` may use a result computed up to ``stride - 1`` rows earlier, never a later one).
+    Returns one array per level in ``qs`` (several levels share the sorting).
     """
     n = len(values)
-    out = np.full(n, np.nan)
+    outs = [np.full(n, np.nan) for _ in qs]
     if n <= lag:
-        return out
-    pad = np.concatenate((np.full(window - 1, np.nan), values))
-    view = sliding_window_view(pad, window)  # row r holds values[r-window+1 .. r]
-    weight = np.exp2(-(window - 1 - np.arange(window)) / max(half_life, 1e-9))
-    rows = np.arange(n - 1, lag - 1, -max(stride, 1))[::-1]
-    position = np.arange(window)
-    for a in range(0, len(rows), 512):
-        rr = rows[a : a + 512]
-        block = view[rr - lag]
-        finite = np.isfinite(block)
-        count = finite.sum(axis=1)
-        # NaNs sort last (as +inf), so a row's first `count` sorted entries are its finite values;
-        # only the weights are gathered in sorted order, and only the picked value is looked up
-        order = np.argsort(np.where(finite, block, np.inf), axis=1)
-        sorted_weight = np.where(position[None, :] < count[:, None], weight[order], 0.0)
-        cum = np.cumsum(sorted_weight, axis=1)
-        pick = np.argmax(cum >= q * cum[:, -1:] * (1 - 1e-9), axis=1)  # tolerate rounding
-        idx = np.arange(len(rr))
-        res = block[idx, order[idx, pick]]
-        out[rr] = np.where(count >= min_periods, res, np.nan)
+        return outs
+    stride = max(stride, 1)
+    hl = max(half_life, 1e-9)
+    # Rows are taken in blocks: the values under a block's windows are sorted once, and each row
+    # picks its own window's values out of that order. A weight factors into a per-row constant
+    # (dropped: only relative weights matter) times 2 ** (index / half_life), taken relative to the
+    # block's newest index; blocks are kept short enough in half-lives that no row's own newest
+    # values underflow.
+    block = max(1, min(64, int(500 * hl / stride)))
+    rows = np.arange(n - 1, lag - 1, -stride)[::-1]
+    finite = np.isfinite(values)
+    key = np.where(finite, values, np.inf)  # NaNs sort last and weigh nothing
+    for a in range(0, len(rows), block):
+        rr = rows[a : a + block]
+        ends = rr - lag  # each row's window is values[end-window+1 .. end]
+        lo, hi = max(int(ends[0]) - window + 1, 0), int(ends[-1]) + 1
+        pos = np.argsort(key[lo:hi], kind="stable") + lo  # indices in value order
+        age = ends[:, None] - pos[None, :]
+        inside = (age >= 0) & (age < window) & finite[pos][None, :]
+        cum = np.cumsum(np.where(inside, np.exp2((pos - (hi - 1)) / hl)[None, :], 0.0), axis=1)
+        enough = inside.sum(axis=1) >= min_periods
+        for q, out in zip(qs, outs, strict=True):
+            pick = np.argmax(cum >= q * cum[:, -1:] * (1 - 1e-9), axis=1)  # tolerate rounding
+            out[rr] = np.where(enough, values[pos[pick]], np.nan)
     if stride > 1:
-        pos = np.arange(n)
-        src = np.searchsorted(rows, pos, side="right") - 1
-        out = np.where(src >= 0, out[rows[np.maximum(src, 0)]], np.nan)
-    return out
+        held = np.searchsorted(rows, np.arange(n), side="right") - 1
+        src = rows[np.maximum(held, 0)]
+        outs = [np.where(held >= 0, out[src], np.nan) for out in outs]
+    return outs
 
 
-def _calibration_quantile(
-    score: Array, window: int, lag: int, q: float, s: EnsembleSettings, step: int
+def weighted_lagged_quantile(
+    values: Array, window: int, min_periods: int, lag: int, q: float, half_life: float, stride: int = 1
 ) -> Array:
+    """One level of :func:`weighted_lagged_quantiles`."""
+    return weighted_lagged_quantiles(values, window, min_periods, lag, (q,), half_life, stride)[0]
+
+
+def _calibration_quantiles(
+    score: Array, window: int, lag: int, qs: Sequence[float], s: EnsembleSettings, step: int
+) -> list[Array]:
     if s.half_life_seconds <= 0:
-        return _lagged_rolling(score, window, s.min_calib, lag, "quantile", q)
-    return weighted_lagged_quantile(
-        score, window, s.min_calib, lag, q, s.half_life_seconds / step, max(1, s.recalibrate_seconds // step)
+        return [_lagged_rolling(score, window, s.min_calib, lag, "quantile", q) for q in qs]
+    return weighted_lagged_quantiles(
+        score, window, s.min_calib, lag, qs, s.half_life_seconds / step, max(1, s.recalibrate_seconds // step)
     )
+
+
+def _candidate_offsets(
+    scores: dict[str, Array], window: int, lag: int, s: EnsembleSettings, step: int
+) -> dict[str, Array]:
+    """Conformal offset per target from a candidate's scores. Targets with the same scores (a
+    point forecast's mean p50 and p90) share one pass at their two levels."""
+    out: dict[str, Array] = {}
+    for t in TARGETS:
+        if t in out:
+            continue
+        group = [u for u in TARGETS if u not in out and np.array_equal(scores[u], scores[t], equal_nan=True)]
+        levels = sorted({QUANTILES[u] for u in group})
+        quantiles = _calibration_quantiles(scores[t], window, lag, levels, s, step)
+        found = dict(zip(levels, quantiles, strict=True))
+        for u in group:
+            out[u] = found[QUANTILES[u]]
+    return out
 
 
 @dataclass
@@ -344,13 +381,14 @@ def run_ensemble(
     raw_loss: dict[str, dict[str, Array]] = {t: {} for t in TARGETS}
     for c in candidates:
         calibrated[c.name], offsets[c.name] = {}, {}
+        if c.calibrate:
+            scores = {t: np.where(used, (actual[t] - c.f[t]) / scale, np.nan) for t in TARGETS}
+            offs = _candidate_offsets(scores, cw, lag, s, step_seconds)
+        else:  # its own quantiles, as they are
+            offs = {t: np.zeros(len(scale)) for t in TARGETS}
         for t in TARGETS:
             tau = QUANTILES[t]
-            score = np.where(used, (actual[t] - c.f[t]) / scale, np.nan)
-            if c.calibrate:
-                off = _calibration_quantile(score, cw, lag, tau, s, step_seconds)
-            else:  # its own quantiles, as they are
-                off = np.zeros(len(scale))
+            off = offs[t]
             cal = np.maximum(c.f[t] + off * scale, 0.0)
             calibrated[c.name][t], offsets[c.name][t] = cal, off
             loss = pinball(actual[t], cal, tau)
@@ -373,7 +411,7 @@ def run_ensemble(
         g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
         if s.final_stage:
             score = np.where(used, (actual[t] - g) / scale, np.nan)
-            off = _calibration_quantile(score, cw, lag, QUANTILES[t], s, step_seconds)
+            (off,) = _calibration_quantiles(score, cw, lag, (QUANTILES[t],), s, step_seconds)
             off = np.nan_to_num(off, nan=0.0)
         else:
             off = np.zeros(len(g))
