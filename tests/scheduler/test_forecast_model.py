@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from outrider_scheduler.forecast.features import FeatureSet
 from outrider_scheduler.forecast.model import LearnedModel, ModelSettings
 
 
@@ -57,8 +58,6 @@ def test_the_minute_of_the_hour_needs_two_hours() -> None:
 def test_hour_ago_features_never_reach_past_the_origin() -> None:
     """With a horizon longer than an hour, the hour-ago window of the coming horizon would end after
     the origin: those features stay missing instead (changing later rates changes nothing)."""
-    from outrider_scheduler.forecast.features import FeatureSet
-
     rng = np.random.default_rng(4)
     rates = rng.poisson(50, size=2000).astype(float)
     later = rates.copy()
@@ -70,3 +69,13 @@ def test_hour_ago_features_never_reach_past_the_origin() -> None:
         np.testing.assert_array_equal(a.build(i), b.build(i))
     hour = [FeatureSet(rates, 0.0, 10, 720, 0.1).names.index(n) for n in ("hour_next", "hour_peak")]
     assert np.isnan(FeatureSet(rates, 0.0, 10, 720, 0.1).build(i)[:, hour]).all()
+
+
+def test_idle_stretches_are_measured_up_to_each_origin() -> None:
+    rates = np.array([1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
+    fs = FeatureSet(rates, 0.0, 10, 2, 0.1)
+    origins = np.arange(0, 8, dtype=np.int64)
+    # idle right before origin i: rows i-1, i-2, ... back to the last row with a request
+    np.testing.assert_array_equal(fs.idle_seconds(origins), [0, 0, 10, 20, 30, 0, 10, 20])
+    np.testing.assert_array_equal(fs.after_idle(origins, 20), [0, 0, 0, 1, 1, 0, 0, 1])
+    assert not fs.after_idle(origins, 0).any()  # 0 turns the second model off

@@ -101,6 +101,13 @@ class FeatureSet:
         idx = np.clip(i, 0, len(last) - 1)
         return (idx - 1 - last[idx]).astype(np.float64) * self.step
 
+    def after_idle(self, i: IntArray, seconds: float) -> npt.NDArray[np.bool_]:
+        """Whether each origin follows an idle stretch of at least ``seconds`` (none when
+        ``seconds`` is 0 or less): the origins the second learned model is not trained on."""
+        if seconds <= 0:
+            return np.zeros(len(i), dtype=bool)
+        return np.asarray(self.idle_seconds(i) >= seconds)
+
     def _rolling_max(self, i: IntArray, w: int) -> Array:
         padded = np.concatenate((np.full(w, np.nan), self.rates))
         # padded[j : j + w] covers rates[j - w : j]; row j of the view is the window ending before j.

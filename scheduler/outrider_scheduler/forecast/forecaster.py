@@ -292,8 +292,7 @@ class DeploymentForecaster:
         s, k, eps = self.settings, self.k, self.eps
         train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
         if leave_out_idle:
-            split = s.model.idle_split_seconds
-            stale = fs.idle_seconds(train) >= split if split > 0 else np.zeros(len(train), dtype=bool)
+            stale = fs.after_idle(train, s.model.idle_split_seconds)
             if not stale.any():
                 return None
             train = train[~stale]

@@ -296,15 +296,14 @@ def run_walk_forward(
     )
     cands[LEARNED] = Candidate(LEARNED, raw, fit_s, pred_s + feat_s)
     cands[LEARNED_RAW] = learned_uncalibrated(raw)
-    if wf.model.idle_split_seconds > 0:
-        stale = fs.idle_seconds(origins) >= wf.model.idle_split_seconds
-        if stale.any():
-            say("learned model without the rows after long idle stretches")
-            second = dataclasses.replace(walk, settings=wf.model.without_idle())
-            raw2, _, fit2, pred2, _ = second.run(stale, lambda j, r: None)
-            if np.isfinite(raw2["mean_p50"]).any():
-                cands[LEARNED_ACTIVE] = Candidate(LEARNED_ACTIVE, raw2, fit2, pred2)
-                cands[LEARNED_ACTIVE_RAW] = learned_uncalibrated(raw2, LEARNED_ACTIVE_RAW)
+    stale = fs.after_idle(origins, wf.model.idle_split_seconds)
+    if stale.any():
+        say("learned model without the rows after long idle stretches")
+        second = dataclasses.replace(walk, settings=wf.model.without_idle())
+        raw2, _, fit2, pred2, _ = second.run(stale, lambda j, r: None)
+        if np.isfinite(raw2["mean_p50"]).any():
+            cands[LEARNED_ACTIVE] = Candidate(LEARNED_ACTIVE, raw2, fit2, pred2)
+            cands[LEARNED_ACTIVE_RAW] = learned_uncalibrated(raw2, LEARNED_ACTIVE_RAW)
     # the fitted candidates join when their first fit succeeds; the rest start together
     baseline_ok = np.all(
         [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name not in LATE_CANDIDATES], axis=0
