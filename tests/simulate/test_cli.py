@@ -42,6 +42,8 @@ def test_a_replay_scores_every_policy_and_the_oracle_bounds_them(
     # no policy that serves as well as the oracle does it on fewer GPU-hours
     assert oracle["gpu_hours"] <= min(p["gpu_hours"] for p in as_good) * 1.05
     assert doc["timings"]["new_pod_s"] > 0 and doc["peak_replicas"] == 16
+    # the spec Outrider ran with is reported: no warm pool (the API's default), a cold one
+    assert doc["outrider_spec"]["standby"] == {"warm": 0, "cold": 2}
     table = capsys.readouterr().out
     assert "outrider" in table and "static-peak" in table
 

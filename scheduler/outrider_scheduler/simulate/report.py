@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .runner import PolicyResult, Simulation
+from .runner import PolicyResult, Simulation, outrider_spec
 
 __all__ = ["document", "format_table", "write_outputs"]
 
@@ -39,6 +39,7 @@ def document(sim: Simulation, results: dict[str, PolicyResult]) -> dict[str, Any
         if sim.forecast_peak is not None
         else "none",
         "notes": sim.notes,
+        "outrider_spec": outrider_spec(s),
         "policies": {name: r.summary(static_hours) for name, r in results.items()},
     }
 

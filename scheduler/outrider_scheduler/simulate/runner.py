@@ -46,6 +46,7 @@ __all__ = [
     "Simulation",
     "build_policy",
     "minute_p99_ms",
+    "outrider_spec",
     "prepare",
     "replay_rates",
     "run_policy",
@@ -272,6 +273,21 @@ def _forecast(
     return out
 
 
+def outrider_spec(s: SimSettings) -> dict[str, Any]:
+    """The ``InferenceDeployment`` spec the twin runs Outrider with (reported in ``simulate.json``).
+
+    No warm pool (the API's default): in the twin a warm pod bought no SLO minute on any shared
+    trace and held a GPU all the time (docs/simulate.md); the cold pool holds no GPU.
+    """
+    return {
+        "model": {"name": "twin", "uri": "builtin:all-minilm-l6-v2"},
+        "replicas": {"min": 1, "max": 4 * s.peak_replicas},
+        "standby": {"warm": 0, "cold": max(1, s.peak_replicas // 8)},
+        "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
+        "scaling": {"targetLatencyP99Ms": int(s.slo_p99_ms), "forecastHorizonSeconds": s.horizon_seconds},
+    }
+
+
 def build_policy(name: str, sim: Simulation) -> Policy:
     """The policy called ``name`` for this simulation."""
     s = sim.settings
@@ -288,19 +304,7 @@ def build_policy(name: str, sim: Simulation) -> Policy:
     if name == "dynamo":
         return DynamoPolicy(sim.capacity_rps, max_replicas=limit)
     if name == "outrider":
-        warm, cold = max(1, s.peak_replicas // 16), max(1, s.peak_replicas // 8)
-        spec = parse_spec(
-            {
-                "model": {"name": "twin", "uri": "builtin:all-minilm-l6-v2"},
-                "replicas": {"min": 1, "max": limit},
-                "standby": {"warm": warm, "cold": cold},
-                "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
-                "scaling": {
-                    "targetLatencyP99Ms": int(s.slo_p99_ms),
-                    "forecastHorizonSeconds": s.horizon_seconds,
-                },
-            }
-        )
+        spec = parse_spec(outrider_spec(s))
         return OutriderPolicy(
             spec, CapacityModel.from_profile(sim.profile), sim.forecast_peak, s.horizon_seconds
         )
