@@ -213,3 +213,25 @@ def test_weighted_quantiles_match_the_definition_row_by_row() -> None:
                 if src >= lag:
                     want = _reference_weighted_quantile(x, window, 8, lag, q, half_life, src)
                 assert got[i] == want or (np.isnan(got[i]) and np.isnan(want)), (trial, q, i)
+
+
+def test_a_weighted_quantile_never_picks_a_value_outside_its_window() -> None:
+    # rows share a sort within a block: the block's smallest value (row 50) and rows with no value
+    # yet must not leak into the windows that do not hold it
+    x = np.full(80, np.nan)
+    x[50] = -50.0
+    x[10:20] = np.arange(10.0)
+    window, lag = 20, 0
+    for q in (0.0, 0.5):
+        out = weighted_lagged_quantile(x, window, 0, lag, q, 1e12)
+        assert np.isnan(out[:10]).all()  # nothing in the window yet, even with min_periods 0
+        assert out[19] == (0.0 if q == 0.0 else 4.0)
+        assert np.isnan(out[40:50]).all()  # the window [i-19, i] is empty again
+        assert (out[50:70] == -50.0).all()  # the only value in those windows
+    # values hundreds of half-lives old: weighed relative to the window's newest value, not lost
+    y = np.full(400, np.nan)
+    y[0:5] = [7.0, 1.0, 9.0, 3.0, 5.0]
+    far = weighted_lagged_quantile(y, 400, 1, 0, 0.5, 0.2)
+    assert (far[5:399] == 5.0).all()  # the newest value outweighs the rest
+    flat = weighted_lagged_quantile(y, 400, 1, 0, 0.5, float("inf"))
+    assert flat[-1] == 5.0  # equal weights: the median of 1, 3, 5, 7, 9

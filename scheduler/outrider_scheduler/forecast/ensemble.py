@@ -235,11 +235,14 @@ def weighted_lagged_quantiles(
     stride = max(stride, 1)
     hl = max(half_life, 1e-9)
     # Rows are taken in blocks: the values under a block's windows are sorted once, and each row
-    # picks its own window's values out of that order. A weight factors into a per-row constant
-    # (dropped: only relative weights matter) times 2 ** (index / half_life), taken relative to the
-    # block's newest index; blocks are kept short enough in half-lives that no row's own newest
-    # values underflow.
-    block = max(1, min(64, int(500 * hl / stride)))
+    # picks its own window's values out of that order (never a value outside it). A weight factors
+    # into a per-row constant (dropped: only relative weights matter) times 2 ** (index /
+    # half_life), taken relative to the block's newest index. A block spans at most 60 half-lives
+    # (so weights underflow about where they would relative to each row's own newest index) and at
+    # most one window's length of rows (so a long stride does not sort far more than a window).
+    reach = 60 * hl / stride
+    block = 64 if reach >= 64 else max(1, int(reach))
+    block = max(1, min(block, 1 + window // stride))
     rows = np.arange(n - 1, lag - 1, -stride)[::-1]
     finite = np.isfinite(values)
     key = np.where(finite, values, np.inf)  # NaNs sort last and weigh nothing
@@ -251,10 +254,20 @@ def weighted_lagged_quantiles(
         age = ends[:, None] - pos[None, :]
         inside = (age >= 0) & (age < window) & finite[pos][None, :]
         cum = np.cumsum(np.where(inside, np.exp2((pos - (hi - 1)) / hl)[None, :], 0.0), axis=1)
-        enough = inside.sum(axis=1) >= min_periods
+        count = inside.sum(axis=1)
+        enough = (count >= min_periods) & (count > 0)
+        # rows whose every weight underflowed (values hundreds of half-lives old): weighed again
+        # relative to their own newest value, one by one
+        lost = np.nonzero(enough & (cum[:, -1] == 0))[0]
         for q, out in zip(qs, outs, strict=True):
-            pick = np.argmax(cum >= q * cum[:, -1:] * (1 - 1e-9), axis=1)  # tolerate rounding
-            out[rr] = np.where(enough, values[pos[pick]], np.nan)
+            # the first of the row's own values where the cumulative weight reaches q of its total
+            # (tolerating rounding)
+            got = values[pos[np.argmax(inside & (cum >= q * cum[:, -1:] * (1 - 1e-9)), axis=1)]]
+            for r in lost:
+                mine = np.nonzero(inside[r])[0]
+                own = np.cumsum(np.exp2(-(age[r, mine] - age[r, mine].min()) / hl))
+                got[r] = values[pos[mine[np.argmax(own >= q * own[-1] * (1 - 1e-9))]]]
+            out[rr] = np.where(enough, got, np.nan)
     if stride > 1:
         held = np.searchsorted(rows, np.arange(n), side="right") - 1
         src = rows[np.maximum(held, 0)]

@@ -49,6 +49,7 @@ __all__ = [
     "outrider_spec",
     "prepare",
     "replay_rates",
+    "replica_ceiling",
     "run_policy",
 ]
 
@@ -273,6 +274,11 @@ def _forecast(
     return out
 
 
+def replica_ceiling(s: SimSettings) -> int:
+    """The most replicas any policy may run: 4x the static peak (the same for every policy)."""
+    return 4 * s.peak_replicas
+
+
 def outrider_spec(s: SimSettings) -> dict[str, Any]:
     """The ``InferenceDeployment`` spec the twin runs Outrider with (reported in ``simulate.json``).
 
@@ -281,7 +287,7 @@ def outrider_spec(s: SimSettings) -> dict[str, Any]:
     """
     return {
         "model": {"name": "twin", "uri": "builtin:all-minilm-l6-v2"},
-        "replicas": {"min": 1, "max": 4 * s.peak_replicas},
+        "replicas": {"min": 1, "max": replica_ceiling(s)},
         "standby": {"warm": 0, "cold": max(1, s.peak_replicas // 8)},
         "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
         "scaling": {"targetLatencyP99Ms": int(s.slo_p99_ms), "forecastHorizonSeconds": s.horizon_seconds},
@@ -291,7 +297,7 @@ def outrider_spec(s: SimSettings) -> dict[str, Any]:
 def build_policy(name: str, sim: Simulation) -> Policy:
     """The policy called ``name`` for this simulation."""
     s = sim.settings
-    limit = 4 * s.peak_replicas
+    limit = replica_ceiling(s)
     if name == "static-peak":
         return StaticPolicy(s.peak_replicas)
     if name == "oracle":
