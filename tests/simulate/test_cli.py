@@ -64,3 +64,21 @@ def test_bad_input_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nope.json" in capsys.readouterr().err
     assert main(["simulate", "--trace", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(good), "--warm-pods", "-1"]) == 2
+    assert "--warm-pods" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_warm_pods_are_a_choice_that_costs_a_gpu_each(tmp_path: Path) -> None:
+    trace = TRACES / "azure_llm_2023_conv_1s.csv"
+    docs = {}
+    for warm in (0, 1):
+        out = tmp_path / f"warm{warm}"
+        args = ["simulate", "--trace", str(trace), "--policies", "outrider", "--out", str(out), "--quick"]
+        assert main([*args, "--warm-pods", str(warm)]) == 0
+        docs[warm] = json.loads((out / "simulate.json").read_text())
+    assert [docs[w]["outrider_spec"]["standby"]["warm"] for w in (0, 1)] == [0, 1]
+    hours = docs[0]["seconds"] / 3600
+    extra = docs[1]["policies"]["outrider"]["gpu_hours"] - docs[0]["policies"]["outrider"]["gpu_hours"]
+    # the warm pod holds its GPU for the whole replay (less while it is promoted and serving)
+    assert 0.5 * hours <= extra <= 1.05 * hours

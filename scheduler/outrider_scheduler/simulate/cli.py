@@ -39,6 +39,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.slo_p99_ms <= 0 or args.peak_replicas < 1:
         print("error: --slo-p99-ms must be > 0 and --peak-replicas >= 1", file=sys.stderr)
         return 2
+    if not 0 <= args.warm_pods <= 64:
+        print(f"error: --warm-pods must be 0-64 (standby.warm), got {args.warm_pods}", file=sys.stderr)
+        return 2
     try:
         trace = load_trace(args.trace)
         profile = load_profile(args.profile) if args.profile else default_profile()
@@ -46,7 +49,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     timings = Timings.from_surge_bench(Path(args.timings) if args.timings else REPO_SURGE)
-    settings = SimSettings(slo_p99_ms=args.slo_p99_ms, peak_replicas=args.peak_replicas, quick=args.quick)
+    settings = SimSettings(
+        slo_p99_ms=args.slo_p99_ms,
+        peak_replicas=args.peak_replicas,
+        quick=args.quick,
+        warm_pods=args.warm_pods,
+    )
     started = time.perf_counter()
     try:
         sim = prepare(trace, profile, timings, settings, say)
@@ -80,6 +88,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timings", default=None, help="surge.json with measured timings (default: the repo's)."
+    )
+    parser.add_argument(
+        "--warm-pods",
+        type=int,
+        default=0,
+        help="Outrider's warm standby pods, each holding a GPU (default 0, the API's default).",
     )
     parser.add_argument("--out", default="simulate-out", help="Output folder (simulate.json, simulate.png).")
     parser.add_argument("--quick", action="store_true", help="The first 6 hours only, a lighter forecaster.")

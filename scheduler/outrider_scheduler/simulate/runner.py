@@ -79,6 +79,9 @@ class SimSettings:
     quick: bool = False
     """Only the first ``quick_seconds`` of the trace (and a lighter forecaster)."""
     quick_seconds: int = 6 * 3600
+    warm_pods: int = 0
+    """Outrider's warm standby pods (``standby.warm``; each holds a GPU all the time). 0, the API's
+    default: in the twin a warm pod bought no SLO minute on any shared trace (docs/simulate.md)."""
 
 
 @dataclass
@@ -282,13 +285,12 @@ def replica_ceiling(s: SimSettings) -> int:
 def outrider_spec(s: SimSettings) -> dict[str, Any]:
     """The ``InferenceDeployment`` spec the twin runs Outrider with (reported in ``simulate.json``).
 
-    No warm pool (the API's default): in the twin a warm pod bought no SLO minute on any shared
-    trace and held a GPU all the time (docs/simulate.md); the cold pool holds no GPU.
+    The warm pool is ``warm_pods`` (none by default); the cold pool holds no GPU.
     """
     return {
         "model": {"name": "twin", "uri": "builtin:all-minilm-l6-v2"},
         "replicas": {"min": 1, "max": replica_ceiling(s)},
-        "standby": {"warm": 0, "cold": max(1, s.peak_replicas // 8)},
+        "standby": {"warm": s.warm_pods, "cold": max(1, s.peak_replicas // 8)},
         "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
         "scaling": {"targetLatencyP99Ms": int(s.slo_p99_ms), "forecastHorizonSeconds": s.horizon_seconds},
     }
