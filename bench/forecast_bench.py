@@ -166,7 +166,10 @@ def slice_study(week_trace: Path) -> dict[str, Any]:
     for length, count in SLICES:
         n = length // tr.bin_seconds
         starts = np.linspace(0, len(tr.counts) - n, count).astype(int)
-        cov, peak, ratio, best = [], [], [], {}
+        cov: list[float] = []
+        peak: list[float] = []
+        ratio: list[float] = []
+        best: dict[str, int] = {}
         stderr_progress(f"slices: {count} slices of {length // 3600} h")
         for j, a in enumerate(starts):
             t0 = tr.t0 + int(a) * tr.bin_seconds  # the slice keeps its time of day and day of week
