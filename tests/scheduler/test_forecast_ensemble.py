@@ -10,7 +10,6 @@ from outrider_scheduler.forecast.ensemble import (
     EnsembleOutput,
     EnsembleSettings,
     run_ensemble,
-    weighted_lagged_quantile,
     weighted_lagged_quantiles,
 )
 
@@ -66,7 +65,7 @@ def test_weighted_quantile_equals_the_plain_quantile_with_equal_weights() -> Non
     rng = np.random.default_rng(5)
     x = rng.normal(size=400)
     x[50:60] = np.nan
-    out = weighted_lagged_quantile(x, 100, 10, 7, 0.9, half_life=1e12)
+    out = weighted_lagged_quantiles(x, 100, 10, 7, (0.9,), half_life=1e12)[0]
     for i in (17, 120, 250, 399):
         w = x[max(0, i - 7 - 99) : i - 7 + 1]
         w = w[np.isfinite(w)]
@@ -79,19 +78,19 @@ def test_weighted_quantile_uses_no_value_newer_than_the_lag() -> None:
     x = rng.normal(size=500)
     y = x.copy()
     y[300:] = 50.0  # values that resolve only at row 300 + lag
-    a = weighted_lagged_quantile(x, 200, 10, 20, 0.9, 30.0, stride=6)
-    b = weighted_lagged_quantile(y, 200, 10, 20, 0.9, 30.0, stride=6)
+    a = weighted_lagged_quantiles(x, 200, 10, 20, (0.9,), 30.0, stride=6)[0]
+    b = weighted_lagged_quantiles(y, 200, 10, 20, (0.9,), 30.0, stride=6)[0]
     np.testing.assert_array_equal(a[:320], b[:320])
     assert b[-1] == 50.0 and a[-1] < 5.0
 
 
 def test_recent_scores_weigh_more() -> None:
     x = np.concatenate((np.full(300, 2.0), np.zeros(100)))  # the error level drops at row 300
-    plain = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 1e12)
-    recent = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 30.0)
+    plain = weighted_lagged_quantiles(x, 360, 10, 0, (0.9,), 1e12)[0]
+    recent = weighted_lagged_quantiles(x, 360, 10, 0, (0.9,), 30.0)[0]
     assert plain[-1] == 2.0  # three quarters of the window still holds the old level
     assert recent[-1] == 0.0  # a hundred rows is more than three half-lives
-    held = weighted_lagged_quantile(x, 360, 10, 0, 0.9, 30.0, stride=50)
+    held = weighted_lagged_quantiles(x, 360, 10, 0, (0.9,), 30.0, stride=50)[0]
     assert held[-1] == recent[-1]  # the last row is always computed
     assert (held[-50:-1] == held[-50]).all()  # results are held between recomputations
 
@@ -223,7 +222,7 @@ def test_a_weighted_quantile_never_picks_a_value_outside_its_window() -> None:
     x[10:20] = np.arange(10.0)
     window, lag = 20, 0
     for q in (0.0, 0.5):
-        out = weighted_lagged_quantile(x, window, 0, lag, q, 1e12)
+        out = weighted_lagged_quantiles(x, window, 0, lag, (q,), 1e12)[0]
         assert np.isnan(out[:10]).all()  # nothing in the window yet, even with min_periods 0
         assert out[19] == (0.0 if q == 0.0 else 4.0)
         assert np.isnan(out[40:50]).all()  # the window [i-19, i] is empty again
@@ -231,7 +230,7 @@ def test_a_weighted_quantile_never_picks_a_value_outside_its_window() -> None:
     # values hundreds of half-lives old: weighed relative to the window's newest value, not lost
     y = np.full(400, np.nan)
     y[0:5] = [7.0, 1.0, 9.0, 3.0, 5.0]
-    far = weighted_lagged_quantile(y, 400, 1, 0, 0.5, 0.2)
+    far = weighted_lagged_quantiles(y, 400, 1, 0, (0.5,), 0.2)[0]
     assert (far[5:399] == 5.0).all()  # the newest value outweighs the rest
-    flat = weighted_lagged_quantile(y, 400, 1, 0, 0.5, float("inf"))
+    flat = weighted_lagged_quantiles(y, 400, 1, 0, (0.5,), float("inf"))[0]
     assert flat[-1] == 5.0  # equal weights: the median of 1, 3, 5, 7, 9

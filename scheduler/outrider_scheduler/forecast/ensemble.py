@@ -60,7 +60,6 @@ __all__ = [
     "pinball",
     "run_ensemble",
     "to_rates",
-    "weighted_lagged_quantile",
     "weighted_lagged_quantiles",
 ]
 
@@ -273,13 +272,6 @@ def weighted_lagged_quantiles(
         src = rows[np.maximum(held, 0)]
         outs = [np.where(held >= 0, out[src], np.nan) for out in outs]
     return outs
-
-
-def weighted_lagged_quantile(
-    values: Array, window: int, min_periods: int, lag: int, q: float, half_life: float, stride: int = 1
-) -> Array:
-    """One level of :func:`weighted_lagged_quantiles`."""
-    return weighted_lagged_quantiles(values, window, min_periods, lag, (q,), half_life, stride)[0]
 
 
 def _calibration_quantiles(

@@ -34,7 +34,7 @@ from .errors import ForecastError
 from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
 from .metrics import ForecastMetrics
-from .model import LearnedModel
+from .model import LearnedModel, thinned_rows
 from .pipeline import (
     ENSEMBLE_CANDIDATES,
     eps_for,
@@ -302,7 +302,7 @@ class DeploymentForecaster:
         if len(train) > settings.max_rows:
             # the rows ``fit`` would keep (every window here is over, so every target is finite),
             # chosen before the features are built: a week holds 60,000 origins
-            train = train[np.unique(np.linspace(0, len(train) - 1, settings.max_rows).astype(np.int64))]
+            train = train[thinned_rows(len(train), settings.max_rows)]
         tg = make_targets(series, k, eps, train, fs)
         lb = np.log(tg.base + eps)
         zm = np.log(tg.rate["mean_p50"] + eps) - lb

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from .features import CALENDAR_FEATURES, DAY, HOUR, HOURLY_FEATURES
 
-__all__ = ["LearnedModel", "ModelSettings"]
+__all__ = ["LearnedModel", "ModelSettings", "thinned_rows"]
 
 Array = npt.NDArray[np.float64]
 
@@ -52,14 +52,19 @@ class ModelSettings:
     idle_split_max_rows: int = 4_000
     """Most training rows of that second model (thinned evenly, like ``max_rows``): it is a second
     fit in the same refit, and the whole refit must stay within 2 s."""
+    threads: int = 1
+    """OpenMP threads for fitting and predicting. One by default: the scheduler shares its cores,
+    and OpenMP's spinning threads slow everything down on a busy node."""
 
     def without_idle(self) -> ModelSettings:
         """The second model's settings: these, with at most ``idle_split_max_rows`` rows."""
         return dataclasses.replace(self, max_rows=min(self.max_rows, self.idle_split_max_rows))
 
-    threads: int = 1
-    """OpenMP threads for fitting and predicting. One by default: the scheduler shares its cores,
-    and OpenMP's spinning threads slow everything down on a busy node."""
+
+def thinned_rows(n: int, max_rows: int) -> npt.NDArray[np.int64]:
+    """Indices of at most ``max_rows`` of ``n`` rows, spread evenly over them (the first and the
+    last kept): how training rows are thinned."""
+    return np.unique(np.linspace(0, n - 1, max_rows).astype(np.int64))
 
 
 def _informative(col: Array) -> bool:
@@ -150,7 +155,7 @@ class LearnedModel:
         if len(x) < s.min_rows:
             return False
         if len(x) > s.max_rows:
-            idx = np.unique(np.linspace(0, len(x) - 1, s.max_rows).astype(np.int64))
+            idx = thinned_rows(len(x), s.max_rows)
             x, z_mean, z_peak = x[idx], z_mean[idx], z_peak[idx]
         # a calendar feature means something once the history holds its period twice: before that
         # the trees would only learn which hour or day the history happened to start on
