@@ -172,3 +172,28 @@ def test_a_profile_from_faster_hardware_is_scaled_by_what_the_pods_measure(mk: A
     fresh = CapacityModel.from_profile(mk.profile())
     observe(fresh, 1, 5, 30.0)
     assert fresh.speed < 1.3
+
+
+def test_what_the_pods_taught_the_model_can_be_written_as_a_profile(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile())
+    with pytest.raises(ValueError, match="knows no service time"):
+        CapacityModel.from_profile(None).as_profile("m")
+    observe(m, 1, 2000, 25.0)
+    observe(m, 2, 500, 37.5)
+    observe(m, 3, 6, 20.0)  # faster than size 2: pooled, a profile never runs faster with more rows
+    learned = m.as_profile("minilm", "builtin:all-minilm-l6-v2", "pods")
+    again = CapacityModel.from_profile(learned)
+    for size in (1, 2, 3, 8, 12, 32, 64):
+        assert again.service_seconds(size) == pytest.approx(m.service_seconds(size), rel=1e-9), size
+    seconds = [p.seconds for p in learned.points]
+    assert seconds == sorted(seconds)
+    assert {p.batch_size for p in learned.points} >= {1, 2, 3}
+    assert learned.model == "minilm" and learned.workers == m.workers
+
+
+def test_a_pod_first_sampled_before_any_batch_counts_its_first_batches(mk: Any) -> None:
+    # the baseline of a pod sampled while idle is "no batches": what it runs next is not warm-up
+    m = CapacityModel.from_profile(mk.profile())
+    m.observe_batches("p", [], "boot1")
+    m.observe_batches("p", [BatchStat(batch_size=8, count=10, seconds=0.6)], "boot1")
+    assert m.service_seconds(8) == pytest.approx(0.06)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from outrider_operator.api.runtime import BatchStat
 
-from .profile import CapacityProfile
+from .profile import CapacityProfile, ProfilePoint
 
 __all__ = ["CapacityModel", "CapacitySettings"]
 
@@ -119,11 +119,11 @@ class CapacityModel:
     def observe_batches(self, pod: str, stats: Iterable[BatchStat], boot_id: str) -> None:
         """Fold one pod's cumulative batch statistics in (the delta since its previous sample)."""
         key = f"{pod}/{boot_id}"
-        previous = self._last_stats.get(key, {})
+        previous = self._last_stats.get(key)
         current = {s.batch_size: (s.count, s.seconds) for s in stats}
         self._last_stats = {k: v for k, v in self._last_stats.items() if not k.startswith(f"{pod}/")}
         self._last_stats[key] = current
-        if not previous:
+        if previous is None:
             return  # first sample of this process: its totals include warm-up; start from here
         for size, (count, seconds) in current.items():
             before = previous.get(size, (0, 0.0))
@@ -299,6 +299,25 @@ class CapacityModel:
             else:
                 hi = mid - 1
         return lo
+
+    def as_profile(self, model: str, uri: str | None = None, hardware: str = "") -> CapacityProfile:
+        """What the model knows now, as a capacity profile: one point per known batch size, the
+        service times :meth:`service_seconds` uses (observed, or the profile's scaled by the speed
+        factor, made non-decreasing). The pods' own measurements in the profile format, for
+        ``outrider simulate --profile`` or another deployment of the same model.
+
+        Raises ``ValueError`` when nothing is known yet.
+        """
+        if not self._points:
+            raise ValueError("the capacity model knows no service time yet: nothing to write")
+        return CapacityProfile(
+            model=model,
+            uri=uri,
+            hardware=hardware,
+            workers=self.workers,
+            rows_per_request=self.rows_per_request,
+            points=[ProfilePoint(batch_size=b, seconds=s) for b, s in sorted(self._monotone().items())],
+        )
 
     def points(self) -> dict[int, float]:
         """Current service time per batch size: observed, or the profile's scaled by the speed factor
