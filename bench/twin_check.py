@@ -10,9 +10,12 @@ exactly the same arrivals and replicas, with the learned service times and, besi
 shipped profile's. Reported per minute: the measured p99 (the client's, every request) beside the
 twin's, and their ratio; the target is agreement within 25%. Writes ``bench/results/twin.json``.
 
-The shipped profile was measured on another day, perhaps on another machine: on 2026-12-07 this
-machine ran the same batches 1.7x slower than the profile says, which alone put the twin's p99 at
-0.4-0.75x the measured one. Learning from the runtimes first is what the planner does live.
+The shipped profile was measured on another day, perhaps on another machine, and this machine's
+speed drifts by the hour (on 2026-12-07 it ran the same batches 1.4-1.6x slower than the profile
+says); the calibration, run just before the held-out slice on the same processes, takes in that
+drift and the load generator's own share of the CPU. Learning from the runtimes first is what the
+planner does live. The probe and the calibration draw their Poisson arrivals with seed 7, the
+held-out slice with seed 8.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def learn(model: CapacityModel, ports: list[int]) -> None:
     """Fold every runtime's batch statistics since its previous sample into ``model``."""
     for port in ports:
         load = runtime_load(port)
+        model.observe_workers(load.workers, None)
         model.observe_batches(f"runtime-{port}", load.batch_stats, load.boot_id)
 
 
@@ -146,8 +150,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         batching = {"maxBatchSize": BATCH, "minBatchDelayMs": DELAY_MS}
         logs = Path(tmp)
-        procs = [start_runtime(logs, f"r{p}", p, batching, logs / f"r{p}.log") for p in ports]
+        procs: list[Any] = []
         try:
+            for p in ports:
+                procs.append(start_runtime(logs, f"r{p}", p, batching, logs / f"r{p}.log"))
             for p, proc in zip(ports, procs, strict=True):
                 wait_ready(p, proc)
             router = FixedRouter({f"r{p}": f"127.0.0.1:{p}" for p in ports})

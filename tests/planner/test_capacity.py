@@ -197,3 +197,17 @@ def test_a_pod_first_sampled_before_any_batch_counts_its_first_batches(mk: Any) 
     m.observe_batches("p", [], "boot1")
     m.observe_batches("p", [BatchStat(batch_size=8, count=10, seconds=0.6)], "boot1")
     assert m.service_seconds(8) == pytest.approx(0.06)
+
+
+def test_a_profile_written_from_many_batch_sizes_stays_valid(mk: Any) -> None:
+    # a runtime with a large batch limit reports every size it ran: more than a profile holds
+    m = CapacityModel.from_profile(None)
+    for size in range(1, 301):
+        observe(m, size, 5, 2.0 + 0.5 * size)
+    observe(m, 5000, 5, 2600.0)  # one request larger than the limit runs alone
+    learned = m.as_profile("big")
+    sizes = [p.batch_size for p in learned.points]
+    assert len(sizes) <= 64 and sizes[0] == 1 and sizes[-1] == 300
+    again = CapacityModel.from_profile(learned)
+    for size in (1, 7, 50, 123, 300):
+        assert again.service_seconds(size) == pytest.approx(m.service_seconds(size), rel=0.02), size

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from outrider_operator.api.runtime import BatchStat
 
-from .profile import CapacityProfile, ProfilePoint
+from .profile import MAX_BATCH, MAX_POINTS, MAX_SECONDS, CapacityProfile, ProfilePoint
 
 __all__ = ["CapacityModel", "CapacitySettings"]
 
@@ -124,7 +124,7 @@ class CapacityModel:
         self._last_stats = {k: v for k, v in self._last_stats.items() if not k.startswith(f"{pod}/")}
         self._last_stats[key] = current
         if previous is None:
-            return  # first sample of this process: its totals include warm-up; start from here
+            return  # first sample of this process: what it ran before we saw it is not timed here
         for size, (count, seconds) in current.items():
             before = previous.get(size, (0, 0.0))
             batches, spent = count - before[0], seconds - before[1]
@@ -306,17 +306,28 @@ class CapacityModel:
         factor, made non-decreasing). The pods' own measurements in the profile format, for
         ``outrider simulate --profile`` or another deployment of the same model.
 
+        A profile holds at most ``MAX_POINTS`` batch sizes of at most ``MAX_BATCH`` rows (see
+        :mod:`.profile`): beyond that many sizes, the smallest, the largest and sizes spaced evenly
+        on a log scale between them are kept (the profile interpolates between them); a time is
+        capped just under ``MAX_SECONDS``.
+
         Raises ``ValueError`` when nothing is known yet.
         """
-        if not self._points:
+        times = {b: s for b, s in self._monotone().items() if b <= MAX_BATCH}
+        if not times:
             raise ValueError("the capacity model knows no service time yet: nothing to write")
+        sizes = sorted(times)
+        if len(sizes) > MAX_POINTS:
+            lo, hi = math.log(sizes[0]), math.log(sizes[-1])
+            picks = [math.exp(lo + (hi - lo) * i / (MAX_POINTS - 1)) for i in range(MAX_POINTS)]
+            sizes = sorted({min(sizes, key=lambda b, x=x: abs(math.log(b) - math.log(x))) for x in picks})
         return CapacityProfile(
             model=model,
             uri=uri,
             hardware=hardware,
             workers=self.workers,
             rows_per_request=self.rows_per_request,
-            points=[ProfilePoint(batch_size=b, seconds=s) for b, s in sorted(self._monotone().items())],
+            points=[ProfilePoint(batch_size=b, seconds=min(times[b], 0.999 * MAX_SECONDS)) for b in sizes],
         )
 
     def points(self) -> dict[int, float]:

@@ -39,11 +39,19 @@ DEFAULT_PROFILE = "minilm-cpu.json"
 """File name, in this package's ``profiles/`` folder, of the profile used when none is given."""
 
 
+MAX_POINTS = 64
+"""Most batch sizes one profile holds."""
+MAX_BATCH = 4096
+"""Largest batch size a profile point may have."""
+MAX_SECONDS = 600.0
+"""A point's time must stay under this (seconds)."""
+
+
 class ProfilePoint(ApiModel):
     """Median compute time of one batch of ``batchSize`` rows."""
 
-    batch_size: int = Field(ge=1, le=4096, description="Rows per batch.")
-    seconds: float = Field(gt=0, lt=600, description="Median compute time of one batch, seconds.")
+    batch_size: int = Field(ge=1, le=MAX_BATCH, description="Rows per batch.")
+    seconds: float = Field(gt=0, lt=MAX_SECONDS, description="Median compute time of one batch, seconds.")
 
 
 class CapacityProfile(ApiModel):
@@ -60,7 +68,9 @@ class CapacityProfile(ApiModel):
     hardware: str = Field(default="", max_length=256, description="Where it was measured (free text).")
     workers: int = Field(default=1, ge=1, le=16, description="Batches that executed at once.")
     rows_per_request: float = Field(default=1.0, gt=0, description="Rows per request in the measurement.")
-    points: list[ProfilePoint] = Field(min_length=1, max_length=64, description="One point per batch size.")
+    points: list[ProfilePoint] = Field(
+        min_length=1, max_length=MAX_POINTS, description="One point per batch size."
+    )
 
     @field_validator("points")
     @classmethod
