@@ -319,8 +319,12 @@ class CapacityModel:
         sizes = sorted(times)
         if len(sizes) > MAX_POINTS:
             lo, hi = math.log(sizes[0]), math.log(sizes[-1])
-            picks = [math.exp(lo + (hi - lo) * i / (MAX_POINTS - 1)) for i in range(MAX_POINTS)]
-            sizes = sorted({min(sizes, key=lambda b, x=x: abs(math.log(b) - math.log(x))) for x in picks})
+            logs = [math.log(b) for b in sizes]
+            kept: set[int] = set()
+            for i in range(MAX_POINTS):
+                x = lo + (hi - lo) * i / (MAX_POINTS - 1)
+                kept.add(sizes[min(range(len(sizes)), key=lambda j: abs(logs[j] - x))])
+            sizes = sorted(kept)
         return CapacityProfile(
             model=model,
             uri=uri,

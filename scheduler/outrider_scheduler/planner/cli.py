@@ -17,6 +17,8 @@ import time
 
 from outrider_cli.bootstrap import add_logging_arguments, kube_client_or_report, setup_logging
 
+from .profile_cli import add_profile_parser
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     sv.add_argument("--identity", default=None, help="Holder identity (default $POD_NAME, else host-pid).")
     add_logging_arguments(sv)
     sv.set_defaults(func=_serve)
+    add_profile_parser(sub)
 
     def _usage(_args: argparse.Namespace) -> int:
         parser.print_help()

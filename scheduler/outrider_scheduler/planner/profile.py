@@ -27,6 +27,9 @@ from .errors import ProfileError
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "MAX_BATCH",
+    "MAX_POINTS",
+    "MAX_SECONDS",
     "CapacityProfile",
     "ProfileBook",
     "ProfilePoint",
