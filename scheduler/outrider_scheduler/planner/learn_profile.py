@@ -8,11 +8,13 @@ hardware under its own traffic (a profile measured elsewhere puts every latency 
 machines' speed ratio; ``docs/simulate.md``).
 
 Each runtime's counters are read at the start (the baseline) and every ``interval_s`` after; what
-ran between the first and the last reading is summed per batch size (a runtime that restarts,
-seen by its boot id, starts a new baseline and keeps what it ran before). The sums become one
+ran between a process's first and last reading is summed per batch size (a process is a boot id:
+one that restarts keeps what its old process ran up to its last reading, and pods alternating
+behind one address are each counted from when they were first seen). The sums become one
 observation per batch size in a :class:`~.capacity.CapacityModel` seeded with an optional base
-profile, whose points the observations replace (or scale by the speed factor, where no batch of
-that size ran).
+profile: as in the planner, a size replaces the base's point once 5 batches of it ran, and the
+base's other points are scaled by the speed factor (observed over base time where both exist,
+shrunk towards 1 by a prior worth 50 batches, so a short or light run scales them little).
 """
 
 from __future__ import annotations
@@ -42,68 +44,68 @@ Stats = dict[int, tuple[int, float]]
 
 
 @dataclass
-class RuntimeTally:
-    """What one runtime ran since it was first read (across restarts)."""
+class _Process:
+    """One runtime process (one boot id): its counters at its baseline and at the latest reading."""
 
-    boot_id: str
     base: Stats
-    """The current process's counters at its baseline (empty for a process that restarted)."""
     last: Stats
-    """The current process's counters at the latest reading."""
-    done: Stats = field(default_factory=dict)
-    """What earlier processes ran (before a restart)."""
-    req_base: tuple[int, int] = (0, 0)
-    """(requests, rows) completed by the current process at its baseline."""
-    req_last: tuple[int, int] = (0, 0)
-    """(requests, rows) completed by the current process at the latest reading."""
-    req_done: tuple[int, int] = (0, 0)
-    """(requests, rows) that earlier processes completed after the first reading."""
+    req_base: tuple[int, int]
+    """(requests, rows) completed at the baseline."""
+    req_last: tuple[int, int]
+    """(requests, rows) completed at the latest reading."""
+
+
+@dataclass
+class RuntimeTally:
+    """What the processes behind one address ran since the address was first read.
+
+    Each process (boot id) is tallied on its own, from its first reading on: a process that started
+    after the previous reading of the address (a restart) is counted from zero; one that was
+    already running (another pod behind the same address) from the reading that first saw it. So
+    restarts keep what the old process ran up to its last reading, and alternating pods behind a
+    load balancer are never counted twice.
+    """
+
+    processes: dict[str, _Process] = field(default_factory=dict)
     workers: int = 1
+    """Batches one process runs at once (its latest reading)."""
+    read_at: float | None = None
+    """When the address was last read (the clock of :func:`learn_profile`)."""
 
     @staticmethod
     def _stats(load: RuntimeLoad) -> Stats:
         return {s.batch_size: (s.count, s.seconds) for s in load.batch_stats}
 
-    @classmethod
-    def first(cls, load: RuntimeLoad) -> RuntimeTally:
-        """The baseline reading."""
-        stats = cls._stats(load)
-        req = (load.completed, load.rows_completed)
-        return cls(load.boot_id, stats, stats, req_base=req, req_last=req, workers=load.workers)
-
-    def update(self, load: RuntimeLoad) -> None:
-        """Take a later reading."""
-        if load.boot_id != self.boot_id:  # restarted: keep what the old process ran, rebase
-            self.done = _add(self.done, self.ran())
-            self.req_done = self._requests()
-            self.boot_id, self.base, self.req_base = load.boot_id, {}, (0, 0)
-        self.last = self._stats(load)
-        self.req_last = (load.completed, load.rows_completed)
-        self.workers = load.workers
-
-    def _requests(self) -> tuple[int, int]:
-        return (
-            self.req_done[0] + self.req_last[0] - self.req_base[0],
-            self.req_done[1] + self.req_last[1] - self.req_base[1],
-        )
-
-    def ran(self) -> Stats:
-        """Batches of the current process since its baseline, per size."""
-        out: Stats = {}
-        for size, (count, seconds) in self.last.items():
-            before = self.base.get(size, (0, 0.0))
-            if count - before[0] > 0 and seconds - before[1] > 0:
-                out[size] = (count - before[0], seconds - before[1])
-        return out
+    def update(self, load: RuntimeLoad, now: float) -> None:
+        """Take a reading (the first one is every process's baseline)."""
+        stats, req = self._stats(load), (load.completed, load.rows_completed)
+        proc = self.processes.get(load.boot_id)
+        if proc is None:
+            fresh = self.read_at is not None and load.uptime_seconds < now - self.read_at
+            self.processes[load.boot_id] = (
+                _Process({}, stats, (0, 0), req) if fresh else _Process(stats, stats, req, req)
+            )
+        else:
+            proc.last, proc.req_last = stats, req
+        self.workers, self.read_at = load.workers, now
 
     def total(self) -> Stats:
-        """Every batch since the first reading, per size."""
-        return _add(self.done, self.ran())
+        """Every batch since the first reading, per size (all processes)."""
+        out: Stats = {}
+        for proc in self.processes.values():
+            for size, (count, seconds) in proc.last.items():
+                before = proc.base.get(size, (0, 0.0))
+                if count - before[0] > 0 and seconds - before[1] > 0:
+                    out = _add(out, {size: (count - before[0], seconds - before[1])})
+        return out
 
-    def rows_per_request(self) -> float | None:
-        """Rows per completed request since the first reading (None without requests)."""
-        requests, rows = self._requests()
-        return rows / requests if requests > 0 and rows > 0 else None
+    def requests(self) -> tuple[int, int]:
+        """(requests, rows) completed since the first reading (all processes)."""
+        done = [
+            (max(0, p.req_last[0] - p.req_base[0]), max(0, p.req_last[1] - p.req_base[1]))
+            for p in self.processes.values()
+        ]
+        return sum(d[0] for d in done), sum(d[1] for d in done)
 
 
 def _add(a: Stats, b: Stats) -> Stats:
@@ -121,6 +123,10 @@ class LearnedProfile:
     profile: CapacityProfile
     batches: dict[int, int]
     """Batches observed per batch size (all runtimes)."""
+    measured: list[int]
+    """Batch sizes whose time in the profile is the runtimes' own: a size the base profile has
+    replaces the base's point after 5 batches (the planner's rule); one it lacks is taken at once.
+    The base's other points are its times scaled by the speed factor."""
     speed: float
     """Observed over the base profile's time where both exist (1.0 without a base)."""
 
@@ -138,19 +144,22 @@ async def learn_profile(
     """Read ``addresses`` for ``seconds`` and return what their batches say about service times.
 
     ``poll(address)`` returns that runtime's ``/v2/admin/load`` (raising ``PodCallError``).
-    Raises :class:`LearnError` when a runtime does not answer its first reading, or when no batch
-    ran on any of them.
+    Raises :class:`LearnError` when a runtime does not answer its first reading, when they serve
+    different models, or when no batch ran on any of them.
     """
     report = say or (lambda _m: None)
-    tallies: dict[str, RuntimeTally] = {}
-    names: set[str] = set()
+    tallies: dict[str, RuntimeTally] = {a: RuntimeTally() for a in addresses}
+    names: dict[str, str] = {}
     for address in addresses:
         try:
             load = await poll(address)
         except PodCallError as exc:
             raise LearnError(f"runtime {address} did not answer: {exc}") from exc
-        tallies[address] = RuntimeTally.first(load)
-        names.add(load.model)
+        tallies[address].update(load, clock())
+        names[address] = load.model
+    if len(set(names.values())) > 1:
+        serving = ", ".join(f"{a} serves {m!r}" for a, m in names.items())
+        raise LearnError(f"the runtimes serve different models ({serving}): learn one model at a time")
     started = clock()
     next_report = started + 10.0
     while True:
@@ -158,11 +167,14 @@ async def learn_profile(
         if left <= 0:
             break
         await asyncio.sleep(min(interval_s, left))
-        for address, tally in tallies.items():
-            try:
-                tally.update(await poll(address))
-            except PodCallError as exc:  # a missed reading loses nothing: the counters are cumulative
-                report(f"  {address}: no answer this time ({exc})")
+        answers = await asyncio.gather(*(poll(a) for a in addresses), return_exceptions=True)
+        for address, answer in zip(addresses, answers, strict=True):
+            if isinstance(answer, RuntimeLoad):
+                tallies[address].update(answer, clock())
+            elif isinstance(answer, PodCallError):  # cumulative counters: the next reading has it
+                report(f"  {address}: no answer this time ({answer})")
+            else:
+                raise answer
         if clock() >= next_report:
             next_report += 10.0
             ran = sum(c for t in tallies.values() for c, _ in t.total().values())
@@ -176,16 +188,20 @@ async def learn_profile(
             "while they are measured"
         )
     model = CapacityModel.from_profile(base)
-    tally_list = list(tallies.values())
-    rows = [r for r in (t.rows_per_request() for t in tally_list) if r is not None]
-    model.observe_workers(max(t.workers for t in tally_list), sum(rows) / len(rows) if rows else None)
+    requests = [t.requests() for t in tallies.values()]
+    done, rows = sum(r[0] for r in requests), sum(r[1] for r in requests)
+    model.observe_workers(max(t.workers for t in tallies.values()), rows / done if done and rows else None)
     stats = [BatchStat(batch_size=b, count=c, seconds=s) for b, (c, s) in sorted(totals.items())]
     model.observe_batches("runtimes", [], "learn")  # the baseline: nothing had run
     model.observe_batches("runtimes", stats, "learn")
-    name = model_name or (base.model if base is not None else "/".join(sorted(names)))
+    name = model_name or (base.model if base is not None else next(iter(names.values())))
     hardware = (
         f"learned from the batchStats of {len(addresses)} runtime(s) over {seconds:.0f} s, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}"
     )
     profile = model.as_profile(name, base.uri if base is not None else None, hardware)
-    return LearnedProfile(profile, {b: c for b, (c, _) in sorted(totals.items())}, model.speed)
+    # a base point gives way after min_observed_batches; a size the base lacks is taken at once
+    based = {p.batch_size for p in base.points} if base is not None else set()
+    enough = model.settings.min_observed_batches
+    measured = [b for b, (c, _) in sorted(totals.items()) if b not in based or c >= enough]
+    return LearnedProfile(profile, {b: c for b, (c, _) in sorted(totals.items())}, measured, model.speed)

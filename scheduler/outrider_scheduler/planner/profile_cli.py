@@ -1,7 +1,7 @@
 """``outrider planner profile``: learn a capacity profile from live runtimes under real traffic.
 
-Exit codes: 0 written, 1 a runtime did not answer or no batch ran, 2 bad arguments or an unusable
-base profile.
+Exit codes: 0 written, 1 a runtime did not answer, the runtimes serve different models, no batch
+ran or the file could not be written, 2 bad arguments or an unusable base profile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["add_profile_parser"]
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 def _fail(message: str, code: int) -> int:
@@ -29,9 +29,11 @@ def _run(args: argparse.Namespace) -> int:
     from .profile import CapacityProfile, default_profile, load_profile
     from .runtime_client import RuntimeClient
 
-    bad = [a for a in args.runtime if not _ADDRESS.match(a)]
+    bad = [a for a in args.runtime if not (m := _ADDRESS.match(a)) or not 0 < int(m.group(2)) < 65536]
     if bad:
-        return _fail(f"--runtime wants HOST:PORT, got {', '.join(repr(b) for b in bad)}", 2)
+        return _fail(f"--runtime wants HOST:PORT ([IPv6]:PORT), got {', '.join(repr(b) for b in bad)}", 2)
+    if args.model is not None and not 0 < len(args.model) <= 128:
+        return _fail(f"--model must be 1-128 characters, got {len(args.model)}", 2)
     if not 0 < args.seconds <= 86400:
         return _fail(f"--seconds must be in (0, 86400], got {args.seconds}", 2)
     if not 0.1 <= args.interval <= 60:
@@ -39,6 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         return _fail(f"--out {out}: folder {out.parent} does not exist", 2)
+    if out.is_dir():
+        return _fail(f"--out {out} is a folder; name the file to write", 2)
     base: CapacityProfile | None = None
     if args.base == "builtin":
         base = default_profile()
@@ -67,11 +71,19 @@ def _run(args: argparse.Namespace) -> int:
             except LearnError as exc:
                 return _fail(str(exc), 1)
         text = json.dumps(learned.profile.to_wire(), indent=2) + "\n"
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            return _fail(f"cannot write {out}: {exc}", 1)
         sizes = ", ".join(f"{b}: {n}" for b, n in learned.batches.items())
         say(f"batches by size: {sizes}")
+        say(f"measured: batch sizes {', '.join(str(b) for b in learned.measured)}")
         if base is not None:
-            say(f"speed: {learned.speed:.2f}x the base profile's time where both measured")
+            others = sorted({p.batch_size for p in learned.profile.points} - set(learned.measured))
+            say(
+                f"from the base profile at {learned.speed:.2f}x its time (the speed factor): batch sizes "
+                f"{', '.join(str(b) for b in others) or 'none'}"
+            )
         say(f"wrote {out} ({len(learned.profile.points)} points)")
         return 0
 
