@@ -158,7 +158,8 @@ def main() -> int:
                 wait_ready(p, proc)
             router = FixedRouter({f"r{p}": f"127.0.0.1:{p}" for p in ports})
             if calibration is not None:
-                learn(learned_model, ports)  # the baseline: warm-up batches are not counted
+                for port in ports:  # started by us and idle: every batch from here on counts
+                    learned_model.count_from_zero(f"runtime-{port}", runtime_load(port).boot_id)
                 probe = np.full(PROBE_SECONDS, 0.5 * throughput(shipped))
                 log(f"probe: {PROBE_SECONDS} s at {probe[0]:.0f} req/s (half the shipped profile's peak)")
                 replay(router, texts, probe, seed)

@@ -191,12 +191,19 @@ def test_what_the_pods_taught_the_model_can_be_written_as_a_profile(mk: Any) -> 
     assert learned.model == "minilm" and learned.workers == m.workers
 
 
-def test_a_pod_first_sampled_before_any_batch_counts_its_first_batches(mk: Any) -> None:
-    # the baseline of a pod sampled while idle is "no batches": what it runs next is not warm-up
+def test_a_pod_first_seen_idle_skips_its_first_batches_unless_counted_from_zero(mk: Any) -> None:
+    # a fresh process's first batches run slow (cold caches): the planner does not learn from them
     m = CapacityModel.from_profile(mk.profile())
     m.observe_batches("p", [], "boot1")
-    m.observe_batches("p", [BatchStat(batch_size=8, count=10, seconds=0.6)], "boot1")
+    m.observe_batches("p", [BatchStat(batch_size=8, count=10, seconds=3.0)], "boot1")  # 300 ms each
+    assert m.service_seconds(8) == pytest.approx(0.045)
+    m.observe_batches("p", [BatchStat(batch_size=8, count=20, seconds=3.6)], "boot1")  # then 60 ms
     assert m.service_seconds(8) == pytest.approx(0.06)
+    # a measurement that warmed the process up itself counts from its start
+    n = CapacityModel.from_profile(mk.profile())
+    n.count_from_zero("q", "boot1")
+    n.observe_batches("q", [BatchStat(batch_size=8, count=10, seconds=0.6)], "boot1")
+    assert n.service_seconds(8) == pytest.approx(0.06)
 
 
 def test_a_profile_written_from_many_batch_sizes_stays_valid(mk: Any) -> None:

@@ -89,6 +89,8 @@ class CapacityModel:
     _points: dict[int, _Point] = field(default_factory=dict)
     _last_stats: dict[str, dict[int, tuple[int, float]]] = field(default_factory=dict)
     _pending: dict[int, tuple[int, float]] = field(default_factory=dict)
+    _from_zero: set[str] = field(default_factory=set)
+    """Processes whose batches count from their start (:meth:`count_from_zero`)."""
     _smooth: dict[int, float] | None = field(default=None, repr=False)
     _profile: dict[int, float] = field(default_factory=dict)
     """The profile's own time per batch size (kept once the pods replace a point)."""
@@ -123,8 +125,11 @@ class CapacityModel:
         current = {s.batch_size: (s.count, s.seconds) for s in stats}
         self._last_stats = {k: v for k, v in self._last_stats.items() if not k.startswith(f"{pod}/")}
         self._last_stats[key] = current
-        if previous is None:
-            return  # first sample of this process: what it ran before we saw it is not timed here
+        if previous is None or (not previous and key not in self._from_zero):
+            # the first sample of a process is its baseline; one first seen idle takes its first
+            # sample with batches as the baseline: a fresh process's first batches run slow (cold
+            # caches), and counting them would understate the pod's capacity for minutes
+            return
         for size, (count, seconds) in current.items():
             before = previous.get(size, (0, 0.0))
             batches, spent = count - before[0], seconds - before[1]
@@ -132,10 +137,19 @@ class CapacityModel:
                 continue
             self._fold(size, spent / batches, batches)
 
+    def count_from_zero(self, pod: str, boot_id: str) -> None:
+        """Count every batch of this process from its start on, its first ones too: for a measurement
+        that warmed the process up itself, or that folds totals it summed on its own."""
+        key = f"{pod}/{boot_id}"
+        self._last_stats = {k: v for k, v in self._last_stats.items() if not k.startswith(f"{pod}/")}
+        self._last_stats[key] = {}
+        self._from_zero.add(key)
+
     def retain(self, pods: Iterable[str]) -> None:
         """Forget the statistics of pods that are gone (bounded memory under churn)."""
         keep = {f"{p}/" for p in pods}
         self._last_stats = {k: v for k, v in self._last_stats.items() if k[: k.rfind("/") + 1] in keep}
+        self._from_zero &= set(self._last_stats)
 
     def _fold(self, size: int, mean: float, batches: int) -> None:
         self._smooth = None

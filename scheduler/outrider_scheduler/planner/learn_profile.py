@@ -36,7 +36,8 @@ Poll = Callable[[str], Awaitable[RuntimeLoad]]
 
 
 class LearnError(RuntimeError):
-    """Learning failed: a runtime did not answer, or no batch ran."""
+    """Learning failed: a runtime did not answer its first reading, the runtimes serve different
+    models, or no batch ran."""
 
 
 Stats = dict[int, tuple[int, float]]
@@ -67,6 +68,7 @@ class RuntimeTally:
     """
 
     processes: dict[str, _Process] = field(default_factory=dict)
+    """Each process seen behind the address, by boot id."""
     workers: int = 1
     """Batches one process runs at once (its latest reading)."""
     read_at: float | None = None
@@ -192,7 +194,7 @@ async def learn_profile(
     done, rows = sum(r[0] for r in requests), sum(r[1] for r in requests)
     model.observe_workers(max(t.workers for t in tallies.values()), rows / done if done and rows else None)
     stats = [BatchStat(batch_size=b, count=c, seconds=s) for b, (c, s) in sorted(totals.items())]
-    model.observe_batches("runtimes", [], "learn")  # the baseline: nothing had run
+    model.count_from_zero("runtimes", "learn")  # the sums are since the first reading
     model.observe_batches("runtimes", stats, "learn")
     name = model_name or (base.model if base is not None else next(iter(names.values())))
     hardware = (
