@@ -177,7 +177,10 @@ def surge(
 
 
 def test_a_surge_on_a_capped_pool_raises_the_batch_size_live(cluster: Any, setup: dict[str, Any]) -> None:
-    # replicas.max=1 and no standby: a bigger batch is the only lever the planner has
+    # replicas.max=1 and no standby: a bigger batch is the only lever the planner has. The planner
+    # raises it only as far as the predicted p99 (10 + 2 x s(b), times the latency factor it learns)
+    # stays within 90% of the target; at 400m CPU on a slow day a 200-ms target left no batch above
+    # the spec's 4 (two CI runs on 2026-12-07), so the target here leaves room on any day
     name = "resize"
     with planned(
         cluster,
@@ -185,7 +188,7 @@ def test_a_surge_on_a_capped_pool_raises_the_batch_size_live(cluster: Any, setup
         replicas={"min": 1, "max": 1},
         standby={"warm": 0, "cold": 0},
         batching={"maxBatchSize": 4, "minBatchDelayMs": 10},
-        scaling={"targetLatencyP99Ms": 200, "scaleDownStabilizationSeconds": 600},
+        scaling={"targetLatencyP99Ms": 500, "scaleDownStabilizationSeconds": 600},
     ):
         settled(cluster, name, serving=1)
         (only,) = [p["metadata"]["name"] for p in pods(cluster, name)]
