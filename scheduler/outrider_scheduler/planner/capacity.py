@@ -92,6 +92,9 @@ class CapacityModel:
     _from_zero: set[str] = field(default_factory=set)
     """Processes whose batches count from their start (:meth:`count_from_zero`)."""
     _smooth: dict[int, float] | None = field(default=None, repr=False)
+    _served: dict[int, float] = field(default_factory=dict, repr=False, compare=False)
+    """:meth:`service_seconds` answers for the current points (emptied when ``_smooth`` is rebuilt):
+    the planner asks for the same few sizes many times a cycle, and the twin a million cycles a week."""
     _profile: dict[int, float] = field(default_factory=dict)
     """The profile's own time per batch size (kept once the pods replace a point)."""
     speed: float = 1.0
@@ -244,6 +247,7 @@ class CapacityModel:
                 blocks.append((mean, weight, count))
             values = [mean for mean, _, count in blocks for _ in range(count)]
             self._smooth = dict(zip(sizes, values, strict=True))
+            self._served = {}
         return self._smooth
 
     def service_seconds(self, batch: int) -> float:
@@ -251,6 +255,12 @@ class CapacityModel:
         if not self._points:
             return math.nan
         points = self._monotone()
+        known = self._served.get(batch)
+        if known is None:
+            known = self._served[batch] = self._interpolate(points, batch)
+        return known
+
+    def _interpolate(self, points: dict[int, float], batch: int) -> float:
         sizes = sorted(points)
         if batch in points:
             return points[batch]
