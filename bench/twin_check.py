@@ -10,6 +10,12 @@ exactly the same arrivals and replicas, with the learned service times and, besi
 shipped profile's. Reported per minute: the measured p99 (the client's, every request) beside the
 twin's, and their ratio; the target is agreement within 25%. Writes ``bench/results/twin.json``.
 
+The runtimes' statistics are also read at every minute boundary of the calibration and held-out
+replays, and the twin is run again on each held-out minute with that minute's own service times:
+once with the default variability ``v`` of the random-arrival tail, once with ``v`` fitted the same
+way on the calibration minutes. Those two columns take the machine's drift out (and then its
+variability), so what is left is the queueing model's own error.
+
 The shipped profile was measured on another day, perhaps on another machine, and this machine's
 speed drifts by the hour (on 2026-12-07 it ran the same batches 1.4-1.6x slower than the profile
 says); the calibration, run just before the held-out slice on the same processes, takes in that
@@ -25,6 +31,8 @@ import asyncio
 import json
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +43,7 @@ import numpy as np
 from capacity_profile import sentence
 from local_runtime import start_runtime, wait_ready
 from outrider_devcluster.traffic import FixedRouter, LoadGenerator
-from outrider_operator.api.runtime import RuntimeLoad
+from outrider_operator.api.runtime import BatchStat, RuntimeLoad
 from outrider_scheduler.forecast.traces import load_trace
 from outrider_scheduler.planner.capacity import CapacityModel
 from outrider_scheduler.planner.profile import CapacityProfile, default_profile, load_profile
@@ -69,6 +77,93 @@ def learn(model: CapacityModel, ports: list[int]) -> None:
         model.observe_batches(f"runtime-{port}", load.batch_stats, load.boot_id)
 
 
+Snapshot = dict[int, tuple[str, dict[int, tuple[int, float]]]]
+"""Per runtime port: its boot id and, per batch size, batches run and their summed seconds."""
+
+
+def snapshot(ports: list[int]) -> Snapshot:
+    """Every runtime's cumulative batch statistics now."""
+    out: Snapshot = {}
+    for port in ports:
+        load = runtime_load(port)
+        out[port] = (load.boot_id, {s.batch_size: (s.count, s.seconds) for s in load.batch_stats})
+    return out
+
+
+class MinuteSnapshots(threading.Thread):
+    """Takes a :func:`snapshot` at every minute boundary of a replay that starts at ``started``
+    (``time.monotonic``), the last one at its end: the runtimes' own service times minute by minute."""
+
+    def __init__(self, ports: list[int], started: float, minutes: int) -> None:
+        super().__init__(daemon=True)
+        self.ports, self.started, self.minutes = ports, started, minutes
+        self.taken: list[Snapshot] = []
+
+    def run(self) -> None:
+        for m in range(self.minutes + 1):
+            time.sleep(max(0.0, self.started + 60 * m - time.monotonic()))
+            self.taken.append(snapshot(self.ports))
+
+
+def same_minute_p99_ms(
+    base: CapacityProfile, rates: np.ndarray, taken: list[Snapshot], replicas: int, variability: float
+) -> tuple[list[float], list[float | None]]:
+    """The twin's p99 (ms) of each minute of ``rates``, each with the service times the runtimes
+    measured in that same minute (:func:`minute_profile`); and those times at the benchmark's batch
+    size over ``base``'s. NaN and None for a minute without a snapshot at both ends or a batch."""
+    p99: list[float] = []
+    slow: list[float | None] = []
+    for m in range(len(rates) // 60):
+        p_m = minute_profile(base, taken[m], taken[m + 1]) if m + 1 < len(taken) else None
+        if p_m is None:
+            p99.append(float("nan"))
+            slow.append(None)
+            continue
+        p99.append(float(twin_p99_ms(p_m, rates[60 * m : 60 * m + 60], replicas, variability)[0]))
+        slow.append(round(service_ratio(p_m, base), 3))
+    return p99, slow
+
+
+def fit_variability(
+    base: CapacityProfile, rates: np.ndarray, taken: list[Snapshot], replicas: int, measured: list[float]
+) -> float | None:
+    """The random-arrival tail's variability ``v`` under which the twin, with each minute's own
+    service times, best matches the ``measured`` minute p99s (least squares on log ratios over a
+    grid of 0.3-4.0); None without a usable minute."""
+    best: tuple[float, float] | None = None
+    for v in np.arange(0.30, 4.001, 0.05):
+        twin, _ = same_minute_p99_ms(base, rates, taken, replicas, float(v))
+        pairs = [(t, m) for t, m in zip(twin, measured, strict=False) if t > 0 and m > 0]
+        if not pairs:
+            return None
+        cost = sum(float(np.log(t / m)) ** 2 for t, m in pairs)
+        if best is None or cost < best[0]:
+            best = (cost, float(v))
+    return None if best is None else round(best[1], 2)
+
+
+def minute_profile(base: CapacityProfile, before: Snapshot, after: Snapshot) -> CapacityProfile | None:
+    """The service times of the batches run between two snapshots, by the planner's rules: folded
+    into a model seeded with ``base`` (a size with 5 batches or more replaces the base's point, the
+    others are scaled by the speed factor). None when no batch ran."""
+    model = CapacityModel.from_profile(base)
+    ran = False
+    for port, (boot, stats) in after.items():
+        old_boot, old_stats = before.get(port, (boot, {}))
+        if old_boot != boot:
+            old_stats = {}  # restarted in between: its counters began again
+        delta = []
+        for size, (count, seconds) in stats.items():
+            c0, s0 = old_stats.get(size, (0, 0.0))
+            if count > c0 and seconds > s0:
+                delta.append(BatchStat(batch_size=size, count=count - c0, seconds=seconds - s0))
+        if delta:
+            ran = True
+            model.count_from_zero(f"runtime-{port}", boot)
+            model.observe_batches(f"runtime-{port}", delta, boot)
+    return learned(model) if ran else None
+
+
 def per_second(trace_path: str, start: int, minutes: int) -> np.ndarray:
     """The slice's requests per second, as the twin replays them."""
     rates = replay_rates(load_trace(trace_path))[start : start + 60 * minutes]
@@ -96,9 +191,11 @@ def measured_p99_ms(report: Any, started: float, minutes: int) -> list[float]:
     return out
 
 
-def twin_p99_ms(p: CapacityProfile, rates: np.ndarray, replicas: int) -> np.ndarray:
+def twin_p99_ms(
+    p: CapacityProfile, rates: np.ndarray, replicas: int, variability: float = ServerModel.variability
+) -> np.ndarray:
     """The twin's p99 (ms) of each minute of ``rates`` on a fixed fleet of ``replicas``."""
-    model = ServerModel(p, p.workers, DELAY_MS / 1000)
+    model = ServerModel(p, p.workers, DELAY_MS / 1000, variability=variability)
     return np.asarray(minute_p99_ms(*model.static_seconds(rates, replicas, BATCH), rates), dtype=float)
 
 
@@ -171,7 +268,11 @@ def main() -> int:
                     f"{cal_rates.mean():.0f} req/s mean, {cal_rates.max():.0f} peak "
                     f"(speed {learned_model.speed:.2f}x the profile's time so far)"
                 )
-                replay(router, texts, cal_rates, seed)
+                cal_started = router.clock()
+                cal_stats = MinuteSnapshots(ports, cal_started, args.calibrate_minutes)
+                cal_stats.start()
+                cal_report = replay(router, texts, cal_rates, seed)
+                cal_stats.join(timeout=90)
                 learn(learned_model, ports)
             profile = learned(learned_model) if calibration is not None else shipped
             rates = held_out * args.load * throughput(profile) / float(held_out.max())
@@ -180,7 +281,10 @@ def main() -> int:
                 f"{rates.mean():.0f} req/s mean, {rates.max():.0f} peak, on {args.replicas} replica(s)"
             )
             started = router.clock()
+            minute_stats = MinuteSnapshots(ports, started, args.minutes)
+            minute_stats.start()
             report = replay(router, texts, rates, None if seed is None else seed + 1)
+            minute_stats.join(timeout=90)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -197,6 +301,23 @@ def main() -> int:
         twin_p99_ms(shipped, rates, args.replicas),
     )
     ratio, ratio_shipped = ratios(twin), ratios(twin_shipped)
+    # the twin again, each minute with the service times the runtimes measured in that same minute:
+    # the queueing model alone, without the machine's drift since the calibration; then also with
+    # the variability v fitted the same way on the calibration slice's minutes
+    own, own_speed = same_minute_p99_ms(
+        shipped, rates, minute_stats.taken, args.replicas, ServerModel.variability
+    )
+    ratio_own = ratios(np.asarray(own))
+    fitted_v = None
+    if calibration is not None:
+        cal_measured = measured_p99_ms(cal_report, cal_started, args.calibrate_minutes)
+        fitted_v = fit_variability(shipped, cal_rates, cal_stats.taken, args.replicas, cal_measured)
+    fitted = (
+        same_minute_p99_ms(shipped, rates, minute_stats.taken, args.replicas, fitted_v)[0]
+        if fitted_v is not None
+        else [float("nan")] * args.minutes
+    )
+    ratio_fitted = ratios(np.asarray(fitted))
     within = [abs(r - 1) <= 0.25 for r in ratio]
     doc: dict[str, Any] = {
         "trace": Path(args.trace).name,
@@ -228,6 +349,11 @@ def main() -> int:
                 "ratio": round(ratio[m], 3),
                 "twin_shipped_profile_p99_ms": round(float(twin_shipped[m]), 1),
                 "ratio_shipped_profile": round(ratio_shipped[m], 3),
+                "twin_same_minute_p99_ms": round(own[m], 1),
+                "ratio_same_minute": round(ratio_own[m], 3),
+                "same_minute_batch16_vs_shipped": own_speed[m],
+                "twin_same_minute_fitted_v_p99_ms": round(fitted[m], 1),
+                "ratio_same_minute_fitted_v": round(ratio_fitted[m], 3),
             }
             for m in range(args.minutes)
         ],
@@ -235,6 +361,12 @@ def main() -> int:
         "median_ratio_shipped_profile": round(float(np.nanmedian(ratio_shipped)), 3),
         "minutes_within_25pct": int(sum(within)),
         "minutes_within_25pct_shipped_profile": int(sum(abs(r - 1) <= 0.25 for r in ratio_shipped)),
+        "median_ratio_same_minute": round(float(np.nanmedian(ratio_own)), 3),
+        "minutes_within_25pct_same_minute": int(sum(abs(r - 1) <= 0.25 for r in ratio_own)),
+        "variability_default": ServerModel.variability,
+        "variability_fitted_on_calibration": fitted_v,
+        "median_ratio_same_minute_fitted_v": round(float(np.nanmedian(ratio_fitted)), 3),
+        "minutes_within_25pct_same_minute_fitted_v": int(sum(abs(r - 1) <= 0.25 for r in ratio_fitted)),
         "target": "every minute within 25%",
         "met": all(within),
     }
@@ -243,6 +375,11 @@ def main() -> int:
     Path(args.out).write_text(text + "\n")
     log(f"wrote {args.out}")
     return 0
+
+
+def service_ratio(p: CapacityProfile, base: CapacityProfile) -> float:
+    """A batch of the benchmark's size takes this many times as long under ``p`` as under ``base``."""
+    return ServerModel(p, p.workers).service_s(BATCH) / ServerModel(base, base.workers).service_s(BATCH)
 
 
 def learned(model: CapacityModel) -> CapacityProfile:
