@@ -66,6 +66,24 @@ def test_bad_input_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "missing.csv" in capsys.readouterr().err
     assert main(["simulate", "--trace", str(good), "--warm-pods", "-1"]) == 2
     assert "--warm-pods" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(good), "--variability", "0"]) == 2
+    assert "--variability" in capsys.readouterr().err
+
+
+def test_the_variability_is_the_server_models_and_a_thicker_tail_holds_less_load(tmp_path: Path) -> None:
+    from outrider_scheduler.simulate.servers import ServerModel
+
+    trace = TRACES / "azure_llm_2023_code_1s.csv"
+    docs = {}
+    for v in (None, 1.5):
+        out = tmp_path / f"v{v}"
+        args = ["simulate", "--trace", str(trace), "--policies", "static-peak", "--out", str(out), "--quick"]
+        assert main([*args, *([] if v is None else ["--variability", str(v)])]) == 0
+        docs[v] = json.loads((out / "simulate.json").read_text())
+    assert docs[None]["variability"] == ServerModel.variability
+    assert docs[1.5]["variability"] == 1.5
+    # the trace is scaled until the static fleet just meets the SLO: a thicker tail leaves it less load
+    assert docs[1.5]["scale"] < docs[None]["scale"]
 
 
 @pytest.mark.slow

@@ -42,6 +42,13 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.warm_pods <= 64:
         print(f"error: --warm-pods must be 0-64 (standby.warm), got {args.warm_pods}", file=sys.stderr)
         return 2
+    if not 0.05 <= args.variability <= 10:
+        print(
+            f"error: --variability must be 0.05-10 ((ca2 + cs2) / 2; Poisson arrivals alone give 0.5), "
+            f"got {args.variability:g}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         trace = load_trace(args.trace)
         profile = load_profile(args.profile) if args.profile else default_profile()
@@ -54,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         peak_replicas=args.peak_replicas,
         quick=args.quick,
         warm_pods=args.warm_pods,
+        variability=args.variability,
     )
     started = time.perf_counter()
     try:
@@ -94,6 +102,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="Outrider's warm standby pods, each holding a GPU (default 0, the API's default).",
+    )
+    parser.add_argument(
+        "--variability",
+        type=float,
+        default=0.65,
+        help="v = (ca2 + cs2) / 2 of the random-arrival wait (default 0.65: Poisson arrivals, service "
+        "times with cs2 0.3; make bench-twin fits it on its machine).",
     )
     parser.add_argument("--out", default="simulate-out", help="Output folder (simulate.json, simulate.png).")
     parser.add_argument("--quick", action="store_true", help="The first 6 hours only, a lighter forecaster.")

@@ -28,6 +28,7 @@ def document(sim: Simulation, results: dict[str, PolicyResult]) -> dict[str, Any
         "scale": round(sim.scale, 6),
         "replica_capacity_rps": round(sim.capacity_rps, 3),
         "replica_slo_rps": round(sim.slo_rps, 3),
+        "variability": s.variability,
         "profile": {"model": sim.profile.model, "hardware": sim.profile.hardware},
         "timings": {
             "warm_promotion_s": t.warm_promotion_s,

@@ -82,6 +82,9 @@ class SimSettings:
     warm_pods: int = 0
     """Outrider's warm standby pods (``standby.warm``; each holds a GPU all the time). 0, the API's
     default: in the twin a warm pod bought no SLO minute on any shared trace (docs/simulate.md)."""
+    variability: float = ServerModel.variability
+    """``v = (ca2 + cs2) / 2`` of the random-arrival wait (:class:`ServerModel`); ``make bench-twin``
+    fits it on the machine it runs on (docs/simulate.md, "Checked against reality")."""
 
 
 @dataclass
@@ -233,7 +236,9 @@ def prepare(
         bins = settings.quick_seconds // trace.bin_seconds
         trace = dataclasses.replace(trace, counts=trace.counts[:bins])
     per_second = replay_rates(trace)
-    server = ServerModel(profile, profile.workers, settings.delay_ms / 1000, settings.queue_limit)
+    server = ServerModel(
+        profile, profile.workers, settings.delay_ms / 1000, settings.queue_limit, settings.variability
+    )
     model = CapacityModel.from_profile(profile)
     batch = model.best_batch(settings.slo_p99_ms, settings.delay_ms, 4 * settings.max_batch)
     capacity = model.capacity(max(batch, settings.max_batch))
