@@ -3,6 +3,8 @@
 Writes ``bench/results/policy/<trace>/simulate.json`` and ``simulate.png`` for each trace and a
 summary ``bench/results/policy/summary.json`` (per trace, per policy: SLO minutes, GPU-hours, and
 how Outrider fares against the issue's targets). The same settings for every trace.
+``--variability V --out DIR`` runs the same with another random-arrival tail (a sensitivity check;
+``bench/results/policy-v0.90/`` holds the one with the value ``make bench-twin`` fitted).
 """
 
 from __future__ import annotations
@@ -47,16 +49,28 @@ def targets(doc: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="Pass --quick to every run.")
+    ap.add_argument(
+        "--variability",
+        type=float,
+        default=None,
+        help="Pass --variability to every run (default: the simulator's own, 0.65).",
+    )
+    ap.add_argument("--out", default=str(OUT), help=f"Output folder (default {OUT.relative_to(REPO)}).")
     args = ap.parse_args()
+    root = Path(args.out)
     summary: dict[str, Any] = {"traces": {}}
+    if args.variability is not None:
+        summary["variability"] = args.variability
     started = time.time()
     for name in FILES:
         trace = TRACES / name
-        out = OUT / trace.stem
+        out = root / trace.stem
         print(f"==> {name}", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", "outrider_cli", "simulate", "--trace", str(trace), "--out", str(out)]
         if args.quick:
             cmd.append("--quick")
+        if args.variability is not None:
+            cmd += ["--variability", str(args.variability)]
         t0 = time.time()
         subprocess.run(cmd, check=True)
         doc = json.loads((out / "simulate.json").read_text())
@@ -78,7 +92,7 @@ def main() -> int:
             "outrider_targets": targets(doc),
         }
     summary["wall_seconds"] = round(time.time() - started, 1)
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
