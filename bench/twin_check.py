@@ -13,8 +13,9 @@ twin's, and their ratio; the target is agreement within 25%. Writes ``bench/resu
 The runtimes' statistics are also read at every minute boundary of the calibration and held-out
 replays, and the twin is run again on each held-out minute with that minute's own service times:
 once with the default variability ``v`` of the random-arrival tail, once with ``v`` fitted the same
-way on the calibration minutes. Those two columns take the machine's drift out (and then its
-variability), so what is left is the queueing model's own error.
+way on the calibration minutes. Those two columns take most of the machine's drift out (each
+minute's times are still folded onto the shipped profile by the planner's rules), and the fitted
+``v`` absorbs whatever else widens the tail; what is left is mostly the queueing model's own error.
 
 The shipped profile was measured on another day, perhaps on another machine, and this machine's
 speed drifts by the hour (on 2026-12-07 it ran the same batches 1.4-1.6x slower than the profile
@@ -92,21 +93,39 @@ def snapshot(ports: list[int]) -> Snapshot:
 
 class MinuteSnapshots(threading.Thread):
     """Takes a :func:`snapshot` at every minute boundary of a replay that starts at ``started``
-    (``time.monotonic``), the last one at its end: the runtimes' own service times minute by minute."""
+    (``time.monotonic``), the last one at its end: the runtimes' own service times minute by minute.
+    A snapshot that fails or comes more than 2 s late is None (its minutes are not scored), and
+    ``late`` records how late each one was taken."""
 
     def __init__(self, ports: list[int], started: float, minutes: int) -> None:
         super().__init__(daemon=True)
         self.ports, self.started, self.minutes = ports, started, minutes
-        self.taken: list[Snapshot] = []
+        self.taken: list[Snapshot | None] = []
+        self.late: list[float | None] = []
 
     def run(self) -> None:
         for m in range(self.minutes + 1):
-            time.sleep(max(0.0, self.started + 60 * m - time.monotonic()))
-            self.taken.append(snapshot(self.ports))
+            due = self.started + 60 * m
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                got: Snapshot | None = snapshot(self.ports)
+                late: float | None = round(time.monotonic() - due, 3)
+            except OSError as exc:
+                log(f"snapshot at minute {m} failed: {exc}")
+                got, late = None, None
+            if late is not None and late > 2.0:
+                log(f"snapshot at minute {m} came {late:.1f} s late: that minute is not scored")
+                got = None
+            self.taken.append(got)
+            self.late.append(late)
 
 
 def same_minute_p99_ms(
-    base: CapacityProfile, rates: np.ndarray, taken: list[Snapshot], replicas: int, variability: float
+    base: CapacityProfile,
+    rates: np.ndarray,
+    taken: list[Snapshot | None],
+    replicas: int,
+    variability: float,
 ) -> tuple[list[float], list[float | None]]:
     """The twin's p99 (ms) of each minute of ``rates``, each with the service times the runtimes
     measured in that same minute (:func:`minute_profile`); and those times at the benchmark's batch
@@ -114,7 +133,8 @@ def same_minute_p99_ms(
     p99: list[float] = []
     slow: list[float | None] = []
     for m in range(len(rates) // 60):
-        p_m = minute_profile(base, taken[m], taken[m + 1]) if m + 1 < len(taken) else None
+        before, after = (taken[m], taken[m + 1]) if m + 1 < len(taken) else (None, None)
+        p_m = minute_profile(base, before, after) if before is not None and after is not None else None
         if p_m is None:
             p99.append(float("nan"))
             slow.append(None)
@@ -125,7 +145,11 @@ def same_minute_p99_ms(
 
 
 def fit_variability(
-    base: CapacityProfile, rates: np.ndarray, taken: list[Snapshot], replicas: int, measured: list[float]
+    base: CapacityProfile,
+    rates: np.ndarray,
+    taken: list[Snapshot | None],
+    replicas: int,
+    measured: list[float],
 ) -> float | None:
     """The random-arrival tail's variability ``v`` under which the twin, with each minute's own
     service times, best matches the ``measured`` minute p99s (least squares on log ratios over a
@@ -293,6 +317,8 @@ def main() -> int:
     measured = measured_p99_ms(report, started, args.minutes)
     failed = sum(1 for r in report.records if r.status != 200)
 
+    cal_late = cal_stats.late if calibration is not None else None
+
     def ratios(twin: np.ndarray) -> list[float]:
         return [t / m if m > 0 else float("nan") for t, m in zip(twin, measured, strict=True)]
 
@@ -349,11 +375,11 @@ def main() -> int:
                 "ratio": round(ratio[m], 3),
                 "twin_shipped_profile_p99_ms": round(float(twin_shipped[m]), 1),
                 "ratio_shipped_profile": round(ratio_shipped[m], 3),
-                "twin_same_minute_p99_ms": round(own[m], 1),
-                "ratio_same_minute": round(ratio_own[m], 3),
+                "twin_same_minute_p99_ms": finite(own[m], 1),
+                "ratio_same_minute": finite(ratio_own[m], 3),
                 "same_minute_batch16_vs_shipped": own_speed[m],
-                "twin_same_minute_fitted_v_p99_ms": round(fitted[m], 1),
-                "ratio_same_minute_fitted_v": round(ratio_fitted[m], 3),
+                "twin_same_minute_fitted_v_p99_ms": finite(fitted[m], 1),
+                "ratio_same_minute_fitted_v": finite(ratio_fitted[m], 3),
             }
             for m in range(args.minutes)
         ],
@@ -361,11 +387,12 @@ def main() -> int:
         "median_ratio_shipped_profile": round(float(np.nanmedian(ratio_shipped)), 3),
         "minutes_within_25pct": int(sum(within)),
         "minutes_within_25pct_shipped_profile": int(sum(abs(r - 1) <= 0.25 for r in ratio_shipped)),
-        "median_ratio_same_minute": round(float(np.nanmedian(ratio_own)), 3),
+        "median_ratio_same_minute": median(ratio_own),
         "minutes_within_25pct_same_minute": int(sum(abs(r - 1) <= 0.25 for r in ratio_own)),
         "variability_default": ServerModel.variability,
         "variability_fitted_on_calibration": fitted_v,
-        "median_ratio_same_minute_fitted_v": round(float(np.nanmedian(ratio_fitted)), 3),
+        "median_ratio_same_minute_fitted_v": median(ratio_fitted),
+        "snapshot_lateness_s": {"calibration": cal_late, "held_out": minute_stats.late},
         "minutes_within_25pct_same_minute_fitted_v": int(sum(abs(r - 1) <= 0.25 for r in ratio_fitted)),
         "target": "every minute within 25%",
         "met": all(within),
@@ -375,6 +402,17 @@ def main() -> int:
     Path(args.out).write_text(text + "\n")
     log(f"wrote {args.out}")
     return 0
+
+
+def finite(x: float, digits: int) -> float | None:
+    """``x`` rounded, or None (JSON null) where it is NaN: a minute that was not scored."""
+    return round(x, digits) if np.isfinite(x) else None
+
+
+def median(values: list[float]) -> float | None:
+    """The median of the finite ``values``, rounded; None when there is none."""
+    ok = [v for v in values if np.isfinite(v)]
+    return round(float(np.median(ok)), 3) if ok else None
 
 
 def service_ratio(p: CapacityProfile, base: CapacityProfile) -> float:

@@ -195,6 +195,7 @@ class OutriderPolicy:
                 "received": done,
                 "completed": done,
                 "rows_completed": done,
+                "batch_stats": [],  # its own list: the copy is shallow, the rest is read-only
             }
         )
         rates = LoadRates(
