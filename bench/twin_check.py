@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import tempfile
@@ -44,9 +45,10 @@ import numpy as np
 from capacity_profile import sentence
 from local_runtime import start_runtime, wait_ready
 from outrider_devcluster.traffic import FixedRouter, LoadGenerator
-from outrider_operator.api.runtime import BatchStat, RuntimeLoad
+from outrider_operator.api.runtime import RuntimeLoad
 from outrider_scheduler.forecast.traces import load_trace
 from outrider_scheduler.planner.capacity import CapacityModel
+from outrider_scheduler.planner.learn_profile import Stats, add_stats, fold_totals
 from outrider_scheduler.planner.profile import CapacityProfile, default_profile, load_profile
 from outrider_scheduler.simulate.runner import minute_p99_ms, replay_rates
 from outrider_scheduler.simulate.servers import ServerModel
@@ -78,7 +80,7 @@ def learn(model: CapacityModel, ports: list[int]) -> None:
         model.observe_batches(f"runtime-{port}", load.batch_stats, load.boot_id)
 
 
-Snapshot = dict[int, tuple[str, dict[int, tuple[int, float]]]]
+Snapshot = dict[int, tuple[str, Stats]]
 """Per runtime port: its boot id and, per batch size, batches run and their summed seconds."""
 
 
@@ -120,21 +122,29 @@ class MinuteSnapshots(threading.Thread):
             self.late.append(late)
 
 
+def minute_profiles(base: CapacityProfile, taken: list[Snapshot | None]) -> list[CapacityProfile | None]:
+    """Each minute's :func:`minute_profile` between consecutive snapshots (None for a minute
+    without a snapshot at both ends, or without a batch)."""
+    return [
+        minute_profile(base, before, after) if before is not None and after is not None else None
+        for before, after in itertools.pairwise(taken)
+    ]
+
+
 def same_minute_p99_ms(
+    profiles: list[CapacityProfile | None],
     base: CapacityProfile,
     rates: np.ndarray,
-    taken: list[Snapshot | None],
     replicas: int,
     variability: float,
 ) -> tuple[list[float], list[float | None]]:
     """The twin's p99 (ms) of each minute of ``rates``, each with the service times the runtimes
-    measured in that same minute (:func:`minute_profile`); and those times at the benchmark's batch
-    size over ``base``'s. NaN and None for a minute without a snapshot at both ends or a batch."""
+    measured in that same minute (``profiles``, from :func:`minute_profiles`); and those times at
+    the benchmark's batch size over ``base``'s. NaN and None for a minute without a profile."""
     p99: list[float] = []
     slow: list[float | None] = []
     for m in range(len(rates) // 60):
-        before, after = (taken[m], taken[m + 1]) if m + 1 < len(taken) else (None, None)
-        p_m = minute_profile(base, before, after) if before is not None and after is not None else None
+        p_m = profiles[m] if m < len(profiles) else None
         if p_m is None:
             p99.append(float("nan"))
             slow.append(None)
@@ -145,9 +155,9 @@ def same_minute_p99_ms(
 
 
 def fit_variability(
+    profiles: list[CapacityProfile | None],
     base: CapacityProfile,
     rates: np.ndarray,
-    taken: list[Snapshot | None],
     replicas: int,
     measured: list[float],
 ) -> float | None:
@@ -156,7 +166,7 @@ def fit_variability(
     grid of 0.3-4.0); None without a usable minute."""
     best: tuple[float, float] | None = None
     for v in np.arange(0.30, 4.001, 0.05):
-        twin, _ = same_minute_p99_ms(base, rates, taken, replicas, float(v))
+        twin, _ = same_minute_p99_ms(profiles, base, rates, replicas, float(v))
         pairs = [(t, m) for t, m in zip(twin, measured, strict=False) if t > 0 and m > 0]
         if not pairs:
             return None
@@ -167,25 +177,20 @@ def fit_variability(
 
 
 def minute_profile(base: CapacityProfile, before: Snapshot, after: Snapshot) -> CapacityProfile | None:
-    """The service times of the batches run between two snapshots, by the planner's rules: folded
-    into a model seeded with ``base`` (a size with 5 batches or more replaces the base's point, the
-    others are scaled by the speed factor). None when no batch ran."""
-    model = CapacityModel.from_profile(base)
-    ran = False
+    """The service times of the batches run between two snapshots, by the planner's rules: summed
+    over the runtimes and folded into a model seeded with ``base`` as ``outrider planner profile``
+    does (a size with 5 batches or more replaces the base's point, the others are scaled by the
+    speed factor). None when no batch ran."""
+    totals: Stats = {}
     for port, (boot, stats) in after.items():
         old_boot, old_stats = before.get(port, (boot, {}))
         if old_boot != boot:
             old_stats = {}  # restarted in between: its counters began again
-        delta = []
         for size, (count, seconds) in stats.items():
             c0, s0 = old_stats.get(size, (0, 0.0))
             if count > c0 and seconds > s0:
-                delta.append(BatchStat(batch_size=size, count=count - c0, seconds=seconds - s0))
-        if delta:
-            ran = True
-            model.count_from_zero(f"runtime-{port}", boot)
-            model.observe_batches(f"runtime-{port}", delta, boot)
-    return learned(model) if ran else None
+                totals = add_stats(totals, {size: (count - c0, seconds - s0)})
+    return learned(fold_totals(totals, base)) if totals else None
 
 
 def per_second(trace_path: str, start: int, minutes: int) -> np.ndarray:
@@ -330,16 +335,18 @@ def main() -> int:
     # the twin again, each minute with the service times the runtimes measured in that same minute:
     # the queueing model alone, without the machine's drift since the calibration; then also with
     # the variability v fitted the same way on the calibration slice's minutes
+    held_out_profiles = minute_profiles(shipped, minute_stats.taken)
     own, own_speed = same_minute_p99_ms(
-        shipped, rates, minute_stats.taken, args.replicas, ServerModel.variability
+        held_out_profiles, shipped, rates, args.replicas, ServerModel.variability
     )
     ratio_own = ratios(np.asarray(own))
     fitted_v = None
     if calibration is not None:
         cal_measured = measured_p99_ms(cal_report, cal_started, args.calibrate_minutes)
-        fitted_v = fit_variability(shipped, cal_rates, cal_stats.taken, args.replicas, cal_measured)
+        cal_profiles = minute_profiles(shipped, cal_stats.taken)
+        fitted_v = fit_variability(cal_profiles, shipped, cal_rates, args.replicas, cal_measured)
     fitted = (
-        same_minute_p99_ms(shipped, rates, minute_stats.taken, args.replicas, fitted_v)[0]
+        same_minute_p99_ms(held_out_profiles, shipped, rates, args.replicas, fitted_v)[0]
         if fitted_v is not None
         else [float("nan")] * args.minutes
     )

@@ -55,7 +55,8 @@ def test_the_fitted_variability_is_the_one_the_measurements_came_from(twin_check
     per_batch = _seconds_at_16(twin_check, base)
     rates = np.concatenate([np.full(60, 120.0), np.full(60, 140.0), np.full(60, 155.0)])
     taken = [{1: ("boot", {16: (1000 * m, 1000 * m * per_batch)})} for m in range(4)]
-    measured, _ = twin_check.same_minute_p99_ms(base, rates, taken, 1, 1.2)
-    assert twin_check.fit_variability(base, rates, taken, 1, measured) == pytest.approx(1.2, abs=0.03)
-    default, _ = twin_check.same_minute_p99_ms(base, rates, taken, 1, 0.65)
+    profiles = twin_check.minute_profiles(base, taken)
+    measured, _ = twin_check.same_minute_p99_ms(profiles, base, rates, 1, 1.2)
+    assert twin_check.fit_variability(profiles, base, rates, 1, measured) == pytest.approx(1.2, abs=0.03)
+    default, _ = twin_check.same_minute_p99_ms(profiles, base, rates, 1, 0.65)
     assert all(d < m for d, m in zip(default, measured, strict=True))  # a thinner tail reads lower

@@ -30,7 +30,15 @@ from .capacity import CapacityModel
 from .errors import PodCallError
 from .profile import CapacityProfile
 
-__all__ = ["LearnError", "LearnedProfile", "RuntimeTally", "Stats", "learn_profile"]
+__all__ = [
+    "LearnError",
+    "LearnedProfile",
+    "RuntimeTally",
+    "Stats",
+    "add_stats",
+    "fold_totals",
+    "learn_profile",
+]
 
 Poll = Callable[[str], Awaitable[RuntimeLoad]]
 
@@ -98,7 +106,7 @@ class RuntimeTally:
             for size, (count, seconds) in proc.last.items():
                 before = proc.base.get(size, (0, 0.0))
                 if count - before[0] > 0 and seconds - before[1] > 0:
-                    out = _add(out, {size: (count - before[0], seconds - before[1])})
+                    out = add_stats(out, {size: (count - before[0], seconds - before[1])})
         return out
 
     def requests(self) -> tuple[int, int]:
@@ -110,12 +118,23 @@ class RuntimeTally:
         return sum(d[0] for d in done), sum(d[1] for d in done)
 
 
-def _add(a: Stats, b: Stats) -> Stats:
+def add_stats(a: Stats, b: Stats) -> Stats:
+    """The batches of ``a`` and ``b`` together, per size."""
     out = dict(a)
     for size, (count, seconds) in b.items():
         c0, s0 = out.get(size, (0, 0.0))
         out[size] = (c0 + count, s0 + seconds)
     return out
+
+
+def fold_totals(totals: Stats, base: CapacityProfile | None = None) -> CapacityModel:
+    """A capacity model seeded with ``base`` that has taken ``totals`` (batches summed over a
+    measurement) as one observation per size, by the planner's rules."""
+    model = CapacityModel.from_profile(base)
+    stats = [BatchStat(batch_size=b, count=c, seconds=s) for b, (c, s) in sorted(totals.items())]
+    model.count_from_zero("runtimes", "learn")  # the sums count from the measurement's start
+    model.observe_batches("runtimes", stats, "learn")
+    return model
 
 
 @dataclass(frozen=True)
@@ -183,19 +202,16 @@ async def learn_profile(
             report(f"  {clock() - started:.0f} of {seconds:.0f} s: {ran} batches so far")
     totals: Stats = {}
     for tally in tallies.values():
-        totals = _add(totals, tally.total())
+        totals = add_stats(totals, tally.total())
     if not totals:
         raise LearnError(
             f"no batch ran on {', '.join(addresses)} in {seconds:.0f} s: send traffic to the runtimes "
             "while they are measured"
         )
-    model = CapacityModel.from_profile(base)
+    model = fold_totals(totals, base)
     requests = [t.requests() for t in tallies.values()]
     done, rows = sum(r[0] for r in requests), sum(r[1] for r in requests)
     model.observe_workers(max(t.workers for t in tallies.values()), rows / done if done and rows else None)
-    stats = [BatchStat(batch_size=b, count=c, seconds=s) for b, (c, s) in sorted(totals.items())]
-    model.count_from_zero("runtimes", "learn")  # the sums are since the first reading
-    model.observe_batches("runtimes", stats, "learn")
     name = model_name or (base.model if base is not None else next(iter(names.values())))
     hardware = (
         f"learned from the batchStats of {len(addresses)} runtime(s) over {seconds:.0f} s, "
