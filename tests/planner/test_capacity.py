@@ -48,6 +48,19 @@ def test_pod_statistics_replace_the_profile_after_enough_batches(mk: Any) -> Non
     assert m.service_seconds(8) == pytest.approx(0.06)
 
 
+def test_a_pending_observation_keeps_the_smoothed_times_and_a_counted_one_renews_them(mk: Any) -> None:
+    m = CapacityModel.from_profile(mk.profile())
+    m.observe_batches("p", [BatchStat(batch_size=8, count=100, seconds=1.0)], "boot1")  # baseline
+    assert m.service_seconds(8) == pytest.approx(0.045)
+    smoothed = m._smooth
+    assert smoothed is not None
+    m.observe_batches("p", [BatchStat(batch_size=8, count=102, seconds=1.12)], "boot1")  # pending
+    assert m._smooth is smoothed  # nothing changed: the per-batch-size answers stay cached
+    m.observe_batches("p", [BatchStat(batch_size=8, count=106, seconds=1.36)], "boot1")  # counted
+    assert m._smooth is None
+    assert m.service_seconds(8) == pytest.approx(0.06)  # rebuilt from the new point
+
+
 def observe(m: CapacityModel, size: int, batches: int, ms: float) -> None:
     """Fold ``batches`` batches of ``size`` rows taking ``ms`` each into ``m`` (after a baseline)."""
     m.observe_batches(f"p{size}", [BatchStat(batch_size=size, count=1, seconds=1.0)], "b")

@@ -155,7 +155,6 @@ class CapacityModel:
         self._from_zero &= set(self._last_stats)
 
     def _fold(self, size: int, mean: float, batches: int) -> None:
-        self._smooth = None
         point = self._points.get(size)
         if point is None:
             self._points[size] = _Point(mean, batches)
@@ -172,6 +171,7 @@ class CapacityModel:
             w = self.settings.observation_weight
             point.seconds = (1 - w) * point.seconds + w * mean
             point.batches += batches
+        self._smooth = None  # the points changed (a pending observation above changes none)
         self.source = "observed" if self.source in ("none", "observed") else "profile+observed"
         self.speed = self._speed_factor()
 
