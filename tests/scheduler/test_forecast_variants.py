@@ -1,0 +1,68 @@
+"""The built week-long variants and the untuned reference model of ``bench/forecast_variants.py``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from outrider_scheduler.forecast.traces import Trace
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def variants() -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module("forecast_variants")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _week_like(days: float = 2.0) -> Trace:
+    """10-s counts with a daily cycle between about 100 and 500 per bin, Poisson noise."""
+    t = np.arange(int(days * DAY) // 10) * 10.0
+    rate = 300 + 200 * np.sin(2 * np.pi * t / DAY)
+    return Trace("week-like", 0, 10, np.random.default_rng(0).poisson(rate).astype(np.float64))
+
+
+def test_the_built_variants_are_reproducible_and_have_the_shapes_they_claim(variants: ModuleType) -> None:
+    week = _week_like()
+    for name, build in variants.VARIANTS.items():
+        a = build(week, np.random.default_rng(variants.SEED))
+        b = build(week, np.random.default_rng(variants.SEED))
+        assert np.array_equal(a, b), name
+        assert len(a) == len(week.counts) and (a >= 0).all(), name
+    sharp = variants.diurnal_sharp(week, np.random.default_rng(1))
+    assert sharp.mean() / 10 == pytest.approx(5.0, rel=0.05)
+    hourly = lambda c: c.reshape(-1, 360).mean(axis=1)  # noqa: E731
+    # the day/night contrast is the source's to the power 2.5 (5x here, so about 55x)
+    contrast = lambda c: hourly(c).max() / hourly(c).min()  # noqa: E731
+    assert contrast(sharp) > contrast(week.counts) ** 2
+    bursty = variants.bursts(week, np.random.default_rng(1))
+    ratio = bursty / (0.1 * week.counts)
+    assert np.percentile(ratio, 99) > 2.5  # bursts of 1.5-4x
+    on_off = variants.on_off(week, np.random.default_rng(1))
+    assert (on_off > 30).mean() < 0.5 < (on_off > 30).sum()  # bursts on a low base
+
+
+def test_the_untuned_reference_never_sees_the_future(variants: ModuleType) -> None:
+    week = _week_like(0.75)
+    before = variants.untuned_gbm(week, 10)
+    # origin 9.5 h: after the second fit (at 9 h), whose forecasts run to the third (15 h); a fit that
+    # trained on windows not over at 9 h would read the scrambled counts and change them
+    cut = int(9.5 * 3600 / 10)
+    scrambled = week.counts.copy()
+    scrambled[cut:] = np.random.default_rng(3).permutation(scrambled[cut:]) * 3
+    after = variants.untuned_gbm(Trace("scrambled", 0, 10, scrambled), 10)
+    # origin i (row i - 1) sees counts[:i]: forecasts up to origin ``cut`` cannot change
+    assert np.isnan(before[: 3 * 360 - 1]).all()  # nothing before the first fit, at 3 h
+    assert np.isfinite(before[3 * 360 :]).all()
+    assert np.array_equal(before[:cut], after[:cut], equal_nan=True)
+    assert not np.allclose(before[cut + 10 :], after[cut + 10 :])  # and it does read the history
