@@ -12,7 +12,10 @@ and scores it on days 1-4, days 5-7 and the whole week:
   start about every 15 min at random;
 * ``on_off``: a code-completion-like service (the shape of ``azure_llm_2023_code``): a low base at
   the week's daily shape and on/off bursts of 30-120 requests per 10 s lasting 20-60 s, about one
-  a minute at the mean level, independent of each other.
+  a minute at the mean level, independent of each other;
+* ``poisson_level``: Poisson counts around the week's 30-min level at the week's own volume, so the
+  expected count of every bin is known. On it the median forecast is also scored against the
+  irreducible error (``location_check``).
 
 Beside the backtest's own baselines it scores a reference: an untuned gradient-boosted quantile
 model (scikit-learn's ``HistGradientBoostingRegressor`` with its default settings and quantile loss
@@ -23,7 +26,8 @@ gradient-boosted quantile model", not the independent evaluation's code, and it 
 it never counts as the best baseline.
 
 Writes ``bench/results/forecast-variants.json`` and prints it. Seeds are fixed, so the built traces
-are the same in every run. Usage: ``python bench/forecast_variants.py [--traces DIR] [--only NAME]``
+are the same in every run. Usage: ``python bench/forecast_variants.py [--traces DIR] [--only NAME ...]
+[--out FILE]``
 """
 
 from __future__ import annotations
@@ -91,11 +95,21 @@ def on_off(week: Trace, rng: np.random.Generator) -> Array:
     return out
 
 
+def poisson_level(week: Trace, rng: np.random.Generator) -> Array:
+    """Poisson counts around the week's 30-min level (``level``), at the week's own volume: the
+    only noise is counting noise around a known expected rate."""
+    return rng.poisson(level(week.counts)).astype(np.float64)
+
+
 VARIANTS: dict[str, Callable[[Trace, np.random.Generator], Array]] = {
     "diurnal_sharp": diurnal_sharp,
     "bursts": bursts,
     "on_off": on_off,
+    "poisson_level": poisson_level,
 }
+KNOWN_LEVEL = {"poisson_level"}
+"""Variants whose expected count per bin is ``level(week.counts)``: their point forecasts are also
+scored against the irreducible error (see ``location_check``)."""
 
 
 def untuned_features(rates: Array, t0: float, step: int, k: int, origins: npt.NDArray[np.int64]) -> Array:
@@ -144,8 +158,39 @@ def untuned_gbm(trace: Trace, step: int) -> Array:
     return out
 
 
-def study(trace: Trace) -> dict[str, Any]:
-    """The quick backtest of ``trace`` on days 1-4, days 5-7 and the week, with the reference."""
+def location_check(trace: Trace, expected: Array, step: int, plot: dict[str, Any]) -> dict[str, float]:
+    """How close Outrider's median forecast comes to the best possible on a trace whose expected
+    count per bin (``expected``) is known: its mean absolute error over the irreducible one (the
+    error of the expected window mean itself), beside a moving average's and that of a linear
+    predictor fitted in hindsight on the scored origins themselves (the last 60 step rates and the
+    means over 15, 30 and 60 min: an optimistic bound for any linear forecaster)."""
+    per = step // trace.bin_seconds
+    rates = trace.counts.reshape(-1, per).sum(axis=1) / step
+    mean_rate = expected.reshape(-1, per).sum(axis=1) / step
+    k = HORIZON // step
+    o = np.rint((plot["t"] - trace.t0) / step).astype(np.int64)
+    cs = np.concatenate(([0.0], np.cumsum(rates)))
+    ce = np.concatenate(([0.0], np.cumsum(mean_rate)))
+    actual = plot["actual_mean"]
+    cols = [np.ones(len(o))] + [rates[o - lag] for lag in range(1, 61)]
+    cols += [(cs[o] - cs[o - w]) / w for w in (90, 180, 360)]
+    x = np.column_stack(cols)
+    coef, *_ = np.linalg.lstsq(x, actual, rcond=None)
+
+    def mae(forecast: Array) -> float:
+        return float(np.mean(np.abs(actual - forecast)))
+
+    floor = mae((ce[o + k] - ce[o]) / k)
+    return {
+        "outrider_p50_mae_vs_irreducible": round(mae(plot["forecasts"]["outrider"]["mean_p50"]) / floor, 3),
+        "hindsight_linear_mae_vs_irreducible": round(mae(x @ coef) / floor, 3),
+        "moving_average_mae_vs_irreducible": round(mae((cs[o] - cs[o - k]) / k) / floor, 3),
+    }
+
+
+def study(trace: Trace, expected: Array | None = None) -> dict[str, Any]:
+    """The quick backtest of ``trace`` on days 1-4, days 5-7 and the week, with the reference (and,
+    given the ``expected`` count per bin, the location check on days 5-7)."""
     windows: list[tuple[float, float | None]] = [
         (0.0, float(TUNE_DAYS * DAY)),
         (float(TUNE_DAYS * DAY), None),
@@ -174,6 +219,8 @@ def study(trace: Trace) -> dict[str, Any]:
             "untuned_gbm_coverage_p90": round(float(np.mean(actual[ok] <= ref[ok] + 1e-9)), 4),
             "untuned_gbm_scored_share": round(float(ok.mean()), 4),
         }
+    if expected is not None:
+        out["days_5_7"]["location_check"] = location_check(trace, expected, step, scored[1][1])
     out["backtest_seconds"] = round(seconds, 1)
     return out
 
@@ -182,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", default=str(REPO.parent / "shared" / "traces"), help="folder of traces")
     ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all, and the week)")
+    ap.add_argument("--out", default=str(OUT), help=f"where to write the JSON (default {OUT})")
     args = ap.parse_args(argv)
     path = Path(args.traces) / "azure_llm_2024_conv_10s.csv"
     if not path.exists():
@@ -205,14 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, trace in traces.items():
         stderr_progress(f"{name}: quick backtest and the untuned reference")
-        res = summary["traces"][name] = study(trace)
+        known = level(week.counts) if name in KNOWN_LEVEL else None
+        res = summary["traces"][name] = study(trace, known)
         stderr_progress(
             f"{name}: days 5-7 ratio {res['days_5_7']['ratio_p90_vs_best_baseline']} "
             f"(untuned GBM {res['days_5_7']['untuned_gbm_ratio_p90_vs_best_baseline']}), "
             f"week {res['week']['ratio_p90_vs_best_baseline']}"
         )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(summary, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -66,3 +66,25 @@ def test_the_untuned_reference_never_sees_the_future(variants: ModuleType) -> No
     assert np.isfinite(before[3 * 360 :]).all()
     assert np.array_equal(before[:cut], after[:cut], equal_nan=True)
     assert not np.allclose(before[cut + 10 :], after[cut + 10 :])  # and it does read the history
+
+
+def test_the_location_check_scores_the_expected_mean_as_irreducible(variants: ModuleType) -> None:
+    week = _week_like(1.0)
+    expected = variants.level(week.counts)
+    counts = variants.poisson_level(week, np.random.default_rng(2))
+    trace = Trace("poisson", 0, 10, counts)
+    k = variants.HORIZON // 10
+    o = np.arange(400, len(counts) - k)
+    cs = np.concatenate(([0.0], np.cumsum(counts / 10)))
+    ce = np.concatenate(([0.0], np.cumsum(expected / 10)))
+    truth = (ce[o + k] - ce[o]) / k
+    plot = {
+        "t": o * 10.0,
+        "actual_mean": (cs[o + k] - cs[o]) / k,
+        "forecasts": {"outrider": {"mean_p50": truth}},
+    }
+    check = variants.location_check(trace, expected, 10, plot)
+    assert check["outrider_p50_mae_vs_irreducible"] == pytest.approx(1.0)
+    assert check["moving_average_mae_vs_irreducible"] > 1.0
+    # fitted in hindsight on the same origins, a linear predictor comes close to it, under the average
+    assert 0.95 < check["hindsight_linear_mae_vs_irreducible"] < check["moving_average_mae_vs_irreducible"]
