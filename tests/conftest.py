@@ -1,9 +1,14 @@
-"""Fixtures shared by every test folder: real in-process runtime servers (the tiny model)."""
+"""Fixtures shared by every test folder: real in-process runtime servers (the tiny model), and
+the benchmark scripts' modules (``bench/`` is a folder of scripts, not a package)."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +19,22 @@ from outrider_runtime.config import RuntimeConfig, parse_config
 from outrider_runtime.metrics import RuntimeMetrics
 from outrider_runtime.server import ModelService, build_app
 from outrider_runtime.server.grpc_transport import start_grpc
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="session")
+def bench_module() -> Callable[[str], ModuleType]:
+    """Import a script of ``bench/`` by its module name (``bench_module("twin_check")``)."""
+
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, str(BENCH))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(BENCH))
+
+    return load
 
 
 def _tiny_config(**overrides: Any) -> RuntimeConfig:

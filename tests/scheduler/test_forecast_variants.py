@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -12,17 +10,12 @@ import pytest
 
 from outrider_scheduler.forecast.traces import Trace
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 DAY = 86_400
 
 
 @pytest.fixture(scope="module")
-def variants() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("forecast_variants")
-    finally:
-        sys.path.remove(str(BENCH))
+def variants(bench_module: Callable[[str], ModuleType]) -> ModuleType:
+    return bench_module("forecast_variants")
 
 
 def _week_like(days: float = 2.0) -> Trace:

@@ -3,9 +3,7 @@ times from the runtimes' cumulative statistics, and the variability fitted on me
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -13,16 +11,10 @@ import pytest
 
 from outrider_scheduler.planner.profile import default_profile
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def twin_check() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("twin_check")
-    finally:
-        sys.path.remove(str(BENCH))
+def twin_check(bench_module: Callable[[str], ModuleType]) -> ModuleType:
+    return bench_module("twin_check")
 
 
 def _seconds_at_16(mod: ModuleType, p: object) -> float:
