@@ -1,7 +1,7 @@
 """Forecaster on week-long traces of other shapes, built from the shared week, beside an untuned GBM.
 
 The held-out week-long traces the forecaster is judged on are not in this repository. This benchmark
-builds three copies of the shared week with shapes the conversation week does not have, runs the
+builds four copies of the shared week with shapes the conversation week does not have, runs the
 command those traces are scored with (``outrider forecast backtest --horizon 300 --quick``) on each,
 and scores it on days 1-4, days 5-7 and the whole week:
 
@@ -20,7 +20,8 @@ and scores it on days 1-4, days 5-7 and the whole week:
 Beside the backtest's own baselines it scores a reference: an untuned gradient-boosted quantile
 model (scikit-learn's ``HistGradientBoostingRegressor`` with its default settings and quantile loss
 0.9) on the features such a model is usually given (the last 30 step rates, means over 1-240 min,
-time of day and week, the next window a day and a week ago), trained on absolute rates, refitted
+time of day and week, the next window a day ago and, on traces longer than a week, a week ago),
+trained on absolute rates, refitted
 every 6 h on the windows that had ended, not calibrated. It is our reading of "an untuned
 gradient-boosted quantile model", not the independent evaluation's code, and it is not a baseline:
 it never counts as the best baseline.
@@ -73,14 +74,16 @@ def diurnal_sharp(week: Trace, rng: np.random.Generator) -> Array:
 
 
 def bursts(week: Trace, rng: np.random.Generator) -> Array:
-    """A tenth of the week's volume times random bursts of 1.5-4x lasting about 90 s."""
+    """A tenth of the week's volume times random bursts of 1.5-4x lasting about 90 s, starting about
+    every 15 min."""
     gain = np.ones(len(week.counts))
+    gap, length = 900 / week.bin_seconds, 90 / week.bin_seconds  # in bins
     i = 0
     while True:
-        i += int(rng.exponential(90))
+        i += int(rng.exponential(gap))
         if i >= len(gain):
             break
-        gain[i : i + max(1, int(rng.exponential(9)))] *= rng.uniform(1.5, 4)
+        gain[i : i + max(1, int(rng.exponential(length)))] *= rng.uniform(1.5, 4)
     return rng.poisson(0.1 * week.counts * gain).astype(np.float64)
 
 
@@ -173,7 +176,7 @@ def location_check(trace: Trace, expected: Array, step: int, plot: dict[str, Any
     ce = np.concatenate(([0.0], np.cumsum(mean_rate)))
     actual = plot["actual_mean"]
     cols = [np.ones(len(o))] + [rates[o - lag] for lag in range(1, 61)]
-    cols += [(cs[o] - cs[o - w]) / w for w in (90, 180, 360)]
+    cols += [(cs[o] - cs[o - w]) / w for w in (m * 60 // step for m in (15, 30, 60))]
     x = np.column_stack(cols)
     coef, *_ = np.linalg.lstsq(x, actual, rcond=None)
 

@@ -42,15 +42,22 @@ def test_the_built_variants_are_reproducible_and_have_the_shapes_they_claim(vari
     ratio = bursty / (0.1 * week.counts)
     assert np.percentile(ratio, 99) > 2.5  # bursts of 1.5-4x
     on_off = variants.on_off(week, np.random.default_rng(1))
-    assert (on_off > 30).mean() < 0.5 < (on_off > 30).sum()  # bursts on a low base
+    # on or off: bins inside a burst (over 30) and bins of the low base (5 or under), few between
+    assert 0.3 < (on_off > 30).mean() < 0.7 and (on_off <= 5).mean() > 0.3
+    assert ((on_off > 5) & (on_off <= 30)).mean() < 0.1
+    poisson = variants.poisson_level(week, np.random.default_rng(1))
+    expected = variants.level(week.counts)
+    assert poisson.mean() == pytest.approx(expected.mean(), rel=0.01)
+    assert np.var(poisson - expected) / expected.mean() == pytest.approx(1.0, abs=0.1)  # Poisson
 
 
 def test_the_untuned_reference_never_sees_the_future(variants: ModuleType) -> None:
     week = _week_like(0.75)
     before = variants.untuned_gbm(week, 10)
-    # origin 9.5 h: after the second fit (at 9 h), whose forecasts run to the third (15 h); a fit that
-    # trained on windows not over at 9 h would read the scrambled counts and change them
-    cut = int(9.5 * 3600 / 10)
+    # origin 9 h + 20 s: just after the second fit (at 9 h), whose forecasts run to the third (15 h); a
+    # fit that trained on windows not over at 9 h (they end up to 5 min later) would read the
+    # scrambled counts and change the forecasts of origins 9 h and 9 h + 10 s
+    cut = 9 * 360 + 2
     scrambled = week.counts.copy()
     scrambled[cut:] = np.random.default_rng(3).permutation(scrambled[cut:]) * 3
     after = variants.untuned_gbm(Trace("scrambled", 0, 10, scrambled), 10)
