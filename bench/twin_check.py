@@ -48,7 +48,7 @@ from outrider_devcluster.traffic import FixedRouter, LoadGenerator
 from outrider_operator.api.runtime import RuntimeLoad
 from outrider_scheduler.forecast.traces import load_trace
 from outrider_scheduler.planner.capacity import CapacityModel
-from outrider_scheduler.planner.learn_profile import Stats, add_stats, fold_totals
+from outrider_scheduler.planner.learn_profile import Stats, add_stats, fold_totals, stats_since
 from outrider_scheduler.planner.profile import CapacityProfile, default_profile, load_profile
 from outrider_scheduler.simulate.runner import minute_p99_ms, replay_rates
 from outrider_scheduler.simulate.servers import ServerModel
@@ -186,10 +186,7 @@ def minute_profile(base: CapacityProfile, before: Snapshot, after: Snapshot) -> 
         old_boot, old_stats = before.get(port, (boot, {}))
         if old_boot != boot:
             old_stats = {}  # restarted in between: its counters began again
-        for size, (count, seconds) in stats.items():
-            c0, s0 = old_stats.get(size, (0, 0.0))
-            if count > c0 and seconds > s0:
-                totals = add_stats(totals, {size: (count - c0, seconds - s0)})
+        totals = add_stats(totals, stats_since(old_stats, stats))
     return learned(fold_totals(totals, base)) if totals else None
 
 

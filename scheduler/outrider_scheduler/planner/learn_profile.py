@@ -38,6 +38,7 @@ __all__ = [
     "add_stats",
     "fold_totals",
     "learn_profile",
+    "stats_since",
 ]
 
 Poll = Callable[[str], Awaitable[RuntimeLoad]]
@@ -103,10 +104,7 @@ class RuntimeTally:
         """Every batch since the first reading, per size (all processes)."""
         out: Stats = {}
         for proc in self.processes.values():
-            for size, (count, seconds) in proc.last.items():
-                before = proc.base.get(size, (0, 0.0))
-                if count - before[0] > 0 and seconds - before[1] > 0:
-                    out = add_stats(out, {size: (count - before[0], seconds - before[1])})
+            out = add_stats(out, stats_since(proc.base, proc.last))
         return out
 
     def requests(self) -> tuple[int, int]:
@@ -124,6 +122,17 @@ def add_stats(a: Stats, b: Stats) -> Stats:
     for size, (count, seconds) in b.items():
         c0, s0 = out.get(size, (0, 0.0))
         out[size] = (c0 + count, s0 + seconds)
+    return out
+
+
+def stats_since(base: Stats, last: Stats) -> Stats:
+    """The batches one process ran between two readings of its cumulative statistics, per size
+    (sizes where neither the count nor the time grew are left out)."""
+    out: Stats = {}
+    for size, (count, seconds) in last.items():
+        c0, s0 = base.get(size, (0, 0.0))
+        if count > c0 and seconds > s0:
+            out[size] = (count - c0, seconds - s0)
     return out
 
 
