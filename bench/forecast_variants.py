@@ -34,6 +34,7 @@ are the same in every run. Usage: ``python bench/forecast_variants.py [--traces 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -48,6 +49,7 @@ from threadpoolctl import threadpool_limits
 
 from outrider_scheduler.forecast.backtest import BacktestSettings, run_backtest_windows, stderr_progress
 from outrider_scheduler.forecast.ensemble import pinball
+from outrider_scheduler.forecast.series import to_step_series
 from outrider_scheduler.forecast.traces import Trace, load_trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +142,7 @@ def untuned_features(rates: Array, t0: float, step: int, k: int, origins: npt.ND
 def untuned_gbm(trace: Trace, step: int) -> Array:
     """The untuned reference's p90 of the window mean rate at every origin ``1..n`` of the trace's
     ``step``-second series (NaN before its first fit, at 3 h)."""
-    rates = trace.counts.reshape(-1, step // trace.bin_seconds).sum(axis=1) / step
+    rates = to_step_series(trace, 0, step).rates
     k = HORIZON // step
     n = len(rates)
     origins = np.arange(1, n + 1, dtype=np.int64)
@@ -167,9 +169,8 @@ def location_check(trace: Trace, expected: Array, step: int, plot: dict[str, Any
     error of the expected window mean itself), beside a moving average's and that of a linear
     predictor fitted in hindsight on the scored origins themselves (the last 60 step rates and the
     means over 15, 30 and 60 min: an optimistic bound for any linear forecaster)."""
-    per = step // trace.bin_seconds
-    rates = trace.counts.reshape(-1, per).sum(axis=1) / step
-    mean_rate = expected.reshape(-1, per).sum(axis=1) / step
+    rates = to_step_series(trace, 0, step).rates
+    mean_rate = to_step_series(dataclasses.replace(trace, counts=expected), 0, step).rates
     k = HORIZON // step
     o = np.rint((plot["t"] - trace.t0) / step).astype(np.int64)
     cs = np.concatenate(([0.0], np.cumsum(rates)))
