@@ -248,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
             week.bin_seconds,
             build(week, np.random.default_rng(SEED)),
         )
-    if args.only:
+    if args.only is not None:
+        unknown = sorted(set(args.only) - set(traces))
+        if unknown or not args.only:
+            print(
+                f"error: --only takes one or more of {', '.join(traces)}; got {unknown or 'none'}",
+                file=sys.stderr,
+            )
+            return 2
         traces = {n: t for n, t in traces.items() if n in args.only}
     summary: dict[str, Any] = {
         "command": "outrider forecast backtest --horizon 300 --quick",

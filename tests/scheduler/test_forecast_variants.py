@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -88,3 +89,12 @@ def test_the_location_check_scores_the_expected_mean_as_irreducible(variants: Mo
     assert check["moving_average_mae_vs_irreducible"] > 1.0
     # fitted in hindsight on the same origins, a linear predictor comes close to it, under the average
     assert 0.95 < check["hindsight_linear_mae_vs_irreducible"] < check["moving_average_mae_vs_irreducible"]
+
+
+def test_an_unknown_variant_is_refused_and_nothing_is_written(
+    variants: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "variants.json"
+    assert variants.main(["--only", "bogus", "--out", str(out)]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert not out.exists()
