@@ -57,8 +57,6 @@ class SimPod:
     created: float = 0.0
     demoted_at: float | None = None
     released: bool = False
-    received: float = 0.0
-    """Requests this pod received (its runtime's cumulative counter)."""
 
     @property
     def target(self) -> str:

@@ -3,7 +3,9 @@ imported, not copied, driven with views built from the simulated pods, plus the 
 (pool Deployments sized to the planner's targets).
 
 Every second the planner sees what it sees in a cluster: each pod's runtime sample (state, the
-requests it received, the last second's p99, its queue share, the batch size in effect) and the
+last second's p99, its queue share, the batch size in effect) with the rate of requests it received
+(the loop computes that rate from the runtime's cumulative counters, which the twin therefore leaves
+at zero: the decision core never reads them), and the
 forecast the real forecaster made at the last 10-s step (a walk-forward over the trace, so it only
 ever knows the past). Its pod operations move simulated pods with the measured timings: a warm
 pod serves after ``warm_promotion_s``, a cold one after ``cold_to_serving_s``, a new one after
@@ -55,9 +57,9 @@ class OutriderPolicy:
     actions: int = 0
     promotions: int = 0
     cold_starts: int = 0
-    _load: dict[str, float] = field(default_factory=dict)
     _queue_share: float = 0.0
     _batching: dict[int, BatchingSettings] = field(default_factory=dict)
+    _standby: dict[tuple[str, int], LoadRates] = field(default_factory=dict)
 
     def start(self, fleet: Fleet, initial: int = 1) -> None:
         """The spec's pools, ready (the active one with what the first minute needs)."""
@@ -131,13 +133,10 @@ class OutriderPolicy:
         per = lam / len(serving) if serving else 0.0
         p99_ms = obs.last_p99_s * 1000 if math.isfinite(obs.last_p99_s) else 60_000.0
         self._queue_share = obs.backlog / len(serving) if serving else 0.0
-        # one latency window per tick for every serving pod (and one for the rest), one batching
-        # settings object per batch size: building them per pod was most of a replay's time
+        # one latency window per tick for every serving pod, one batching settings object per batch
+        # size: building them per pod was most of a replay's time
         count = int(per * 2)
-        windows = (
-            LatencyWindow.model_construct(window_seconds=2.0, count=count, p99_ms=p99_ms, p50_ms=None),
-            LatencyWindow.model_construct(window_seconds=2.0, count=count, p99_ms=None, p50_ms=None),
-        )
+        window = LatencyWindow.model_construct(window_seconds=2.0, count=count, p99_ms=p99_ms, p50_ms=None)
         batching = self._batching.get(fleet.batch)
         if batching is None:
             batching = self._batching[fleet.batch] = BatchingSettings.model_construct(
@@ -147,34 +146,25 @@ class OutriderPolicy:
                 lookahead_window=3,
                 dynamic=DynamicBatching.ENABLED,
             )
-        # and one sample per pod state present, copied per pod with the pod's own fields (a copy
-        # costs a third of constructing one)
-        present = {p.state if p.state in _MODEL_STATE else COLD for p in fleet.pods}
-        samples = {
-            state: RuntimeLoad.model_construct(  # no validation: a million samples per simulated week
-                model="twin",
-                state=_MODEL_STATE[state],
-                requested_state=_MODEL_STATE[state],
-                boot_id="",
-                uptime_seconds=0.0,
-                received=0,
-                completed=0,
-                failed=0,
-                rejected=0,
-                rows_completed=0,
-                inflight=0,
-                queue_depth=int(self._queue_share) if state == SERVING else 0,
-                queue_limit=1024,
-                workers=self.model.workers,
-                latency=windows[0] if state == SERVING else windows[1],
-                batching=batching,
-                loading=False,
-                draining=False,
-                batch_stats=[],
-            )
-            for state in present
-        }
-        pods = tuple(self._pod(p, per, samples, now) for p in fleet.pods)
+        # and one sample (with its rates) per pod state, shared by the pods in that state: the
+        # decision core reads a sample's state, queue, latency and batching, never the cumulative
+        # counters a real runtime adds (the loop turns those into the rates given here); a standby
+        # pod's sample does not change from second to second, so it is built once per batch size
+        rates: dict[str, LoadRates] = {}
+        for state in {p.state if p.state in _MODEL_STATE else COLD for p in fleet.pods}:
+            if state == SERVING:
+                sample = self._sample(state, window, batching, int(self._queue_share))
+                rates[state] = LoadRates(sample, per, per, 0.0, 1.0, 0.0, 1.0)
+                continue
+            standby = self._standby.get((state, fleet.batch))
+            if standby is None:
+                idle = LatencyWindow.model_construct(window_seconds=2.0, count=0, p99_ms=None, p50_ms=None)
+                sample = self._sample(state, idle, batching, 0)
+                standby = self._standby[(state, fleet.batch)] = LoadRates(
+                    sample, 0.0, 0.0, 0.0, 1.0, 60.0, 1.0
+                )
+            rates[state] = standby
+        pods = tuple(self._pod(p, rates) for p in fleet.pods)
         forecast = None
         if self.forecast_peak is not None and now > 0:
             peak = float(self.forecast_peak[now - 1])
@@ -182,25 +172,35 @@ class OutriderPolicy:
                 forecast = ForecastView(peak, self.horizon_s, float(now - 1))
         return DeploymentView("sim", "twin", self.spec, pods, float(now), forecast)
 
-    def _pod(self, pod: SimPod, per: float, samples: dict[str, RuntimeLoad], now: int) -> PodView:
+    def _sample(
+        self, state: str, latency: LatencyWindow, batching: BatchingSettings, queue: int
+    ) -> RuntimeLoad:
+        """A runtime sample of a pod in ``state`` (no validation: a million samples per simulated week)."""
+        return RuntimeLoad.model_construct(
+            model="twin",
+            state=_MODEL_STATE[state],
+            requested_state=_MODEL_STATE[state],
+            boot_id="",
+            uptime_seconds=0.0,
+            received=0,
+            completed=0,
+            failed=0,
+            rejected=0,
+            rows_completed=0,
+            inflight=0,
+            queue_depth=queue,
+            queue_limit=1024,
+            workers=self.model.workers,
+            latency=latency,
+            batching=batching,
+            loading=False,
+            draining=False,
+            batch_stats=[],
+        )
+
+    def _pod(self, pod: SimPod, rates: dict[str, LoadRates]) -> PodView:
         serving = pod.state == SERVING
-        if serving:
-            self._load[pod.name] = self._load.get(pod.name, 0.0) + per
         state = pod.state if pod.state in _MODEL_STATE else COLD
-        done = int(self._load.get(pod.name, 0.0))
-        load = samples[state].model_copy(
-            update={
-                "boot_id": pod.name,
-                "uptime_seconds": float(now - pod.created),
-                "received": done,
-                "completed": done,
-                "rows_completed": done,
-                "batch_stats": [],  # its own list: the copy is shallow, the rest is read-only
-            }
-        )
-        rates = LoadRates(
-            load, per if serving else 0.0, per if serving else 0.0, 0.0, 1.0, 0.0 if serving else 60.0, 1.0
-        )
         busy = None
         if pod.state.startswith("to_"):
             busy = "promote" if pod.target == SERVING else "starting"
@@ -215,6 +215,6 @@ class OutriderPolicy:
             released=pod.released,
             demoted_at=pod.demoted_at,
             endpoint_ready=serving,
-            rates=rates,
+            rates=rates[state],
             busy=busy,
         )
