@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from outrider_operator.api import labels
 from outrider_operator.api.status import ActionKind, ActionTrigger
 from outrider_scheduler.planner.capacity import CapacityModel
@@ -156,6 +158,23 @@ def test_forecast_gap_adds_new_replicas_and_keeps_the_warm_pool(mk: Any, model: 
     assert add.trigger is ActionTrigger.FORECAST and plan.active_target == 4
     stale = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=500.0)
     assert decide(mk.view(base_pods(mk, 60.0), forecast=stale), model, Memory(), S).active_target == 2
+
+
+def test_the_specs_target_utilisation_sizes_the_forecast_and_the_reported_capacity(
+    mk: Any, model: CapacityModel
+) -> None:
+    # batch 8 runs in 45 ms: 177.8 req/s per pod at full load; a forecast peak of 500 req/s
+    fc = ForecastView(peak_rps=500.0, horizon_seconds=300, generated_at=990.0)
+    targets = {}
+    for pct in (None, 50, 80, 100):
+        spec = mk.spec(scaling={"targetUtilizationPercent": pct} if pct else {})
+        plan = decide(mk.view(base_pods(mk, 60.0), forecast=fc, spec=spec), model, Memory(), S)
+        targets[pct] = (plan.active_target, plan.numbers.capacity_rps)
+    assert targets[None] == targets[80]  # the default is 80%
+    assert [targets[p][0] for p in (50, 80, 100)] == [6, 4, 3]  # ceil(500 / (177.8 * u))
+    assert targets[50][1] == pytest.approx(targets[100][1] / 2)
+    with pytest.raises(ValueError, match="targetUtilizationPercent"):
+        mk.spec(scaling={"targetUtilizationPercent": 5})
 
 
 def test_scale_down_waits_for_the_stabilisation_window_then_demotes_promoted_first(

@@ -68,6 +68,8 @@ def test_bad_input_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--warm-pods" in capsys.readouterr().err
     assert main(["simulate", "--trace", str(good), "--variability", "0"]) == 2
     assert "--variability" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(good), "--target-utilization", "5"]) == 2
+    assert "--target-utilization must be 10-100" in capsys.readouterr().err
 
 
 def test_the_variability_is_the_server_models_and_a_thicker_tail_holds_less_load(tmp_path: Path) -> None:
@@ -100,3 +102,17 @@ def test_warm_pods_are_a_choice_that_costs_a_gpu_each(tmp_path: Path) -> None:
     extra = docs[1]["policies"]["outrider"]["gpu_hours"] - docs[0]["policies"]["outrider"]["gpu_hours"]
     # the warm pod holds its GPU for the whole replay (less while it is promoted and serving)
     assert 0.5 * hours <= extra <= 1.05 * hours
+
+
+@pytest.mark.slow
+def test_a_higher_target_utilisation_holds_fewer_gpus(tmp_path: Path) -> None:
+    trace = TRACES / "azure_llm_2023_conv_1s.csv"
+    docs = {}
+    for pct in (50, 100):
+        out = tmp_path / f"u{pct}"
+        args = ["simulate", "--trace", str(trace), "--policies", "outrider", "--out", str(out), "--quick"]
+        assert main([*args, "--target-utilization", str(pct)]) == 0
+        docs[pct] = json.loads((out / "simulate.json").read_text())
+    assert [docs[p]["outrider_spec"]["scaling"]["targetUtilizationPercent"] for p in (50, 100)] == [50, 100]
+    gpu = {p: docs[p]["policies"]["outrider"]["gpu_hours"] for p in (50, 100)}
+    assert gpu[100] < 0.8 * gpu[50]

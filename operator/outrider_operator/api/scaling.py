@@ -78,6 +78,17 @@ class ScalingSpec(ApiModel):
     target_latency_p99_ms: int = Field(
         default=200, ge=1, le=600000, description="p99 latency the planner sizes capacity for."
     )
+    target_utilization_percent: int = Field(
+        default=80,
+        ge=10,
+        le=100,
+        description=(
+            "How busy the planner lets a serving replica be, as a percentage of the throughput its "
+            "capacity model predicts at the batch size in use: forecast and observed load are divided "
+            "by this share of a replica's capacity. Higher holds fewer GPUs and less headroom for load "
+            "the forecast misses (HPA's averageUtilization, Knative's target utilisation)."
+        ),
+    )
     scale_down_stabilization_seconds: int = Field(
         default=300,
         ge=0,

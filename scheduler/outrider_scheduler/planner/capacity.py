@@ -25,8 +25,9 @@ From ``s(b)``, for a replica running ``workers`` batches at once:
   being formed, then for the one running, then runs), times a latency factor learned online;
 - the largest batch size whose predicted p99 stays under ``targetLatencyP99Ms`` (with a margin).
 
-Capacity is reported at a target utilisation (0.8 by default): the planner sizes pools so that
-each replica runs at most that busy. An online correction factor (0.25-1) scales capacity down
+Capacity is reported at a target utilisation (0.8 by default; the planner uses each deployment's
+``spec.scaling.targetUtilizationPercent``): the planner sizes pools so that each replica runs at
+most that busy. An online correction factor (0.25-1) scales capacity down
 when pods miss the p99 target below the predicted capacity, and lets it recover when they do not.
 The model is pure arithmetic over its inputs; nothing here does I/O.
 """
@@ -49,7 +50,9 @@ class CapacitySettings:
     """Knobs of the capacity model."""
 
     utilisation: float = 0.8
-    """Target busy fraction of a replica: capacity is reported at this load."""
+    """Target busy fraction of a replica: capacity is reported at this load unless the caller gives
+    its own (the planner gives each deployment's ``spec.scaling.targetUtilizationPercent``, whose
+    default is the same 80%)."""
     latency_margin: float = 0.9
     """The largest batch must keep predicted p99 under this share of the target."""
     min_observed_batches: int = 5
@@ -297,9 +300,11 @@ class CapacityModel:
             return math.nan
         return self.workers * batch / s / self.rows_per_request * self.correction
 
-    def capacity(self, batch: int) -> float:
-        """Requests/s one replica serves at the target utilisation with batches of ``batch`` rows."""
-        return self.raw_capacity(batch) * self.settings.utilisation
+    def capacity(self, batch: int, utilisation: float | None = None) -> float:
+        """Requests/s one replica serves at ``utilisation`` (default: the settings' target) with
+        batches of ``batch`` rows. The planner passes each deployment's own target
+        (``spec.scaling.targetUtilizationPercent``)."""
+        return self.raw_capacity(batch) * (self.settings.utilisation if utilisation is None else utilisation)
 
     def p99_ms(self, batch: int, delay_ms: float) -> float:
         """Predicted p99 latency (ms) near saturation with batches of ``batch`` rows."""

@@ -83,7 +83,9 @@ def decide(view: DeploymentView, model: CapacityModel, memory: Memory, settings:
 
     numbers = Numbers(
         demand_rps=readings.demand,
-        capacity_rps=readings.cap_high if batch == readings.high_batch else model.capacity(batch),
+        capacity_rps=(
+            readings.cap_high if batch == readings.high_batch else model.capacity(batch, readings.utilisation)
+        ),
         p99_ms=readings.p99,
         queue_depth=readings.queue,
         serving=len(serving),

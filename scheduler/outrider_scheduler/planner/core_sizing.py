@@ -92,6 +92,8 @@ class Readings:
     cap_default: float
     known: bool
     """Whether one replica's capacity is known."""
+    utilisation: float
+    """The spec's target busy fraction of a replica (capacities are at this load)."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,9 @@ def read_signals(c: Cycle) -> Readings:
     high_batch = (
         max(default_batch, model.best_batch(target_ms, delay_ms, ceiling)) if dynamic else default_batch
     )
-    cap_high = model.capacity(high_batch)
-    cap_default = model.capacity(default_batch)
+    utilisation = spec.scaling.target_utilization_percent / 100
+    cap_high = model.capacity(high_batch, utilisation)
+    cap_default = model.capacity(default_batch, utilisation)
     known = model.known and math.isfinite(cap_high) and cap_high > 0
     if serving and p99 is not None:
         model.observe_latency(
@@ -208,6 +211,7 @@ def read_signals(c: Cycle) -> Readings:
         cap_high=cap_high,
         cap_default=cap_default,
         known=known,
+        utilisation=utilisation,
     )
 
 

@@ -42,6 +42,13 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.warm_pods <= 64:
         print(f"error: --warm-pods must be 0-64 (standby.warm), got {args.warm_pods}", file=sys.stderr)
         return 2
+    if not 10 <= args.target_utilization <= 100:
+        print(
+            f"error: --target-utilization must be 10-100 (scaling.targetUtilizationPercent), "
+            f"got {args.target_utilization}",
+            file=sys.stderr,
+        )
+        return 2
     if not 0.05 <= args.variability <= 10:
         print(
             f"error: --variability must be 0.05-10 ((ca2 + cs2) / 2; Poisson arrivals alone give 0.5), "
@@ -61,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         peak_replicas=args.peak_replicas,
         quick=args.quick,
         warm_pods=args.warm_pods,
+        target_utilization_percent=args.target_utilization,
         variability=args.variability,
     )
     started = time.perf_counter()
@@ -102,6 +110,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="Outrider's warm standby pods, each holding a GPU (default 0, the API's default).",
+    )
+    parser.add_argument(
+        "--target-utilization",
+        type=int,
+        default=80,
+        help="Outrider's scaling.targetUtilizationPercent: how busy it lets a serving replica be "
+        "(default 80, the API's default).",
     )
     parser.add_argument(
         "--variability",

@@ -82,6 +82,8 @@ class SimSettings:
     warm_pods: int = 0
     """Outrider's warm standby pods (``standby.warm``; each holds a GPU all the time). 0, the API's
     default: in the twin a warm pod bought no SLO minute on any shared trace (docs/simulate.md)."""
+    target_utilization_percent: int = 80
+    """Outrider's ``scaling.targetUtilizationPercent`` (the API's default)."""
     variability: float = ServerModel.variability
     """``v = (ca2 + cs2) / 2`` of the random-arrival wait (:class:`ServerModel`); ``make bench-twin``
     fits it on the machine it runs on (docs/simulate.md, "Checked against reality")."""
@@ -297,7 +299,11 @@ def outrider_spec(s: SimSettings) -> dict[str, Any]:
         "replicas": {"min": 1, "max": replica_ceiling(s)},
         "standby": {"warm": s.warm_pods, "cold": max(1, s.peak_replicas // 8)},
         "batching": {"maxBatchSize": s.max_batch, "minBatchDelayMs": int(s.delay_ms)},
-        "scaling": {"targetLatencyP99Ms": int(s.slo_p99_ms), "forecastHorizonSeconds": s.horizon_seconds},
+        "scaling": {
+            "targetLatencyP99Ms": int(s.slo_p99_ms),
+            "forecastHorizonSeconds": s.horizon_seconds,
+            "targetUtilizationPercent": s.target_utilization_percent,
+        },
     }
 
 
