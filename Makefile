@@ -123,6 +123,10 @@ bench-surge: ## Planner surge trials on the local cluster (operator, scheduler, 
 bench-policy: ## outrider simulate on every shared trace (all policies); writes bench/results/policy/.
 	$(PY) bench/policy_bench.py
 
+.PHONY: bench-frontier
+bench-frontier: ## Violating minutes against GPU-hours as Outrider's, HPA's and KPA's targets move, every shared trace; writes bench/results/policy-frontier.json.
+	$(PY) bench/policy_frontier.py
+
 .PHONY: bench-twin
 bench-twin: ## The simulator's latency model beside real runtimes, minute by minute; writes bench/results/twin.json.
 	$(PY) bench/twin_check.py
