@@ -74,7 +74,9 @@ def compare(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for o in (p for p in points if p["policy"] == "outrider"):
         cheaper = [h["violating_minutes"] for h in hpa if h["gpu_hours"] <= o["gpu_hours"]]
-        safer = [h["gpu_hours"] for h in hpa if h["violating_minutes"] <= o["violating_minutes"]]
+        safer = [
+            h["gpu_hours_vs_static_peak"] for h in hpa if h["violating_minutes"] <= o["violating_minutes"]
+        ]
         rows.append(
             {
                 "outrider_target_pct": o["target_pct"],
@@ -82,7 +84,7 @@ def compare(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "gpu_hours_vs_static_peak": o["gpu_hours_vs_static_peak"],
                 "hpa_fewest_violating_minutes_at_no_more_gpu_hours": min(cheaper) if cheaper else None,
                 "hpa_fewest_gpu_hours_vs_static_peak_at_no_more_violating_minutes": (
-                    round(min(safer) / o["static_gpu_hours"], 4) if safer else None
+                    min(safer) if safer else None
                 ),
                 "dominated_by": [
                     f"{p['policy']}@{p['target_pct']}%"
@@ -154,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             "hpa_target_pct_of_throughput": list(HPA_TARGETS),
             "kpa_target_utilization_pct": list(KPA_TARGETS),
             "quick": args.quick,
-            "simulate": dataclasses.asdict(SimSettings(quick=args.quick)),
+            # the rest of `outrider simulate`'s settings (the target moved above is left out)
+            "simulate": {
+                k: v
+                for k, v in dataclasses.asdict(SimSettings(quick=args.quick)).items()
+                if k != "target_utilization_percent"
+            },
         },
         "traces": {},
     }

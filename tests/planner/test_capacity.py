@@ -115,6 +115,17 @@ def test_missed_p99_below_capacity_lowers_the_estimate_and_recovers(mk: Any) -> 
     assert m.capacity(8) > low
 
 
+def test_a_miss_counts_against_the_model_below_the_deployments_own_target(mk: Any) -> None:
+    raw = CapacityModel.from_profile(mk.profile()).raw_capacity(8)
+    kw: dict[str, Any] = {"p99_ms": 400, "demand_per_replica": 0.9 * raw, "batch": 8, "delay_ms": 10}
+    at_default = CapacityModel.from_profile(mk.profile())
+    at_default.observe_latency(**kw, target_ms=200)  # 90% busy is above the default 80%: explained
+    assert at_default.correction == 1.0
+    at_full = CapacityModel.from_profile(mk.profile())
+    at_full.observe_latency(**kw, target_ms=200, utilisation=1.0)  # sized to run at 100%: unexplained
+    assert at_full.correction < 1.0
+
+
 def test_signals_give_rates_and_reset_on_restart(mk: Any) -> None:
     sig = PodSignals(window_seconds=1.0)
     assert sig.add(0.0, mk.load(received=100)).arrival_rps == 0.0

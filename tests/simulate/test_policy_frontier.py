@@ -72,6 +72,9 @@ def test_each_setting_gets_a_policy_of_its_own(frontier: ModuleType) -> None:
     # no two share mutable state (a copy made with dataclasses.replace shares its original's)
     states = [id(pol._recs) for n, _, pol in made if n == "hpa"]
     assert len(set(states)) == len(states)
+    for part in ("memory", "model"):
+        owned = [id(getattr(pol, part)) for n, _, pol in made if n == "outrider"]
+        assert len(set(owned)) == len(owned), part
 
 
 def test_an_unknown_trace_is_refused_naming_the_known_ones(

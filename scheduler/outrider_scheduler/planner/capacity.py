@@ -50,9 +50,9 @@ class CapacitySettings:
     """Knobs of the capacity model."""
 
     utilisation: float = 0.8
-    """Target busy fraction of a replica: capacity is reported at this load unless the caller gives
-    its own (the planner gives each deployment's ``spec.scaling.targetUtilizationPercent``, whose
-    default is the same 80%)."""
+    """Target busy fraction of a replica: capacity is reported (and a p99 miss below it counted
+    against the model) at this load unless the caller gives its own; the planner gives each
+    deployment's ``spec.scaling.targetUtilizationPercent``, whose default is the same 80%."""
     latency_margin: float = 0.9
     """The largest batch must keep predicted p99 under this share of the target."""
     min_observed_batches: int = 5
@@ -205,24 +205,27 @@ class CapacityModel:
         delay_ms: float,
         target_ms: float,
         queue_per_replica: float = 0.0,
+        utilisation: float | None = None,
     ) -> None:
         """Correct the model with one deployment-wide p99 observation at a known load and batch size.
 
-        A miss only counts against the model when neither the load (above capacity) nor a backlog
-        (more than a batch queued per replica, left by a burst) explains it.
+        A miss only counts against the model when neither the load (above the capacity at
+        ``utilisation``, the deployment's target; default the settings') nor a backlog (more than a
+        batch queued per replica, left by a burst) explains it: pods sized to run that busy that
+        miss the target below it serve less than modelled for that target.
         """
         if not self.known or demand_per_replica <= 0:
             return
         predicted = self.p99_ms(batch, delay_ms)
         raw = self.raw_capacity(batch)
-        utilisation = demand_per_replica / raw if raw > 0 else 0.0
+        busy = demand_per_replica / raw if raw > 0 else 0.0
         backlog = queue_per_replica > max(1, batch)
-        if utilisation >= 0.5 and predicted > 0 and not backlog:
+        if busy >= 0.5 and predicted > 0 and not backlog:
             # the p99 formula has no queue in it: a backlog's waiting says nothing about the factor
             ratio = min(4.0, max(0.5, p99_ms / predicted))
             self.latency_factor = 0.8 * self.latency_factor + 0.2 * ratio
         s = self.settings
-        unexplained = demand_per_replica < self.capacity(batch) and not backlog
+        unexplained = demand_per_replica < self.capacity(batch, utilisation) and not backlog
         if p99_ms > target_ms and unexplained:
             # missed below the predicted capacity with no backlog: the replica serves less than modelled
             self.correction = max(s.min_correction, self.correction * 0.95)

@@ -196,7 +196,7 @@ def read_signals(c: Cycle) -> Readings:
     known = model.known and math.isfinite(cap_high) and cap_high > 0
     if serving and p99 is not None:
         model.observe_latency(
-            p99, demand / len(serving), current_batch, delay_ms, target_ms, queue / len(serving)
+            p99, demand / len(serving), current_batch, delay_ms, target_ms, queue / len(serving), utilisation
         )
     return Readings(
         demand=demand,
