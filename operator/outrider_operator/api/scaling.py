@@ -84,9 +84,10 @@ class ScalingSpec(ApiModel):
         le=100,
         description=(
             "How busy the planner lets a serving replica be, as a percentage of the throughput its "
-            "capacity model predicts at the batch size in use: forecast and observed load are divided "
-            "by this share of a replica's capacity. Higher holds fewer GPUs and less headroom for load "
-            "the forecast misses (HPA's averageUtilization, Knative's target utilisation)."
+            "capacity model predicts: observed load is divided by this share of a replica's capacity at "
+            "the surge batch size, the forecast peak by this share at the spec's batch size, and a p99 "
+            "miss below it lowers the model's capacity. Higher holds fewer GPUs and less headroom for "
+            "load the forecast misses (compare HPA's averageUtilization, Knative's target utilisation)."
         ),
     )
     scale_down_stabilization_seconds: int = Field(
