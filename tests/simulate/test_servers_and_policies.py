@@ -168,3 +168,52 @@ def test_warm_pods_hold_gpus_cold_ones_do_not() -> None:
     fleet.add("warm", WARM, 0.0, 0.0)
     fleet.add("cold", "cold", 0.0, 0.0)
     assert fleet.gpus() == 4
+
+
+def test_the_twins_outrider_does_not_depend_on_the_runtime_counters_it_leaves_at_zero() -> None:
+    """The twin's pods share one sample per state with the cumulative counters at zero (the loop
+    turns those into rates; the decision core reads the rates). Filled with every pod's own
+    counters instead, the replay must decide exactly the same."""
+    import dataclasses
+    import itertools
+
+    from outrider_operator.api.runtime import RuntimeLoad
+    from outrider_scheduler.forecast.traces import load_trace
+    from outrider_scheduler.planner.profile import default_profile
+    from outrider_scheduler.simulate.outrider_policy import OutriderPolicy
+    from outrider_scheduler.simulate.runner import SimSettings, build_policy, prepare, run_policy
+
+    trace = load_trace(
+        Path(__file__).resolve().parents[3] / "shared" / "traces" / "azure_llm_2023_code_1s.csv"
+    )
+    trace = dataclasses.replace(trace, counts=trace.counts[:1200])  # 20 minutes: bursts, surges, scale-downs
+    sim = prepare(trace, default_profile(), Timings(1.0, 4.0, 6.0), SimSettings(warm_pods=1))
+    ticks = itertools.count(1)
+
+    class Counted(OutriderPolicy):
+        def _sample(self, *args: object, **kw: object) -> RuntimeLoad:
+            n = next(ticks)
+            return (
+                super()
+                ._sample(*args, **kw)
+                .model_copy(  # type: ignore[arg-type]
+                    update={
+                        "received": 7 * n,
+                        "completed": 5 * n,
+                        "rows_completed": 9 * n,
+                        "boot_id": f"b{n}",
+                    }
+                )
+            )
+
+    plain = build_policy("outrider", sim)
+    assert isinstance(plain, OutriderPolicy)
+    counted = Counted(plain.spec, plain.model.__class__.from_profile(sim.profile), sim.forecast_peak)
+    a, b = run_policy(sim, plain), run_policy(sim, counted)
+    assert next(ticks) > 1000  # the counters really were filled in
+    assert a.actions > 5 and (a.actions, a.promotions, a.cold_starts) == (
+        b.actions,
+        b.promotions,
+        b.cold_starts,
+    )
+    assert a.gpu_seconds == b.gpu_seconds and np.array_equal(a.minute_p99_ms, b.minute_p99_ms)
