@@ -31,16 +31,9 @@ from outrider_scheduler.planner.profile import default_profile
 from outrider_scheduler.simulate.fleet import Timings
 from outrider_scheduler.simulate.policies import HpaPolicy, KpaPolicy, Policy
 from outrider_scheduler.simulate.runner import SimSettings, Simulation, build_policy, prepare, run_policy
+from policy_bench import FILES, REPO, TRACES  # the same traces as `make bench-policy`
 
-REPO = Path(__file__).resolve().parents[1]
-TRACES = REPO.parent / "shared" / "traces"
 OUT = REPO / "bench" / "results" / "policy-frontier.json"
-FILES = (
-    "azure_llm_2023_code_1s.csv",
-    "azure_llm_2023_conv_1s.csv",
-    "azure_functions_2019_sample1340_1min.csv",
-    "azure_llm_2024_conv_10s.csv",
-)
 OUTRIDER_TARGETS = (70, 80, 90, 100)
 HPA_TARGETS = (50, 60, 70, 80, 90)
 KPA_TARGETS = (50, 70, 90)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,15 +89,21 @@ def test_the_variability_is_the_server_models_and_a_thicker_tail_holds_less_load
     assert docs[1.5]["scale"] < docs[None]["scale"]
 
 
-@pytest.mark.slow
-def test_warm_pods_are_a_choice_that_costs_a_gpu_each(tmp_path: Path) -> None:
+def _outrider_quick(tmp_path: Path, flag: str, values: tuple[int, ...]) -> dict[int, dict[str, Any]]:
+    """simulate.json of Outrider alone on the conversation hour (--quick), once per value of ``flag``."""
     trace = TRACES / "azure_llm_2023_conv_1s.csv"
     docs = {}
-    for warm in (0, 1):
-        out = tmp_path / f"warm{warm}"
+    for value in values:
+        out = tmp_path / f"{flag.strip('-')}{value}"
         args = ["simulate", "--trace", str(trace), "--policies", "outrider", "--out", str(out), "--quick"]
-        assert main([*args, "--warm-pods", str(warm)]) == 0
-        docs[warm] = json.loads((out / "simulate.json").read_text())
+        assert main([*args, flag, str(value)]) == 0
+        docs[value] = json.loads((out / "simulate.json").read_text())
+    return docs
+
+
+@pytest.mark.slow
+def test_warm_pods_are_a_choice_that_costs_a_gpu_each(tmp_path: Path) -> None:
+    docs = _outrider_quick(tmp_path, "--warm-pods", (0, 1))
     assert [docs[w]["outrider_spec"]["standby"]["warm"] for w in (0, 1)] == [0, 1]
     hours = docs[0]["seconds"] / 3600
     extra = docs[1]["policies"]["outrider"]["gpu_hours"] - docs[0]["policies"]["outrider"]["gpu_hours"]
@@ -106,13 +113,7 @@ def test_warm_pods_are_a_choice_that_costs_a_gpu_each(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_higher_target_utilisation_holds_fewer_gpus(tmp_path: Path) -> None:
-    trace = TRACES / "azure_llm_2023_conv_1s.csv"
-    docs = {}
-    for pct in (50, 100):
-        out = tmp_path / f"u{pct}"
-        args = ["simulate", "--trace", str(trace), "--policies", "outrider", "--out", str(out), "--quick"]
-        assert main([*args, "--target-utilization", str(pct)]) == 0
-        docs[pct] = json.loads((out / "simulate.json").read_text())
+    docs = _outrider_quick(tmp_path, "--target-utilization", (50, 100))
     assert [docs[p]["outrider_spec"]["scaling"]["targetUtilizationPercent"] for p in (50, 100)] == [50, 100]
     gpu = {p: docs[p]["policies"]["outrider"]["gpu_hours"] for p in (50, 100)}
     assert gpu[100] < 0.8 * gpu[50]

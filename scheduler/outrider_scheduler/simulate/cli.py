@@ -39,23 +39,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.slo_p99_ms <= 0 or args.peak_replicas < 1:
         print("error: --slo-p99-ms must be > 0 and --peak-replicas >= 1", file=sys.stderr)
         return 2
-    if not 0 <= args.warm_pods <= 64:
-        print(f"error: --warm-pods must be 0-64 (standby.warm), got {args.warm_pods}", file=sys.stderr)
-        return 2
-    if not 10 <= args.target_utilization <= 100:
-        print(
-            f"error: --target-utilization must be 10-100 (scaling.targetUtilizationPercent), "
-            f"got {args.target_utilization}",
-            file=sys.stderr,
-        )
-        return 2
-    if not 0.05 <= args.variability <= 10:
-        print(
-            f"error: --variability must be 0.05-10 ((ca2 + cs2) / 2; Poisson arrivals alone give 0.5), "
-            f"got {args.variability:g}",
-            file=sys.stderr,
-        )
-        return 2
+    ranges = (
+        ("--warm-pods", args.warm_pods, 0, 64, "standby.warm"),
+        ("--target-utilization", args.target_utilization, 10, 100, "scaling.targetUtilizationPercent"),
+        ("--variability", args.variability, 0.05, 10, "(ca2 + cs2) / 2; Poisson arrivals alone give 0.5"),
+    )
+    for flag, value, lo, hi, what in ranges:
+        if not lo <= value <= hi:
+            print(f"error: {flag} must be {lo:g}-{hi:g} ({what}), got {value:g}", file=sys.stderr)
+            return 2
     try:
         trace = load_trace(args.trace)
         profile = load_profile(args.profile) if args.profile else default_profile()
