@@ -165,7 +165,11 @@ class PlanStatus(ApiModel):
     desired_serving: int = Field(default=0, ge=0, description="Serving pods the planner wants.")
     demand_rps: str = Field(default="0", description="Request rate arriving at serving pods (decimal).")
     capacity_rps: str | None = Field(
-        default=None, description="Requests/s one replica serves within the p99 target (capacity model)."
+        default=None,
+        description=(
+            "Requests/s one replica serves within the p99 target at scaling.targetUtilizationPercent "
+            "(capacity model)."
+        ),
     )
     p99_ms: str | None = Field(default=None, description="Worst serving pod's recent p99 latency, ms.")
     expected_extra_replicas: int = Field(

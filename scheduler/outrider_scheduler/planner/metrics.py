@@ -45,7 +45,8 @@ class PlannerMetrics:
         )
         self.capacity = Gauge(
             "outrider_planner_capacity_requests_per_second",
-            "Requests/s one replica serves within the p99 target at the batch size in use (capacity model).",
+            "Requests/s one replica serves within the p99 target at the batch size in use and the "
+            "deployment's scaling.targetUtilizationPercent (capacity model).",
             _DEPLOYMENT,
             registry=r,
         )
