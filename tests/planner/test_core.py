@@ -177,6 +177,44 @@ def test_the_specs_target_utilisation_sizes_the_forecast_and_the_reported_capaci
         mk.spec(scaling={"targetUtilizationPercent": 5})
 
 
+def test_forecast_sizing_mean_sizes_for_the_horizons_mean_and_falls_back_to_its_peak(
+    mk: Any, model: CapacityModel
+) -> None:
+    # 177.8 req/s per pod at batch 8, 142.2 at 80%: a p90 peak of 560 wants 4 pods, a p90 mean of 300 wants 3
+    fc = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=990.0, mean_rps=300.0)
+    no_mean = ForecastView(peak_rps=560.0, horizon_seconds=300, generated_at=990.0)
+    mean = mk.spec(scaling={"forecastSizing": "mean"})
+    got = {}
+    for name, spec, forecast in (
+        ("default", None, fc),
+        ("peak", mk.spec(scaling={"forecastSizing": "peak"}), fc),
+        ("mean", mean, fc),
+        ("mean, none known", mean, no_mean),
+    ):
+        view = mk.view(base_pods(mk, 60.0), forecast=forecast, **({"spec": spec} if spec else {}))
+        plan = decide(view, model, Memory(), S)
+        add = next(a for a in plan.actions if a.kind is ActionKind.ADD_REPLICAS)
+        got[name] = (plan.active_target, add.message)
+    assert [got[n][0] for n in ("default", "peak", "mean", "mean, none known")] == [4, 4, 3, 4]
+    assert "forecast p90 peak 560.0" in got["default"][1] and "forecast p90 mean 300.0" in got["mean"][1]
+    assert "forecast p90 peak 560.0" in got["mean, none known"][1]
+    with pytest.raises(ValueError, match="forecastSizing"):
+        mk.spec(scaling={"forecastSizing": "max"})
+
+
+def test_what_the_sized_forecast_misses_sizes_the_cold_pool(mk: Any, model: CapacityModel) -> None:
+    # demand of 400 req/s against a p90 mean of 100 and a p90 peak of 380: sized on the mean, the
+    # miss the cold pool is sized to absorb is 300 req/s; sized on the peak, 20
+    fc = ForecastView(peak_rps=380.0, horizon_seconds=300, generated_at=990.0, mean_rps=100.0)
+    absorb = {}
+    for sizing in ("peak", "mean"):
+        spec = mk.spec(scaling={"forecastSizing": sizing}, replicas={"min": 1, "max": 16})
+        memory = Memory()
+        decide(mk.view(base_pods(mk, 200.0), forecast=fc, spec=spec), model, memory, S)
+        absorb[sizing] = memory.misses[0][1]
+    assert absorb == {"peak": pytest.approx(20.0), "mean": pytest.approx(300.0)}
+
+
 def test_scale_down_waits_for_the_stabilisation_window_then_demotes_promoted_first(
     mk: Any,
     model: CapacityModel,

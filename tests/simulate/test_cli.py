@@ -71,6 +71,10 @@ def test_bad_input_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--variability" in capsys.readouterr().err
     assert main(["simulate", "--trace", str(good), "--target-utilization", "5"]) == 2
     assert "--target-utilization must be 10-100" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(good), "--forecast-sizing", "max"])
+    assert exit_.value.code == 2
+    assert "--forecast-sizing: invalid choice: 'max'" in capsys.readouterr().err
 
 
 def test_the_variability_is_the_server_models_and_a_thicker_tail_holds_less_load(tmp_path: Path) -> None:
@@ -89,7 +93,7 @@ def test_the_variability_is_the_server_models_and_a_thicker_tail_holds_less_load
     assert docs[1.5]["scale"] < docs[None]["scale"]
 
 
-def _outrider_quick(tmp_path: Path, flag: str, values: tuple[int, ...]) -> dict[int, dict[str, Any]]:
+def _outrider_quick(tmp_path: Path, flag: str, values: tuple[Any, ...]) -> dict[Any, dict[str, Any]]:
     """simulate.json of Outrider alone on the conversation hour (--quick), once per value of ``flag``."""
     trace = TRACES / "azure_llm_2023_conv_1s.csv"
     docs = {}
@@ -117,3 +121,14 @@ def test_a_higher_target_utilisation_holds_fewer_gpus(tmp_path: Path) -> None:
     assert [docs[p]["outrider_spec"]["scaling"]["targetUtilizationPercent"] for p in (50, 100)] == [50, 100]
     gpu = {p: docs[p]["policies"]["outrider"]["gpu_hours"] for p in (50, 100)}
     assert gpu[100] < 0.8 * gpu[50]
+
+
+@pytest.mark.slow
+def test_sizing_on_the_forecasts_mean_holds_fewer_gpus_than_on_its_peak(tmp_path: Path) -> None:
+    docs = _outrider_quick(tmp_path, "--forecast-sizing", ("peak", "mean"))
+    sizing = [docs[m]["outrider_spec"]["scaling"]["forecastSizing"] for m in ("peak", "mean")]
+    assert sizing == ["peak", "mean"]
+    gpu = {m: docs[m]["policies"]["outrider"]["gpu_hours"] for m in ("peak", "mean")}
+    # the conversation hour's p90 peak runs 1.3-1.5x its p90 mean; sized on the mean, about 7% less
+    assert gpu["mean"] < 0.97 * gpu["peak"]
+    assert docs["mean"]["policies"]["outrider"]["violating_minutes"] == 0

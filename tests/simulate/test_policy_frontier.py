@@ -38,11 +38,15 @@ def test_outrider_is_compared_with_hpa_at_no_more_cost_and_no_more_violations(fr
         _point("hpa", 90, 20, 4.0),
         _point("kpa", 70, 6, 5.0),  # the same on both numbers: not better on one
         _point("kpa", 90, 6, 4.5),
+        _point("outrider-mean", 80, 2, 6.0),
     ]
-    rows = {r["outrider_target_pct"]: r for r in frontier.compare(points)}
+    rows = {(r["policy"], r["outrider_target_pct"]): r for r in frontier.compare(points)}
+    assert rows[("outrider-mean", 80)]["hpa_fewest_violating_minutes_at_no_more_gpu_hours"] == 20
+    assert rows[("outrider-mean", 80)]["dominated_by"] == []
+    rows = {pct: r for (policy, pct), r in rows.items() if policy == "outrider"}
     assert rows[80]["hpa_fewest_violating_minutes_at_no_more_gpu_hours"] == 5  # hpa@70 (6.5 <= 7)
     assert rows[80]["hpa_fewest_gpu_hours_vs_static_peak_at_no_more_violating_minutes"] == 0.9  # hpa@50
-    assert rows[80]["dominated_by"] == []
+    assert rows[80]["dominated_by"] == ["outrider-mean@80%"]  # the other sizing counts too
     assert rows[100]["hpa_fewest_violating_minutes_at_no_more_gpu_hours"] == 20
     assert rows[100]["dominated_by"] == ["kpa@90%"]
     lone = frontier.compare([_point("outrider", 80, 0, 1.0), _point("hpa", 70, 3, 2.0)])[0]
@@ -61,11 +65,14 @@ def test_each_setting_gets_a_policy_of_its_own(frontier: ModuleType) -> None:
     made = frontier.policies(sim)
     assert [(n, p) for n, p, _ in made] == (
         [("outrider", p) for p in frontier.OUTRIDER_TARGETS]
+        + [("outrider-mean", p) for p in frontier.OUTRIDER_MEAN_TARGETS]
         + [("hpa", p) for p in frontier.HPA_TARGETS]
         + [("kpa", p) for p in frontier.KPA_TARGETS]
     )
     outrider = [pol.spec.scaling.target_utilization_percent for n, _, pol in made if n == "outrider"]
     assert outrider == list(frontier.OUTRIDER_TARGETS)
+    sizing = {n: {p.spec.scaling.forecast_sizing for m, _, p in made if m == n} for n in frontier.OUTRIDER}
+    assert sizing == {"outrider": {"peak"}, "outrider-mean": {"mean"}}
     hpa = {p: pol.target_rps for n, p, pol in made if n == "hpa"}
     assert hpa[50] == pytest.approx(hpa[70] * 5 / 7)
     assert [pol.utilisation for n, _, pol in made if n == "kpa"] == [p / 100 for p in frontier.KPA_TARGETS]
@@ -73,7 +80,7 @@ def test_each_setting_gets_a_policy_of_its_own(frontier: ModuleType) -> None:
     states = [id(pol._recs) for n, _, pol in made if n == "hpa"]
     assert len(set(states)) == len(states)
     for part in ("memory", "model"):
-        owned = [id(getattr(pol, part)) for n, _, pol in made if n == "outrider"]
+        owned = [id(getattr(pol, part)) for n, _, pol in made if n in frontier.OUTRIDER]
         assert len(set(owned)) == len(owned), part
 
 
@@ -93,9 +100,11 @@ def test_the_frontier_of_one_hour_is_written(frontier: ModuleType, tmp_path: Pat
     assert frontier.main(["--only", "azure_llm_2023_conv_1s", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     t = doc["traces"]["azure_llm_2023_conv_1s.csv"]
-    n = len(frontier.OUTRIDER_TARGETS) + len(frontier.HPA_TARGETS) + len(frontier.KPA_TARGETS)
-    assert len(t["points"]) == n and len(t["outrider_against_the_others"]) == len(frontier.OUTRIDER_TARGETS)
+    ours = len(frontier.OUTRIDER_TARGETS) + len(frontier.OUTRIDER_MEAN_TARGETS)
+    n = ours + len(frontier.HPA_TARGETS) + len(frontier.KPA_TARGETS)
+    assert len(t["points"]) == n and len(t["outrider_against_the_others"]) == ours
     gpu = {(p["policy"], p["target_pct"]): p["gpu_hours"] for p in t["points"]}
     # a higher target holds fewer GPUs, for every policy
     assert gpu[("outrider", 100)] < gpu[("outrider", 70)]
+    assert gpu[("outrider-mean", 80)] < gpu[("outrider", 80)]  # the p90 mean is under the p90 peak
     assert gpu[("hpa", 90)] < gpu[("hpa", 50)] and gpu[("kpa", 90)] < gpu[("kpa", 50)]

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from outrider_operator.api.base import ApiModel, cel
 
 __all__ = [
+    "ForecastSizing",
     "ReplicasSpec",
     "ScalingMode",
     "ScalingSpec",
@@ -27,6 +28,19 @@ class ScalingMode(StrEnum):
     PREDICTIVE = "predictive"
     REACTIVE = "reactive"
     ADVISORY = "advisory"
+
+
+class ForecastSizing(StrEnum):
+    """Which forecast the planner sizes serving pods ahead for.
+
+    ``peak``: the p90 of the highest rate within the horizon, so that spikes shorter than the
+    horizon (timers, bursts) find their pods already serving. ``mean``: the p90 of the horizon's
+    mean rate; fewer GPUs on smooth traffic, while spikes are met by observed load, the batch raise
+    and the standby pools as they come.
+    """
+
+    PEAK = "peak"
+    MEAN = "mean"
 
 
 class ReplicasSpec(ApiModel):
@@ -88,6 +102,17 @@ class ScalingSpec(ApiModel):
             "the surge batch size, the forecast peak by this share at the spec's batch size, and a p99 "
             "miss below it lowers the model's capacity. Higher holds fewer GPUs and less headroom for "
             "load the forecast misses (compare HPA's averageUtilization, Knative's target utilisation)."
+        ),
+    )
+    forecast_sizing: ForecastSizing = Field(
+        default=ForecastSizing.PEAK,
+        description=(
+            "Which forecast serving pods are sized ahead for: peak (the p90 of the horizon's highest "
+            "rate: room for spikes shorter than the horizon all the time) or mean (the p90 of the "
+            "horizon's mean rate: fewer GPUs on smooth traffic; spikes are met as they come, by "
+            "observed load, the batch raise and the standby pools). Either is divided by "
+            "targetUtilizationPercent of a replica's capacity at the spec's batch size. Where the "
+            "forecast has no mean, the peak is used."
         ),
     )
     scale_down_stabilization_seconds: int = Field(

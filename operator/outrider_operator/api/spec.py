@@ -29,7 +29,7 @@ from outrider_operator.api.execution import (
     ShardingSpec,
 )
 from outrider_operator.api.monitoring import AlertThresholds, MonitoredMetric, MonitoringSpec
-from outrider_operator.api.scaling import ReplicasSpec, ScalingMode, ScalingSpec, StandbySpec
+from outrider_operator.api.scaling import ForecastSizing, ReplicasSpec, ScalingMode, ScalingSpec, StandbySpec
 from outrider_operator.api.scheduling import PlacementSpec, Toleration, TolerationEffect, TolerationOperator
 from outrider_operator.api.serving import (
     DEFAULT_IMAGE,
@@ -48,6 +48,7 @@ __all__ = [
     "DevicePreference",
     "DynamicBatching",
     "Engine",
+    "ForecastSizing",
     "InferenceDeploymentSpec",
     "Layer",
     "ModelFormat",

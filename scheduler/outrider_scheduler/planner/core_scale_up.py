@@ -15,7 +15,7 @@ from outrider_operator.api.status import ActionKind, ActionTrigger
 
 from .core_sizing import Cycle, Readings, Trend, Wanted
 from .decisions import Action, OpKind, PodOp
-from .observe import PodKind, PodView
+from .observe import ForecastView, PodKind, PodView
 
 __all__ = ["scale_up"]
 
@@ -32,11 +32,12 @@ def _why(
     capacity: float,
     p99: float | None,
     queue: int,
-    forecast: object,
+    forecast: ForecastView | None,
+    sizing: str,
 ) -> str:
     parts = []
     if trigger is ActionTrigger.FORECAST and forecast is not None:
-        parts.append(f"forecast p90 peak {getattr(forecast, 'peak_rps', 0.0):.1f} req/s")
+        parts.append(f"{forecast.sized_label(sizing)} {forecast.sized_rps(sizing):.1f} req/s")
     parts.append(f"demand {demand:.1f} req/s")
     if math.isfinite(capacity):
         parts.append(f"capacity {capacity:.1f} per pod")
@@ -56,6 +57,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
     desired, have, need_forecast = wanted.desired, wanted.have, wanted.need_forecast
     wanted_now, forecast = wanted.wanted_now, wanted.forecast
     surge, trigger = trend.surge, trend.trigger
+    sizing = str(spec.scaling.forecast_sizing)
     active_pods = [p for p in view.pods if p.pool == labels.POOL_ACTIVE and not p.deleting and not p.released]
     add_replicas = 0
     gap = desired - have
@@ -71,7 +73,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
             ops.append(PodOp(OpKind.PROMOTE, p.name, memory.batch_target if dynamic else None))
         gap -= len(take)
         if take:
-            why = _why(reason, demand, cap_high, p99, queue, forecast)
+            why = _why(reason, demand, cap_high, p99, queue, forecast, sizing)
             actions.append(
                 Action(
                     ActionKind.PROMOTE_WARM,
@@ -100,7 +102,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
                     from_serving,
                     from_serving + len(take) + len(load),
                     f"Loading {len(load)} cold pod{'s' if len(load) > 1 else ''}: "
-                    f"{_why(trigger, demand, cap_high, p99, queue, forecast)}",
+                    f"{_why(trigger, demand, cap_high, p99, queue, forecast, sizing)}",
                     adds_capacity=True,
                     count=len(load),
                 )
@@ -117,7 +119,7 @@ def scale_up(c: Cycle, readings: Readings, wanted: Wanted, trend: Trend) -> tupl
                     from_serving,
                     from_serving + add_replicas,
                     f"Adding {add_replicas} replica{'s' if add_replicas > 1 else ''} on spare GPUs: "
-                    + _why(reason, demand, cap_high, p99, queue, forecast),
+                    + _why(reason, demand, cap_high, p99, queue, forecast, sizing),
                     adds_capacity=True,
                     count=add_replicas,
                 )

@@ -105,7 +105,8 @@ class Wanted:
     need_forecast: int
     forecast: ForecastView | None
     worst_miss: float
-    """The largest load above the forecast's p90 peak over the miss window (requests/s)."""
+    """The largest load above the forecast serving is sized for (its p90 peak, or its p90 mean under
+    ``scaling.forecastSizing: mean``) over the miss window (requests/s)."""
     absorb: int
     """Cold pods added to absorb that miss."""
     wanted_now: int
@@ -233,10 +234,11 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
     fresh = forecast is not None and now - forecast.generated_at <= settings.forecast_max_age_seconds
     if forecast is not None and fresh:
         cap_fc = cap_default if math.isfinite(cap_default) and cap_default > 0 else cap_high
-        if known and forecast.peak_rps > 0:
-            need_forecast = math.ceil(forecast.peak_rps / cap_fc)
-        # what the forecast missed (demand above its p90 peak), kept for the warm pool's size
-        _push_max(memory.misses, now, max(0.0, demand - forecast.peak_rps))
+        sized = forecast.sized_rps(str(spec.scaling.forecast_sizing))
+        if known and sized > 0:
+            need_forecast = math.ceil(sized / cap_fc)
+        # what the forecast missed (demand above what serving is sized for), kept for the pools' size
+        _push_max(memory.misses, now, max(0.0, demand - sized))
     while memory.misses and memory.misses[0][0] < now - settings.miss_window_seconds:
         memory.misses.popleft()
     worst_miss = memory.misses[0][1] if memory.misses else 0.0

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from outrider_operator.api import labels
 from outrider_operator.api.runtime import ModelState
-from outrider_operator.api.spec import InferenceDeploymentSpec
+from outrider_operator.api.spec import ForecastSizing, InferenceDeploymentSpec
 
 from .signals import LoadRates
 
@@ -94,6 +94,21 @@ class ForecastView:
     horizon_seconds: int
     generated_at: float
     """Unix seconds."""
+    mean_rps: float | None = None
+    """p90 of the mean request rate over the horizon (None when the forecast has none)."""
+
+    def sized_rps(self, sizing: str) -> float:
+        """The rate serving pods are sized for under ``scaling.forecastSizing`` (``peak`` or
+        ``mean``); the peak where the mean is asked for but unknown."""
+        if sizing == ForecastSizing.MEAN.value and self.mean_rps is not None:
+            return self.mean_rps
+        return self.peak_rps
+
+    def sized_label(self, sizing: str) -> str:
+        """What :meth:`sized_rps` returns, in words (for decision reasons)."""
+        if sizing == ForecastSizing.MEAN.value and self.mean_rps is not None:
+            return "forecast p90 mean"
+        return "forecast p90 peak"
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ pod's ``/v2/admin/load``, folds the samples into rates and the capacity model, a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from outrider_operator.api import labels
 from outrider_operator.api.spec import InferenceDeploymentSpec
-from outrider_operator.api.status import parse_status
+from outrider_operator.api.status import ForecastSummary, parse_status
 
 from .actuator import Actuator
 from .cluster import PlannerCache
@@ -23,7 +24,7 @@ from .runtime_client import RuntimeClient
 from .settings import PlannerSettings
 from .state import DeploymentState
 
-__all__ = ["Sampling", "parse_time"]
+__all__ = ["Sampling", "forecast_view", "parse_time"]
 
 
 def parse_time(value: Any) -> float | None:
@@ -34,6 +35,29 @@ def parse_time(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def _rate(value: str | None) -> float | None:
+    """A published rate (a decimal string) as a float; None when absent, not a number or negative."""
+    if value is None:
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return rate if math.isfinite(rate) and rate >= 0 else None
+
+
+def forecast_view(fc: ForecastSummary | None) -> ForecastView | None:
+    """The forecast the planner sizes for, from ``status.forecast``: None without a usable p90 peak
+    or a time; its p90 mean where one is published and usable (``scaling.forecastSizing: mean``
+    falls back to the peak otherwise)."""
+    if fc is None or fc.generated_at is None:
+        return None
+    peak = _rate(fc.p90_peak_rps)
+    if peak is None:
+        return None
+    return ForecastView(peak, fc.horizon_seconds or 0, fc.generated_at.timestamp(), _rate(fc.p90_rps))
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -136,15 +160,8 @@ class Sampling:
         workers = max((v.rates.load.workers for v in views if v.rates), default=state.model.workers)
         state.model.observe_workers(workers, rows)
         status = parse_status(body.get("status"))
-        forecast = None
         fc = status.forecast
-        if fc is not None and fc.p90_peak_rps is not None and fc.generated_at is not None:
-            try:
-                forecast = ForecastView(
-                    float(fc.p90_peak_rps), fc.horizon_seconds or 0, fc.generated_at.timestamp()
-                )
-            except ValueError:
-                forecast = None
+        forecast = forecast_view(fc)
         model_name = spec.model.name
         view = DeploymentView(
             namespace=ns,

@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         quick=args.quick,
         warm_pods=args.warm_pods,
         target_utilization_percent=args.target_utilization,
+        forecast_sizing=args.forecast_sizing,
         variability=args.variability,
     )
     started = time.perf_counter()
@@ -83,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``simulate`` arguments to ``parser``."""
+    from outrider_operator.api.scaling import ForecastSizing
+
     parser.add_argument("--trace", required=True, help="CSV with header t_seconds,requests (bins of 1-60 s).")
     parser.add_argument(
         "--policies", default="outrider,hpa,kpa,dynamo,static-peak,oracle", help="Comma-separated policies."
@@ -109,6 +112,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=80,
         help="Outrider's scaling.targetUtilizationPercent: how busy it lets a serving replica be "
         "(default 80, the API's default).",
+    )
+    parser.add_argument(
+        "--forecast-sizing",
+        choices=[s.value for s in ForecastSizing],
+        default=ForecastSizing.PEAK.value,
+        help="Outrider's scaling.forecastSizing: size serving pods for the forecast's p90 peak "
+        "(default, the API's) or its p90 mean.",
     )
     parser.add_argument(
         "--variability",

@@ -52,6 +52,9 @@ class OutriderPolicy:
     horizon_s: int = 300
     name: str = "outrider"
     interval_s: int = 1
+    forecast_mean: Array | None = None
+    """Forecast p90 of the horizon's mean rate (requests/s) at each second, like ``forecast_peak``
+    (what ``scaling.forecastSizing: mean`` sizes for)."""
     settings: CoreSettings = field(default_factory=CoreSettings)
     memory: Memory = field(default_factory=Memory)
     actions: int = 0
@@ -169,7 +172,9 @@ class OutriderPolicy:
         if self.forecast_peak is not None and now > 0:
             peak = float(self.forecast_peak[now - 1])
             if math.isfinite(peak):
-                forecast = ForecastView(peak, self.horizon_s, float(now - 1))
+                mean = math.nan if self.forecast_mean is None else float(self.forecast_mean[now - 1])
+                known = mean if math.isfinite(mean) else None
+                forecast = ForecastView(peak, self.horizon_s, float(now - 1), known)
         return DeploymentView("sim", "twin", self.spec, pods, float(now), forecast)
 
     def _sample(

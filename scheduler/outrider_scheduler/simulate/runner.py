@@ -84,6 +84,8 @@ class SimSettings:
     default: in the twin a warm pod bought no SLO minute on any shared trace (docs/simulate.md)."""
     target_utilization_percent: int = 80
     """Outrider's ``scaling.targetUtilizationPercent`` (the API's default)."""
+    forecast_sizing: str = "peak"
+    """Outrider's ``scaling.forecastSizing`` (``peak``, the API's default, or ``mean``)."""
     variability: float = ServerModel.variability
     """``v = (ca2 + cs2) / 2`` of the random-arrival wait (:class:`ServerModel`); ``make bench-twin``
     fits it on the machine it runs on (docs/simulate.md, "Checked against reality")."""
@@ -108,6 +110,8 @@ class Simulation:
     forecast_peak: Array | None
     """Forecast p90 peak at every second (scaled), NaN before the first forecast."""
     notes: list[str] = field(default_factory=list)
+    forecast_mean: Array | None = None
+    """Forecast p90 of the horizon's mean rate at every second, like ``forecast_peak``."""
 
 
 @dataclass
@@ -254,14 +258,17 @@ def prepare(
     sim = Simulation(trace, settings, profile, timings, rates, scale, server, capacity, slo, None)
     # the forecaster sees what the fleet receives: the replayed arrivals, in 1-s bins
     replayed = Trace(f"{trace.name} (replayed)", 0, 1, rates)
-    sim.forecast_peak = _forecast(replayed, settings, 1.0, len(rates), say, sim.notes)
+    forecast = _forecast(replayed, settings, len(rates), say, sim.notes)
+    if forecast is not None:
+        sim.forecast_peak, sim.forecast_mean = forecast
     return sim
 
 
 def _forecast(
-    trace: Trace, settings: SimSettings, scale: float, seconds: int, say: Progress, notes: list[str]
-) -> Array | None:
-    """The forecaster's p90 peak at every second (walk-forward: each from the past alone)."""
+    trace: Trace, settings: SimSettings, seconds: int, say: Progress, notes: list[str]
+) -> tuple[Array, Array] | None:
+    """The forecaster's p90 peak and p90 mean at every second (walk-forward: each from the past
+    alone)."""
     step = step_seconds_for(trace.bin_seconds, settings.horizon_seconds)
     horizon = effective_horizon(settings.horizon_seconds, step)
     wf = BacktestSettings(horizon, quick=True).effective().walk_forward
@@ -274,14 +281,15 @@ def _forecast(
         return None
     say(f"forecaster: walk-forward over {len(series.y)} steps of {step} s")
     res = run_walk_forward(series, horizon, wf, lambda m: say(f"  forecaster: {m}"))
-    out = np.full(seconds, np.nan)
-    peak = res.ensemble.final["peak_p90"] * scale
+    peak, mean = np.full(seconds, np.nan), np.full(seconds, np.nan)
+    final = res.ensemble.final
     for i, origin in enumerate(res.origins):  # origin i: made once bin i-1 has ended
         start = int(origin) * step
         if start >= seconds:
             break
-        out[start : min(seconds, start + step)] = peak[i]
-    return out
+        peak[start : min(seconds, start + step)] = final["peak_p90"][i]
+        mean[start : min(seconds, start + step)] = final["mean_p90"][i]
+    return peak, mean
 
 
 def replica_ceiling(s: SimSettings) -> int:
@@ -303,6 +311,7 @@ def outrider_spec(s: SimSettings) -> dict[str, Any]:
             "targetLatencyP99Ms": int(s.slo_p99_ms),
             "forecastHorizonSeconds": s.horizon_seconds,
             "targetUtilizationPercent": s.target_utilization_percent,
+            "forecastSizing": s.forecast_sizing,
         },
     }
 
@@ -325,7 +334,11 @@ def build_policy(name: str, sim: Simulation) -> Policy:
     if name == "outrider":
         spec = parse_spec(outrider_spec(s))
         return OutriderPolicy(
-            spec, CapacityModel.from_profile(sim.profile), sim.forecast_peak, s.horizon_seconds
+            spec,
+            CapacityModel.from_profile(sim.profile),
+            sim.forecast_peak,
+            s.horizon_seconds,
+            forecast_mean=sim.forecast_mean,
         )
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(ALL_POLICIES)}")
 
