@@ -4,12 +4,15 @@
 targets, Outrider at its default 80%). A team choosing an autoscaler also asks what each one costs
 at the SLO it needs, so this replays every shared trace through:
 
-- Outrider at ``scaling.targetUtilizationPercent`` 70, 80, 90 and 100;
+- Outrider at ``scaling.targetUtilizationPercent`` 70, 80, 90 and 100, sizing serving pods for the
+  forecast's p90 peak (``scaling.forecastSizing: peak``, the default), and at 70, 80 and 90 sizing
+  them for its p90 mean (``outrider-mean``);
 - HPA with its per-pod request-rate target at 50-90% of a replica's throughput;
 - Knative's KPA with its target utilisation at 50, 70 and 90%.
 
 Everything else is `outrider simulate`'s (the same scaled arrivals, server model, timings and
-forecast for every run of a trace: each trace is prepared once). For each Outrider point it reports
+forecast for every run of a trace: each trace is prepared once). For each Outrider point (either
+sizing) it reports
 HPA's fewest violating minutes at no more GPU-hours, HPA's fewest GPU-hours at no more violating
 minutes, and the points of other policies that are at least as good on both numbers and better on
 one (``dominated_by``). Writes ``bench/results/policy-frontier.json``; ``--only STEM`` runs some
@@ -35,6 +38,9 @@ from policy_bench import FILES, REPO, TRACES  # the same traces as `make bench-p
 
 OUT = REPO / "bench" / "results" / "policy-frontier.json"
 OUTRIDER_TARGETS = (70, 80, 90, 100)
+OUTRIDER_MEAN_TARGETS = (70, 80, 90)
+OUTRIDER = {"outrider": "peak", "outrider-mean": "mean"}
+"""The Outrider policies replayed, and the ``scaling.forecastSizing`` of each."""
 HPA_TARGETS = (50, 60, 70, 80, 90)
 KPA_TARGETS = (50, 70, 90)
 
@@ -42,11 +48,15 @@ KPA_TARGETS = (50, 70, 90)
 def policies(sim: Simulation) -> list[tuple[str, int, Policy]]:
     """Every (policy, target %, policy object) replayed on ``sim``."""
     out: list[tuple[str, int, Policy]] = []
-    for pct in OUTRIDER_TARGETS:
-        moved = dataclasses.replace(
-            sim, settings=dataclasses.replace(sim.settings, target_utilization_percent=pct)
-        )
-        out.append(("outrider", pct, build_policy("outrider", moved)))
+    for name, targets in (("outrider", OUTRIDER_TARGETS), ("outrider-mean", OUTRIDER_MEAN_TARGETS)):
+        for pct in targets:
+            moved = dataclasses.replace(
+                sim,
+                settings=dataclasses.replace(
+                    sim.settings, target_utilization_percent=pct, forecast_sizing=OUTRIDER[name]
+                ),
+            )
+            out.append((name, pct, build_policy("outrider", moved)))
     # each setting from a fresh policy: a copy shares the original's mutable state
     for pct in HPA_TARGETS:  # build_policy's HPA targets 70% of a replica's throughput
         hpa = build_policy("hpa", sim)
@@ -60,18 +70,20 @@ def policies(sim: Simulation) -> list[tuple[str, int, Policy]]:
 
 
 def compare(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each Outrider point: HPA at no more GPU-hours, at no more violating minutes, and the
-    points of other policies at least as good on both numbers and better on one."""
+    """For each Outrider point (either sizing): HPA at no more GPU-hours, at no more violating
+    minutes, and the points of other policies (the other sizing's too) at least as good on both
+    numbers and better on one."""
     hpa = [p for p in points if p["policy"] == "hpa"]
-    others = [p for p in points if p["policy"] != "outrider"]
     rows = []
-    for o in (p for p in points if p["policy"] == "outrider"):
+    for o in (p for p in points if p["policy"] in OUTRIDER):
+        others = [p for p in points if p["policy"] != o["policy"]]
         cheaper = [h["violating_minutes"] for h in hpa if h["gpu_hours"] <= o["gpu_hours"]]
         safer = [
             h["gpu_hours_vs_static_peak"] for h in hpa if h["violating_minutes"] <= o["violating_minutes"]
         ]
         rows.append(
             {
+                "policy": o["policy"],
                 "outrider_target_pct": o["target_pct"],
                 "violating_minutes": o["violating_minutes"],
                 "gpu_hours_vs_static_peak": o["gpu_hours_vs_static_peak"],
@@ -146,14 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "settings": {
             "outrider_target_utilization_pct": list(OUTRIDER_TARGETS),
+            "outrider_mean_target_utilization_pct": list(OUTRIDER_MEAN_TARGETS),
             "hpa_target_pct_of_throughput": list(HPA_TARGETS),
             "kpa_target_utilization_pct": list(KPA_TARGETS),
             "quick": args.quick,
-            # the rest of `outrider simulate`'s settings (the target moved above is left out)
+            # the rest of `outrider simulate`'s settings (the target and sizing moved above left out)
             "simulate": {
                 k: v
                 for k, v in dataclasses.asdict(SimSettings(quick=args.quick)).items()
-                if k != "target_utilization_percent"
+                if k not in ("target_utilization_percent", "forecast_sizing")
             },
         },
         "traces": {},
@@ -168,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{name} ({t['minutes']} minutes): violating minutes / GPU-hours vs static peak")
         for p in t["points"]:
             print(
-                f"  {p['policy']:9s} {p['target_pct']:3d}%  {p['violating_minutes']:5d}  "
+                f"  {p['policy']:13s} {p['target_pct']:3d}%  {p['violating_minutes']:5d}  "
                 f"{p['gpu_hours_vs_static_peak']:.3f}"
             )
     print(f"wrote {args.out}")
