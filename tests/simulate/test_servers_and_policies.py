@@ -217,3 +217,36 @@ def test_the_twins_outrider_does_not_depend_on_the_runtime_counters_it_leaves_at
         b.cold_starts,
     )
     assert a.gpu_seconds == b.gpu_seconds and np.array_equal(a.minute_p99_ms, b.minute_p99_ms)
+
+
+def test_the_twin_hands_the_planner_the_forecasts_mean_beside_its_peak() -> None:
+    """Both forecasts hold from the same seconds, one step at a time; a mean the forecaster left
+    NaN reaches the planner as no mean (the peak is then sized for), never as NaN."""
+    from outrider_scheduler.forecast.traces import load_trace
+    from outrider_scheduler.planner.profile import default_profile
+    from outrider_scheduler.simulate.outrider_policy import OutriderPolicy
+    from outrider_scheduler.simulate.runner import SimSettings, build_policy, prepare
+
+    trace = load_trace(
+        Path(__file__).resolve().parents[3] / "shared" / "traces" / "azure_llm_2023_code_1s.csv"
+    )
+    sim = prepare(trace, default_profile(), Timings(1.0, 4.0, 6.0), SimSettings(forecast_sizing="mean"))
+    peak, mean = sim.forecast_peak, sim.forecast_mean
+    assert peak is not None and mean is not None and len(peak) == len(mean) == len(sim.rates)
+    # the first forecast comes once the one-hour trace holds enough history (at 17 min)
+    assert np.array_equal(np.isnan(peak), np.isnan(mean)) and np.isfinite(peak).sum() > 1500
+    made = np.isfinite(peak)
+    assert (mean[made] < peak[made]).mean() > 0.9  # a 10-s bin's p90 peak over a 5-min mean's p90
+    changes = np.flatnonzero(np.diff(peak[made]) != 0) + 1
+    assert changes.size > 10 and np.all(np.diff(mean[made])[np.diff(peak[made]) != 0] != 0)
+    policy = build_policy("outrider", sim)
+    assert isinstance(policy, OutriderPolicy) and policy.spec.scaling.forecast_sizing == "mean"
+    assert policy.forecast_mean is not None
+    fleet = Fleet(sim.timings)
+    policy.start(fleet, 2)
+    now = int(np.argmax(made)) + 6  # the view at second `now` holds the forecast made at now - 1
+    seen = policy._view(_obs(now, sim.rates, fleet)).forecast
+    assert seen is not None and seen.mean_rps == mean[now - 1] and seen.peak_rps == peak[now - 1]
+    policy.forecast_mean[now - 1] = np.nan
+    seen = policy._view(_obs(now, sim.rates, fleet)).forecast
+    assert seen is not None and seen.mean_rps is None and seen.sized_rps("mean") == peak[now - 1]

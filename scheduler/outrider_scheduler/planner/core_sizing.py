@@ -105,8 +105,8 @@ class Wanted:
     need_forecast: int
     forecast: ForecastView | None
     worst_miss: float
-    """The largest load above the forecast serving is sized for (its p90 peak, or its p90 mean under
-    ``scaling.forecastSizing: mean``) over the miss window (requests/s)."""
+    """The largest load above the forecast's p90 peak over the miss window (requests/s), whatever
+    ``scaling.forecastSizing`` sizes serving pods for."""
     absorb: int
     """Cold pods added to absorb that miss."""
     wanted_now: int
@@ -237,8 +237,11 @@ def count_wanted(c: Cycle, readings: Readings) -> Wanted:
         sized = forecast.sized_rps(str(spec.scaling.forecast_sizing))
         if known and sized > 0:
             need_forecast = math.ceil(sized / cap_fc)
-        # what the forecast missed (demand above what serving is sized for), kept for the pools' size
-        _push_max(memory.misses, now, max(0.0, demand - sized))
+        # what the forecast missed (demand above its p90 peak, whatever serving is sized for), kept
+        # for the cold pool's size: load between the p90 mean and the peak is load the forecast
+        # foresaw, and sized for the mean, the cold pool absorbed it as well without the extra pods
+        # (on a cluster each cold pod holds its GPU request; docs/simulate.md)
+        _push_max(memory.misses, now, max(0.0, demand - forecast.peak_rps))
     while memory.misses and memory.misses[0][0] < now - settings.miss_window_seconds:
         memory.misses.popleft()
     worst_miss = memory.misses[0][1] if memory.misses else 0.0
