@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -352,3 +353,32 @@ async def test_steady_load_does_not_rewrite_status_every_poll(
         writes = len([a for a in h.api.applies if a["metadata"]["name"] == NAME]) - before
         assert writes <= 2, [a["status"]["conditions"][0]["message"] for a in h.api.applies[-4:]]
         assert h.failed == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sizing", "wanted", "said"), [("peak", 4, "peak 150.0"), ("mean", 2, "mean 50.0")])
+async def test_a_published_forecast_is_sized_for_its_peak_or_its_mean(
+    server_factory: Callable[..., Any], tiny_config: Callable[..., Any], sizing: str, wanted: int, said: str
+) -> None:
+    # the slow profile's replica serves 40 req/s at 80%: a p90 peak of 150 wants 4, a p90 mean of 50 wants 2
+    async with harness(server_factory, tiny_config, "predictive") as h:
+        body = idf()
+        body["spec"]["scaling"]["forecastSizing"] = sizing
+        made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body["status"] = {
+            "forecast": {
+                "horizonSeconds": 300,
+                "p50Rps": "40.000",
+                "p90Rps": "50.000",
+                "p90PeakRps": "150.000",
+                "generatedAt": made,
+            }
+        }
+        h.cache.upsert_deployment(body)
+        for _ in range(3):
+            await h.cycle()
+        assert h.api.last_status()["forecast"]["recommendedReplicas"] == wanted
+        actions = [a["status"].get("lastScalingAction") or {} for a in h.api.applies]
+        added = [a for a in actions if a.get("action") == "AddReplicas"]
+        assert added and added[0]["trigger"] == "Forecast" and added[0]["toReplicas"] == wanted, actions
+        assert f"forecast p90 {said} req/s" in added[0]["reason"]
