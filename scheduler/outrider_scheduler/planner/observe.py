@@ -97,18 +97,17 @@ class ForecastView:
     mean_rps: float | None = None
     """p90 of the mean request rate over the horizon (None when the forecast has none)."""
 
+    def _on_mean(self, sizing: str) -> bool:
+        return sizing == ForecastSizing.MEAN.value and self.mean_rps is not None
+
     def sized_rps(self, sizing: str) -> float:
         """The rate serving pods are sized for under ``scaling.forecastSizing`` (``peak`` or
         ``mean``); the peak where the mean is asked for but unknown."""
-        if sizing == ForecastSizing.MEAN.value and self.mean_rps is not None:
-            return self.mean_rps
-        return self.peak_rps
+        return self.mean_rps if self.mean_rps is not None and self._on_mean(sizing) else self.peak_rps
 
     def sized_label(self, sizing: str) -> str:
         """What :meth:`sized_rps` returns, in words (for decision reasons)."""
-        if sizing == ForecastSizing.MEAN.value and self.mean_rps is not None:
-            return "forecast p90 mean"
-        return "forecast p90 peak"
+        return "forecast p90 mean" if self._on_mean(sizing) else "forecast p90 peak"
 
 
 @dataclass(frozen=True)

@@ -287,8 +287,8 @@ def _forecast(
         start = int(origin) * step
         if start >= seconds:
             break
-        peak[start : min(seconds, start + step)] = final["peak_p90"][i]
-        mean[start : min(seconds, start + step)] = final["mean_p90"][i]
+        held = slice(start, min(seconds, start + step))
+        peak[held], mean[held] = final["peak_p90"][i], final["mean_p90"][i]
     return peak, mean
 
 
