@@ -12,10 +12,9 @@ at the SLO it needs, so this replays every shared trace through:
 
 Everything else is `outrider simulate`'s (the same scaled arrivals, server model, timings and
 forecast for every run of a trace: each trace is prepared once). For each Outrider point (either
-sizing) it reports
-HPA's fewest violating minutes at no more GPU-hours, HPA's fewest GPU-hours at no more violating
-minutes, and the points of other policies that are at least as good on both numbers and better on
-one (``dominated_by``). Writes ``bench/results/policy-frontier.json``; ``--only STEM`` runs some
+sizing) it reports HPA's fewest violating minutes at no more GPU-hours, HPA's fewest GPU-hours at no
+more violating minutes, and the points of other policies that are at least as good on both numbers
+and better on one (``dominated_by``). Writes ``bench/results/policy-frontier.json``; ``--only STEM`` runs some
 traces, ``--quick`` the first 6 hours of each.
 """
 
