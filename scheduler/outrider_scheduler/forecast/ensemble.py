@@ -25,7 +25,11 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    simple candidates while persistent structure (daily cycles the learned model has found) passes
    the test; the simple candidates (last value, seasonal naive, ETS) need only a lower mean loss
    with a small-sample margin.
-   The combination is the weighted mean.
+   The combination is the weighted mean. Once the loss window is full (a day of resolved origins),
+   the weights are instead the convex combination of the calibrated candidates with the least
+   pinball loss over it (quantile averaging, ``averaging.py``), fitted every hour of origins: two
+   candidates that err differently can together beat the best of them, which exponential weights
+   cannot.
 3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
 
 ``run_ensemble`` does this for all origins at once (backtests); ``EnsembleState`` freezes the
@@ -42,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from .averaging import fit_averaging_weights
 from .baselines import Candidate
 
 __all__ = [
@@ -123,6 +128,14 @@ class EnsembleSettings:
     final_stage: bool = False
     """Whether the combination is calibrated again on its own scores (off by default: on the shared
     traces the second stage added noise without improving coverage)."""
+    averaging: bool = True
+    """Whether, once the loss window is full, the candidates are combined with quantile-averaging
+    weights (``averaging.py``: the convex combination with the least pinball loss over the loss
+    window) instead of the exponential weights."""
+    averaging_refit_seconds: int = 3600
+    """How often the averaging weights are fitted, seconds of origins (held in between)."""
+    averaging_max_rows: int = 1440
+    """Most origins of the loss window one averaging fit uses (evenly spaced)."""
 
 
 def pinball(actual: Array, forecast: Array, tau: float) -> Array:
@@ -350,6 +363,8 @@ class EnsembleOutput:
     """Target -> offset of the combination per origin."""
     warm: npt.NDArray[np.bool_]
     """Per origin: whether the weights came from loss history (False: fallback candidate alone)."""
+    averaged: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    """Target -> per origin: whether the weights are quantile-averaging weights."""
 
     def state_at(self, row: int) -> EnsembleState:
         """Freeze the offsets and weights of origin ``row``."""
@@ -368,6 +383,8 @@ def run_ensemble(
     step_seconds: int,
     settings: EnsembleSettings | None = None,
     start: int = 0,
+    last_row_only: bool = False,
+    held_averaging: dict[str, dict[str, float]] | None = None,
 ) -> EnsembleOutput:
     """Calibrate, weight and combine ``candidates`` over consecutive origins (one row per step).
 
@@ -375,6 +392,12 @@ def run_ensemble(
     positive scale of each origin; ``lag`` is the horizon in rows: the score of row ``j`` is first
     used at row ``j + lag``. Scores of rows before ``start`` are ignored, so that candidates compared
     with each other are calibrated on the same origins.
+
+    Quantile-averaging weights (``settings.averaging``) are fitted every
+    ``averaging_refit_seconds`` of rows once the loss window is full, and held in between. With
+    ``last_row_only`` (the live service, which needs only its newest origin) they are fitted, or
+    taken from ``held_averaging`` (target -> candidate -> weight, from an earlier fit), for the last
+    row alone.
     """
     s = settings or EnsembleSettings()
     cw = max(s.min_calib, s.calib_window_seconds // step_seconds)
@@ -403,6 +426,7 @@ def run_ensemble(
     warm = np.ones(len(scale), dtype=bool)
     final: dict[str, Array] = {}
     final_offsets: dict[str, Array] = {}
+    averaged: dict[str, npt.NDArray[np.bool_]] = {}
     for t in TARGETS:
         avail = {c.name: np.isfinite(calibrated[c.name][t]) for c in candidates}
         warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
@@ -414,6 +438,11 @@ def run_ensemble(
             num += np.where(w[c.name] > 0, w[c.name] * np.nan_to_num(cal), 0.0)
         total = sum(w.values(), np.zeros(len(num)))
         g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
+        averaged[t] = np.zeros(len(g), dtype=bool)
+        if s.averaging:
+            held = (held_averaging or {}).get(t)
+            plan = _averaging_plan(len(g), start, lag, lw, s, step_seconds, last_row_only)
+            g = _average(calibrated, actual[t], t, plan, lag, lw, s, w, g, averaged[t], held)
         if s.final_stage:
             score = np.where(used, (actual[t] - g) / scale, np.nan)
             (off,) = _calibration_quantiles(score, cw, lag, (QUANTILES[t],), s, step_seconds)
@@ -421,4 +450,88 @@ def run_ensemble(
         else:
             off = np.zeros(len(g))
         weights[t], final[t], final_offsets[t] = w, np.maximum(g + off * scale, 0.0), off
-    return EnsembleOutput(calibrated, final, weights, offsets, final_offsets, warm)
+    return EnsembleOutput(calibrated, final, weights, offsets, final_offsets, warm, averaged)
+
+
+def _averaging_plan(
+    n: int, start: int, lag: int, window: int, s: EnsembleSettings, step: int, last_row_only: bool
+) -> list[tuple[int, int]]:
+    """The rows ``[a, b)`` that share one averaging fit (made at row ``a``), from the first row whose
+    loss window holds ``window`` resolved origins."""
+    first = max(start, 0) + lag + window - 1
+    if first >= n:
+        return []
+    if last_row_only:
+        return [(n - 1, n)]
+    every = max(1, s.averaging_refit_seconds // step)
+    return [(a, min(a + every, n)) for a in range(first, n, every)]
+
+
+def _average(
+    calibrated: dict[str, dict[str, Array]],
+    actual: Array,
+    target: str,
+    plan: list[tuple[int, int]],
+    lag: int,
+    window: int,
+    s: EnsembleSettings,
+    weights: dict[str, Array],
+    combined: Array,
+    averaged: npt.NDArray[np.bool_],
+    held: dict[str, float] | None,
+) -> Array:
+    """Replace the exponential weights (in place) and the combination (returned) by quantile-averaging
+    weights over the rows of ``plan``; ``held`` weights are used instead of a fit where given.
+
+    A fit uses the candidates with a forecast at its row, and only once each of them has forecasts
+    at 99% of the loss window's resolved origins: a candidate that joined later (the second learned
+    model, after the first long idle stretch) is left to the exponential weights, which can weigh
+    it from its first hours, until it has a day of record. A row where none of the chosen
+    candidates has a forecast keeps the exponential weights.
+    """
+    out = combined.copy()
+    forecasts = {m: calibrated[m][target] for m in calibrated}
+    for a, b in plan:
+        past = slice(max(a - lag - window + 1, 0), a - lag + 1)
+        chosen = _chosen(forecasts, actual, QUANTILES[target], a, past, s, held)
+        if not chosen:
+            continue
+        rows = slice(a, b)
+        num = np.zeros(b - a)
+        den = np.zeros(b - a)
+        for m, v in chosen.items():
+            f = forecasts[m][rows]
+            num += np.where(np.isfinite(f), v * np.nan_to_num(f), 0.0)
+            den += np.where(np.isfinite(f), v, 0.0)
+        ok = den > 0
+        out[rows] = np.where(ok, num / np.where(ok, den, 1.0), out[rows])
+        averaged[rows] = ok
+        for m in forecasts:
+            weights[m][rows] = np.where(ok, chosen.get(m, 0.0), weights[m][rows])
+    return out
+
+
+def _chosen(
+    forecasts: dict[str, Array],
+    actual: Array,
+    tau: float,
+    row: int,
+    past: slice,
+    s: EnsembleSettings,
+    held: dict[str, float] | None,
+) -> dict[str, float]:
+    """The averaging weights at ``row`` (candidate -> positive weight): ``held`` where given, else
+    fitted on the rows of ``past``; empty when there is nothing to fit."""
+    if held is not None:
+        return {m: v for m, v in held.items() if m in forecasts and v > 0}
+    resolved = np.isfinite(actual[past])
+    if not resolved.any():
+        return {}
+    usable = [m for m, f in forecasts.items() if np.isfinite(f[row])]
+    if not usable or any(np.mean(np.isfinite(forecasts[m][past][resolved])) < 0.99 for m in usable):
+        return {}  # a candidate without a day of forecasts yet: the exponential weights judge it
+    mat = np.column_stack([forecasts[m][past] for m in usable])
+    fitted = fit_averaging_weights(mat, actual[past], tau, s.averaging_max_rows)
+    if fitted is None:
+        return {}
+    return {m: float(v) for m, v in zip(usable, fitted, strict=True) if v > 0}

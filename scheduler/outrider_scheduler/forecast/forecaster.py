@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,11 @@ class _Fitted:
     active: LearnedModel | None = None
     """The second learned model, fitted with ``model`` without the origins after long idle stretches
     (None: the history has none, or it is not fitted yet)."""
+    averaging: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Target -> candidate -> quantile-averaging weight from the last averaging fit (empty: none
+    yet, or the loss window is not full)."""
+    averaging_fitted_at: float = 0.0
+    """When the quantile-averaging weights were last fitted."""
 
 
 class DeploymentForecaster:
@@ -196,6 +201,14 @@ class DeploymentForecaster:
                     raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
             cands[name] = Candidate(name, raw)
             cands[raw_name] = learned_uncalibrated(raw, raw_name)
+        # The averaging weights are refitted on the ensemble's own schedule and held in between; a
+        # refit that has just fitted the learned model leaves a due averaging fit (a linear program
+        # per target, 10-20 ms each on a day of 10-s origins) to the next recalibration.
+        averaging_at = prev.averaging_fitted_at if prev else 0.0
+        held = prev.averaging if prev and prev.averaging else None
+        due = force_model or now - averaging_at >= s.ensemble.averaging_refit_seconds
+        if held is None or (due and (model_at != now or force_model)):
+            held, averaging_at = None, now
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
             tg.rate,
@@ -203,11 +216,26 @@ class DeploymentForecaster:
             k,
             s.step_seconds,
             s.ensemble,
+            last_row_only=True,
+            held_averaging=held,
         )
-        state = ens.state_at(len(origins) - 1)
+        last = len(origins) - 1
+        state = ens.state_at(last)
+        averaging = {t: dict(state.weights[t]) for t, done in ens.averaged.items() if done[last]}
         with self._lock:
             self._fitted = _Fitted(
-                model, state, now, model_at, train_end_time, ets, ets_at, ar, ar_at, active
+                model,
+                state,
+                now,
+                model_at,
+                train_end_time,
+                ets,
+                ets_at,
+                ar,
+                ar_at,
+                active,
+                averaging,
+                averaging_at if averaging else 0.0,
             )
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)

@@ -324,6 +324,7 @@ def run_walk_forward(
     # baselines not in the ensemble still need their own calibration (same procedure)
     others = [c for name, c in cands.items() if name not in ENSEMBLE_CANDIDATES]
     if others:
-        extra = run_ensemble(others, tg.rate, tg.scale, k, step, wf.ensemble, start)
+        alone = dataclasses.replace(wf.ensemble, averaging=False)  # only their calibration is used
+        extra = run_ensemble(others, tg.rate, tg.scale, k, step, alone, start)
         ens.calibrated.update(extra.calibrated)
     return WalkForwardResult(origins, tg, cands, ens, active.astype(np.float64), refits, model, fs, ens_s)
