@@ -8,7 +8,13 @@ import pytest
 from outrider_scheduler.forecast import ensemble as ensemble_module
 from outrider_scheduler.forecast.averaging import fit_averaging_weights
 from outrider_scheduler.forecast.baselines import Candidate, point_candidate
-from outrider_scheduler.forecast.ensemble import TARGETS, EnsembleSettings, pinball, run_ensemble
+from outrider_scheduler.forecast.ensemble import (
+    TARGETS,
+    EnsembleSettings,
+    EnsembleState,
+    pinball,
+    run_ensemble,
+)
 
 
 def _two_sided(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,18 +101,47 @@ def test_averaging_weights_use_no_window_that_had_not_ended() -> None:
 
 
 def test_the_last_row_alone_is_fitted_or_takes_held_weights() -> None:
-    n, k, step = 3000, 5, 60
+    k, step = 5, 60
+    n = k + 1440 + 26 * 60  # the last row is one where the backtest's schedule fits the weights
     rate, scale, cands = _ensemble_inputs(n, seed=5)
     full = run_ensemble(cands, rate, scale, k, step)
     last = run_ensemble(cands, rate, scale, k, step, last_row_only=True)
     assert last.averaged["mean_p90"][-1] and not last.averaged["mean_p90"][:-1].any()
-    held = {t: {"moving_average": 1.0} for t in TARGETS}
+    assert full.averaged["mean_p90"][-1]
+    for t in TARGETS:  # the same fit, on the same resolved windows
+        for c in cands:
+            assert last.weights[t][c.name][-1] == pytest.approx(full.weights[t][c.name][-1], abs=1e-9)
+        assert last.final[t][-1] == pytest.approx(full.final[t][-1], rel=1e-9)
+    held = {t: {"moving_average": 1.0, "gone": 0.5} for t in TARGETS}  # a candidate no longer there
     kept = run_ensemble(cands, rate, scale, k, step, last_row_only=True, held_averaging=held)
     assert kept.weights["mean_p90"]["moving_average"][-1] == 1.0
-    assert kept.final["mean_p90"][-1] == pytest.approx(
-        cands[0].f["mean_p90"][-1] + kept.offsets["moving_average"]["mean_p90"][-1] * 100.0
+    expected = cands[0].f["mean_p90"][-1] + kept.offsets["moving_average"]["mean_p90"][-1] * 100.0
+    assert kept.final["mean_p90"][-1] == pytest.approx(expected)
+
+
+def test_a_frozen_state_falls_back_to_the_exponential_weights_when_averaged_candidates_are_missing() -> None:
+    n, k, step = 3005, 5, 60
+    rate, scale, cands = _ensemble_inputs(n, seed=6)
+    out = run_ensemble(cands, rate, scale, k, step)
+    row = n - 1
+    state = out.state_at(row)
+    for t in TARGETS:
+        assert state.fallback_weights[t] == {m: float(a[row]) for m, a in out.exponential_weights[t].items()}
+    early = out.state_at(100)  # not averaged yet: nothing to fall back to
+    assert early.fallback_weights == {}
+    # a state whose averaging chose a candidate that has no forecast at this origin
+    frozen = EnsembleState(
+        offsets={"autoreg": dict.fromkeys(TARGETS, 0.0), "moving_average": dict.fromkeys(TARGETS, 0.5)},
+        weights={t: {"autoreg": 1.0, "moving_average": 0.0} for t in TARGETS},
+        fallback_weights={t: {"autoreg": 0.3, "moving_average": 0.7} for t in TARGETS},
     )
-    assert full.averaged["mean_p90"][-1]
+    raw = {"autoreg": dict.fromkeys(TARGETS, float("nan")), "moving_average": dict.fromkeys(TARGETS, 10.0)}
+    got = frozen.apply(raw, scale=2.0)
+    assert got == dict.fromkeys(TARGETS, 11.0)
+    assert all(
+        np.isnan(v)
+        for v in EnsembleState(weights=frozen.weights, offsets=frozen.offsets).apply(raw, 2.0).values()
+    )
 
 
 def test_the_live_forecaster_fits_the_averaging_weights_hourly_and_not_with_the_model(

@@ -5,10 +5,11 @@ it. Two candidates that err differently (the learned model's own quantiles and t
 autoregression, say) can do better together than either alone, and a weighted mean whose weights
 are fitted to minimise the pinball loss over the loss window finds that mix ("quantile regression
 averaging"). The weights are non-negative and sum to one, so the result stays a weighted mean of
-the candidates' forecasts, in their units; the fit is a linear program (scipy's HiGHS, solved in
+the candidates' forecasts (the calibrated ones, and the learned model's own quantiles as they
+are), in their units; the fit is a linear program (scipy's HiGHS, solved in
 its dual form), over at most ``max_rows`` resolved origins.
 
-With few windows such a fit follows noise (on the first day of a week-long trace it cost 3-8%
+With few windows such a fit follows noise (on the first day of week-long traces it cost 8-15%
 against the exponential weights), so the ensemble uses it only once its loss window is full.
 """
 

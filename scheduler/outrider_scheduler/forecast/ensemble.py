@@ -25,8 +25,9 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    simple candidates while persistent structure (daily cycles the learned model has found) passes
    the test; the simple candidates (last value, seasonal naive, ETS) need only a lower mean loss
    with a small-sample margin.
-   The combination is the weighted mean. Once the loss window is full (a day of resolved origins),
-   the weights are instead the convex combination of the calibrated candidates with the least
+   The combination is the weighted mean. Once every candidate has forecasts over a full loss
+   window (a day of resolved origins), the weights are instead the convex combination of the
+   candidates (calibrated, and the learned model's own quantiles as they are) with the least
    pinball loss over it (quantile averaging, ``averaging.py``), fitted every hour of origins: two
    candidates that err differently can together beat the best of them, which exponential weights
    cannot.
@@ -325,6 +326,9 @@ class EnsembleState:
     """Target -> candidate -> weight."""
     final_offsets: dict[str, float] = field(default_factory=dict)
     """Target -> offset of the combination (in units of the scale)."""
+    fallback_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Target -> candidate -> exponential weight, where ``weights`` are quantile-averaging weights:
+    used when none of the averaged candidates has a forecast (as the backtest does)."""
 
     def apply(self, raw: dict[str, dict[str, float]], scale: float) -> dict[str, float]:
         """Combine raw forecasts (candidate -> target -> rate) at an origin with this ``scale``.
@@ -333,18 +337,27 @@ class EnsembleState:
         """
         out: dict[str, float] = {}
         for t in TARGETS:
-            num = den = 0.0
-            for m, w in self.weights.get(t, {}).items():
-                f = raw.get(m, {}).get(t, float("nan"))
-                off = self.offsets.get(m, {}).get(t, float("nan"))
-                if w > 0 and np.isfinite(f) and np.isfinite(off):
-                    num += w * (f + off * scale)
-                    den += w
-            if den > 0:
-                out[t] = max(num / den + self.final_offsets.get(t, 0.0) * scale, 0.0)
+            mixed = self._mix(self.weights.get(t, {}), raw, t, scale)
+            if mixed is None and t in self.fallback_weights:
+                mixed = self._mix(self.fallback_weights[t], raw, t, scale)
+            if mixed is not None:
+                out[t] = max(mixed + self.final_offsets.get(t, 0.0) * scale, 0.0)
             else:
                 out[t] = float("nan")
         return out
+
+    def _mix(
+        self, weights: dict[str, float], raw: dict[str, dict[str, float]], t: str, scale: float
+    ) -> float | None:
+        """The weighted mean of the calibrated forecasts of ``t`` that exist (None: none does)."""
+        num = den = 0.0
+        for m, w in weights.items():
+            f = raw.get(m, {}).get(t, float("nan"))
+            off = self.offsets.get(m, {}).get(t, float("nan"))
+            if w > 0 and np.isfinite(f) and np.isfinite(off):
+                num += w * (f + off * scale)
+                den += w
+        return num / den if den > 0 else None
 
 
 @dataclass
@@ -365,6 +378,9 @@ class EnsembleOutput:
     """Per origin: whether the weights came from loss history (False: fallback candidate alone)."""
     averaged: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
     """Target -> per origin: whether the weights are quantile-averaging weights."""
+    exponential_weights: dict[str, dict[str, Array]] = field(default_factory=dict)
+    """Target -> candidate -> the exponential weight per origin (the same as ``weights`` where the
+    origin is not averaged)."""
 
     def state_at(self, row: int) -> EnsembleState:
         """Freeze the offsets and weights of origin ``row``."""
@@ -372,6 +388,11 @@ class EnsembleOutput:
             offsets={m: {t: float(a[row]) for t, a in d.items()} for m, d in self.offsets.items()},
             weights={t: {m: float(a[row]) for m, a in d.items()} for t, d in self.weights.items()},
             final_offsets={t: float(a[row]) for t, a in self.final_offsets.items()},
+            fallback_weights={
+                t: {m: float(a[row]) for m, a in self.exponential_weights[t].items()}
+                for t, done in self.averaged.items()
+                if done[row] and t in self.exponential_weights
+            },
         )
 
 
@@ -427,6 +448,7 @@ def run_ensemble(
     final: dict[str, Array] = {}
     final_offsets: dict[str, Array] = {}
     averaged: dict[str, npt.NDArray[np.bool_]] = {}
+    exponential: dict[str, dict[str, Array]] = {}
     for t in TARGETS:
         avail = {c.name: np.isfinite(calibrated[c.name][t]) for c in candidates}
         warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
@@ -439,6 +461,7 @@ def run_ensemble(
         total = sum(w.values(), np.zeros(len(num)))
         g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
         averaged[t] = np.zeros(len(g), dtype=bool)
+        exponential[t] = {m: a.copy() for m, a in w.items()}
         if s.averaging:
             held = (held_averaging or {}).get(t)
             plan = _averaging_plan(len(g), start, lag, lw, s, step_seconds, last_row_only)
@@ -450,7 +473,7 @@ def run_ensemble(
         else:
             off = np.zeros(len(g))
         weights[t], final[t], final_offsets[t] = w, np.maximum(g + off * scale, 0.0), off
-    return EnsembleOutput(calibrated, final, weights, offsets, final_offsets, warm, averaged)
+    return EnsembleOutput(calibrated, final, weights, offsets, final_offsets, warm, averaged, exponential)
 
 
 def _averaging_plan(
