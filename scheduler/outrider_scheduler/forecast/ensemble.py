@@ -460,12 +460,10 @@ def run_ensemble(
             num += np.where(w[c.name] > 0, w[c.name] * np.nan_to_num(cal), 0.0)
         total = sum(w.values(), np.zeros(len(num)))
         g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
-        averaged[t] = np.zeros(len(g), dtype=bool)
-        exponential[t] = {m: a.copy() for m, a in w.items()}
-        if s.averaging:
-            held = (held_averaging or {}).get(t)
-            plan = _averaging_plan(len(g), start, lag, lw, s, step_seconds, last_row_only)
-            g = _average(calibrated, actual[t], t, plan, lag, lw, s, w, g, averaged[t], held)
+        exponential[t] = w
+        plan = _averaging_plan(len(g), start, lag, lw, s, step_seconds, last_row_only) if s.averaging else []
+        held = (held_averaging or {}).get(t)
+        g, w, averaged[t] = _average(calibrated, actual[t], t, plan, lag, lw, s, w, g, held)
         if s.final_stage:
             score = np.where(used, (actual[t] - g) / scale, np.nan)
             (off,) = _calibration_quantiles(score, cw, lag, (QUANTILES[t],), s, step_seconds)
@@ -500,11 +498,11 @@ def _average(
     s: EnsembleSettings,
     weights: dict[str, Array],
     combined: Array,
-    averaged: npt.NDArray[np.bool_],
     held: dict[str, float] | None,
-) -> Array:
-    """Replace the exponential weights (in place) and the combination (returned) by quantile-averaging
-    weights over the rows of ``plan``; ``held`` weights are used instead of a fit where given.
+) -> tuple[Array, dict[str, Array], npt.NDArray[np.bool_]]:
+    """The combination and the weights with quantile-averaging weights over the rows of ``plan``
+    (``held`` weights instead of a fit where given), and the rows where they apply. ``weights`` and
+    ``combined`` are not changed; they are returned as they are when nothing is averaged.
 
     A fit uses the candidates with a forecast at its row, and only once each of them has forecasts
     at 99% of the loss window's resolved origins: a candidate that joined later (the second learned
@@ -512,13 +510,18 @@ def _average(
     it from its first hours, until it has a day of record. A row where none of the chosen
     candidates has a forecast keeps the exponential weights.
     """
-    out = combined.copy()
+    averaged = np.zeros(len(combined), dtype=bool)
     forecasts = {m: calibrated[m][target] for m in calibrated}
-    for a, b in plan:
-        past = slice(max(a - lag - window + 1, 0), a - lag + 1)
-        chosen = _chosen(forecasts, actual, QUANTILES[target], a, past, s, held)
-        if not chosen:
-            continue
+    fits = [
+        (a, b, _chosen(forecasts, actual, QUANTILES[target], a, _past(a, lag, window), s, held))
+        for a, b in plan
+    ]
+    fits = [(a, b, chosen) for a, b, chosen in fits if chosen]
+    if not fits:
+        return combined, weights, averaged
+    out = combined.copy()
+    mixed = {m: w.copy() for m, w in weights.items()}
+    for a, b, chosen in fits:
         rows = slice(a, b)
         num = np.zeros(b - a)
         den = np.zeros(b - a)
@@ -529,9 +532,14 @@ def _average(
         ok = den > 0
         out[rows] = np.where(ok, num / np.where(ok, den, 1.0), out[rows])
         averaged[rows] = ok
-        for m in forecasts:
-            weights[m][rows] = np.where(ok, chosen.get(m, 0.0), weights[m][rows])
-    return out
+        for m in mixed:
+            mixed[m][rows] = np.where(ok, chosen.get(m, 0.0), mixed[m][rows])
+    return out, mixed, averaged
+
+
+def _past(row: int, lag: int, window: int) -> slice:
+    """The loss window of ``row``: the ``window`` origins whose windows had ended by it."""
+    return slice(max(row - lag - window + 1, 0), row - lag + 1)
 
 
 def _chosen(

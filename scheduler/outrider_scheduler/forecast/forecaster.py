@@ -207,9 +207,9 @@ class DeploymentForecaster:
         # is overdue by a whole interval. A target without held weights is fitted when it can be.
         averaging_at = prev.averaging_fitted_at if prev else 0.0
         held = prev.averaging if prev and prev.averaging else None
-        every = s.ensemble.averaging_refit_seconds
-        due = force_model or now - averaging_at >= every
-        if held is None or (due and (model_at != now or force_model or now - averaging_at >= 2 * every)):
+        age, every = now - averaging_at, s.ensemble.averaging_refit_seconds
+        due = age >= every and (model_at != now or age >= 2 * every)
+        if held is None or force_model or due:
             held, averaging_at = None, now
         ens = run_ensemble(
             [cands[c] for c in ENSEMBLE_CANDIDATES if c in cands],
