@@ -11,6 +11,7 @@ from outrider_scheduler.forecast.ensemble import (
     EnsembleSettings,
     run_ensemble,
     weighted_lagged_quantiles,
+    weighted_mean,
 )
 
 
@@ -51,6 +52,27 @@ def test_weights_prefer_the_better_candidate_and_state_reproduces_rows() -> None
         assert (
             applied[t] == np.float64(out.final[t][row]).item() or abs(applied[t] - out.final[t][row]) < 1e-9
         )
+
+
+def test_the_weighted_mean_leaves_out_missing_forecasts_and_unweighted_candidates() -> None:
+    """Rows and scalars alike: a candidate without a forecast or weight drops out, the rest are
+    renormalised, and a row with none left is NaN."""
+    weights = {"a": np.array([0.5, 0.5, 0.0, 0.0]), "b": np.array([0.5, 0.5, 1.0, 0.0]), "c": 0.0}
+    forecasts = {"a": np.array([10.0, np.nan, 1.0, 1.0]), "b": np.array([20.0, 4.0, np.nan, 1.0])}
+    out = weighted_mean(weights, forecasts)
+    np.testing.assert_array_equal(out[:2], [15.0, 4.0])
+    assert np.isnan(out[2:]).all()
+    assert float(weighted_mean({"a": 3.0, "b": 1.0}, {"a": 2.0, "b": 6.0})) == 3.0
+    assert np.isnan(weighted_mean({"a": 1.0}, {"b": 6.0}))
+    # row by row in plain floats (the live path) gives the rows' values exactly
+    rng = np.random.default_rng(2)
+    w = {m: np.where(rng.random(50) < 0.3, 0.0, rng.random(50)) for m in "abcde"}
+    f = {m: np.where(rng.random(50) < 0.2, np.nan, rng.normal(50, 10, 50)) for m in "abcd"}
+    rows = weighted_mean(w, f)
+    assert np.isnan(rows).any() and np.isfinite(rows).any()
+    for i in range(50):
+        one = weighted_mean({m: float(v[i]) for m, v in w.items()}, {m: float(v[i]) for m, v in f.items()})
+        assert one == rows[i] or (np.isnan(one) and np.isnan(rows[i]))
 
 
 def test_fallback_before_any_loss_history() -> None:

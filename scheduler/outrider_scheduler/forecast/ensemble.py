@@ -40,7 +40,8 @@ candidates' raw forecasts alone (the live service, a few microseconds per deploy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -316,6 +317,30 @@ def _candidate_offsets(
     return out
 
 
+def weighted_mean(weights: Mapping[str, Array | float], forecasts: Mapping[str, Array | float]) -> Array:
+    """Per row, the mean of the candidates' finite ``forecasts`` weighted by their positive
+    ``weights`` (NaN where there is none). The one combination rule of the backtest's exponential
+    and averaging weights and of the live state's ``apply``: a candidate without a forecast is left
+    out and the others' weights renormalised. Scalars (the live path) are added in plain floats,
+    in the same order and with the same operations as rows, so live and backtest agree exactly."""
+    num: Array | float = 0.0
+    den: Array | float = 0.0
+    for m, w in weights.items():
+        f = forecasts.get(m, np.nan)
+        if isinstance(w, float) and isinstance(f, float):
+            if w > 0 and math.isfinite(f):
+                num += w * f
+                den += w
+            continue
+        use = (np.asarray(w) > 0) & np.isfinite(f)
+        num = num + np.where(use, np.multiply(w, np.nan_to_num(f)), 0.0)
+        den = den + np.where(use, w, 0.0)
+    ok = np.asarray(den) > 0
+    if ok.ndim == 0:
+        return np.asarray(num / den if ok else np.nan, dtype=np.float64)
+    return np.asarray(np.where(ok, np.divide(num, np.where(ok, den, 1.0)), np.nan), dtype=np.float64)
+
+
 @dataclass
 class EnsembleState:
     """Offsets and weights frozen at one origin; applies them to fresh raw candidate forecasts."""
@@ -337,27 +362,16 @@ class EnsembleState:
         """
         out: dict[str, float] = {}
         for t in TARGETS:
-            mixed = self._mix(self.weights.get(t, {}), raw, t, scale)
-            if mixed is None and t in self.fallback_weights:
-                mixed = self._mix(self.fallback_weights[t], raw, t, scale)
-            if mixed is not None:
-                out[t] = max(mixed + self.final_offsets.get(t, 0.0) * scale, 0.0)
-            else:
-                out[t] = float("nan")
+            calibrated = {
+                m: f[t] + self.offsets.get(m, {}).get(t, np.nan) * scale for m, f in raw.items() if t in f
+            }
+            mixed = float(weighted_mean(self.weights.get(t, {}), calibrated))
+            if not np.isfinite(mixed) and t in self.fallback_weights:
+                mixed = float(weighted_mean(self.fallback_weights[t], calibrated))
+            out[t] = (
+                max(mixed + self.final_offsets.get(t, 0.0) * scale, 0.0) if np.isfinite(mixed) else np.nan
+            )
         return out
-
-    def _mix(
-        self, weights: dict[str, float], raw: dict[str, dict[str, float]], t: str, scale: float
-    ) -> float | None:
-        """The weighted mean of the calibrated forecasts of ``t`` that exist (None: none does)."""
-        num = den = 0.0
-        for m, w in weights.items():
-            f = raw.get(m, {}).get(t, float("nan"))
-            off = self.offsets.get(m, {}).get(t, float("nan"))
-            if w > 0 and np.isfinite(f) and np.isfinite(off):
-                num += w * (f + off * scale)
-                den += w
-        return num / den if den > 0 else None
 
 
 @dataclass
@@ -454,12 +468,7 @@ def run_ensemble(
         warm &= np.any([np.isfinite(losses[t][c.name]) & avail[c.name] for c in candidates], axis=0)
         margins = _eligibility(raw_loss[t], lw, s.min_calib, lag, s)
         w = _weights(losses[t], avail, s.temperature, margins)
-        num = np.zeros(len(scale))
-        for c in candidates:
-            cal = calibrated[c.name][t]
-            num += np.where(w[c.name] > 0, w[c.name] * np.nan_to_num(cal), 0.0)
-        total = sum(w.values(), np.zeros(len(num)))
-        g = np.where(total > 0, num / np.where(total > 0, total, 1.0), np.nan)
+        g = weighted_mean(w, {c.name: calibrated[c.name][t] for c in candidates})
         exponential[t] = w
         plan = _averaging_plan(len(g), start, lag, lw, s, step_seconds, last_row_only) if s.averaging else []
         held = (held_averaging or {}).get(t)
@@ -523,14 +532,9 @@ def _average(
     mixed = {m: w.copy() for m, w in weights.items()}
     for a, b, chosen in fits:
         rows = slice(a, b)
-        num = np.zeros(b - a)
-        den = np.zeros(b - a)
-        for m, v in chosen.items():
-            f = forecasts[m][rows]
-            num += np.where(np.isfinite(f), v * np.nan_to_num(f), 0.0)
-            den += np.where(np.isfinite(f), v, 0.0)
-        ok = den > 0
-        out[rows] = np.where(ok, num / np.where(ok, den, 1.0), out[rows])
+        g = weighted_mean(chosen, {m: forecasts[m][rows] for m in chosen})
+        ok = np.isfinite(g)
+        out[rows] = np.where(ok, g, out[rows])
         averaged[rows] = ok
         for m in mixed:
             mixed[m][rows] = np.where(ok, chosen.get(m, 0.0), mixed[m][rows])
