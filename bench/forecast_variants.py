@@ -1,7 +1,8 @@
 """Forecaster on week-long traces of other shapes, built from the shared week, beside an untuned GBM.
 
 The held-out week-long traces the forecaster is judged on are not in this repository. This benchmark
-builds four copies of the shared week with shapes the conversation week does not have, runs the
+builds five week-long traces from the shared week (four copies of it with shapes the conversation
+week does not have, and one on its calendar only), runs the
 command those traces are scored with (``outrider forecast backtest --horizon 300 --quick``) on each,
 and scores it on days 1-4, days 5-7 and the whole week:
 
@@ -15,7 +16,13 @@ and scores it on days 1-4, days 5-7 and the whole week:
   a minute at the mean level, independent of each other;
 * ``poisson_level``: Poisson counts around the week's 30-min level at the week's own volume, so the
   expected count of every bin is known. On it the median forecast is also scored against the
-  irreducible error (``location_check``).
+  irreducible error (``location_check``);
+* ``working_hours``: not the week's shape but its calendar (it starts on a Sunday): a service used
+  in office hours, 10 req/s on average. Weekdays ramp from a night level to 8x it between 7:30
+  and 8:30 and back between 17:00 and 18:30, with a lunch dip; weekends reach 2.5x. Each day is
+  scaled by 0.85-1.15 at random, and the level wanders (a multiplicative AR(1) of 15%, correlated
+  over 10 min) under Poisson counting noise. The ramps recur at the same time every weekday, which
+  a model of the time of day can learn and a level that follows the last minutes cannot.
 
 Beside the backtest's own baselines it scores a reference: an untuned gradient-boosted quantile
 model (scikit-learn's ``HistGradientBoostingRegressor`` with its default settings and quantile loss
@@ -106,11 +113,34 @@ def poisson_level(week: Trace, rng: np.random.Generator) -> Array:
     return rng.poisson(level(week.counts)).astype(np.float64)
 
 
+def working_hours(week: Trace, rng: np.random.Generator) -> Array:
+    """An office-hours service on the week's calendar (day 0 a Sunday), 10 req/s on average: see the
+    module docstring."""
+    n, b = len(week.counts), week.bin_seconds
+    t = week.t0 + b * np.arange(n, dtype=np.float64)
+    hour = np.mod(t, DAY) / 3600.0
+    weekend = np.isin(np.floor_divide(t, DAY) % 7, (0, 6))
+    office = np.clip(hour - 7.5, 0.0, 1.0) * np.clip((18.5 - hour) / 1.5, 0.0, 1.0)
+    lunch = 1.5 * np.exp(-(((hour - 12.5) / 0.5) ** 2)) * office
+    profile = np.where(weekend, 1.0 + 1.5 * office, 1.0 + 7.0 * office - lunch)
+    per_day = DAY // b
+    factor = np.repeat(rng.uniform(0.85, 1.15, n // per_day + 1), per_day)[:n]
+    keep = np.exp(-b / 600.0)  # the wander's correlation: 10 min
+    shocks = rng.normal(0.0, 0.15 * np.sqrt(1.0 - keep * keep), n)
+    wander = np.zeros(n)
+    for i in range(1, n):
+        wander[i] = keep * wander[i - 1] + shocks[i]
+    lam = profile * factor * np.exp(wander)
+    counts: Array = rng.poisson(lam * 10.0 * b / lam.mean()).astype(np.float64)
+    return counts
+
+
 VARIANTS: dict[str, Callable[[Trace, np.random.Generator], Array]] = {
     "diurnal_sharp": diurnal_sharp,
     "bursts": bursts,
     "on_off": on_off,
     "poisson_level": poisson_level,
+    "working_hours": working_hours,
 }
 KNOWN_LEVEL = {"poisson_level"}
 """Variants whose expected count per bin is ``level(week.counts)``: their point forecasts are also

@@ -50,6 +50,12 @@ def test_the_built_variants_are_reproducible_and_have_the_shapes_they_claim(vari
     expected = variants.level(week.counts)
     assert poisson.mean() == pytest.approx(expected.mean(), rel=0.01)
     assert np.var(poisson - expected) / expected.mean() == pytest.approx(1.0, abs=0.1)  # Poisson
+    office = variants.working_hours(week, np.random.default_rng(1))
+    assert office.mean() / 10 == pytest.approx(10.0, rel=0.05)
+    by_hour = hourly(office)  # day 0 is a Sunday, day 1 a Monday
+    night, sunday, monday = by_hour[24:30].mean(), by_hour[9:17].mean(), by_hour[33:41].mean()
+    assert 5 < monday / night < 12 and 1.5 < sunday / by_hour[0:6].mean() < 3.5
+    assert by_hour[32] > 4 * by_hour[30]  # the weekday ramp, between 7:30 and 8:30
 
 
 def test_the_untuned_reference_never_sees_the_future(variants: ModuleType) -> None:
