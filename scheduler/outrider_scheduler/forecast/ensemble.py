@@ -25,13 +25,15 @@ For every target (``mean_p50``, ``mean_p90``, ``peak_p90``) and at every origin 
    simple candidates while persistent structure (daily cycles the learned model has found) passes
    the test; the simple candidates (last value, seasonal naive, ETS) need only a lower mean loss
    with a small-sample margin.
-   The combination is the weighted mean. Once every candidate has forecasts over a full loss
-   window (a day of resolved origins), the weights are instead the convex combination of the
-   candidates (calibrated, and the learned model's own quantiles as they are) with the least
-   pinball loss over it (quantile averaging, ``averaging.py``), fitted every hour of origins: two
-   candidates that err differently can together beat the best of them, which exponential weights
-   cannot.
-3. *Calibrate the combination* once more on its own recent scores, so its quantiles stay calibrated.
+   The combination is the weighted mean (``weighted_mean``: a candidate without a forecast at an
+   origin is left out and the others renormalised, in the backtest and live alike). Once every
+   candidate has forecasts over a full loss window (a day of resolved origins), the weights are
+   instead the convex combination of the candidates (calibrated, and the learned model's own
+   quantiles as they are) with the least pinball loss over it (quantile averaging,
+   ``averaging.py``), fitted every hour of origins: two candidates that err differently can
+   together beat the best of them, which exponential weights cannot.
+3. *Calibrate the combination* once more on its own recent scores, only with ``final_stage`` (off
+   by default: on the shared traces the second stage added noise without improving coverage).
 
 ``run_ensemble`` does this for all origins at once (backtests); ``EnsembleState`` freezes the
 offsets and weights at one origin so that ``EnsembleState.apply`` forecasts a new origin from the
