@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from outrider_scheduler.forecast.features import FeatureSet
 from outrider_scheduler.forecast.model import LearnedModel, ModelSettings
 
 
-def test_fast_path_matches_scikit_learn_including_missing_values() -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ModelSettings(max_iter=40),
+        # the level model's trees: 31 leaves, paths of very different depths
+        ModelSettings(max_iter=40, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20),
+    ],
+)
+def test_fast_path_matches_scikit_learn_including_missing_values(settings: ModelSettings) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 6))
     x[rng.random(x.shape) < 0.1] = np.nan
     z = np.nan_to_num(x[:, 0]) - 0.5 * np.nan_to_num(x[:, 3]) + rng.normal(size=2000) * 0.1
-    m = LearnedModel([f"f{i}" for i in range(6)], ModelSettings(max_iter=40))
+    m = LearnedModel([f"f{i}" for i in range(6)], settings)
     assert m.fit(x, z, z + 0.5, span_seconds=3600.0)
     rows = rng.normal(size=(16, 6))
     rows[rng.random(rows.shape) < 0.3] = np.nan

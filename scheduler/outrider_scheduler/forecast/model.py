@@ -84,47 +84,40 @@ class _Forest:
 
     def __init__(self, models: list[HistGradientBoostingRegressor]) -> None:
         trees = [(j, p.nodes) for j, m in enumerate(models) for (p,) in m._predictors]
-        width = max(len(nodes) for _, nodes in trees)
-        shape = (len(trees), width)
-        self.feature = np.zeros(shape, dtype=np.int64)
-        self.threshold = np.zeros(shape)
-        self.missing_left = np.zeros(shape, dtype=bool)
-        self.left = np.zeros(shape, dtype=np.int64)
-        self.right = np.zeros(shape, dtype=np.int64)
-        self.leaf = np.ones(shape, dtype=bool)
-        self.value = np.zeros(shape)
-        depth = 0
-        for t, (_, nodes) in enumerate(trees):
-            n = len(nodes)
-            self.feature[t, :n] = nodes["feature_idx"]
-            self.threshold[t, :n] = nodes["num_threshold"]
-            self.missing_left[t, :n] = nodes["missing_go_to_left"].astype(bool)
-            self.left[t, :n] = nodes["left"]
-            self.right[t, :n] = nodes["right"]
-            self.leaf[t, :n] = nodes["is_leaf"].astype(bool)
-            self.value[t, :n] = nodes["value"]
-            depth = max(depth, int(nodes["depth"].max()))
-        self.depth = depth
-        self.owner = np.array([j for j, _ in trees], dtype=np.int64)
+        sizes = np.array([len(nodes) for _, nodes in trees], dtype=np.int64)
+        self.start = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        """Each tree's root in the flat node arrays (trees are laid end to end)."""
+        nodes = np.concatenate([nodes for _, nodes in trees])
+        offset = np.repeat(self.start, sizes)
+        self.leaf = nodes["is_leaf"].astype(bool)
+        own = np.arange(len(nodes), dtype=np.int64)
+        # a leaf's children are itself, so a path that has ended stays where it is
+        self.left = np.where(self.leaf, own, nodes["left"].astype(np.int64) + offset)
+        self.right = np.where(self.leaf, own, nodes["right"].astype(np.int64) + offset)
+        self.feature = nodes["feature_idx"].astype(np.int64)
+        self.threshold = nodes["num_threshold"].astype(np.float64)
+        self.missing_left = nodes["missing_go_to_left"].astype(bool)
+        self.value = nodes["value"].astype(np.float64)
+        self.depth = int(nodes["depth"].max())
+        owner = np.array([j for j, _ in trees], dtype=np.int64)
+        self.first_tree = np.searchsorted(owner, np.arange(len(models)))
+        """Index of each model's first tree (trees are in model order)."""
         self.n_models = len(models)
         self.baseline = np.array([float(np.ravel(m._baseline_prediction)[0]) for m in models])
-        self._rows = np.arange(len(trees))
 
     def predict(self, x: Array) -> Array:
         """Predictions of every model for rows ``x``: shape (rows, models)."""
-        n = x.shape[0]
-        t = self._rows[None, :]
-        idx = np.zeros((n, len(self._rows)), dtype=np.int64)
-        r = np.arange(n)[:, None]
+        n, width = x.shape
+        flat = np.ascontiguousarray(x).ravel()
+        row = (np.arange(n, dtype=np.int64) * width)[:, None]
+        node = np.broadcast_to(self.start, (n, len(self.start))).copy()
         for _ in range(self.depth):
-            val = x[r, self.feature[t, idx]]
-            go_left = np.where(np.isnan(val), self.missing_left[t, idx], val <= self.threshold[t, idx])
-            nxt = np.where(go_left, self.left[t, idx], self.right[t, idx])
-            idx = np.where(self.leaf[t, idx], idx, nxt)
-        leaf_values = self.value[t, idx]
-        out = np.zeros((n, self.n_models))
-        for j in range(self.n_models):
-            out[:, j] = leaf_values[:, self.owner == j].sum(axis=1) + self.baseline[j]
+            if self.leaf[node].all():  # every path has ended: deep trees are rarely deep everywhere
+                break
+            val = flat[row + self.feature[node]]
+            go_left = (val <= self.threshold[node]) | (np.isnan(val) & self.missing_left[node])
+            node = np.where(go_left, self.left[node], self.right[node])
+        out: Array = np.add.reduceat(self.value[node], self.first_tree, axis=1) + self.baseline[None, :]
         return out
 
 
