@@ -60,6 +60,7 @@ __all__ = [
     "LEARNED_ACTIVE",
     "LEARNED_ACTIVE_RAW",
     "LEARNED_RAW",
+    "LEVEL",
     "QUANTILES",
     "TARGETS",
     "EnsembleOutput",
@@ -97,7 +98,10 @@ idle nights those rows cost the one model its daytime accuracy, while on series 
 of the day they are what it learns from. Both are candidates, and the loss window decides."""
 LEARNED_ACTIVE_RAW = "outrider_gbm_active_raw"
 """The second learned model's own quantiles (as ``LEARNED_RAW`` is the first's)."""
-STRICT = (LEARNED, LEARNED_RAW, LEARNED_ACTIVE, LEARNED_ACTIVE_RAW)
+LEVEL = "level_gbm"
+"""The level model's own quantiles (``level.py``): gradient-boosted quantiles of the absolute rate,
+weighed without a calibration offset."""
+STRICT = (LEARNED, LEARNED_RAW, LEARNED_ACTIVE, LEARNED_ACTIVE_RAW, LEVEL)
 """Candidates held to the stricter significance rule (they can fit noise)."""
 
 

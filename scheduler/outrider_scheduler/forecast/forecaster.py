@@ -24,6 +24,7 @@ from .ensemble import (
     LEARNED_ACTIVE,
     LEARNED_ACTIVE_RAW,
     LEARNED_RAW,
+    LEVEL,
     TARGETS,
     EnsembleState,
     covered,
@@ -33,6 +34,7 @@ from .ensemble import (
 from .errors import ForecastError
 from .ets import EtsParams, EtsState, damping_factor, filter_ets, fit_ets
 from .features import FeatureSet
+from .level import LevelFeatures, level_rates, level_row
 from .metrics import ForecastMetrics
 from .model import LearnedModel, thinned_rows
 from .pipeline import (
@@ -48,6 +50,9 @@ from .series import StepSeries
 from .settings import ForecasterSettings
 
 __all__ = ["DeploymentForecaster"]
+
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,12 @@ class _Fitted:
     yet, or the loss window is not full)."""
     averaging_fitted_at: float = 0.0
     """When the quantile-averaging weights were last fitted."""
+    level: LearnedModel | None = None
+    """The level model (``level.py``; None: not fitted yet, or switched off)."""
+    level_fitted_at: float = 0.0
+    """When the level model was last fitted."""
+    level_train_end_time: float = 0.0
+    """Origins at or after this time are out-of-sample for ``level``."""
 
 
 class DeploymentForecaster:
@@ -97,7 +108,11 @@ class DeploymentForecaster:
         self._fitted: _Fitted | None = None
         self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
         # each learned model's live forecasts by origin time: its walk-forward record for calibration
-        self._records: dict[str, dict[float, tuple[float, float, float]]] = {LEARNED: {}, LEARNED_ACTIVE: {}}
+        self._records: dict[str, dict[float, tuple[float, float, float]]] = {
+            LEARNED: {},
+            LEARNED_ACTIVE: {},
+            LEVEL: {},
+        }
         self.last: ForecastResult | None = None
 
     # -- history ---------------------------------------------------------------------------------
@@ -168,12 +183,13 @@ class DeploymentForecaster:
                 if a is not None and active is None:
                     self._backfill_records(series, fs, first, cut, LEARNED_ACTIVE)
                 active = a
+        level, level_at, level_end = self._level(series, fs, first, now, force_model, model_at == now)
         origins = np.arange(first, n + 1, dtype=np.int64)
         cands = simple_candidates(rates, origins, k, s.step_seconds)
         ets, ets_at = self._ets(series, first, origins, now, force_model, cands)
         ar, ar_at = self._autoreg(series, origins, now, force_model, cands)
         tg = make_targets(series, k, eps, origins, fs)
-        times = series.t0 + origins * float(s.step_seconds)
+        times: Array = (series.t0 + origins * float(s.step_seconds)).astype(np.float64)
         oos = times >= train_end_time
         x_oos = fs.build(origins[oos]) if model is not None and oos.any() else None
         for name, raw_name, learned in (
@@ -189,18 +205,18 @@ class DeploymentForecaster:
                 pred = learned_raw(learned, x_oos, tg.base[oos], eps)
                 for t in TARGETS:
                     raw[t][oos] = pred[t]
-            oldest = float(times[0])
-            with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
-                book = self._records[name]
-                for tm in [tm for tm in book if tm < oldest]:
-                    book.pop(tm, None)
-                records = dict(book)
-            for j, tm in enumerate(times.tolist()):
-                rec = records.get(tm)
-                if rec is not None:
-                    raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
+            self._overlay_records(name, times, raw)
             cands[name] = Candidate(name, raw)
             cands[raw_name] = learned_uncalibrated(raw, raw_name)
+        if level is not None:
+            raw = {t: np.full(len(origins), np.nan) for t in TARGETS}
+            later = times >= level_end
+            if later.any():
+                pred = self._forecasts(LEVEL, level, series, fs, origins[later])
+                for t in TARGETS:
+                    raw[t][later] = pred[t]
+            self._overlay_records(LEVEL, times, raw)
+            cands[LEVEL] = Candidate(LEVEL, raw, calibrate=False)
         # The averaging weights are refitted on the ensemble's own schedule and held in between; a
         # refit that has just fitted the learned model leaves a due averaging fit (a linear program
         # per target, 8-15 ms each on a day of 10-s origins) to the next recalibration, unless it
@@ -238,6 +254,9 @@ class DeploymentForecaster:
                 active,
                 averaging,
                 averaging_at if averaging else 0.0,
+                level,
+                level_at,
+                level_end,
             )
         if self.metrics:
             self.metrics.refit_seconds.observe(time.perf_counter() - started)
@@ -340,6 +359,84 @@ class DeploymentForecaster:
         m = LearnedModel(fs.names, settings)
         return m if m.fit(fs.build(train), zm, zp, float(cut * s.step_seconds)) else None
 
+    def _level(
+        self, series: StepSeries, fs: FeatureSet, first: int, now: float, force: bool, learned_now: bool
+    ) -> tuple[LearnedModel | None, float, float]:
+        """Refit the level model when due; return it, its fit time and its training cut's time.
+
+        It is fitted on the learned model's schedule and split the same way (the last calibration
+        window held out, so that the ensemble scores it out of sample), but not in the refit that
+        has just fitted the learned model (``learned_now``), unless forced: that fit waits for the
+        next recalibration, a minute later, so that no one refit pays for both. A first fit also
+        backfills its record, like the learned model's.
+        """
+        s = self.settings
+        prev = self._fitted
+        model = prev.level if prev else None
+        at = prev.level_fitted_at if prev else 0.0
+        end = prev.level_train_end_time if prev else 0.0
+        n = len(series.y)
+        if s.level is None or n * s.step_seconds < s.learned_min_history_seconds:
+            return model, at, end
+        if not self._fit_due(model is not None, at, now, force) or (learned_now and not force):
+            return model, at, end
+        cw = max(s.ensemble.min_calib, s.ensemble.calib_window_seconds // s.step_seconds)
+        cut = n - min(cw, n // 3)
+        fresh = self._fit_level(series, fs, cut)
+        if fresh is None:
+            return model, at, end
+        if model is None:
+            self._backfill_records(series, fs, first, cut, LEVEL)
+        return fresh, now, series.t0 + cut * s.step_seconds
+
+    def _fit_level(self, series: StepSeries, fs: FeatureSet, cut: int) -> LearnedModel | None:
+        """A level model fitted on the windows over by row ``cut`` (None: too few rows, or off)."""
+        s, k = self.settings, self.k
+        if s.level is None:
+            return None
+        train = np.arange(1, max(1, cut - k + 1), dtype=np.int64)
+        if len(train) > s.level.max_rows:
+            train = train[thinned_rows(len(train), s.level.max_rows)]
+        if not train.size:
+            return None
+        tg = make_targets(series, k, self.eps, train, fs)
+        lf = LevelFeatures(series.rates, series.t0, s.step_seconds, k)
+        m = LearnedModel(lf.names, s.level)
+        fitted = m.fit(lf.build(train), tg.rate["mean_p50"], tg.rate["peak_p90"], float(cut * s.step_seconds))
+        return m if fitted else None
+
+    def _forecasts(
+        self, name: str, model: LearnedModel, series: StepSeries, fs: FeatureSet, origins: IntArray
+    ) -> dict[str, Array]:
+        """A learned model's (``name``'s) forecasts, requests/s, at ``origins``."""
+        if name == LEVEL:
+            lf = LevelFeatures(series.rates, series.t0, self.settings.step_seconds, self.k)
+            return level_rates(model, lf.build(origins))
+        return learned_raw(model, fs.build(origins), fs.base(origins), self.eps)
+
+    def _overlay_records(self, name: str, times: Array, raw: dict[str, Array]) -> None:
+        """Put ``name``'s recorded forecasts (live, or backfilled) into ``raw`` at their origin
+        ``times``, pruning the records older than the first of them."""
+        oldest = float(times[0])
+        with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
+            book = self._records[name]
+            for tm in [tm for tm in book if tm < oldest]:
+                book.pop(tm, None)
+            records = dict(book)
+        for j, tm in enumerate(times.tolist()):
+            rec = records.get(tm)
+            if rec is not None:
+                raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
+
+    def _record(self, name: str, origin_time: float, values: dict[str, float], limit: int) -> None:
+        """Record ``name``'s live forecast at ``origin_time`` (its walk-forward record), keeping at
+        most ``limit`` records."""
+        with self._lock:  # a background refit reads these records
+            book = self._records[name]
+            book[origin_time] = (values["mean_p50"], values["mean_p90"], values["peak_p90"])
+            while len(book) > limit:
+                book.pop(next(iter(book)))
+
     def _backfill_records(
         self, series: StepSeries, fs: FeatureSet, first: int, cut: int, name: str = LEARNED
     ) -> None:
@@ -353,17 +450,20 @@ class DeploymentForecaster:
         out of sample, and its forecasts stand in for the live record the learned model lacks (live
         forecasts, once made, are never replaced).
         """
-        s, k, eps = self.settings, self.k, self.eps
+        s, k = self.settings, self.k
         end = first - k
         if end * s.step_seconds < s.learned_min_history_seconds:
             return
-        m = self._fit(series, fs, end, leave_out_idle=name == LEARNED_ACTIVE)
+        if name == LEVEL:
+            m = self._fit_level(series, fs, end)
+        else:
+            m = self._fit(series, fs, end, leave_out_idle=name == LEARNED_ACTIVE)
         if m is None:
             return
         origins = np.arange(first, cut + 1, dtype=np.int64)
         if not origins.size:
             return
-        pred = learned_raw(m, fs.build(origins), fs.base(origins), eps)
+        pred = self._forecasts(name, m, series, fs, origins)
         times = (series.t0 + origins * float(s.step_seconds)).tolist()
         with self._lock:
             book = self._records[name]
@@ -421,13 +521,15 @@ class DeploymentForecaster:
             if np.isfinite(v):
                 raw["autoreg"] = {t: v for t in TARGETS}
         learned = fitted is not None and fitted.model is not None
+        t_now = series.t0 + n * float(s.step_seconds)
+        limit = (s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds) // s.step_seconds + 4 * k
+        if fitted is not None and fitted.level is not None:
+            pred = level_rates(fitted.level, level_row(rates, series.t0, s.step_seconds, k))
+            raw[LEVEL] = {t: float(pred[t][0]) for t in TARGETS}
+            self._record(LEVEL, t_now, raw[LEVEL], limit)
         if fitted is not None and fitted.model is not None:
             fs = FeatureSet(rates, series.t0, s.step_seconds, k, eps)
             x, base = fs.build(origin), fs.base(origin)
-            t_now = series.t0 + n * float(s.step_seconds)
-            limit = (
-                s.ensemble.calib_window_seconds + s.ensemble.loss_window_seconds
-            ) // s.step_seconds + 4 * k
             for name, raw_name, learned_model in (
                 (LEARNED, LEARNED_RAW, fitted.model),
                 (LEARNED_ACTIVE, LEARNED_ACTIVE_RAW, fitted.active),
@@ -437,11 +539,7 @@ class DeploymentForecaster:
                 pred = learned_raw(learned_model, x, base, eps)
                 raw[name] = {t: float(pred[t][0]) for t in TARGETS}
                 raw[raw_name] = raw[name]  # the same quantiles, weighed without an offset
-                with self._lock:  # a background refit reads these records
-                    book = self._records[name]
-                    book[t_now] = (raw[name]["mean_p50"], raw[name]["mean_p90"], raw[name]["peak_p90"])
-                    while len(book) > limit:
-                        book.pop(next(iter(book)))
+                self._record(name, t_now, raw[name], limit)
         out = fitted.state.apply(raw, scale) if fitted is not None else {}
         if not all(np.isfinite(out.get(t, np.nan)) for t in TARGETS):
             # not calibrated yet: the moving average, uncalibrated

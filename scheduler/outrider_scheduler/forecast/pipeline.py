@@ -31,6 +31,7 @@ from .ensemble import (
     LEARNED_ACTIVE,
     LEARNED_ACTIVE_RAW,
     LEARNED_RAW,
+    LEVEL,
     TARGETS,
     EnsembleOutput,
     EnsembleSettings,
@@ -38,6 +39,7 @@ from .ensemble import (
     to_rates,
 )
 from .features import FeatureSet, log_rate
+from .level import LEVEL_SETTINGS, LevelFeatures, level_rates
 from .model import LearnedModel, ModelSettings
 from .series import StepSeries, peak_targets
 
@@ -68,15 +70,17 @@ ENSEMBLE_CANDIDATES = (
     "autoreg",
     LEARNED_ACTIVE,
     LEARNED_ACTIVE_RAW,
+    LEVEL,
 )
 """Candidates the Outrider ensemble combines (``outrider_gbm`` is the learned model, conformally
 calibrated; ``outrider_gbm_raw`` the same model's own quantiles, as they are; the ``_active`` pair
 the second learned model, present only while the history has long idle stretches; ``autoreg`` the
-direct autoregression of the ``autoreg`` module). ARIMA and Prophet are baselines only: their fits
+direct autoregression of the ``autoreg`` module; ``level_gbm`` the level model of the ``level``
+module, its own quantiles). ARIMA and Prophet are baselines only: their fits
 cost more than the live refit budget allows; ETS (a two-number state) and the direct
 autoregression (one small linear solve) recover part of their gain at a fraction of the cost."""
 
-LATE_CANDIDATES = (LEARNED, LEARNED_RAW, "autoreg", LEARNED_ACTIVE, LEARNED_ACTIVE_RAW)
+LATE_CANDIDATES = (LEARNED, LEARNED_RAW, "autoreg", LEARNED_ACTIVE, LEARNED_ACTIVE_RAW, LEVEL)
 """Candidates that need enough history for a first fit: the ensemble does not wait for them."""
 
 
@@ -159,6 +163,8 @@ class WalkForward:
     """History Prophet is fitted on."""
     model: ModelSettings = field(default_factory=ModelSettings)
     """Learned-model settings."""
+    level: ModelSettings | None = field(default_factory=lambda: LEVEL_SETTINGS)
+    """Level-model settings (None: no level model). It is fitted on the learned model's schedule."""
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     """Ensemble settings."""
 
@@ -200,6 +206,8 @@ class _LearnedWalk:
     settings: ModelSettings
     base: Array
     eps: float
+    absolute: bool = False
+    """Whether the targets are rates themselves (the level model) rather than log-ratios to ``base``."""
 
     def run(
         self, leave_out: npt.NDArray[np.bool_] | None, say: Callable[[int, int], None]
@@ -232,7 +240,10 @@ class _LearnedWalk:
             if rows.size == 0:
                 continue
             started = time.perf_counter()
-            pred = learned_raw(model, self.x[rows], self.base[rows], self.eps)
+            if self.absolute:
+                pred = level_rates(model, self.x[rows])
+            else:
+                pred = learned_raw(model, self.x[rows], self.base[rows], self.eps)
             pred_s += time.perf_counter() - started
             for t in TARGETS:
                 raw[t][rows] = pred[t]
@@ -304,6 +315,24 @@ def run_walk_forward(
         if np.isfinite(raw2["mean_p50"]).any():
             cands[LEARNED_ACTIVE] = Candidate(LEARNED_ACTIVE, raw2, fit2, pred2)
             cands[LEARNED_ACTIVE_RAW] = learned_uncalibrated(raw2, LEARNED_ACTIVE_RAW)
+    if wf.level is not None:
+        say("level model: refitted with the learned model")
+        started = time.perf_counter()
+        lf = LevelFeatures(rates, series.t0, step, k)
+        lx = lf.build(origins)
+        feat_s = time.perf_counter() - started
+        level_walk = dataclasses.replace(
+            walk,
+            names=lf.names,
+            x=lx,
+            z_mean=tg.rate["mean_p50"],
+            z_peak=tg.rate["peak_p90"],
+            settings=wf.level,
+            absolute=True,
+        )
+        raw3, _, fit3, pred3, _ = level_walk.run(None, lambda j, r: None)
+        if np.isfinite(raw3["mean_p50"]).any():
+            cands[LEVEL] = Candidate(LEVEL, raw3, fit3, pred3 + feat_s, calibrate=False)
     # the fitted candidates join when their first fit succeeds; the rest start together
     baseline_ok = np.all(
         [np.isfinite(c.f["mean_p50"]) for name, c in cands.items() if name not in LATE_CANDIDATES], axis=0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ensemble import EnsembleSettings
+from .level import LEVEL_SETTINGS
 from .model import ModelSettings
 
 __all__ = ["ForecasterSettings"]
@@ -35,5 +36,8 @@ class ForecasterSettings:
     """Resolved forecasts (one per predict call) that the live accuracy metrics cover."""
     model: ModelSettings = field(default_factory=ModelSettings)
     """Learned-model settings."""
+    level: ModelSettings | None = field(default_factory=lambda: LEVEL_SETTINGS)
+    """Level-model settings (``level.py``; None: no level model). It is fitted on the learned
+    model's schedule, a recalibration after it."""
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     """Ensemble settings."""
