@@ -162,6 +162,9 @@ def test_the_live_forecaster_fits_the_averaging_weights_hourly_and_not_with_the_
     settings = ForecasterSettings(
         learned_min_history_seconds=2 * 3600,
         model=ModelSettings(max_iter=20, max_rows=1000),
+        # without the level model: fitted a minute after the learned model, its live record in this
+        # one-hour loss window starts a minute later, and the averaging waits for a full record
+        level=None,
         ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
     )
     rng = np.random.default_rng(6)
