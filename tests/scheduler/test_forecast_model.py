@@ -42,8 +42,14 @@ def test_refuses_to_fit_on_too_few_rows() -> None:
     assert not m.fitted
 
 
-def test_calendar_features_need_two_days() -> None:
-    names = ["level", "tod_sin", "tod_cos", "dow"]
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["level", "tod_sin", "tod_cos", "dow"],
+        ["level_lag_1", "level_hour_of_day", "level_day_of_week", "dow"],
+    ],
+)
+def test_calendar_features_need_two_days(names: list[str]) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(500, 4))
     m = LearnedModel(names, ModelSettings(max_iter=5))

@@ -22,6 +22,7 @@ __all__ = [
     "DAY",
     "HOUR",
     "HOURLY_FEATURES",
+    "LEVEL_CALENDAR_FEATURES",
     "WEEK",
     "FeatureSet",
     "build_features",
@@ -39,6 +40,9 @@ WEEK = 7 * DAY
 """Seconds in a week."""
 CALENDAR_FEATURES = ("tod_sin", "tod_cos", "dow")
 """Features that only make sense once the history spans several days."""
+LEVEL_CALENDAR_FEATURES = ("level_hour_of_day", "level_day_of_week")
+"""The level model's clock (``level.py``), held back like ``CALENDAR_FEATURES``: on less than two
+days of history the hour of the day only tells the trees how long ago the history started."""
 HOURLY_FEATURES = ("min_of_hour",)
 """Features that only make sense once the history spans several hours."""
 

@@ -3,7 +3,7 @@
 Three direct models share one feature row per origin: the p50 and p90 of the log-ratio of the
 window's mean rate to the base level, and the p90 of the log-ratio of the window's peak rate.
 Calendar features are used only when the training history spans two of their periods: time of day
-and day of week after two days, the minute of the hour after two hours.
+and day of week after two days (the level model's clock too), the minute of the hour after two hours.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from .features import CALENDAR_FEATURES, DAY, HOUR, HOURLY_FEATURES
+from .features import CALENDAR_FEATURES, DAY, HOUR, HOURLY_FEATURES, LEVEL_CALENDAR_FEATURES
 
 __all__ = ["LearnedModel", "ModelSettings", "thinned_rows"]
 
@@ -154,7 +154,7 @@ class LearnedModel:
         # the trees would only learn which hour or day the history happened to start on
         too_short: set[str] = set()
         if span_seconds < 2 * DAY:
-            too_short.update(CALENDAR_FEATURES)
+            too_short.update(CALENDAR_FEATURES, LEVEL_CALENDAR_FEATURES)
         if span_seconds < 2 * HOUR:
             too_short.update(HOURLY_FEATURES)
         self.columns = [
