@@ -192,3 +192,37 @@ def test_the_live_forecaster_fits_the_averaging_weights_hourly_and_not_with_the_
     fc.refit(7 * 3600.0 + 70)  # the next recalibration fits it
     assert len(calls) == 2 * len(TARGETS)
     assert fc.predict(7 * 3600.0 + 70).reason == "Learned"
+
+
+def test_a_fresh_forecaster_keeps_averaging_after_its_learned_model_is_refitted() -> None:
+    """The origins between a learned model's training cut and its first live forecast are forecast
+    out of sample at that refit; the record keeps them, so that the next model's later cut does not
+    leave a hole in the loss window (the averaging waits for a full one, and stopped for a day)."""
+    from outrider_scheduler.forecast.model import ModelSettings
+    from outrider_scheduler.forecast.series import StepSeries
+    from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
+
+    settings = ForecasterSettings(
+        learned_min_history_seconds=2 * 3600,
+        model=ModelSettings(max_iter=20, max_rows=1000),
+        level=None,
+        ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
+    )
+    rng = np.random.default_rng(6)
+    y = rng.poisson(200 + 100 * np.sin(np.arange(9 * 360) / 500)).astype(float)
+    fc = DeploymentForecaster("ns/chat", settings)
+    hour = 360  # steps
+    fc.observe(StepSeries(0.0, 10, y[: 6 * hour]))
+    fc.refit(6 * 3600.0)  # fitted on 5 h; its sixth hour, forecast out of sample, fills the window
+    assert fc._fitted is not None and fc._fitted.averaging
+    # an hour and two minutes live: the model is refitted at 7 h (cut at 6 h), and the averaging a
+    # minute later, while the loss window still holds the last minutes of the sixth hour
+    for i in range(6 * hour, 7 * hour + 12):
+        fc.observe(StepSeries(i * 10.0, 10, y[i : i + 1]))
+        now = i * 10.0 + 10
+        fc.predict(now)
+        if fc.refit_due(now):
+            fc.refit(now)
+    assert fc._fitted.model_fitted_at >= 7 * 3600.0
+    assert fc._fitted.averaging_fitted_at > fc._fitted.model_fitted_at
+    assert fc._fitted.averaging, "the averaging stopped: the record lost the first model's sixth hour"

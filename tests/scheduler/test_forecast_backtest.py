@@ -20,6 +20,7 @@ from outrider_scheduler.forecast.backtest import (
 )
 from outrider_scheduler.forecast.baselines import BASELINE_NAMES, prophet_available
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
+from outrider_scheduler.forecast.level import LEVEL_SETTINGS
 from outrider_scheduler.forecast.model import ModelSettings
 from outrider_scheduler.forecast.pipeline import WalkForward, run_walk_forward
 from outrider_scheduler.forecast.series import StepSeries, to_step_series
@@ -34,6 +35,7 @@ SMALL = WalkForward(
     learned_min_history_seconds=3 * 3600,
     arima_window_seconds=3600,
     model=ModelSettings(max_iter=25, max_rows=1500),
+    level=dataclasses.replace(LEVEL_SETTINGS, max_iter=25, max_rows=1500),
     ensemble=EnsembleSettings(calib_window_seconds=3 * 3600, loss_window_seconds=3 * 3600),
 )
 
@@ -231,7 +233,7 @@ def _idle_nights(days: int, seed: int = 3) -> StepSeries:
 
 
 def test_a_second_learned_model_leaves_out_the_rows_after_long_idle_stretches() -> None:
-    wf = dataclasses.replace(SMALL, arima=False, prophet=False)
+    wf = dataclasses.replace(SMALL, arima=False, prophet=False, level=None)  # about the learned models
     series = _idle_nights(3)
     res = run_walk_forward(series, 300, wf)
     first, active = res.candidates["outrider_gbm"], res.candidates["outrider_gbm_active"]

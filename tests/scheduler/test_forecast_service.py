@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
+from outrider_scheduler.forecast.level import LEVEL_SETTINGS
 from outrider_scheduler.forecast.metrics import ForecastMetrics
 from outrider_scheduler.forecast.model import ModelSettings
 from outrider_scheduler.forecast.result import ForecastResult
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.skipif(not TRACES.is_dir(), reason=f"shared traces fold
 SETTINGS = ForecasterSettings(
     learned_min_history_seconds=2 * 3600,
     model=ModelSettings(max_iter=30, max_rows=2000),
+    level=dataclasses.replace(LEVEL_SETTINGS, max_iter=30, max_rows=2000),
     ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
 )
 

@@ -205,7 +205,7 @@ class DeploymentForecaster:
                 pred = learned_raw(learned, x_oos, tg.base[oos], eps)
                 for t in TARGETS:
                     raw[t][oos] = pred[t]
-            self._overlay_records(name, times, raw)
+            self._merge_records(name, times, raw)
             cands[name] = Candidate(name, raw)
             cands[raw_name] = learned_uncalibrated(raw, raw_name)
         if level is not None:
@@ -215,7 +215,7 @@ class DeploymentForecaster:
                 pred = self._forecasts(LEVEL, level, series, fs, origins[later])
                 for t in TARGETS:
                     raw[t][later] = pred[t]
-            self._overlay_records(LEVEL, times, raw)
+            self._merge_records(LEVEL, times, raw)
             cands[LEVEL] = Candidate(LEVEL, raw, calibrate=False)
         # The averaging weights are refitted on the ensemble's own schedule and held in between; a
         # refit that has just fitted the learned model leaves a due averaging fit (a linear program
@@ -414,14 +414,30 @@ class DeploymentForecaster:
             return level_rates(model, lf.build(origins))
         return learned_raw(model, fs.build(origins), fs.base(origins), self.eps)
 
-    def _overlay_records(self, name: str, times: Array, raw: dict[str, Array]) -> None:
-        """Put ``name``'s recorded forecasts (live, or backfilled) into ``raw`` at their origin
-        ``times``, pruning the records older than the first of them."""
+    def _merge_records(self, name: str, times: Array, raw: dict[str, Array]) -> None:
+        """Merge ``raw`` (the current model's out-of-sample forecasts at origin ``times``, NaN
+        elsewhere) with ``name``'s record, pruning the records older than the first origin.
+
+        A forecast already recorded (live, backfilled, or kept by an earlier refit) wins, and a new
+        one is kept: without it, the origins between a model's training cut and its first live
+        forecast would drop out of its record once the next model's cut passes them, and the
+        quantile averaging, which waits for a full day of record, would stop for a day.
+        """
         oldest = float(times[0])
+        finite = np.isfinite(raw["mean_p50"])
         with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
             book = self._records[name]
             for tm in [tm for tm in book if tm < oldest]:
                 book.pop(tm, None)
+            added = False
+            p50, p90, peak = raw["mean_p50"], raw["mean_p90"], raw["peak_p90"]
+            for j in np.nonzero(finite)[0].tolist():
+                tm = float(times[j])
+                if tm not in book:
+                    book[tm] = (float(p50[j]), float(p90[j]), float(peak[j]))
+                    added = True
+            if added:  # the oldest first, so that pruning in ``_record`` drops the oldest
+                self._records[name] = book = dict(sorted(book.items()))
             records = dict(book)
         for j, tm in enumerate(times.tolist()):
             rec = records.get(tm)
