@@ -204,11 +204,13 @@ def test_a_history_with_idle_nights_gets_a_second_learned_model_live() -> None:
     assert fc._fitted is not None and fc._fitted.active is not None
     backfilled = len(fc._records["outrider_gbm_active"])
     assert backfilled > 0  # its out-of-sample record, as for the first model
+    live = [i * 10.0 + 10 for i in range(len(counts) - 360, len(counts) - 300)]
+    assert not any(t in fc._records["outrider_gbm_active"] for t in live)
     for i in range(len(counts) - 360, len(counts) - 300):
         fc.observe(StepSeries(i * 10.0, 10, counts[i : i + 1]))
         res = fc.predict(i * 10.0 + 10)
         assert res.forecasting and res.p50_rps <= res.p90_rps <= res.peak_p90_rps
-    assert len(fc._records["outrider_gbm_active"]) == backfilled + 60
+    assert all(t in fc._records["outrider_gbm_active"] for t in live)  # its live forecasts
     # a deployment that never idles for hours has none
     busy = DeploymentForecaster("ns/busy", SETTINGS, ForecastMetrics(CollectorRegistry()))
     busy.observe(StepSeries(0.0, 10, np.where(counts == 0, 4.0, counts)[:-360]))
