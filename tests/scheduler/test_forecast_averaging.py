@@ -15,6 +15,9 @@ from outrider_scheduler.forecast.ensemble import (
     pinball,
     run_ensemble,
 )
+from outrider_scheduler.forecast.model import ModelSettings
+from outrider_scheduler.forecast.series import StepSeries
+from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
 
 
 def _two_sided(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,13 +147,24 @@ def test_a_frozen_state_falls_back_to_the_exponential_weights_when_averaged_cand
     )
 
 
+def _live_forecaster(hours: int) -> tuple[DeploymentForecaster, np.ndarray]:
+    """A live forecaster with one-hour calibration and loss windows, without the level model (fitted
+    a minute after the learned model, its live record in a one-hour loss window starts a minute
+    later, and the averaging waits for a full record), and ``hours`` of 10-s counts for it."""
+    settings = ForecasterSettings(
+        learned_min_history_seconds=2 * 3600,
+        model=ModelSettings(max_iter=20, max_rows=1000),
+        level=None,
+        ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
+    )
+    rng = np.random.default_rng(6)
+    y = rng.poisson(200 + 100 * np.sin(np.arange(hours * 360) / 500)).astype(float)
+    return DeploymentForecaster("ns/chat", settings), y
+
+
 def test_the_live_forecaster_fits_the_averaging_weights_hourly_and_not_with_the_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from outrider_scheduler.forecast.model import ModelSettings
-    from outrider_scheduler.forecast.series import StepSeries
-    from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
-
     calls: list[int] = []
     real = ensemble_module.fit_averaging_weights
 
@@ -159,17 +173,7 @@ def test_the_live_forecaster_fits_the_averaging_weights_hourly_and_not_with_the_
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ensemble_module, "fit_averaging_weights", counted)
-    settings = ForecasterSettings(
-        learned_min_history_seconds=2 * 3600,
-        model=ModelSettings(max_iter=20, max_rows=1000),
-        # without the level model: fitted a minute after the learned model, its live record in this
-        # one-hour loss window starts a minute later, and the averaging waits for a full record
-        level=None,
-        ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
-    )
-    rng = np.random.default_rng(6)
-    y = rng.poisson(200 + 100 * np.sin(np.arange(8 * 360) / 500)).astype(float)
-    fc = DeploymentForecaster("ns/chat", settings)
+    fc, y = _live_forecaster(8)
     hour = 360  # steps
 
     def live(steps: range) -> None:  # a forecast every step, which the learned model's record keeps
@@ -198,19 +202,7 @@ def test_a_fresh_forecaster_keeps_averaging_after_its_learned_model_is_refitted(
     """The origins between a learned model's training cut and its first live forecast are forecast
     out of sample at that refit; the record keeps them, so that the next model's later cut does not
     leave a hole in the loss window (the averaging waits for a full one, and stopped for a day)."""
-    from outrider_scheduler.forecast.model import ModelSettings
-    from outrider_scheduler.forecast.series import StepSeries
-    from outrider_scheduler.forecast.service import DeploymentForecaster, ForecasterSettings
-
-    settings = ForecasterSettings(
-        learned_min_history_seconds=2 * 3600,
-        model=ModelSettings(max_iter=20, max_rows=1000),
-        level=None,
-        ensemble=EnsembleSettings(calib_window_seconds=3600, loss_window_seconds=3600),
-    )
-    rng = np.random.default_rng(6)
-    y = rng.poisson(200 + 100 * np.sin(np.arange(9 * 360) / 500)).astype(float)
-    fc = DeploymentForecaster("ns/chat", settings)
+    fc, y = _live_forecaster(9)
     hour = 360  # steps
     fc.observe(StepSeries(0.0, 10, y[: 6 * hour]))
     fc.refit(6 * 3600.0)  # fitted on 5 h; its sixth hour, forecast out of sample, fills the window
