@@ -424,25 +424,33 @@ class DeploymentForecaster:
         quantile averaging, which waits for a full day of record, would stop for a day.
         """
         oldest = float(times[0])
-        finite = np.isfinite(raw["mean_p50"])
         with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
             book = self._records[name]
             for tm in [tm for tm in book if tm < oldest]:
                 book.pop(tm, None)
-            added = False
-            p50, p90, peak = raw["mean_p50"], raw["mean_p90"], raw["peak_p90"]
-            for j in np.nonzero(finite)[0].tolist():
-                tm = float(times[j])
-                if tm not in book:
-                    book[tm] = (float(p50[j]), float(p90[j]), float(peak[j]))
-                    added = True
-            if added:  # the oldest first, so that pruning in ``_record`` drops the oldest
-                self._records[name] = book = dict(sorted(book.items()))
-            records = dict(book)
+            records = dict(self._keep_unrecorded(name, times, raw))
         for j, tm in enumerate(times.tolist()):
             rec = records.get(tm)
             if rec is not None:
                 raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
+
+    def _keep_unrecorded(
+        self, name: str, times: Array, raw: dict[str, Array]
+    ) -> dict[float, tuple[float, float, float]]:
+        """Add ``raw``'s finite forecasts at origin ``times`` that ``name``'s record lacks (one
+        already there wins), keeping the record oldest first so that pruning drops the oldest;
+        return the record. The caller holds the lock."""
+        book = self._records[name]
+        added = False
+        p50, p90, peak = raw["mean_p50"], raw["mean_p90"], raw["peak_p90"]
+        for j in np.nonzero(np.isfinite(p50))[0].tolist():
+            tm = float(times[j])
+            if tm not in book:
+                book[tm] = (float(p50[j]), float(p90[j]), float(peak[j]))
+                added = True
+        if added:
+            self._records[name] = book = dict(sorted(book.items()))
+        return book
 
     def _record(self, name: str, origin_time: float, values: dict[str, float], limit: int) -> None:
         """Record ``name``'s live forecast at ``origin_time`` (its walk-forward record), keeping at
@@ -480,15 +488,9 @@ class DeploymentForecaster:
         if not origins.size:
             return
         pred = self._forecasts(name, m, series, fs, origins)
-        times = (series.t0 + origins * float(s.step_seconds)).tolist()
+        times: Array = (series.t0 + origins * float(s.step_seconds)).astype(np.float64)
         with self._lock:
-            book = self._records[name]
-            for j, tm in enumerate(times):
-                book.setdefault(
-                    tm, (float(pred["mean_p50"][j]), float(pred["mean_p90"][j]), float(pred["peak_p90"][j]))
-                )
-            # the oldest first, so that pruning in ``predict`` drops the oldest
-            self._records[name] = dict(sorted(book.items()))
+            self._keep_unrecorded(name, times, pred)
 
     def refit_due(self, now: float) -> bool:
         """Whether a recalibration (and maybe a model refit) is due."""
