@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from outrider_scheduler.forecast.features import FeatureSet
+from outrider_scheduler.forecast.features import FEW_WINDOWS, FeatureSet, WindowSums
 from outrider_scheduler.forecast.model import LearnedModel, ModelSettings
 
 
@@ -94,3 +94,32 @@ def test_idle_stretches_are_measured_up_to_each_origin() -> None:
     np.testing.assert_array_equal(fs.idle_seconds(origins), [0, 0, 10, 20, 30, 0, 10, 20])
     np.testing.assert_array_equal(fs.after_idle(origins, 20), [0, 0, 0, 1, 1, 0, 0, 1])
     assert not fs.after_idle(origins, 0).any()  # 0 turns the second model off
+
+
+def test_one_origin_gets_the_row_a_walk_forward_gets() -> None:
+    """A live forecast reads its windows from slices, a walk-forward from prefix sums: the rows agree,
+    including the missing values of a short history and the windows of an idle stretch."""
+    rng = np.random.default_rng(7)
+    rates = rng.gamma(0.5, 40.0, size=70_000) * (rng.random(70_000) > 0.3)
+    rates[20_000:26_000] = 0.0  # a night without a request
+    k = 30
+    many = np.arange(1, 70_001, 997, dtype=np.int64)
+    rows = FeatureSet(rates, 5.0, 10, k, 0.1).build(many)
+    assert len(many) > FEW_WINDOWS
+    for j in (0, 1, 2, 25, 40, len(many) - 1):
+        one = FeatureSet(rates, 5.0, 10, k, 0.1).build(many[j : j + 1])
+        np.testing.assert_allclose(one[0], rows[j], rtol=1e-9, atol=1e-9, equal_nan=True)
+    assert np.isnan(rows[0]).any() and not np.isnan(rows[-1]).any()
+
+
+def test_window_sums_agree_between_slices_and_prefix_sums() -> None:
+    values = np.random.default_rng(8).random(500)
+    a = np.array([0, 3, 100, 499, 500, 250], dtype=np.int64)
+    b = np.array([0, 10, 400, 500, 500, 250], dtype=np.int64)
+    for squared in (False, True):
+        few = WindowSums(values, squared)(a, b)
+        many = WindowSums(values, squared)(np.tile(a, 4), np.tile(b, 4))[: len(a)]
+        v = values**2 if squared else values
+        want = [float(v[x:y].sum()) for x, y in zip(a, b, strict=True)]
+        np.testing.assert_allclose(few, want, rtol=1e-12)
+        np.testing.assert_allclose(many, want, rtol=1e-9, atol=1e-9)

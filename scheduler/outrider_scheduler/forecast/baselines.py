@@ -35,7 +35,7 @@ from scipy.signal import lfilter
 from threadpoolctl import threadpool_limits
 
 from .ets import DEFAULT_PARAMS, EtsParams, damping_factor, filter_ets, fit_ets
-from .features import DAY, WEEK
+from .features import DAY, WEEK, WindowSums
 
 __all__ = [
     "BASELINE_NAMES",
@@ -85,10 +85,10 @@ def point_candidate(name: str, point: Array, fit_s: float = 0.0, pred_s: float =
     return Candidate(name, {"mean_p50": f, "mean_p90": f.copy(), "peak_p90": f.copy()}, fit_s, pred_s)
 
 
-def _window_mean(cs: Array, a: IntArray, b: IntArray) -> Array:
+def _window_mean(sums: WindowSums, a: IntArray, b: IntArray) -> Array:
     ok = a >= 0
     a0 = np.where(ok, a, 0)
-    out = (cs[b] - cs[a0]) / np.maximum(b - a0, 1)
+    out = sums(a0, b) / np.maximum(b - a0, 1)
     return np.where(ok, out, np.nan)
 
 
@@ -96,19 +96,19 @@ def simple_point_forecasts(
     rates: Array, origins: IntArray, k: int, step_seconds: int
 ) -> dict[str, tuple[Array, float]]:
     """Point forecasts (and seconds taken) of last_value, moving_average and seasonal_naive."""
-    cs = np.concatenate(([0.0], np.cumsum(rates)))
+    sums = WindowSums(rates)
     out: dict[str, tuple[Array, float]] = {}
     t = time.perf_counter()
     out["last_value"] = (rates[origins - 1], time.perf_counter() - t)
     t = time.perf_counter()
-    out["moving_average"] = (_window_mean(cs, np.maximum(origins - k, 0), origins), time.perf_counter() - t)
+    out["moving_average"] = (_window_mean(sums, np.maximum(origins - k, 0), origins), time.perf_counter() - t)
     t = time.perf_counter()
-    seasonal = _window_mean(cs, np.maximum(origins - k, 0), origins)
+    seasonal = _window_mean(sums, np.maximum(origins - k, 0), origins)
     for season in (DAY, WEEK):
         s = season // step_seconds
         has = origins - s >= 0
         end = np.clip(origins - s + k, 0, len(rates))
-        seasonal = np.where(has, _window_mean(cs, origins - s, end), seasonal)
+        seasonal = np.where(has, _window_mean(sums, origins - s, end), seasonal)
     out["seasonal_naive"] = (seasonal, time.perf_counter() - t)
     return out
 

@@ -25,6 +25,7 @@ __all__ = [
     "LEVEL_CALENDAR_FEATURES",
     "WEEK",
     "FeatureSet",
+    "WindowSums",
     "build_features",
     "log_rate",
 ]
@@ -45,6 +46,10 @@ LEVEL_CALENDAR_FEATURES = ("level_hour_of_day", "level_day_of_week")
 days of history the hour of the day only tells the trees how long ago the history started."""
 HOURLY_FEATURES = ("min_of_hour",)
 """Features that only make sense once the history spans several hours."""
+FEW_WINDOWS = 16
+"""Up to this many windows are read from slices of the series; more, from prefix sums over all of it.
+A live forecast asks for one origin, and prefix sums over a week of 10-s steps would cost more than
+everything else it does; a walk-forward asks for thousands."""
 
 
 def log_rate(x: Array | float, eps: float) -> Array:
@@ -52,8 +57,33 @@ def log_rate(x: Array | float, eps: float) -> Array:
     return np.log(np.asarray(x, dtype=np.float64) + eps)
 
 
+class WindowSums:
+    """Sums of a series (or of its squares) over windows ``[a, b)``, ``0 <= a <= b <= len``.
+
+    A few windows are summed from slices; for many, prefix sums are computed once and kept.
+    """
+
+    def __init__(self, values: Array, squared: bool = False) -> None:
+        self.values = values
+        self.squared = squared
+        self._prefix: Array | None = None
+
+    def __call__(self, a: IntArray, b: IntArray) -> Array:
+        """The sum over ``values[a[j]:b[j]]`` for every ``j``."""
+        if len(a) <= FEW_WINDOWS and self._prefix is None:
+            v = self.values
+            pairs = zip(a.tolist(), b.tolist(), strict=True)
+            if self.squared:
+                return np.array([np.dot(v[x:y], v[x:y]) for x, y in pairs])
+            return np.array([v[x:y].sum() for x, y in pairs])
+        if self._prefix is None:
+            v = self.values * self.values if self.squared else self.values
+            self._prefix = np.concatenate(([0.0], np.cumsum(v)))
+        return self._prefix[b] - self._prefix[a]
+
+
 class FeatureSet:
-    """Precomputed prefix sums over one rate series, from which feature rows are cut per origin."""
+    """One rate series, from which feature rows are cut per origin (see ``WindowSums``)."""
 
     def __init__(self, rates: Array, t0: float, step_seconds: int, k: int, eps: float) -> None:
         self.rates = rates
@@ -61,8 +91,8 @@ class FeatureSet:
         self.step = step_seconds
         self.k = k
         self.eps = eps
-        self._cs = np.concatenate(([0.0], np.cumsum(rates)))
-        self._cs2 = np.concatenate(([0.0], np.cumsum(rates * rates)))
+        self._sums = WindowSums(rates)
+        self._squares = WindowSums(rates, squared=True)
         short = max(1, k // 3)
         self.windows = sorted({1, 3, short, 2 * k, 4 * k, 12 * k, 48 * k} - {k})
         self.names = [
@@ -87,10 +117,10 @@ class FeatureSet:
         if clip:
             a = np.maximum(a, 0)
         n = (i - a).astype(np.float64)
-        ok = (a >= 0) & (n > 0) & (i < len(self._cs))
+        ok = (a >= 0) & (n > 0) & (i <= len(self.rates))
         a_safe = np.where(ok, a, 0)
         i_safe = np.where(ok, i, 0)
-        out = (self._cs[i_safe] - self._cs[a_safe]) / np.where(ok, n, 1.0)
+        out = self._sums(a_safe, i_safe) / np.where(ok, n, 1.0)
         return np.where(ok, out, np.nan)
 
     def base(self, i: IntArray) -> Array:
@@ -113,6 +143,11 @@ class FeatureSet:
         return np.asarray(self.idle_seconds(i) >= seconds)
 
     def _rolling_max(self, i: IntArray, w: int) -> Array:
+        """The largest rate in ``[i-w, i)`` (clipped at the start; NaN where that is empty)."""
+        if len(i) <= FEW_WINDOWS:
+            ends = np.minimum(i, len(self.rates)).tolist()
+            windows = [self.rates[max(e - w, 0) : e] for e in ends]
+            return np.array([r.max() if len(r) else np.nan for r in windows])
         padded = np.concatenate((np.full(w, np.nan), self.rates))
         # padded[j : j + w] covers rates[j - w : j]; row j of the view is the window ending before j.
         view = sliding_window_view(padded, w)
@@ -152,7 +187,7 @@ class FeatureSet:
             cols.append(log_rate(self.mean(i, w), eps) - lb)
         a = np.maximum(i - k, 0)
         n = np.maximum(i - a, 1).astype(np.float64)
-        var = (self._cs2[i] - self._cs2[a]) / n - base * base
+        var = self._squares(a, i) / n - base * base
         cols.append(np.sqrt(np.maximum(var, 0.0)) / (base + eps))
         cols.append(log_rate(self._rolling_max(i, k), eps) - lb)
         cols.append(log_rate(self._rolling_max(i, 4 * k), eps) - lb)
