@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +26,6 @@ from .ensemble import (
     LEVEL,
     TARGETS,
     EnsembleState,
-    covered,
-    pinball,
     run_ensemble,
 )
 from .errors import ForecastError
@@ -45,6 +42,7 @@ from .pipeline import (
     make_targets,
     simple_candidates,
 )
+from .published import PublishedForecasts
 from .result import REASONS, ForecastResult
 from .series import StepSeries
 from .settings import ForecasterSettings
@@ -106,7 +104,7 @@ class DeploymentForecaster:
         self._lock = threading.Lock()
         self._series: StepSeries | None = None
         self._fitted: _Fitted | None = None
-        self._published: deque[tuple[float, float, float, float]] = deque(maxlen=settings.accuracy_window * 2)
+        self._published = PublishedForecasts(settings.accuracy_window * 2)
         # each learned model's live forecasts by origin time: its walk-forward record for calibration
         self._records: dict[str, dict[float, tuple[float, float, float]]] = {
             LEARNED: {},
@@ -574,7 +572,7 @@ class DeploymentForecaster:
             else f"simple predictors only until {s.learned_min_history_seconds} s of history"
         )
         t_origin = series.t0 + n * s.step_seconds
-        self._published.append((t_origin, p50, p90, peak))
+        self._published.append(t_origin, p50, p90, peak)
         return self._finish(
             ForecastResult(self.name, s.horizon_seconds, p50, p90, peak, now, True, reason, msg), started
         )
@@ -613,23 +611,6 @@ class DeploymentForecaster:
     def accuracy(self) -> dict[str, float]:
         """Live accuracy over the most recent published forecasts whose windows are over."""
         series = self._series
-        if series is None or not self._published:
+        if series is None:
             return {}
-        step, k = self.settings.step_seconds, self.k
-        ends = series.t0 + len(series.y) * step
-        rows = [p for p in self._published if p[0] + k * step <= ends and p[0] >= series.t0]
-        rows = rows[-self.settings.accuracy_window :]
-        if not rows:
-            return {}
-        arr = np.asarray(rows)
-        idx = np.round((arr[:, 0] - series.t0) / step).astype(np.int64)
-        windows = np.stack([series.y[i : i + k] for i in idx]) / step
-        mean, peak = windows.mean(axis=1), windows.max(axis=1)
-        scale = max(float(mean.mean()), self.eps)
-        return {
-            "windows": float(len(rows)),
-            "coverage_p90": float(np.mean(covered(mean, arr[:, 2], step))),
-            "peak_under_rate": float(np.mean(covered(peak, arr[:, 3], step))),
-            "pinball_p50": float(pinball(mean, arr[:, 1], 0.5).mean() / scale),
-            "pinball_p90": float(pinball(mean, arr[:, 2], 0.9).mean() / scale),
-        }
+        return self._published.accuracy(series, self.k, self.settings.accuracy_window, self.eps)
