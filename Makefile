@@ -111,6 +111,10 @@ bench-extender: ## Extender filter/prioritize latency at 100-5,000 nodes; writes
 bench-forecast: ## Forecaster backtests on every shared trace; writes bench/results/forecast/.
 	$(PY) bench/forecast_bench.py
 
+.PHONY: bench-forecast-service
+bench-forecast-service: ## The forecaster's live costs and replay alone; replaces those entries of bench/results/forecast.json.
+	$(PY) bench/forecast_bench.py --service-only
+
 .PHONY: bench-forecast-variants
 bench-forecast-variants: ## The quick backtest on week-long traces of other shapes built from the shared week, beside an untuned GBM; writes bench/results/forecast-variants.json.
 	$(PY) bench/forecast_variants.py
