@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from outrider_cli import main as cli_main
 from outrider_scheduler.forecast.ensemble import EnsembleSettings
+from outrider_scheduler.forecast.errors import ForecastError
 from outrider_scheduler.forecast.level import LEVEL_SETTINGS
 from outrider_scheduler.forecast.metrics import ForecastMetrics
 from outrider_scheduler.forecast.model import ModelSettings
@@ -38,6 +40,20 @@ def test_defaults_are_pinned() -> None:
     s = ForecasterSettings()
     assert (s.horizon_seconds, s.step_seconds, s.learned_min_history_seconds) == (300, 10, 3 * 3600)
     assert s.refit_interval_seconds == 3600 and s.recalibrate_interval_seconds == 60
+
+
+def test_the_recalibration_cadence_is_set_live_and_in_the_calibration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s = ForecasterSettings().with_recalibration(300)
+    assert s.recalibrate_interval_seconds == 300 and s.ensemble.recalibrate_seconds == 300
+    assert s.ensemble.calib_window_seconds == ForecasterSettings().ensemble.calib_window_seconds
+    for bad in (5, 45, 7200):
+        with pytest.raises(ForecastError, match="multiple of the 10 s step"):
+            ForecasterSettings().with_recalibration(bad)
+    # the service refuses it before it connects to anything
+    assert cli_main(["forecast", "serve", "--recalibrate-seconds", "45"]) == 2
+    assert "--recalibrate-seconds: recalibration every 45 s" in capsys.readouterr().err
 
 
 def test_insufficient_history_then_cold_start_then_learned() -> None:
@@ -111,6 +127,11 @@ def test_live_accuracy_is_published() -> None:
         "outrider_forecaster_pinball_loss_ratio", {"deployment": "ns/chat", "target": "mean_p90"}
     )
     assert loss is not None and 0 < loss < 0.2
+    # the last forecast used the refit at 15,000 s; once recalibrated, its age starts again
+    age = "outrider_forecaster_calibration_age_seconds"
+    assert registry.get_sample_value(age, {"deployment": "ns/chat"}) == 17_000.0 - 15_000.0
+    fc.predict(17_050.0)
+    assert registry.get_sample_value(age, {"deployment": "ns/chat"}) == 50.0
 
 
 def _daily_ramps(days: int, ramp_at: float, base: float = 50.0, peak: float = 175.0) -> np.ndarray:

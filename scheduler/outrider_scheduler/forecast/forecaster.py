@@ -573,6 +573,8 @@ class DeploymentForecaster:
         )
         t_origin = series.t0 + n * s.step_seconds
         self._published.append(t_origin, p50, p90, peak)
+        if self.metrics and fitted is not None:
+            self.metrics.calibration_age.labels(deployment=self.name).set(max(now - fitted.fitted_at, 0.0))
         return self._finish(
             ForecastResult(self.name, s.horizon_seconds, p50, p90, peak, now, True, reason, msg), started
         )

@@ -64,6 +64,13 @@ class ForecastMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1),
             registry=r,
         )
+        self.calibration_age = Gauge(
+            "outrider_forecaster_calibration_age_seconds",
+            "Age of the calibration a forecast used: seconds since the deployment's last refit or "
+            "recalibration (due every 60 s; more when the background refits fall behind).",
+            ["deployment"],
+            registry=r,
+        )
         self.source_errors = Counter(
             "outrider_forecaster_source_errors_total",
             "Failed reads from the metrics source (Prometheus).",

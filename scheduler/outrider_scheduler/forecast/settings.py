@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .ensemble import EnsembleSettings
+from .errors import ForecastError
 from .level import LEVEL_SETTINGS
 from .model import ModelSettings
 
@@ -31,7 +32,8 @@ class ForecasterSettings:
     """Origins (seconds of them) the direct autoregression is fitted on (refitted with the learned
     model)."""
     recalibrate_interval_seconds: int = 60
-    """How often calibration offsets and ensemble weights are recomputed."""
+    """How often calibration offsets and ensemble weights are recomputed (see
+    ``with_recalibration``)."""
     accuracy_window: int = 720
     """Resolved forecasts (one per predict call) that the live accuracy metrics cover."""
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -41,3 +43,19 @@ class ForecasterSettings:
     model's schedule, a recalibration after it."""
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     """Ensemble settings."""
+
+    def with_recalibration(self, seconds: int) -> ForecasterSettings:
+        """These settings, recalibrating every ``seconds``: live, and in the calibration's own
+        schedule of origins, so that a recalibration also computes fewer offsets. Longer cadences
+        cost far less CPU (docs/forecaster.md, "Sizing")."""
+        step = self.step_seconds
+        if seconds < step or seconds > self.refit_interval_seconds or seconds % step:
+            raise ForecastError(
+                f"recalibration every {seconds} s: must be a multiple of the {step} s step "
+                f"between {step} s and the {self.refit_interval_seconds} s refit interval"
+            )
+        return replace(
+            self,
+            recalibrate_interval_seconds=seconds,
+            ensemble=replace(self.ensemble, recalibrate_seconds=seconds),
+        )
