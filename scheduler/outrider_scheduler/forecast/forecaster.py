@@ -43,6 +43,7 @@ from .pipeline import (
     simple_candidates,
 )
 from .published import PublishedForecasts
+from .records import ForecastRecord
 from .result import REASONS, ForecastResult
 from .series import StepSeries
 from .settings import ForecasterSettings
@@ -106,10 +107,10 @@ class DeploymentForecaster:
         self._fitted: _Fitted | None = None
         self._published = PublishedForecasts(settings.accuracy_window * 2)
         # each learned model's live forecasts by origin time: its walk-forward record for calibration
-        self._records: dict[str, dict[float, tuple[float, float, float]]] = {
-            LEARNED: {},
-            LEARNED_ACTIVE: {},
-            LEVEL: {},
+        self._records: dict[str, ForecastRecord] = {
+            LEARNED: ForecastRecord(),
+            LEARNED_ACTIVE: ForecastRecord(),
+            LEVEL: ForecastRecord(),
         }
         self.last: ForecastResult | None = None
 
@@ -421,43 +422,21 @@ class DeploymentForecaster:
         forecast would drop out of its record once the next model's cut passes them, and the
         quantile averaging, which waits for a full day of record, would stop for a day.
         """
-        oldest = float(times[0])
-        with self._lock:  # predict() adds records meanwhile: copy them, prune under the lock
-            book = self._records[name]
-            for tm in [tm for tm in book if tm < oldest]:
-                book.pop(tm, None)
-            records = dict(self._keep_unrecorded(name, times, raw))
-        for j, tm in enumerate(times.tolist()):
-            rec = records.get(tm)
-            if rec is not None:
-                raw["mean_p50"][j], raw["mean_p90"][j], raw["peak_p90"][j] = rec
-
-    def _keep_unrecorded(
-        self, name: str, times: Array, raw: dict[str, Array]
-    ) -> dict[float, tuple[float, float, float]]:
-        """Add ``raw``'s finite forecasts at origin ``times`` that ``name``'s record lacks (one
-        already there wins), keeping the record oldest first so that pruning drops the oldest;
-        return the record. The caller holds the lock."""
-        book = self._records[name]
-        added = False
-        p50, p90, peak = raw["mean_p50"], raw["mean_p90"], raw["peak_p90"]
-        for j in np.nonzero(np.isfinite(p50))[0].tolist():
-            tm = float(times[j])
-            if tm not in book:
-                book[tm] = (float(p50[j]), float(p90[j]), float(peak[j]))
-                added = True
-        if added:
-            self._records[name] = book = dict(sorted(book.items()))
-        return book
+        with self._lock:  # predict() adds records meanwhile
+            record = self._records[name]
+            record.prune_before(float(times[0]))
+            record.keep_unrecorded(times, raw)
+            found, values = record.lookup(times)
+        for j, t in enumerate(TARGETS):  # the record's columns, in this order
+            raw[t] = np.where(found, values[:, j], raw[t])
 
     def _record(self, name: str, origin_time: float, values: dict[str, float], limit: int) -> None:
         """Record ``name``'s live forecast at ``origin_time`` (its walk-forward record), keeping at
         most ``limit`` records."""
         with self._lock:  # a background refit reads these records
-            book = self._records[name]
-            book[origin_time] = (values["mean_p50"], values["mean_p90"], values["peak_p90"])
-            while len(book) > limit:
-                book.pop(next(iter(book)))
+            self._records[name].put(
+                origin_time, values["mean_p50"], values["mean_p90"], values["peak_p90"], limit
+            )
 
     def _backfill_records(
         self, series: StepSeries, fs: FeatureSet, first: int, cut: int, name: str = LEARNED
@@ -488,7 +467,7 @@ class DeploymentForecaster:
         pred = self._forecasts(name, m, series, fs, origins)
         times: Array = (series.t0 + origins * float(s.step_seconds)).astype(np.float64)
         with self._lock:
-            self._keep_unrecorded(name, times, pred)
+            self._records[name].keep_unrecorded(times, pred)
 
     def refit_due(self, now: float) -> bool:
         """Whether a recalibration (and maybe a model refit) is due."""
