@@ -82,7 +82,7 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=int,
         default=os.environ.get("OUTRIDER_RECALIBRATE_SECONDS", "60"),  # argparse converts it
         help="Seconds between a deployment's recalibrations (default 60; env OUTRIDER_RECALIBRATE_SECONDS). "
-        "One core keeps about 110-125 deployments at 60 s and 540-600 at 300 s (docs/forecaster.md).",
+        "One core keeps about 120 deployments at 60 s and about 600 at 300 s (docs/forecaster.md).",
     )
     sv.add_argument("--metrics-port", type=int, default=0, help="Serve /metrics on this port (0: off).")
     sv.add_argument(
