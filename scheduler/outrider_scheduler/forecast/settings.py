@@ -9,7 +9,11 @@ from .errors import ForecastError
 from .level import LEVEL_SETTINGS
 from .model import ModelSettings
 
-__all__ = ["ForecasterSettings"]
+__all__ = ["MAX_RECALIBRATION_SECONDS", "ForecasterSettings"]
+
+MAX_RECALIBRATION_SECONDS = 600
+"""Longest recalibration cadence: calibration offsets older than that follow a change of load
+too late, and the OutriderForecastCalibrationStale alert counts on it (it fires at twice this)."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,10 @@ class ForecasterSettings:
         schedule of origins, so that a recalibration also computes fewer offsets. Longer cadences
         cost far less CPU (docs/forecaster.md, "Sizing")."""
         step = self.step_seconds
-        if seconds < step or seconds > self.refit_interval_seconds or seconds % step:
+        if seconds < step or seconds > MAX_RECALIBRATION_SECONDS or seconds % step:
             raise ForecastError(
                 f"recalibration every {seconds} s: must be a multiple of the {step} s step "
-                f"between {step} s and the {self.refit_interval_seconds} s refit interval"
+                f"between {step} s and {MAX_RECALIBRATION_SECONDS} s"
             )
         return replace(
             self,
