@@ -67,7 +67,7 @@ class ForecastMetrics:
         self.calibration_age = Gauge(
             "outrider_forecaster_calibration_age_seconds",
             "Age of the calibration a forecast used: seconds since the deployment's last refit or "
-            "recalibration (due every 60 s; more when the background refits fall behind).",
+            "recalibration (due every --recalibrate-seconds; more when the background refits fall behind).",
             ["deployment"],
             registry=r,
         )
