@@ -174,5 +174,9 @@ def test_service_forecasts_from_prometheus_and_survives_it_going_away(prometheus
             'outrider_forecaster_source_errors_total{deployment="ns/chat"} 1.0'
             in generate_latest(registry).decode()
         )
+        assert 'outrider_forecaster_calibration_age_seconds{deployment="ns/chat"}' in text
+        # a deployment no longer forecast leaves no series behind (an alert on one would never clear)
+        svc.remove("ns", "chat")
+        assert 'deployment="ns/chat"' not in generate_latest(registry).decode()
     finally:
         svc.close()

@@ -5,7 +5,11 @@ All metrics are registered on an injectable ``CollectorRegistry`` (tests build a
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .ensemble import TARGETS
 
 __all__ = ["ForecastMetrics"]
 
@@ -82,3 +86,21 @@ class ForecastMetrics:
         """Set the one-hot Forecasting reason gauge of ``deployment``."""
         for r in reasons:
             self.forecasting.labels(deployment=deployment, reason=r).set(1.0 if r == reason else 0.0)
+
+    def forget(self, deployment: str, reasons: tuple[str, ...]) -> None:
+        """Drop every series of ``deployment`` (it is no longer forecast): a gauge left behind would
+        hold its last value, and an alert on it would never clear."""
+        per_deployment = (
+            self.learned,
+            self.coverage,
+            self.peak_coverage,
+            self.calibration_age,
+            self.source_errors,
+        )
+        series: list[tuple[Gauge | Counter, tuple[str, ...]]] = [(m, (deployment,)) for m in per_deployment]
+        series += [(self.forecast, (deployment, t)) for t in TARGETS]
+        series += [(self.pinball, (deployment, t)) for t in ("mean_p50", "mean_p90")]
+        series += [(self.forecasting, (deployment, r)) for r in reasons]
+        for metric, labels in series:
+            with contextlib.suppress(KeyError):  # never set for this deployment
+                metric.remove(*labels)

@@ -87,8 +87,10 @@ class ForecasterService:
         return fc
 
     def remove(self, namespace: str, name: str) -> None:
-        """Stop forecasting ``namespace/name``."""
-        self.forecasters.pop((namespace, name), None)
+        """Stop forecasting ``namespace/name`` and drop its metrics."""
+        fc = self.forecasters.pop((namespace, name), None)
+        if fc is not None:
+            self.metrics.forget(fc.name, REASONS)
 
     def cycle(self, now: float | None = None) -> dict[str, ForecastResult]:
         """Read new counts, forecast every deployment and schedule due refits; never raises."""
